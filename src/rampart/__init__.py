@@ -1,0 +1,3 @@
+"""Rampart: a security-first trading platform core."""
+
+__version__ = "0.1.0"

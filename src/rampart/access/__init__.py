@@ -1,0 +1,1 @@
+"""Access: roles, permissions, grants; every check decided here and audited."""

@@ -1,0 +1,1 @@
+"""API keys: scoped keys for bots, signed requests (RFC 9421), replay protection."""

@@ -1,0 +1,113 @@
+"""The `rampart` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rampart import __version__
+
+app = typer.Typer(
+    name="rampart",
+    help="Rampart: a security-first trading platform core.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True)
+
+HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
+PortOption = Annotated[
+    int | None, typer.Option(help="Port to listen on (default: RAMPART_PORT or 8000).")
+]
+
+
+def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+    from rampart.config import ConfigError, load_settings
+
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        console.print("[bold red]Refusing to start: the configuration is unsafe.[/]")
+        for problem in exc.problems:
+            console.print(f"  - {problem}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"rampart {__version__}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending schema migration."""
+    from rampart.platform.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.effective_database_url)
+    console.print("database schema is up to date")
+
+
+def _serve(host: str, port: int | None, *, demo: bool) -> None:
+    import uvicorn
+
+    from rampart.bootstrap import bootstrap
+    from rampart.platform.logging import configure_logging
+    from rampart.platform.migrate import NotMigratedError, upgrade
+    from rampart.web.app import create_app
+
+    port = port or int(os.environ.get("RAMPART_PORT", "8000"))
+    settings = _settings(host=host, port=port, **({"profile": "dev"} if demo else {}))
+    configure_logging(settings.log_level, json=settings.log_json)
+    if demo:
+        upgrade(settings.effective_database_url)
+    container = bootstrap(settings)
+    try:
+        application = create_app(container)
+    except NotMigratedError:
+        console.print(
+            "[bold red]Refusing to serve:[/] the database schema is not current. "
+            "Run `rampart db upgrade` first."
+        )
+        raise typer.Exit(2) from None
+    if demo:
+        base = f"http://{host}:{port}"
+        console.print(
+            f"\n[bold]Rampart demo[/] (embedded default: SQLite under {settings.data_dir}/)"
+        )
+        console.print(f"  API docs      {base}/docs")
+        console.print(f"  health        {base}/healthz   readiness {base}/readyz")
+        console.print("  stop with Ctrl-C\n")
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def serve(host: HostOption = "127.0.0.1", port: PortOption = None) -> None:
+    """Serve the API with the configured settings (refuses an unmigrated database)."""
+    _serve(host, port, demo=False)
+
+
+@app.command()
+def demo(host: HostOption = "127.0.0.1", port: PortOption = None) -> None:
+    """Migrate and serve the embedded default (SQLite under ./var) with demo data."""
+    _serve(host, port, demo=True)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

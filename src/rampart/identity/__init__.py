@@ -1,0 +1,1 @@
+"""Identity: accounts, passwords, tokens, browser sessions, devices and multi-factor auth."""

@@ -1,0 +1,1 @@
+"""Ledger: cash accounts, double-entry journal, reservations and positions."""

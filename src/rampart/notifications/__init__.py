@@ -1,0 +1,1 @@
+"""Notifications: email and SMS delivered from the outbox, with retries and a dev mailbox."""

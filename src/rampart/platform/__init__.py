@@ -1,0 +1,1 @@
+"""Infrastructure every domain stands on: database, unit of work, keys, cache, logging."""

@@ -1,0 +1,72 @@
+"""Every route declares who may call it, or the app refuses to start.
+
+A route declares access through a dependency carrying the `__rampart_access__` attribute:
+`Depends(public)` for routes anyone may call (health, login, JWKS), or the dependency returned by
+`rampart.access` for a permission (`requires("order:place")`). `check_routes_declare_access`
+walks every route's dependency tree at start-up; one undeclared route stops the app, so a new
+endpoint cannot ship without a decision about who may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, APIWebSocketRoute
+
+ACCESS_ATTRIBUTE = "__rampart_access__"
+
+
+class UndeclaredAccessError(Exception):
+    def __init__(self, routes: list[str]) -> None:
+        self.routes = routes
+        super().__init__(
+            "routes without an access declaration (public or a permission): " + ", ".join(routes)
+        )
+
+
+def declare_access(dependency: Callable[..., Any], declaration: str) -> Callable[..., Any]:
+    setattr(dependency, ACCESS_ATTRIBUTE, declaration)
+    return dependency
+
+
+def public() -> None:
+    """Dependency marking a route as callable without authentication."""
+
+
+declare_access(public, "public")
+
+
+def _walk(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _walk(sub)
+
+
+def access_of(route: APIRoute | APIWebSocketRoute) -> list[str]:
+    found = []
+    for call in _walk(route.dependant):
+        declaration = getattr(call, ACCESS_ATTRIBUTE, None)
+        if declaration is not None:
+            found.append(str(declaration))
+    return found
+
+
+def route_table(app: FastAPI) -> list[tuple[str, str, list[str]]]:
+    """(methods, path, declarations) for every API route: what access tests are generated from."""
+    table = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            table.append((",".join(sorted(route.methods or ())), route.path, access_of(route)))
+        elif isinstance(route, APIWebSocketRoute):
+            table.append(("WEBSOCKET", route.path, access_of(route)))
+    return table
+
+
+def check_routes_declare_access(app: FastAPI) -> None:
+    missing = [f"{methods} {path}" for methods, path, decl in route_table(app) if not decl]
+    if missing:
+        raise UndeclaredAccessError(missing)

@@ -1,0 +1,212 @@
+"""Structured JSON logs that cannot carry secrets.
+
+Every log line, ours or a library's (uvicorn, SQLAlchemy), passes through `redact`, which removes:
+values under sensitive keys (password, token, secret, authorization, cookie, account/card numbers,
+...), any `Secret` value, and secret-shaped text inside strings (bearer tokens, JWTs, Rampart API
+keys, card numbers that pass the Luhn check). Exceptions are logged by type and location only: an
+exception message may quote SQL or the value that failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from types import TracebackType
+from typing import Any, TextIO
+
+import structlog
+
+from rampart.kernel.secret import REDACTED, Secret
+
+SENSITIVE_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|authorization|auth_header|cookie|session_id|"
+    r"api[_-]?key|private[_-]?key|signing[_-]?key|\bkek\b|seed|otp|totp|backup[_-]?code|"
+    r"account[_-]?(number|no)|iban|routing|card[_-]?(number|no)|\bpan\b|cvv|cvc|tax[_-]?id|ssn|"
+    r"credential|signature",
+    re.IGNORECASE,
+)
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # Authorization header values, wherever they appear.
+    (re.compile(r"(?i)\b(bearer|basic|digest)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    # JWTs: three base64url segments, the first two starting like JSON objects.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # Rampart API key secrets and refresh tokens carry a recognisable prefix.
+    (re.compile(r"\brmp_[a-z]+_[A-Za-z0-9_-]{16,}"), REDACTED),
+    # Sensitive query parameters in URLs.
+    (
+        re.compile(r"(?i)([?&](?:token|code|password|secret|key|signature)=)[^&\s\"']+"),
+        r"\1" + REDACTED,
+    ),
+]
+_CARD_CANDIDATE = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _redact_cards(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        digits = re.sub(r"[ -]", "", match.group(0))
+        return REDACTED if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+
+    return _CARD_CANDIDATE.sub(replace, text)
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return _redact_cards(text)
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """A copy of `value` with every secret replaced by `[REDACTED]`."""
+    if depth > 8:
+        return REDACTED
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and SENSITIVE_KEY.search(key) and item is not None:
+                out[key] = REDACTED
+            else:
+                out[key] = redact(item, depth + 1)
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(item, depth + 1) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else is rendered as text first, then scrubbed like text.
+    return redact_text(str(value))
+
+
+_EVENT_KEYS_KEPT = {"event", "level", "timestamp", "logger", "request_id"}
+
+
+def redaction_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        value = event_dict[key]
+        if key in _EVENT_KEYS_KEPT and isinstance(value, str):
+            event_dict[key] = redact_text(value)
+        elif key not in _EVENT_KEYS_KEPT and SENSITIVE_KEY.search(key) and value is not None:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = redact(value)
+    return event_dict
+
+
+def exception_summary(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Replace exc_info by the exception's type and where it was raised: no message, no trace."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info:
+        if exc_info is True:
+            exc_info = sys.exc_info()
+        elif isinstance(exc_info, BaseException):
+            exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+        exc_type, _exc, tb = exc_info
+        if exc_type is not None:
+            event_dict["exc_type"] = f"{exc_type.__module__}.{exc_type.__qualname__}"
+            where = _innermost_frame(tb)
+            if where:
+                event_dict["exc_where"] = where
+    event_dict.pop("stack_info", None)
+    return event_dict
+
+
+def _innermost_frame(tb: TracebackType | None) -> str | None:
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    if last is None:
+        return None
+    code = last.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{last.tb_lineno} in {code.co_name}"
+
+
+class _StdlibFilter(logging.Filter):
+    """Format stdlib records' arguments through the redactor before they are rendered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            return True  # from structlog: its processors have redacted it already
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken log call must not break the caller
+            message = str(record.msg)
+        record.msg = redact_text(message)
+        record.args = None
+        if record.exc_info:
+            exc_type = record.exc_info[0]
+            record.msg += f" [{exc_type.__name__ if exc_type else 'exception'}]"
+            record.exc_info = None
+            record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+def configure_logging(
+    level: str = "info", *, json: bool = True, stream: TextIO | None = None
+) -> None:
+    """Route structlog and the standard library through one redacting JSON pipeline."""
+    stream = stream or sys.stderr
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        exception_summary,
+        redaction_processor,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=lambda *_: None)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(_StdlibFilter())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our own middleware writes the access log, without query strings.
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,72 @@
+"""Schema migrations with Alembic.
+
+Each domain keeps its migrations beside its code in `src/rampart/<domain>/migrations/`, as its
+own Alembic branch (labelled with the domain's name) that depends on the branches it needs. A new
+domain adds a folder and nothing else; `upgrade` takes every branch to its head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from rampart.platform.db import normalise_url, single_connection_engine
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+class NotMigratedError(Exception):
+    def __init__(self, current: set[str], heads: set[str]) -> None:
+        self.current, self.heads = current, heads
+        super().__init__(
+            "the database schema is not at the current version; run `rampart db upgrade`"
+        )
+
+
+def version_locations() -> list[str]:
+    locations = [str(PACKAGE_DIR / "platform" / "migrations" / "versions")]
+    for folder in sorted(PACKAGE_DIR.glob("*/migrations")):
+        if folder.parent.name != "platform" and folder.is_dir():
+            locations.append(str(folder))
+    return locations
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(PACKAGE_DIR / "platform" / "migrations"))
+    config.set_main_option("version_locations", " ".join(version_locations()))
+    config.set_main_option("path_separator", "space")
+    # Alembic interpolates %-signs in option values; a password may contain them.
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "heads") -> None:
+    engine = single_connection_engine(url)
+    try:
+        config = alembic_config(url)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def heads(url: str) -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+def current_revisions(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def assert_migrated(engine: Engine, url: str) -> None:
+    current, wanted = current_revisions(engine), heads(url)
+    if current != wanted:
+        raise NotMigratedError(current, wanted)

@@ -1,0 +1,1 @@
+"""Simulator: liquidity-providing and noise-trading agents for the demo market."""

@@ -1,0 +1,1 @@
+"""Trading: instruments, orders and their lifecycle, from placement to fill."""

@@ -1,0 +1,1 @@
+"""Vault: envelope encryption at rest, per-purpose keys, rotation, crypto-shredding, backups."""

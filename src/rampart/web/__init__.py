@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, error mapping, middleware, shared dependencies, pages."""

@@ -1,0 +1,66 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from rampart import __version__
+from rampart.bootstrap import Container, bootstrap
+from rampart.platform.http.access import check_routes_declare_access
+from rampart.platform.http.middleware import EdgeMiddleware
+from rampart.platform.http.problems import install_problem_handlers
+from rampart.platform.migrate import assert_migrated
+from rampart.web.docs import mount_docs
+from rampart.web.health import router as health_router
+
+
+def create_app(container: Container | None = None, *, check_schema: bool = True) -> FastAPI:
+    """Build the app around `container` (bootstrapped from the environment when not given).
+
+    Refuses, by raising, to build an app on a database whose schema is not at the current version,
+    or with a route that declares neither `public` nor a permission.
+    """
+    container = container or bootstrap()
+    if check_schema:
+        assert_migrated(container.db.engine, container.db.url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        container.start()
+        try:
+            yield
+        finally:
+            container.close()
+
+    app = FastAPI(
+        title="Rampart",
+        version=__version__,
+        summary="A security-first trading platform core",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    mount_docs(app)
+    for router in domain_routers(container):
+        app.include_router(router)
+    check_routes_declare_access(app)
+    settings = container.settings
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+        hsts=settings.profile == "production",
+    )
+    return app
+
+
+def domain_routers(container: Container) -> list[APIRouter]:
+    """Each domain's HTTP router, in the order their paths should appear in the docs."""
+    return []

@@ -1,0 +1,51 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from rampart.platform.http.access import public
+from rampart.platform.http.deps import get_container
+from rampart.platform.http.problems import problem_response
+from rampart.platform.logging import get_logger
+from rampart.platform.migrate import NotMigratedError, assert_migrated
+
+router = APIRouter(tags=["health"], dependencies=[Depends(public)])
+log = get_logger(__name__)
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz", summary="The database (and Redis, when configured) answer", response_model=None
+)
+def readyz(request: Request) -> dict[str, Any] | Response:
+    container = get_container(request)
+    checks: dict[str, str] = {}
+    try:
+        container.db.ping()
+        assert_migrated(container.db.engine, container.db.url)
+        checks["database"] = "ok"
+    except NotMigratedError:
+        checks["database"] = "not migrated"
+    except Exception:
+        log.warning("readiness: database unavailable", exc_info=True)
+        checks["database"] = "unavailable"
+    if container.redis is not None:
+        try:
+            container.redis.ping()
+            checks["redis"] = "ok"
+        except Exception:
+            log.warning("readiness: redis unavailable", exc_info=True)
+            checks["redis"] = "unavailable"
+    if all(value == "ok" for value in checks.values()):
+        return {"status": "ready", "checks": checks}
+    return problem_response(
+        503, "unavailable", "Not ready", "A dependency is not available.", "/readyz", checks=checks
+    )

@@ -1,0 +1,149 @@
+"""Fixtures shared by every test.
+
+Storage tests take the `database_url` fixture (or anything built on it: `container`, `app`,
+`client`) and so run twice: once on SQLite and once on PostgreSQL. Each test starts on an empty,
+fully migrated database.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from rampart.bootstrap import Container, bootstrap
+from rampart.config import Settings
+from rampart.kernel.clock import FrozenClock
+from rampart.platform.migrate import upgrade
+from tests.support.services import PG_ADMIN_URL, REDIS_URL, require
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+# --- PostgreSQL: one migrated database per test session, emptied before each test ----------
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    require("PostgreSQL", "127.0.0.1", 5432)
+    name = f"rampart_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+        if tables:
+            with engine.begin() as conn:
+                # As a replica, the session skips triggers: the append-only guards on the
+                # audit tables must not stop the test harness from starting afresh.
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+                conn.execute(
+                    text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY")
+                )
+    finally:
+        engine.dispose()
+
+
+# --- SQLite: one migrated template per session, copied for each test ------------------------
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if db_backend == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))
+        _empty_postgres(url)
+        return url
+    template: Path = request.getfixturevalue("sqlite_template")
+    target = tmp_path / "rampart.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require("Redis", "127.0.0.1", 6379)
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    client.close()
+    return REDIS_URL
+
+
+# --- The platform, wired as in production ----------------------------------------------------
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(profile="dev", data_dir=tmp_path / "var", database_url=database_url)
+
+
+@pytest.fixture
+def container(settings: Settings, clock: FrozenClock) -> Iterator[Container]:
+    container = bootstrap(settings, clock=clock)
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+@pytest.fixture
+def app(container: Container):  # type: ignore[no-untyped-def]
+    from rampart.web.app import create_app
+
+    return create_app(container)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="https://testserver") as test_client:
+        yield test_client
+
+
+# --- Say which backends the storage tests ran on ---------------------------------------------
+_BACKEND_ID = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgresql)(?:-[^\]]*)?\]")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    counts: dict[str, dict[str, int]] = {b: {"passed": 0, "failed": 0} for b in BACKENDS}
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            match = _BACKEND_ID.search(report.nodeid)
+            if match:
+                counts[match.group(1)][outcome] += 1
+    line = ", ".join(
+        f"{backend}: {c['passed']} passed, {c['failed']} failed" for backend, c in counts.items()
+    )
+    terminalreporter.write_sep("-", f"storage tests by database: {line}")

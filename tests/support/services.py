@@ -1,0 +1,46 @@
+"""Reaching the real PostgreSQL and Redis the tests need.
+
+Under CI (`CI=true`) a missing service fails the run: a green suite must mean the storage tests
+ran. On a developer's machine those tests skip with a message saying how to start the service.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "RAMPART_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("RAMPART_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+HOW_TO_START = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": (
+        'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
+        "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+    ),
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require(name: str, host: str, port: int) -> None:
+    if port_open(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}; start it with: {HOW_TO_START[name]}"
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
