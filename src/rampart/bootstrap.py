@@ -25,6 +25,10 @@ class Container:
     keys: RootKeys
     redis: Any | None = None
     audit_writer: AuditWriter | None = None
+    #: Credential checkers tried in order by `rampart.access.api.authenticate`.
+    authenticators: list[Any] = field(default_factory=list)
+    #: Writes every permission check, allowed or denied, to the audit log.
+    access_recorder: Any | None = None
     #: Things to stop on shutdown (background workers), in reverse order of start.
     closers: list[Any] = field(default_factory=list)
 
