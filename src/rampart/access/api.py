@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from rampart.access.domain import Principal
 from rampart.kernel.context import current_context, set_context
@@ -21,7 +21,7 @@ from rampart.platform.http.access import declare_access
 
 
 class Authenticator(Protocol):
-    async def authenticate(self, request: Request) -> Principal | None:
+    async def authenticate(self, request: HTTPConnection) -> Principal | None:
         """A principal when this authenticator's credentials are present and valid; None when
         they are absent; raises `UnauthorizedError` when present but invalid."""
         ...
@@ -38,7 +38,7 @@ class PermissionDeniedError(ForbiddenError):
     title = "You do not have the permission this action needs"
 
 
-async def authenticate(request: Request) -> Principal:
+async def authenticate(request: HTTPConnection) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -53,10 +53,10 @@ async def authenticate(request: Request) -> Principal:
     raise UnauthorizedError("Sign in, or sign the request with an API key.")
 
 
-def requires(permission: str) -> Callable[[Request], Awaitable[Principal]]:
+def requires(permission: str) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """A dependency that returns the principal when it holds `permission`, and refuses otherwise."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: HTTPConnection) -> Principal:
         principal = await authenticate(request)
         allowed = principal.can(permission)
         recorder: AccessDecisionRecorder | None = getattr(
@@ -72,10 +72,10 @@ def requires(permission: str) -> Callable[[Request], Awaitable[Principal]]:
     return declare_access(dependency, permission)
 
 
-def authenticated() -> Callable[[Request], Awaitable[Principal]]:
+def authenticated() -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """A dependency for routes any signed-in principal may use (their own profile, logout)."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: HTTPConnection) -> Principal:
         return await authenticate(request)
 
     return declare_access(dependency, "authenticated")
