@@ -94,12 +94,15 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for queries only; whatever it changes is rolled back."""
+        """A session for queries only; closing it rolls back whatever it changed.
+
+        Objects loaded through it stay readable after the block (closing detaches them without
+        expiring their loaded state).
+        """
         session = self._read_sessions()
         try:
             yield session
         finally:
-            session.rollback()
             session.close()
 
     def ping(self) -> None:

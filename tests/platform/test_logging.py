@@ -1,0 +1,104 @@
+"""No secret reaches a log line: each kind is logged on purpose and looked for in the output."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+import structlog
+
+from rampart.kernel.secret import Secret
+from rampart.platform.logging import configure_logging, get_logger
+
+JWT = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c2VyOjEyMyIsImV4cCI6MTcwMDAwMDAwMH0."
+    "c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl"
+)
+API_KEY = "rmp_live_Q2hhbmdlTWVQbGVhc2VUaGlzSXNBS2V5_3f9a"
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.fixture
+def log_output() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("debug", json=True, stream=stream)
+    yield stream
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = []
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("password", "hunter2-correct-horse"),
+        ("new_password", "Tr0ub4dor&3-staple"),
+        ("access_token", JWT),
+        ("refresh_token", "rt-9f8e7d6c5b4a39281706"),
+        ("api_secret", API_KEY),
+        ("authorization", "Bearer " + JWT),
+        ("cookie", "__Host-rampart_session=s3ss10n-v4lue-abcdef"),
+        ("account_number", "DE89370400440532013000"),
+        ("card_number", CARD),
+        ("totp_seed", "JBSWY3DPEHPK3PXP"),
+        ("tax_id", "123-45-6789"),
+    ],
+)
+def test_sensitive_fields_are_redacted(log_output: io.StringIO, field: str, value: str) -> None:
+    get_logger("test").info("event", **{field: value})
+    text = log_output.getvalue()
+    assert value not in text
+    assert lines(log_output)[-1][field] == "[REDACTED]"
+
+
+@pytest.mark.parametrize(
+    "secret_text",
+    [
+        "Authorization: Bearer " + JWT,
+        "token was " + JWT,
+        "client used " + API_KEY,
+        "card " + CARD + " declined",
+        "GET /v1/auth/verify-email?token=abcdef0123456789xyz&x=1",
+    ],
+)
+def test_secret_shapes_inside_free_text_are_redacted(
+    log_output: io.StringIO, secret_text: str
+) -> None:
+    get_logger("test").info(secret_text)
+    get_logger("test").info("message", note=secret_text)
+    text = log_output.getvalue()
+    for needle in (JWT, API_KEY, CARD, "abcdef0123456789xyz"):
+        assert needle not in text
+
+
+def test_secret_values_are_redacted_wherever_they_sit(log_output: io.StringIO) -> None:
+    get_logger("test").info("nested", payload={"user": "u1", "inner": [Secret("s3cr3t-value")]})
+    assert "s3cr3t-value" not in log_output.getvalue()
+
+
+def test_stdlib_loggers_are_redacted_too(log_output: io.StringIO) -> None:
+    logging.getLogger("some.library").warning("retrying with %s", "Bearer " + JWT)
+    assert JWT not in log_output.getvalue()
+    assert "[REDACTED]" in log_output.getvalue()
+
+
+def test_exceptions_are_logged_without_message_or_trace(log_output: io.StringIO) -> None:
+    try:
+        raise RuntimeError("INSERT INTO users VALUES ('hunter2')")
+    except RuntimeError:
+        get_logger("test").error("failed", exc_info=True)
+    text = log_output.getvalue()
+    assert "hunter2" not in text and "INSERT" not in text
+    assert "Traceback" not in text
+    assert lines(log_output)[-1]["exc_type"] == "builtins.RuntimeError"
+
+
+def test_ordinary_values_pass_through(log_output: io.StringIO) -> None:
+    get_logger("test").info("order", symbol="ACME", quantity=10, price="12.34", order_id="o-1")
+    entry = lines(log_output)[-1]
+    assert entry["symbol"] == "ACME" and entry["quantity"] == 10 and entry["price"] == "12.34"
