@@ -10,11 +10,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rampart.access.recorder import AuditLogAccessRecorder
+from rampart.access.service import AccessService
+from rampart.apikeys.auth import SignatureAuthenticator
+from rampart.apikeys.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
+from rampart.apikeys.service import ApiKeyService
+from rampart.audit.checkpoints import Checkpointer
+from rampart.audit.log import AuditLog
+from rampart.audit.service import AuditReader
+from rampart.audit.setup import build_audit
 from rampart.config import Settings, load_settings
+from rampart.identity.authn import BearerAuthenticator, SessionAuthenticator
+from rampart.identity.mfa.service import MfaService
+from rampart.identity.mfa.setup import build_mfa
+from rampart.identity.service import IdentityService, build_identity
 from rampart.kernel.clock import Clock, SystemClock
+from rampart.ledger.service import LedgerService
+from rampart.notifications.service import NotificationService
+from rampart.notifications.setup import build_notifications
+from rampart.notifications.worker import OutboxWorker
 from rampart.platform.db import Database
 from rampart.platform.keys import RootKeys
 from rampart.platform.uow import AuditWriter, UnitOfWork
+from rampart.ratelimit.backends import MemoryBackend, RateLimitBackend, RedisBackend
+from rampart.ratelimit.service import RateLimits
+from rampart.trading.engine import OrderEngine
+from rampart.trading.ports import PreTradeCheck
+from rampart.trading.service import OrderService
+from rampart.trading.stream import StreamHub
+from rampart.vault.jobs import VaultMaintenance
+from rampart.vault.service import VaultService
+from rampart.vault.setup import build_vault
+from rampart.venue.service import InstrumentService
 
 
 @dataclass
@@ -31,6 +58,37 @@ class Container:
     access_recorder: Any | None = None
     #: Things to stop on shutdown (background workers), in reverse order of start.
     closers: list[Any] = field(default_factory=list)
+    #: Roles and permissions of users (rampart.access).
+    access: AccessService = field(init=False)
+    #: Named rate limiters (rampart.ratelimit): Redis-backed when Redis is configured.
+    ratelimits: RateLimits = field(init=False)
+    #: API keys and signed requests (rampart.apikeys).
+    apikeys: ApiKeyService = field(init=False)
+    #: The audit log (rampart.audit): `append`/`append_async` for events with no transaction.
+    audit_log: AuditLog = field(init=False)
+    #: Signs and ships the audit log's checkpoints (a background thread).
+    audit_checkpointer: Checkpointer = field(init=False)
+    #: Search, proofs, checkpoints and verification of the audit log.
+    audit: AuditReader = field(init=False)
+    #: Encryption at rest (rampart.vault): seal/open, blind indexes, rotation, shredding.
+    vault: VaultService = field(init=False)
+    #: Second factors and step-up (rampart.identity.mfa).
+    mfa: MfaService = field(init=False)
+    #: Queues email and SMS in the outbox (rampart.notifications).
+    notifications: NotificationService = field(init=False)
+    #: Delivers queued email and SMS, with retries (a background thread).
+    outbox_worker: OutboxWorker = field(init=False)
+    #: Accounts, sign-in, sessions, tokens and devices (rampart.identity).
+    identity: IdentityService = field(init=False)
+    #: Cash accounts, journal and positions (rampart.ledger).
+    ledger: LedgerService = field(init=False)
+    #: Instruments (rampart.venue).
+    instruments: InstrumentService = field(init=False)
+    #: Orders: the engine (single writer, group commit), reads, streams (rampart.trading).
+    orders: OrderService = field(init=False)
+    #: Pre-trade checks run on every new and modified order after the built-in ones; the risk
+    #: engine appends here. The order engine holds this very list.
+    pre_trade_checks: list[PreTradeCheck] = field(default_factory=list)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, self.clock, self.audit_writer)
@@ -58,6 +116,75 @@ def _redis_client(url: str) -> Any:
     return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
+def _wire_identity(container: Container) -> None:
+    container.identity = build_identity(
+        container.settings,
+        container.clock,
+        container.db,
+        container.keys,
+        roles=container.access,
+        notifier=container.notifications,
+    )
+    # A user with a second factor finishes signing in only through it.
+    container.identity.login.second_factors.append(container.mfa)
+    container.closers.append(container.identity)
+    container.authenticators.extend(
+        [BearerAuthenticator(container.identity, container.clock), SessionAuthenticator(container)]
+    )
+
+
+def _wire_apikeys(container: Container) -> None:
+    settings = container.settings
+    container.apikeys = ApiKeyService(
+        container.clock,
+        settings.apikeys,
+        container.vault,
+        container.access,
+        container.mfa,
+        environment="live" if settings.profile == "production" else "test",
+    )
+    nonces: NonceStore = (
+        RedisNonceStore(container.redis)
+        if container.redis is not None
+        else MemoryNonceStore(container.clock)
+    )
+    container.authenticators.append(
+        SignatureAuthenticator(
+            container.apikeys,
+            container.db,
+            container.uow,
+            nonces,
+            container.clock,
+            settings.apikeys,
+            public_url=settings.public_url,
+            ratelimits=container.ratelimits,
+        )
+    )
+
+
+def _wire_trading(container: Container) -> None:
+    trading = container.settings.trading
+    container.ledger = LedgerService()
+    container.instruments = InstrumentService()
+    engine = OrderEngine(
+        container.uow,
+        container.ledger,
+        StreamHub(trading.stream_queue_size),
+        checks=container.pre_trade_checks,
+        batch_max=trading.engine_batch_max,
+        queue_max=trading.engine_queue_max,
+    )
+    container.orders = OrderService(container.db, engine, container.ledger, container.instruments)
+    # After the audit log in `closers`: started after it, stopped (drained) before it.
+    container.closers.append(engine)
+    if trading.simulator:
+        from rampart.simulator.service import MarketSimulator
+
+        container.closers.append(
+            MarketSimulator(container.orders, container.ledger, container.uow, trading)
+        )
+
+
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> Container:
     settings = settings or load_settings()
     clock = clock or SystemClock()
@@ -69,4 +196,31 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         keys=RootKeys(settings),
         redis=_redis_client(settings.redis_url) if settings.redis_url else None,
     )
+    audit = build_audit(settings, container.keys, clock, db)
+    container.audit_writer = audit.writer
+    container.audit_log = audit.log
+    container.audit_checkpointer = audit.checkpointer
+    container.audit = audit.reader
+    # Stopped in reverse: the log flushes its queue, then a last checkpoint covers it.
+    container.closers.extend([audit.checkpointer, audit.log])
+    container.access = AccessService(clock)
+    limiter_backend: RateLimitBackend = (
+        RedisBackend(container.redis) if container.redis is not None else MemoryBackend(clock)
+    )
+    container.ratelimits = RateLimits(limiter_backend, clock, settings.ratelimit)
+    container.vault = build_vault(settings, container.keys, clock)
+    container.closers.append(
+        VaultMaintenance(container.vault, container.uow, settings.vault.maintenance_seconds)
+    )
+    container.access_recorder = AuditLogAccessRecorder(
+        lambda: getattr(container, "audit_log", None)
+    )
+    container.notifications, container.outbox_worker = build_notifications(settings, clock, db)
+    container.closers.append(container.outbox_worker)
+    container.mfa = build_mfa(
+        settings, clock, container.vault, getattr(container, "notifications", None)
+    )
+    _wire_identity(container)
+    _wire_apikeys(container)
+    _wire_trading(container)
     return container

@@ -10,6 +10,11 @@ import typer
 from rich.console import Console
 
 from rampart import __version__
+from rampart.audit.cli import app as audit_app
+from rampart.identity.cli import mount as mount_users_cli
+from rampart.ledger.cli import mount as mount_ledger_cli
+from rampart.trading.cli import mount as mount_trading_cli
+from rampart.vault.cli import mount as mount_vault_cli
 
 app = typer.Typer(
     name="rampart",
@@ -19,8 +24,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[
@@ -38,6 +44,18 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
         for problem in exc.problems:
             console.print(f"  - {problem}")
         raise typer.Exit(2) from None
+
+
+def _container(database_url: str | None = None):  # type: ignore[no-untyped-def]
+    from rampart.bootstrap import bootstrap
+
+    return bootstrap(_settings(**({"database_url": database_url} if database_url else {})))
+
+
+mount_vault_cli(app, _container)  # `rampart keys ...` and `rampart backup ...`
+mount_users_cli(app, _container)  # `rampart users create|lock|unlock|rotate-signing-key`
+mount_ledger_cli(app, _container)  # `rampart ledger deposit|verify`
+mount_trading_cli(app, _container)  # `rampart trading instruments|define|status|expire-day`
 
 
 @app.command()
@@ -65,7 +83,9 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
     from rampart.web.app import create_app
 
     port = port or int(os.environ.get("RAMPART_PORT", "8000"))
-    settings = _settings(host=host, port=port, **({"profile": "dev"} if demo else {}))
+    # The demo runs the market simulator: a live market of demo agents (rampart.simulator).
+    demo_overrides = {"profile": "dev", "trading": {"simulator": True}} if demo else {}
+    settings = _settings(host=host, port=port, **demo_overrides)
     configure_logging(settings.log_level, json=settings.log_json)
     if demo:
         upgrade(settings.effective_database_url)
@@ -85,6 +105,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
         )
         console.print(f"  API docs      {base}/docs")
         console.print(f"  health        {base}/healthz   readiness {base}/readyz")
+        console.print(f"  market        {base}/market   (live book, trades; simulator running)")
         console.print("  stop with Ctrl-C\n")
     uvicorn.run(
         application,

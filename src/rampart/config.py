@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,12 +38,34 @@ class AuditSettings(Section):
     retention_years: int = Field(default=7, ge=7)
     signing_key: SecretStr | None = None
     batch_max: int = Field(default=512, ge=1, le=100_000)
+    #: The log's name in its checkpoints and the signing key's name: a URL-like string, no
+    #: spaces or '+'. Never change it for an existing log. Default: `<public_url host>/audit`.
+    origin: str | None = Field(default=None, pattern=r"^[^\s+\u2014]{1,200}$")
+    #: Largest page of the audit search API (and of each CSV/JSON export request).
+    max_page_size: int = Field(default=500, ge=1, le=10_000)
 
 
 class VaultSettings(Section):
+    #: The key-encryption key (base64 of 32 bytes). Dev generates `<data_dir>/keys/vault_kek.key`.
     kek: SecretStr | None = None
+    #: Earlier KEKs, kept only while `rampart keys rotate-kek` re-wraps the data keys they wrapped.
+    previous_keks: list[SecretStr] = Field(default_factory=list, max_length=8)
     rotation_days: int = Field(default=90, ge=1, le=365)
     reencrypt_batch: int = Field(default=500, ge=1, le=100_000)
+    #: How long unwrapped keys and "current version" answers are kept in memory. Another process's
+    #: rotation or shred takes effect here within this time (in this process: at once).
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    #: A superseded version may be destroyed only this long after it was superseded.
+    destroy_grace_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60)
+    max_plaintext_bytes: int = Field(default=16 * 1_048_576, ge=1024, le=256 * 1_048_576)
+    #: Rotate due keys and re-encrypt in the background this often (0 turns the worker off).
+    maintenance_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    #: Encrypted backups; default `<data_dir>/backups`.
+    backup_dir: Path | None = None
+    backup_keep_days: int = Field(default=30, ge=1, le=3650)
+    #: Users whose keys were shredded, kept outside the database so that a restore forgets them
+    #: too; default `<data_dir>/vault/shredded-users`. Keep it beside the backups' off-site copy.
+    shred_register: Path | None = None
 
 
 class IdentitySettings(Section):
@@ -58,7 +81,55 @@ class IdentitySettings(Section):
     session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
     jwt_issuer: str = "rampart"
     jwt_audience: str = "rampart-api"
+    #: Root key (32 bytes, base64) from which each Ed25519 signing key is derived by its `kid`.
     jwt_signing_key: SecretStr | None = None
+    #: A signing key older than this is replaced at the next signing; its public half stays
+    #: published until the last token it signed has expired.
+    jwt_key_rotation_days: int = Field(default=30, ge=1, le=365)
+    #: Logins waiting for a hashing slot beyond this are refused at once (503), not queued.
+    hashing_queue_max: int = Field(default=64, ge=1, le=10_000)
+    email_verification_hours: int = Field(default=24, ge=1, le=24 * 7)
+    password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    pending_login_minutes: int = Field(default=5, ge=1, le=30)
+    #: Failures of one account (by email) before each further attempt waits, doubling from
+    #: `throttle_base_seconds` up to `throttle_max_seconds`; at `account_lock_after` the account
+    #: is locked for `lock_minutes` (or until a password reset).
+    account_free_failures: int = Field(default=3, ge=1, le=100)
+    account_lock_after: int = Field(default=10, ge=2, le=1000)
+    #: The same per client IP, looser, since many people may share an address.
+    ip_free_failures: int = Field(default=20, ge=1, le=10_000)
+    ip_lock_after: int = Field(default=100, ge=2, le=100_000)
+    throttle_base_seconds: float = Field(default=1.0, gt=0, le=60)
+    throttle_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+    lock_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: Failures older than this are forgotten.
+    failure_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    #: How long one process may trust its cached view of a session's revocation state; another
+    #: process's logout reaches this one within this bound (this process's own at once).
+    revocation_cache_seconds: float = Field(default=1.0, ge=0, le=30)
+    verified_token_cache_entries: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_sessions_listed: int = Field(default=100, ge=1, le=1000)
+
+
+class NotificationSettings(Section):
+    #: `mailbox` writes each message to `<data_dir>/outbox` (dev); `smtp` sends it.
+    email_transport: Literal["mailbox", "smtp"] = "mailbox"
+    email_from: str = "Rampart <no-reply@rampart.invalid>"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: `mailbox` (dev) or `http`: a JSON POST to `sms_http_url` with a bearer token.
+    sms_provider: Literal["mailbox", "http"] = "mailbox"
+    sms_http_url: str | None = None
+    sms_http_token: SecretStr | None = None
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
+    backoff_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    batch_size: int = Field(default=50, ge=1, le=1000)
 
 
 class MfaSettings(Section):
@@ -70,15 +141,82 @@ class MfaSettings(Section):
 
 
 class ApiKeySettings(Section):
+    #: How old a signature's `created` may be; a nonce is remembered for as long.
     signature_max_age_seconds: int = Field(default=30, ge=1, le=600)
+    #: How far ahead of our clock `created` may be (the client's clock runs fast).
+    signature_future_skew_seconds: int = Field(default=5, ge=0, le=60)
     rotation_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
+    #: Keys older than this are flagged and their owners told to rotate them.
     max_age_days: int = Field(default=90, ge=1)
+    max_keys_per_user: int = Field(default=20, ge=1, le=1000)
+    max_allowed_cidrs: int = Field(default=32, ge=1, le=1000)
+    #: Last use (time, IP) is written at most this often per key, unless the IP changes.
+    last_use_write_seconds: int = Field(default=60, ge=0, le=3600)
+
+
+class RateLimitSettings(Section):
+    enabled: bool = True
+    #: Per-limiter overrides, `name: "<count>/<period>[ burst <n>]"`, e.g.
+    #: `{"ip.login": "10/minute burst 5"}` (RAMPART_RATELIMIT__LIMITS='{"ip.login": "..."}').
+    limits: dict[str, str] = Field(default_factory=dict)
+    #: Adaptive mode: after this many auth failures within `penalty_window_seconds`, an IP's or
+    #: a key's limits are divided by `penalty_factor` for the rest of the window.
+    penalty_failures: int = Field(default=5, ge=1, le=1000)
+    penalty_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    penalty_factor: int = Field(default=4, ge=1, le=100)
+
+
+class TradingSettings(Section):
+    """The order engine, streams and the demo market simulator (rampart.trading, .simulator)."""
+
+    #: Most commands the engine commits in one transaction (one fsync).
+    engine_batch_max: int = Field(default=256, ge=1, le=10_000)
+    #: Commands waiting for the engine beyond this are refused with 503 (back-pressure).
+    engine_queue_max: int = Field(default=10_000, ge=10, le=1_000_000)
+    #: Messages a stream subscriber may have waiting before it is dropped as too slow.
+    stream_queue_size: int = Field(default=1000, ge=10, le=100_000)
+    #: Start the market simulator with the app (`rampart demo` turns it on).
+    simulator: bool = False
+    #: Orders per second the whole simulator places, at most.
+    simulator_rate: float = Field(default=20.0, gt=0, le=1000)
 
 
 class RiskSettings(Section):
-    price_collar_percent: float = Field(default=10.0, gt=0, le=100)
-    max_orders_per_second: int = Field(default=50, ge=1)
+    """Pre-trade risk: platform-wide parameters and the default limits of every account.
+
+    The limits here are the platform defaults; administrators override them per account (and
+    may override the platform defaults) through `rampart risk limits`, every change audited.
+    """
+
+    #: Default price collar, in percent of the reference price (instruments may set their own).
+    price_collar_percent: Decimal = Field(default=Decimal(10), gt=0, le=100)
+    max_orders_per_second: int = Field(default=50, ge=1, le=100_000)
+    #: `intraday`: amended FINRA Rule 4210 intraday margin. `legacy-pdt`: the pattern-day-trader
+    #: rule (4+ day trades in 5 business days under $25,000), kept for the phase-in.
     margin_mode: Literal["intraday", "legacy-pdt"] = "intraday"
+    max_order_quantity: Decimal = Field(default=Decimal(100_000), ge=0)
+    max_order_notional: Decimal = Field(default=Decimal(1_000_000), ge=0)
+    max_position_quantity: Decimal = Field(default=Decimal(500_000), ge=0)
+    max_gross_exposure: Decimal = Field(default=Decimal(5_000_000), ge=0)
+    daily_loss_limit: Decimal = Field(default=Decimal(50_000), ge=0)
+    max_orders_per_day: int = Field(default=20_000, ge=0)
+    max_trades_per_day: int = Field(default=20_000, ge=0)
+    max_window_notional: Decimal = Field(default=Decimal(5_000_000), ge=0)
+    max_collar_strikes: int = Field(default=5, ge=1)
+    max_executions_in_window: int = Field(default=200, ge=1)
+    duplicate_window_seconds: Decimal = Field(default=Decimal(1), ge=0, le=60)
+    erroneous_window_seconds: int = Field(default=60, ge=1, le=3600)
+    execution_window_seconds: int = Field(default=10, ge=1, le=3600)
+    #: Fees the buying-power check holds back: a rate of the notional, with a minimum.
+    fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0, le=Decimal("0.1"))
+    fee_minimum: Decimal = Field(default=Decimal(0), ge=0)
+    long_margin_rate: Decimal = Field(default=Decimal("0.25"), gt=0, le=1)
+    short_margin_rate: Decimal = Field(default=Decimal("0.30"), gt=0, le=2)
+    short_initial_margin: Decimal = Field(default=Decimal("0.50"), gt=0, le=2)
+    pdt_min_equity: Decimal = Field(default=Decimal(25_000), ge=0)
+    #: Seconds between reloads of halts and states from the database, so that every process
+    #: sees a halt made by another (the process that made it sees it at once).
+    controls_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
 
 
 class Settings(BaseSettings):
@@ -110,9 +248,12 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     vault: VaultSettings = VaultSettings()
     identity: IdentitySettings = IdentitySettings()
+    notifications: NotificationSettings = NotificationSettings()
     mfa: MfaSettings = MfaSettings()
     apikeys: ApiKeySettings = ApiKeySettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
     risk: RiskSettings = RiskSettings()
+    trading: TradingSettings = TradingSettings()
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -130,7 +271,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, SecretFileSource(settings_cls))
+        return (init_settings, WithoutFileVariants(settings_cls, env_settings),
+                SecretFileSource(settings_cls))
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -146,6 +288,28 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _drop_file_keys(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _drop_file_keys(value) if isinstance(value, dict) else value
+        for key, value in values.items()
+        if not key.lower().endswith("_file")
+    }
+
+
+class WithoutFileVariants(PydanticBaseSettingsSource):
+    """The environment source, minus `*_FILE` variables (those are read by SecretFileSource)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return _drop_file_keys(self._inner())
 
 
 class SecretFileSource(PydanticBaseSettingsSource):

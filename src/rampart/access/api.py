@@ -14,9 +14,9 @@ from typing import Protocol
 
 from starlette.requests import HTTPConnection
 
-from rampart.access.domain import Principal
+from rampart.access.domain import PermissionDeniedError, Principal
 from rampart.kernel.context import current_context, set_context
-from rampart.kernel.errors import ForbiddenError, UnauthorizedError
+from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access
 
 
@@ -28,14 +28,11 @@ class Authenticator(Protocol):
 
 
 class AccessDecisionRecorder(Protocol):
+    """Writes one permission check, allowed or denied, to the audit log."""
+
     async def record(
         self, principal: Principal, permission: str, allowed: bool, route: str
     ) -> None: ...
-
-
-class PermissionDeniedError(ForbiddenError):
-    code = "permission-denied"
-    title = "You do not have the permission this action needs"
 
 
 async def authenticate(request: HTTPConnection) -> Principal:

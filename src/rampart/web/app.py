@@ -15,6 +15,7 @@ from rampart.platform.http.problems import install_problem_handlers
 from rampart.platform.migrate import assert_migrated
 from rampart.web.docs import mount_docs
 from rampart.web.health import router as health_router
+from rampart.web.pages import mount_pages
 
 
 def create_app(container: Container | None = None, *, check_schema: bool = True) -> FastAPI:
@@ -48,6 +49,7 @@ def create_app(container: Container | None = None, *, check_schema: bool = True)
     install_problem_handlers(app)
     app.include_router(health_router)
     mount_docs(app)
+    mount_pages(app, container)
     for router in domain_routers(container):
         app.include_router(router)
     check_routes_declare_access(app)
@@ -63,4 +65,18 @@ def create_app(container: Container | None = None, *, check_schema: bool = True)
 
 def domain_routers(container: Container) -> list[APIRouter]:
     """Each domain's HTTP router, in the order their paths should appear in the docs."""
-    return []
+    from rampart.access.routes import router as access_router
+    from rampart.apikeys.api import router as apikeys_router
+    from rampart.audit.api import router as audit_router
+    from rampart.identity.api import router as identity_router
+    from rampart.identity.mfa.api import router as mfa_router
+    from rampart.trading.api import router as trading_router
+
+    return [
+        identity_router,
+        mfa_router,
+        access_router,
+        apikeys_router,
+        trading_router,
+        audit_router,
+    ]

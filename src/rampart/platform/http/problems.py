@@ -117,6 +117,10 @@ def rampart_error_response(exc: errors.RampartError, path: str | None) -> Respon
         headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="rampart"'
+    # An error may carry response headers of its own (RateLimit-*, a Signature challenge).
+    extra_headers = getattr(exc, "headers", None)
+    if isinstance(extra_headers, dict):
+        headers.update({str(k): str(v) for k, v in extra_headers.items()})
     return problem_response(
         status, exc.code, exc.title, exc.detail, path, headers or None, **_safe_extra(exc.extra)
     )

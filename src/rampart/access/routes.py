@@ -1,0 +1,180 @@
+"""HTTP routes for access: one's own roles, and administrators' grants and custom roles.
+
+(`rampart.access.api` holds the dependencies every router uses; this is access's own router.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from rampart.access.api import authenticated, requires
+from rampart.access.domain import Permission, Principal, ensure_permission
+from rampart.access.service import AccessService, RoleGrant
+from rampart.platform.http.deps import get_container, get_uow
+from rampart.platform.uow import UnitOfWork
+
+router = APIRouter(prefix="/api/v1/access", tags=["access"])
+
+me = authenticated()
+admin_users = requires(Permission.ADMIN_USERS)
+admin_config = requires(Permission.ADMIN_CONFIG)
+
+
+def _access(request: Request) -> AccessService:
+    service: AccessService = get_container(request).access
+    return service
+
+
+class MyAccess(BaseModel):
+    actor: str
+    roles: list[str]
+    permissions: list[str]
+    scopes: list[str] | None
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(min_length=2, max_length=64)
+    expires_at: datetime | None = None
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class GrantOut(BaseModel):
+    id: str
+    user_id: str
+    role: str
+    granted_by: str | None
+    reason: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+
+    @classmethod
+    def of(cls, grant: RoleGrant, now: datetime) -> GrantOut:
+        return cls(
+            id=grant.id,
+            user_id=grant.user_id,
+            role=grant.role,
+            granted_by=grant.granted_by,
+            reason=grant.reason,
+            created_at=grant.created_at,
+            expires_at=grant.expires_at,
+            revoked_at=grant.revoked_at,
+            active=grant.active_at(now),
+        )
+
+
+class GrantList(BaseModel):
+    items: list[GrantOut]
+
+
+class RoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    permissions: list[str] = Field(min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class RoleOut(BaseModel):
+    name: str
+    permissions: list[str]
+
+
+class RoleList(BaseModel):
+    items: list[RoleOut]
+
+
+@router.get("/me", summary="Your roles and permissions")
+def my_access(principal: Principal = Depends(me)) -> MyAccess:
+    return MyAccess(
+        actor=principal.actor,
+        roles=sorted(principal.roles),
+        permissions=sorted(principal.permissions),
+        scopes=sorted(principal.scopes) if principal.scopes is not None else None,
+    )
+
+
+@router.get("/roles", summary="Every role and its permissions")
+def list_roles(
+    request: Request, _: Principal = Depends(admin_users), uow: UnitOfWork = Depends(get_uow)
+) -> RoleList:
+    roles = _access(request).list_roles(uow.session)
+    return RoleList(
+        items=[RoleOut(name=n, permissions=sorted(p)) for n, p in sorted(roles.items())]
+    )
+
+
+@router.put("/roles/{name}", summary="Define or redefine a custom role")
+def define_role(
+    name: str,
+    body: RoleIn,
+    request: Request,
+    principal: Principal = Depends(admin_config),
+    uow: UnitOfWork = Depends(get_uow),
+) -> RoleOut:
+    ensure_permission(principal, Permission.ADMIN_CONFIG)
+    role = _access(request).define_role(
+        uow, name, set(body.permissions), description=body.description, defined_by=principal.actor
+    )
+    uow.commit()
+    return RoleOut(name=role.name, permissions=sorted(role.permissions))
+
+
+@router.get("/users/{user_id}/grants", summary="A user's role grants, past and present")
+def user_grants(
+    user_id: str,
+    request: Request,
+    _: Principal = Depends(admin_users),
+    uow: UnitOfWork = Depends(get_uow),
+) -> GrantList:
+    container = get_container(request)
+    now = container.clock.now()
+    grants = _access(request).grants_of(uow.session, user_id)
+    return GrantList(items=[GrantOut.of(g, now) for g in grants])
+
+
+@router.post(
+    "/users/{user_id}/grants",
+    status_code=201,
+    summary="Grant a role, optionally until a time; a reason is required",
+)
+def grant_role(
+    user_id: str,
+    body: GrantIn,
+    request: Request,
+    principal: Principal = Depends(admin_users),
+    uow: UnitOfWork = Depends(get_uow),
+) -> GrantOut:
+    grant = _access(request).grant_as(
+        uow, principal, user_id, body.role, expires_at=body.expires_at, reason=body.reason
+    )
+    uow.commit()
+    return GrantOut.of(grant, get_container(request).clock.now())
+
+
+@router.post("/users/{user_id}/roles/{role}/revoke", summary="End a user's role now")
+def revoke_role(
+    user_id: str,
+    role: str,
+    body: RevokeIn,
+    request: Request,
+    principal: Principal = Depends(admin_users),
+    uow: UnitOfWork = Depends(get_uow),
+) -> dict[str, int]:
+    ensure_permission(principal, Permission.ADMIN_USERS)
+    ended = _access(request).revoke_role(
+        uow, user_id, role, revoked_by=principal.actor, reason=body.reason
+    )
+    uow.commit()
+    return {"ended": ended}

@@ -1,0 +1,187 @@
+"""HTTP routes for API keys: create (step-up), list, show, rotate, revoke; and `whoami`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from rampart.access.api import authenticated, requires
+from rampart.access.domain import Permission, Principal
+from rampart.apikeys.service import ApiKeyService, ApiKeyView, CreatedKey
+from rampart.platform.http.deps import get_container, get_uow
+from rampart.platform.uow import UnitOfWork
+from rampart.ratelimit.api import rate_limit
+
+router = APIRouter(prefix="/api/v1/apikeys", tags=["api keys"])
+
+manage = requires(Permission.APIKEY_MANAGE)
+who = authenticated()
+
+
+class CreateKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["hmac-sha256", "ed25519"] = "hmac-sha256"
+    scopes: list[Literal["trade", "data", "read"]] = Field(min_length=1, max_length=3)
+    label: str | None = Field(default=None, max_length=100)
+    allowed_cidrs: list[str] = Field(default_factory=list, max_length=64)
+    expires_at: datetime | None = None
+    #: ed25519 only: the public key, PEM or base64 of the 32 raw bytes.
+    public_key: str | None = Field(default=None, max_length=400)
+
+
+class RotateKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: str | None = Field(default=None, max_length=400)
+
+
+class RevokeKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class KeyOut(BaseModel):
+    id: str
+    label: str | None
+    algorithm: str
+    scopes: list[str]
+    allowed_cidrs: list[str]
+    secret_hint: str | None
+    public_key: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    grace_until: datetime | None
+    replaced_by: str | None
+    last_used_at: datetime | None
+    last_used_ip: str | None
+    state: str
+    old: bool
+
+    @classmethod
+    def of(cls, view: ApiKeyView) -> KeyOut:
+        return cls.model_validate(view, from_attributes=True)
+
+
+class CreatedKeyOut(BaseModel):
+    key: KeyOut
+    #: The shared secret of an hmac-sha256 key. Shown once: store it now.
+    secret: str | None
+    key_id: str
+
+    @classmethod
+    def of(cls, created: CreatedKey) -> CreatedKeyOut:
+        return cls(
+            key=KeyOut.of(created.key),
+            secret=created.secret.reveal() if created.secret is not None else None,
+            key_id=created.key.id,
+        )
+
+
+class KeyList(BaseModel):
+    items: list[KeyOut]
+
+
+class WhoAmI(BaseModel):
+    actor: str
+    user_id: str | None
+    method: str
+    scopes: list[str] | None
+    permissions: list[str]
+
+
+def _keys(request: Request) -> ApiKeyService:
+    service: ApiKeyService = get_container(request).apikeys
+    return service
+
+
+@router.get("/whoami", summary="Who the request authenticates as (a signed-request check)")
+def whoami(principal: Principal = Depends(who)) -> WhoAmI:
+    return WhoAmI(
+        actor=principal.actor,
+        user_id=principal.user_id,
+        method=principal.method,
+        scopes=sorted(principal.scopes) if principal.scopes is not None else None,
+        permissions=sorted(principal.permissions),
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key (needs a second factor within the last few minutes)",
+    dependencies=[Depends(rate_limit("user.apikeys", after=manage))],
+)
+def create_key(
+    body: CreateKey,
+    request: Request,
+    principal: Principal = Depends(manage),
+    uow: UnitOfWork = Depends(get_uow),
+) -> CreatedKeyOut:
+    created = _keys(request).create(
+        uow,
+        principal,
+        algorithm=body.algorithm,
+        scopes=list(body.scopes),
+        label=body.label,
+        allowed_cidrs=body.allowed_cidrs,
+        expires_at=body.expires_at,
+        public_key=body.public_key,
+    )
+    uow.commit()
+    return CreatedKeyOut.of(created)
+
+
+@router.get("", summary="Your API keys (never their secrets)")
+def list_keys(
+    request: Request,
+    principal: Principal = Depends(manage),
+    uow: UnitOfWork = Depends(get_uow),
+) -> KeyList:
+    return KeyList(items=[KeyOut.of(v) for v in _keys(request).list(uow.session, principal)])
+
+
+@router.get("/{key_id}", summary="One of your API keys")
+def get_key(
+    key_id: str,
+    request: Request,
+    principal: Principal = Depends(manage),
+    uow: UnitOfWork = Depends(get_uow),
+) -> KeyOut:
+    return KeyOut.of(_keys(request).get(uow.session, principal, key_id))
+
+
+@router.post(
+    "/{key_id}/rotate",
+    summary="Replace a key; the old one keeps working for the grace period",
+    dependencies=[Depends(rate_limit("user.apikeys", after=manage))],
+)
+def rotate_key(
+    key_id: str,
+    request: Request,
+    body: RotateKey | None = None,
+    principal: Principal = Depends(manage),
+    uow: UnitOfWork = Depends(get_uow),
+) -> CreatedKeyOut:
+    created = _keys(request).rotate(
+        uow, principal, key_id, public_key=body.public_key if body else None
+    )
+    uow.commit()
+    return CreatedKeyOut.of(created)
+
+
+@router.delete("/{key_id}", summary="Revoke a key at once")
+def revoke_key(
+    key_id: str,
+    request: Request,
+    principal: Principal = Depends(manage),
+    uow: UnitOfWork = Depends(get_uow),
+) -> KeyOut:
+    view = _keys(request).revoke(uow, principal, key_id)
+    uow.commit()
+    return KeyOut.of(view)

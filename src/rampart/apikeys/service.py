@@ -1,0 +1,516 @@
+"""API key use cases: create (with step-up), list, rotate, revoke, flag old keys, authenticate.
+
+Queries are scoped to the owner in code (`WHERE user_id = ...`) and, on PostgreSQL, by row-level
+security (`rampart.access.rls`). Another user's key answers 404, exactly like a key that does not
+exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rampart.access.domain import (
+    SCOPE_PERMISSIONS,
+    Permission,
+    Principal,
+    ensure_permission,
+    scoped_permissions,
+)
+from rampart.access.rls import scope_to_system, scope_to_user
+from rampart.access.service import AccessService
+from rampart.apikeys.db import TABLE, ApiKeyRow
+from rampart.apikeys.domain import (
+    STATE_ERRORS,
+    Algorithm,
+    ApiKeyIpNotAllowedError,
+    ApiKeyNotRotatableError,
+    ApiKeyOwnerInactiveError,
+    ApiKeyUnknownError,
+    InvalidApiKeyError,
+    KeyCannotManageKeysError,
+    KeyDates,
+    KeyState,
+    TooManyApiKeysError,
+    ip_allowed,
+    is_old,
+    key_state,
+    new_secret,
+    normalise_cidrs,
+    normalise_scopes,
+    secret_hash,
+    secret_hint,
+    secret_is_well_formed,
+    validate_label,
+)
+from rampart.apikeys.signatures import load_ed25519_public_key
+from rampart.config import ApiKeySettings
+from rampart.kernel.clock import Clock, utc
+from rampart.kernel.errors import NotFoundError, ValidationError
+from rampart.kernel.events import AuditEvent, OutboxMessage
+from rampart.kernel.ids import new_id
+from rampart.kernel.secret import Secret
+from rampart.platform.cache import TTLCache
+from rampart.platform.logging import get_logger
+from rampart.platform.uow import UnitOfWork
+from rampart.vault.domain import Purpose, SealContext
+from rampart.vault.service import VaultService
+
+log = get_logger(__name__)
+
+TOPIC_KEY_OLD = "apikey.old"
+
+
+class StepUp(Protocol):
+    def require_step_up(self, session: Session, principal: Principal, action: Any) -> None: ...
+
+
+class OwnerStatus(Protocol):
+    def __call__(self, session: Session, user_id: str) -> bool:
+        """Whether the user may act at all (not locked, not closed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyView:
+    """What an owner sees of a key: never the secret."""
+
+    id: str
+    label: str | None
+    algorithm: str
+    scopes: list[str]
+    allowed_cidrs: list[str]
+    secret_hint: str | None
+    public_key: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    grace_until: datetime | None
+    replaced_by: str | None
+    last_used_at: datetime | None
+    last_used_ip: str | None
+    state: str
+    #: Older than `apikeys.max_age_days`: rotate it.
+    old: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: ApiKeyView
+    #: The HMAC shared secret, shown this once (None for ed25519 keys).
+    secret: Secret[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """What the authenticator needs of a key, with its material ready for verification."""
+
+    id: str
+    user_id: str
+    algorithm: str
+    scopes: frozenset[str]
+    allowed_cidrs: list[str]
+    state: KeyState
+    material: Secret[bytes]
+
+
+def _context(key_id: str) -> SealContext:
+    return SealContext(table=TABLE, column="sealed_secret", row_id=key_id)
+
+
+class ApiKeyService:
+    def __init__(
+        self,
+        clock: Clock,
+        settings: ApiKeySettings,
+        vault: VaultService,
+        access: AccessService,
+        step_up: StepUp,
+        *,
+        environment: str,
+        owner_active: OwnerStatus | None = None,
+    ) -> None:
+        self._clock = clock
+        self._settings = settings
+        self._vault = vault
+        self._access = access
+        self._step_up = step_up
+        self._environment = environment
+        self._owner_active = owner_active
+        # Unsealed material by (key id, sealed bytes): a re-sealed or rotated key misses the cache,
+        # and lifecycle state is read from the row on every request, so revocation is immediate.
+        self._material: TTLCache[tuple[str, bytes], Secret[bytes]] = TTLCache(
+            100_000, clock.monotonic, default_ttl=300
+        )
+        self._last_write: TTLCache[str, tuple[float, str | None]] = TTLCache(
+            100_000, clock.monotonic, default_ttl=3600
+        )
+        self._write_lock = threading.Lock()
+
+    # --- views ------------------------------------------------------------------------------
+    def _view(self, row: ApiKeyRow, now: datetime) -> ApiKeyView:
+        created = utc(row.created_at)
+        return ApiKeyView(
+            id=row.id,
+            label=row.label,
+            algorithm=row.algorithm,
+            scopes=sorted(row.scopes),
+            allowed_cidrs=list(row.allowed_cidrs),
+            secret_hint=row.secret_hint,
+            public_key=row.public_key,
+            created_at=created,
+            expires_at=utc(row.expires_at) if row.expires_at else None,
+            revoked_at=utc(row.revoked_at) if row.revoked_at else None,
+            grace_until=utc(row.grace_until) if row.grace_until else None,
+            replaced_by=row.replaced_by,
+            last_used_at=utc(row.last_used_at) if row.last_used_at else None,
+            last_used_ip=row.last_used_ip,
+            state=self._state(row, now).value,
+            old=is_old(created, now, self._settings.max_age_days),
+        )
+
+    @staticmethod
+    def _state(row: ApiKeyRow, now: datetime) -> KeyState:
+        return key_state(
+            KeyDates(
+                created_at=utc(row.created_at),
+                expires_at=utc(row.expires_at) if row.expires_at else None,
+                revoked_at=utc(row.revoked_at) if row.revoked_at else None,
+                grace_until=utc(row.grace_until) if row.grace_until else None,
+            ),
+            now,
+        )
+
+    # --- owner's use cases ------------------------------------------------------------------
+    def _check_manager(self, session: Session, principal: Principal, *, step_up: bool) -> str:
+        if principal.method == "apikey":
+            raise KeyCannotManageKeysError
+        ensure_permission(principal, Permission.APIKEY_MANAGE)
+        if principal.user_id is None:
+            raise KeyCannotManageKeysError
+        if step_up:
+            self._step_up.require_step_up(session, principal, "apikey.create")
+        return principal.user_id
+
+    def create(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        *,
+        algorithm: str,
+        scopes: list[str],
+        label: str | None = None,
+        allowed_cidrs: list[str] | None = None,
+        expires_at: datetime | None = None,
+        public_key: str | None = None,
+        _replacing: ApiKeyRow | None = None,
+    ) -> CreatedKey:
+        """A new key for the principal's user. Needs `apikey:manage` and a fresh second factor.
+
+        For `hmac-sha256` the secret is generated here and returned once; for `ed25519` the
+        caller gives the public key and the server never holds a secret.
+        """
+        session = uow.session
+        user_id = self._check_manager(session, principal, step_up=True)
+        scope_to_user(session, user_id)
+        now = self._clock.now()
+        try:
+            algo = Algorithm(algorithm)
+        except ValueError:
+            raise InvalidApiKeyError("`algorithm` is hmac-sha256 or ed25519.") from None
+        chosen = normalise_scopes(scopes)
+        for scope in sorted(chosen):
+            if not scoped_permissions(principal.permissions, frozenset({scope})):
+                raise InvalidApiKeyError(
+                    f"Your roles do not allow the `{scope}` scope.", scope=scope
+                )
+        cidrs = normalise_cidrs(allowed_cidrs or [], limit=self._settings.max_allowed_cidrs)
+        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
+            raise InvalidApiKeyError("`expires_at` must be a future time with a timezone.")
+        active = session.scalar(
+            select(func.count())
+            .select_from(ApiKeyRow)
+            .where(
+                ApiKeyRow.user_id == user_id,
+                ApiKeyRow.revoked_at.is_(None),
+                (ApiKeyRow.expires_at.is_(None)) | (ApiKeyRow.expires_at > now),
+                (ApiKeyRow.grace_until.is_(None)) | (ApiKeyRow.grace_until > now),
+            )
+        )
+        if (active or 0) >= self._settings.max_keys_per_user + (1 if _replacing else 0):
+            raise TooManyApiKeysError(
+                f"At most {self._settings.max_keys_per_user} active keys; revoke one first."
+            )
+        key_id = new_id()
+        row = ApiKeyRow(
+            id=key_id,
+            user_id=user_id,
+            label=validate_label(label),
+            algorithm=algo.value,
+            scopes=sorted(chosen),
+            allowed_cidrs=cidrs,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        secret: Secret[str] | None = None
+        if algo is Algorithm.HMAC_SHA256:
+            if public_key:
+                raise InvalidApiKeyError("An hmac-sha256 key takes no public key.")
+            text = new_secret(self._environment)
+            secret = Secret(text)
+            row.secret_hash = secret_hash(text)
+            row.secret_hint = secret_hint(text)
+            row.sealed_secret = self._vault.seal(
+                uow, Purpose.API_KEY_SECRET, text, _context(key_id), user_id=user_id
+            )
+        else:
+            if not public_key:
+                raise InvalidApiKeyError("An ed25519 key needs `public_key`.")
+            raw = load_ed25519_public_key(public_key)
+            row.public_key = base64.b64encode(raw).decode("ascii")
+        session.add(row)
+        session.flush()
+        uow.audit(
+            AuditEvent(
+                action="apikey.created" if _replacing is None else "apikey.rotated",
+                subject=f"apikey:{key_id}",
+                details={
+                    "user_id": user_id,
+                    "algorithm": algo.value,
+                    "scopes": sorted(chosen),
+                    "allowed_cidrs": cidrs,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                    "replaces": _replacing.id if _replacing else None,
+                },
+            )
+        )
+        return CreatedKey(key=self._view(row, now), secret=secret)
+
+    def _own_row(self, session: Session, user_id: str, key_id: str) -> ApiKeyRow:
+        scope_to_user(session, user_id)
+        row = session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.user_id == user_id)
+        )
+        if row is None:
+            raise NotFoundError("No such API key.")
+        return row
+
+    def list(self, session: Session, principal: Principal) -> list[ApiKeyView]:
+        user_id = self._check_manager(session, principal, step_up=False)
+        scope_to_user(session, user_id)
+        now = self._clock.now()
+        rows = session.scalars(
+            select(ApiKeyRow)
+            .where(ApiKeyRow.user_id == user_id)
+            .order_by(ApiKeyRow.created_at.desc(), ApiKeyRow.id.desc())
+            .limit(200)
+        ).all()
+        return [self._view(r, now) for r in rows]
+
+    def get(self, session: Session, principal: Principal, key_id: str) -> ApiKeyView:
+        user_id = self._check_manager(session, principal, step_up=False)
+        return self._view(self._own_row(session, user_id, key_id), self._clock.now())
+
+    def revoke(
+        self, uow: UnitOfWork, principal: Principal, key_id: str, *, reason: str | None = None
+    ) -> ApiKeyView:
+        """Stop the key at once (idempotent). No step-up: stopping a key must never be hard."""
+        user_id = self._check_manager(uow.session, principal, step_up=False)
+        row = self._own_row(uow.session, user_id, key_id)
+        return self._revoke_row(uow, row, reason or "revoked by owner")
+
+    def _revoke_row(self, uow: UnitOfWork, row: ApiKeyRow, reason: str) -> ApiKeyView:
+        now = self._clock.now()
+        if row.revoked_at is None:
+            row.revoked_at = now
+            row.revoked_reason = reason[:500]
+            uow.session.flush()
+            uow.audit(
+                AuditEvent(
+                    action="apikey.revoked",
+                    subject=f"apikey:{row.id}",
+                    details={"user_id": row.user_id, "reason": reason[:500]},
+                )
+            )
+        return self._view(row, now)
+
+    def rotate(
+        self, uow: UnitOfWork, principal: Principal, key_id: str, *, public_key: str | None = None
+    ) -> CreatedKey:
+        """A replacement key with the same settings; the old one works for the grace period."""
+        user_id = self._check_manager(uow.session, principal, step_up=True)
+        old = self._own_row(uow.session, user_id, key_id)
+        now = self._clock.now()
+        if self._state(old, now) is not KeyState.ACTIVE:
+            raise ApiKeyNotRotatableError
+        created = self.create(
+            uow,
+            principal,
+            algorithm=old.algorithm,
+            scopes=list(old.scopes),
+            label=old.label,
+            allowed_cidrs=list(old.allowed_cidrs),
+            expires_at=utc(old.expires_at) if old.expires_at else None,
+            public_key=public_key,
+            _replacing=old,
+        )
+        old.grace_until = now + timedelta(hours=self._settings.rotation_grace_hours)
+        old.replaced_by = created.key.id
+        uow.session.flush()
+        return created
+
+    # --- platform use cases -----------------------------------------------------------------
+    def revoke_leaked(self, uow: UnitOfWork, secret: str) -> str | None:
+        """A secret found in public (a scanner's report): revoke its key; returns its id.
+
+        A malformed secret is refused by its checksum before any lookup.
+        """
+        if not secret_is_well_formed(secret):
+            raise ValidationError("Not a Rampart API key secret (the checksum does not match).")
+        scope_to_system(uow.session)
+        row = uow.session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.secret_hash == secret_hash(secret))
+        )
+        if row is None:
+            return None
+        self._revoke_row(uow, row, "secret reported leaked")
+        uow.emit(
+            OutboxMessage(
+                topic="apikey.leaked",
+                payload={"user_id": row.user_id, "key_id": row.id, "label": row.label},
+            )
+        )
+        return row.id
+
+    def flag_old_keys(self, uow: UnitOfWork, *, limit: int = 1000) -> int:
+        """Flag active keys older than `max_age_days` and queue a note to each owner (once)."""
+        scope_to_system(uow.session)
+        now = self._clock.now()
+        cutoff = now - timedelta(days=self._settings.max_age_days)
+        rows = uow.session.scalars(
+            select(ApiKeyRow)
+            .where(
+                ApiKeyRow.created_at <= cutoff,
+                ApiKeyRow.flagged_old_at.is_(None),
+                ApiKeyRow.revoked_at.is_(None),
+                ApiKeyRow.grace_until.is_(None),
+            )
+            .order_by(ApiKeyRow.created_at)
+            .limit(limit)
+        ).all()
+        flagged = 0
+        for row in rows:
+            if self._state(row, now) is not KeyState.ACTIVE:
+                continue
+            row.flagged_old_at = now
+            age_days = (now - utc(row.created_at)).days
+            uow.emit(
+                OutboxMessage(
+                    topic=TOPIC_KEY_OLD,
+                    payload={
+                        "user_id": row.user_id,
+                        "key_id": row.id,
+                        "label": row.label,
+                        "age_days": age_days,
+                    },
+                )
+            )
+            uow.audit(
+                AuditEvent(
+                    action="apikey.flagged-old",
+                    subject=f"apikey:{row.id}",
+                    details={"user_id": row.user_id, "age_days": age_days},
+                )
+            )
+            flagged += 1
+        uow.session.flush()
+        return flagged
+
+    # --- authentication ---------------------------------------------------------------------
+    def verification_key(self, session: Session, key_id: str) -> VerificationKey:
+        """The key a signature names, with its state now (lifecycle read fresh every time)."""
+        scope_to_system(session)
+        row = session.get(ApiKeyRow, key_id)
+        if row is None:
+            raise ApiKeyUnknownError
+        state = self._state(row, self._clock.now())
+        if row.algorithm == Algorithm.HMAC_SHA256:
+            if row.sealed_secret is None:
+                raise ApiKeyUnknownError
+            cache_key = (row.id, row.sealed_secret)
+            material = self._material.get(cache_key)
+            if material is None:
+                opened = self._vault.open(
+                    session,
+                    Purpose.API_KEY_SECRET,
+                    row.sealed_secret,
+                    _context(row.id),
+                    user_id=row.user_id,
+                )
+                material = opened
+                self._material.set(cache_key, material)
+        else:
+            material = Secret(base64.b64decode(row.public_key or ""))
+        return VerificationKey(
+            id=row.id,
+            user_id=row.user_id,
+            algorithm=row.algorithm,
+            scopes=frozenset(row.scopes),
+            allowed_cidrs=list(row.allowed_cidrs),
+            state=state,
+            material=material,
+        )
+
+    def principal_for(
+        self, session: Session, key: VerificationKey, client_ip: str | None
+    ) -> Principal:
+        """After the signature verified: refuse a dead key or a wrong IP, else the principal."""
+        error = STATE_ERRORS.get(key.state)
+        if error is not None:
+            raise error
+        if not ip_allowed(client_ip, key.allowed_cidrs):
+            raise ApiKeyIpNotAllowedError
+        if self._owner_active is not None and not self._owner_active(session, key.user_id):
+            raise ApiKeyOwnerInactiveError
+        now = self._clock.now()
+        roles = self._access.roles_of(session, key.user_id, now)
+        owner_permissions = self._access.permissions_of(session, key.user_id, now)
+        return Principal(
+            actor=f"apikey:{key.id}",
+            user_id=key.user_id,
+            roles=roles,
+            permissions=scoped_permissions(owner_permissions, key.scopes),
+            method="apikey",
+            credential_id=key.id,
+            scopes=key.scopes,
+        )
+
+    def needs_use_recorded(self, key_id: str, client_ip: str | None) -> bool:
+        """Last use is written at most every `last_use_write_seconds`, or when the IP changes."""
+        now = self._clock.monotonic()
+        with self._write_lock:
+            last = self._last_write.get(key_id)
+            if (
+                last is not None
+                and last[1] == client_ip
+                and now - last[0] < self._settings.last_use_write_seconds
+            ):
+                return False
+            self._last_write.set(key_id, (now, client_ip))
+            return True
+
+    def record_use(self, uow: UnitOfWork, key_id: str, client_ip: str | None) -> None:
+        scope_to_system(uow.session)
+        row = uow.session.get(ApiKeyRow, key_id)
+        if row is not None:
+            row.last_used_at = self._clock.now()
+            row.last_used_ip = (client_ip or "")[:45] or None
+
+
+ALL_SCOPE_PERMISSIONS = {scope: sorted(perms) for scope, perms in SCOPE_PERMISSIONS.items()}

@@ -1,0 +1,310 @@
+"""Reading the audit log: search, proofs, checkpoints, keys, verification and export.
+
+Reads use read-only sessions; nothing here changes the log. Proofs are computed from the stored
+leaf hashes and come with the signed checkpoint of the same size when there is one, so a client
+checks them against a root it got signed, not against our word.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from rampart.audit.checkpoints import CheckpointSink, newest_checkpoint
+from rampart.audit.db import AuditCheckpointRow, AuditEntryRow, AuditSigningKeyRow
+from rampart.audit.domain import parse_entry
+from rampart.audit.merkle import consistency_proof, inclusion_proof, root_hash
+from rampart.audit.verify import StoredEntry, VerifyReport, export_lines, key_record, verify_log
+from rampart.audit.writer import load_state
+from rampart.kernel.errors import ConflictError, NotFoundError, ValidationError
+from rampart.platform.db import Database
+
+_ENTRY = cast(Table, AuditEntryRow.__table__)
+_CHECKPOINT = cast(Table, AuditCheckpointRow.__table__)
+_KEY = cast(Table, AuditSigningKeyRow.__table__)
+#: Rows fetched per query when streaming the whole log.
+STREAM_CHUNK = 20_000
+
+
+class ProofUnavailableError(ConflictError):
+    code = "audit-proof-unavailable"
+    title = "No proof can be given for these tree sizes"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    since_ns: int | None = None
+    until_ns: int | None = None
+    actor: str | None = None
+    subject: str | None = None
+    action: str | None = None
+    #: Keyset cursor: only entries with a larger sequence number.
+    after_seq: int | None = None
+    limit: int = 100
+
+
+def entry_view(row: Any) -> dict[str, Any]:
+    record = parse_entry(bytes(row.entry))
+    return {
+        "seq": row.seq,
+        "ts_ns": str(record.ts_ns),
+        "actor": record.actor,
+        "action": record.action,
+        "outcome": record.outcome,
+        "subject": record.subject,
+        "request_id": record.request_id,
+        "client_ip": record.client_ip,
+        "details": dict(record.details),
+        "leaf_hash": base64.b64encode(bytes(row.leaf_hash)).decode(),
+    }
+
+
+class AuditReader:
+    def __init__(self, db: Database, *, origin: str, max_page_size: int) -> None:
+        self._db = db
+        self.origin = origin
+        self.max_page_size = max_page_size
+
+    # --- search --------------------------------------------------------------------------
+    def search(self, query: SearchQuery) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of entries matching `query`, oldest first, and the cursor of the next."""
+        if not 1 <= query.limit <= self.max_page_size:
+            raise ValidationError(f"limit must be between 1 and {self.max_page_size}")
+        stmt = select(_ENTRY).order_by(_ENTRY.c.seq).limit(query.limit + 1)
+        if query.since_ns is not None:
+            stmt = stmt.where(_ENTRY.c.ts_ns >= query.since_ns)
+        if query.until_ns is not None:
+            stmt = stmt.where(_ENTRY.c.ts_ns < query.until_ns)
+        if query.actor is not None:
+            stmt = stmt.where(_ENTRY.c.actor == query.actor)
+        if query.subject is not None:
+            stmt = stmt.where(_ENTRY.c.subject == query.subject)
+        if query.action is not None:
+            stmt = stmt.where(_ENTRY.c.action == query.action)
+        if query.after_seq is not None:
+            stmt = stmt.where(_ENTRY.c.seq > query.after_seq)
+        with self._db.read() as session:
+            rows = session.execute(stmt).all()
+        page = [entry_view(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return page, (page[-1]["seq"] if more and page else None)
+
+    def entry(self, seq: int) -> dict[str, Any]:
+        with self._db.read() as session:
+            row = session.execute(select(_ENTRY).where(_ENTRY.c.seq == seq)).first()
+        if row is None:
+            raise NotFoundError("No audit entry has this sequence number.")
+        return entry_view(row)
+
+    # --- checkpoints and keys ------------------------------------------------------------
+    def checkpoints(self, *, before_size: int | None, limit: int) -> list[dict[str, Any]]:
+        limit = max(1, min(limit, self.max_page_size))
+        stmt = select(_CHECKPOINT).order_by(_CHECKPOINT.c.size.desc()).limit(limit)
+        if before_size is not None:
+            stmt = stmt.where(_CHECKPOINT.c.size < before_size)
+        with self._db.read() as session:
+            rows = session.execute(stmt).all()
+        return [self._checkpoint_view(row) for row in rows]
+
+    def latest_checkpoint(self) -> dict[str, Any]:
+        with self._db.read() as session:
+            newest = newest_checkpoint(session)
+        if newest is None:
+            raise NotFoundError("No checkpoint has been signed yet.")
+        return {
+            "size": newest.size,
+            "root": base64.b64encode(newest.root).decode(),
+            "ts_ns": str(newest.ts_ns),
+            "note": newest.note,
+        }
+
+    @staticmethod
+    def _checkpoint_view(row: Any) -> dict[str, Any]:
+        return {
+            "size": row.size,
+            "root": base64.b64encode(bytes(row.root)).decode(),
+            "ts_ns": str(row.ts_ns),
+            "key_id": row.key_id,
+            "note": row.note,
+        }
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        with self._db.read() as session:
+            rows = session.execute(select(_KEY).order_by(_KEY.c.valid_from_ns)).all()
+        return [
+            {
+                "name": row.name,
+                "key_id": row.key_id,
+                "verifier_key": row.verifier_key,
+                "public_key": base64.b64encode(bytes(row.public_key)).decode(),
+                "algorithm": "Ed25519",
+                "valid_from_ns": str(row.valid_from_ns),
+                "retired_at_ns": None if row.retired_at_ns is None else str(row.retired_at_ns),
+            }
+            for row in rows
+        ]
+
+    # --- proofs --------------------------------------------------------------------------
+    def _tree(self, session: Session, size: int | None) -> tuple[int, list[bytes]]:
+        current = load_state(session, lock=False).size
+        if size is None:
+            newest = newest_checkpoint(session)
+            size = newest.size if newest is not None else current
+        if not 0 < size <= current:
+            raise ProofUnavailableError(f"tree_size must be between 1 and {current}")
+        leaves = [
+            bytes(h)
+            for (h,) in session.execute(
+                select(_ENTRY.c.leaf_hash).where(_ENTRY.c.seq < size).order_by(_ENTRY.c.seq)
+            )
+        ]
+        if len(leaves) != size:
+            raise ProofUnavailableError("the log is missing entries; run `rampart audit verify`")
+        return size, leaves
+
+    def _signed_note(self, session: Session, size: int) -> str | None:
+        row = session.execute(select(_CHECKPOINT.c.note).where(_CHECKPOINT.c.size == size))
+        found = row.first()
+        return None if found is None else str(found.note)
+
+    def inclusion(self, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+        """The inclusion proof of entry `seq` in the tree of `tree_size` (default: the newest
+        checkpoint's size)."""
+        with self._db.read() as session:
+            size, leaves = self._tree(session, tree_size)
+            if not 0 <= seq < size:
+                raise ProofUnavailableError("the entry is not in a tree of this size")
+            proof = inclusion_proof(leaves, seq)
+            note = self._signed_note(session, size)
+        b64 = base64.b64encode
+        return {
+            "seq": seq,
+            "tree_size": size,
+            "leaf_hash": b64(leaves[seq]).decode(),
+            "root": b64(root_hash(leaves)).decode(),
+            "proof": [b64(p).decode() for p in proof],
+            "checkpoint": note,
+        }
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+        with self._db.read() as session:
+            size, leaves = self._tree(session, new_size)
+            if not 0 < old_size <= size:
+                raise ProofUnavailableError("old_size must satisfy 0 < old_size <= new_size")
+            proof = consistency_proof(leaves, old_size)
+            old_note = self._signed_note(session, old_size)
+            new_note = self._signed_note(session, size)
+        b64 = base64.b64encode
+        return {
+            "old_size": old_size,
+            "new_size": size,
+            "old_root": b64(root_hash(leaves[:old_size])).decode(),
+            "new_root": b64(root_hash(leaves)).decode(),
+            "proof": [b64(p).decode() for p in proof],
+            "old_checkpoint": old_note,
+            "new_checkpoint": new_note,
+        }
+
+    # --- whole-log operations (CLI) ------------------------------------------------------
+    def stored_entries(
+        self, *, columns: bool = True, limit: int | None = None
+    ) -> Iterator[StoredEntry]:
+        """Every entry in sequence order, streamed in chunks."""
+        cols = [_ENTRY.c.seq, _ENTRY.c.entry, _ENTRY.c.leaf_hash]
+        if columns:
+            cols += [
+                _ENTRY.c.ts_ns,
+                _ENTRY.c.actor,
+                _ENTRY.c.action,
+                _ENTRY.c.outcome,
+                _ENTRY.c.subject,
+                _ENTRY.c.request_id,
+                _ENTRY.c.client_ip,
+            ]
+        lo = 0
+        while limit is None or lo < limit:
+            hi = lo + STREAM_CHUNK if limit is None else min(lo + STREAM_CHUNK, limit)
+            with self._db.read() as session:
+                rows = session.execute(
+                    select(*cols)
+                    .where(_ENTRY.c.seq >= lo, _ENTRY.c.seq < hi)
+                    .order_by(_ENTRY.c.seq)
+                ).all()
+            if not rows:
+                # A gap is reported by the verifier; past the last entry there is nothing more.
+                with self._db.read() as session:
+                    later = session.execute(
+                        select(_ENTRY.c.seq).where(_ENTRY.c.seq >= hi).limit(1)
+                    ).first()
+                if later is None:
+                    return
+            for row in rows:
+                yield StoredEntry(
+                    row[0], bytes(row[1]), bytes(row[2]), tuple(row[3:]) if columns else None
+                )
+            lo = hi
+
+    def checkpoint_notes(self) -> list[str]:
+        with self._db.read() as session:
+            return [
+                str(n)
+                for (n,) in session.execute(select(_CHECKPOINT.c.note).order_by(_CHECKPOINT.c.size))
+            ]
+
+    def key_pairs(self) -> list[tuple[str, bytes]]:
+        with self._db.read() as session:
+            rows = session.execute(select(_KEY.c.name, _KEY.c.public_key)).all()
+        return [(row.name, bytes(row.public_key)) for row in rows]
+
+    def state(self) -> tuple[int, bytes]:
+        with self._db.read() as session:
+            rng = load_state(session, lock=False)
+        return rng.size, rng.root()
+
+    def verify(
+        self,
+        *,
+        sink: CheckpointSink | None,
+        trusted_keys: list[tuple[str, bytes]],
+        progress: Callable[[int], None] | None = None,
+    ) -> VerifyReport:
+        """Verify the database's log, and against the sink's newest checkpoint when given.
+
+        `trusted_keys` (the configured signing key, keys given by the auditor) verify the sink's
+        checkpoint: whoever rewrites the database can add a key to its table, not to these.
+        """
+        keys = self.key_pairs() + trusted_keys
+        state = self.state()
+        return verify_log(
+            self.stored_entries(),
+            checkpoint_notes=self.checkpoint_notes(),
+            keys=keys,
+            origin=self.origin,
+            sink_note=sink.latest() if sink is not None else None,
+            sink_keys=trusted_keys or keys,
+            state=state,
+            progress=progress,
+        )
+
+    def export(self, exported_at_ns: int) -> Iterator[bytes]:
+        """The whole log as an export file that `rampart audit verify --export` checks offline."""
+        size, _ = self.state()
+        with self._db.read() as session:
+            key_rows = session.execute(select(_KEY).order_by(_KEY.c.valid_from_ns)).all()
+        keys = [
+            key_record(row.name, bytes(row.public_key), row.valid_from_ns, row.retired_at_ns)
+            for row in key_rows
+        ]
+        return export_lines(
+            self.origin,
+            size,
+            keys,
+            self.checkpoint_notes(),
+            self.stored_entries(columns=False, limit=size),
+            exported_at_ns,
+        )

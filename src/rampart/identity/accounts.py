@@ -1,0 +1,387 @@
+"""Accounts: sign-up, email verification and change, password reset and change, closing.
+
+Passwords arrive here already hashed: hashing is slow and runs off the event loop
+(`rampart.identity.passwords.HashingPool`) before the transaction starts. Answers never say
+whether an address has an account; the owner of the address learns it by email instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from rampart.access.domain import Role
+from rampart.config import IdentitySettings
+from rampart.identity import notices
+from rampart.identity.db import DeviceRow, EmailTokenRow, UserRow
+from rampart.identity.domain import (
+    AccountStatus,
+    EmailInUseError,
+    InvalidLinkError,
+    new_token,
+    token_hash,
+)
+from rampart.identity.ports import Notifier, RoleDirectory
+from rampart.identity.sessions import SessionStore
+from rampart.identity.throttle import LoginThrottle
+from rampart.kernel.clock import Clock, utc
+from rampart.kernel.errors import NotFoundError
+from rampart.kernel.events import AuditEvent
+from rampart.kernel.ids import new_id
+from rampart.platform.uow import UnitOfWork
+
+PURPOSE_VERIFY = "verify-email"
+PURPOSE_CHANGE = "change-email"
+PURPOSE_RESET = "reset-password"
+#: At most this many unexpired reset links per account: asking again does not flood the inbox.
+MAX_OPEN_RESETS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    email_verified: bool
+    status: str
+    created_at: datetime
+
+
+def _user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        email_verified=row.email_verified_at is not None,
+        status=row.status,
+        created_at=utc(row.created_at),
+    )
+
+
+class AccountService:
+    def __init__(
+        self,
+        clock: Clock,
+        settings: IdentitySettings,
+        *,
+        public_url: str,
+        roles: RoleDirectory,
+        notifier: Notifier,
+        sessions: SessionStore,
+        throttle: LoginThrottle,
+        email_key: Callable[[str], str],
+    ) -> None:
+        self._clock = clock
+        self._settings = settings
+        self._url = public_url
+        self._roles = roles
+        self._notifier = notifier
+        self._sessions = sessions
+        self._throttle = throttle
+        self._email_key = email_key
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _send(self, uow: UnitOfWork, to: str, notice: notices.Notice) -> None:
+        self._notifier.email(uow, to=to, subject=notice.subject, text=notice.text, kind=notice.kind)
+
+    def _link_token(
+        self, uow: UnitOfWork, user_id: str, purpose: str, email: str, lifetime: timedelta
+    ) -> str:
+        now = self._clock.now()
+        token = new_token()
+        uow.session.add(
+            EmailTokenRow(
+                id=new_id(),
+                user_id=user_id,
+                purpose=purpose,
+                token_hash=token_hash(token),
+                email=email,
+                created_at=now,
+                expires_at=now + lifetime,
+            )
+        )
+        return token
+
+    def _send_verification(self, uow: UnitOfWork, user_id: str, email: str, purpose: str) -> None:
+        hours = self._settings.email_verification_hours
+        token = self._link_token(uow, user_id, purpose, email, timedelta(hours=hours))
+        self._send(uow, email, notices.verify_email(f"{self._url}/verify-email?token={token}", hours))
+
+    def _take_link(self, uow: UnitOfWork, token: str, purposes: tuple[str, ...]) -> EmailTokenRow:
+        """Consume a link token: exactly once, before it expires, for a live account."""
+        now = self._clock.now()
+        row = uow.session.scalar(
+            select(EmailTokenRow).where(EmailTokenRow.token_hash == token_hash(token))
+        )
+        if row is None or row.purpose not in purposes or row.used_at is not None:
+            raise InvalidLinkError
+        if utc(row.expires_at) <= now:
+            raise InvalidLinkError
+        # The conditional update is what makes it single-use under concurrency: of two requests
+        # racing with the same link, one changes the row and the other changes nothing.
+        taken = uow.session.execute(
+            update(EmailTokenRow)
+            .where(EmailTokenRow.id == row.id, EmailTokenRow.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidLinkError
+        user = uow.session.get(UserRow, row.user_id)
+        if user is None or user.status != AccountStatus.ACTIVE:
+            raise InvalidLinkError
+        return row
+
+    def get(self, session: Session, user_id: str) -> User:
+        row = session.get(UserRow, user_id)
+        if row is None or row.status == AccountStatus.CLOSED:
+            raise NotFoundError("No such user.")
+        return _user(row)
+
+    def by_email(self, session: Session, email: str) -> UserRow | None:
+        return session.scalar(select(UserRow).where(UserRow.email == email))
+
+    # --- sign-up -----------------------------------------------------------------------------
+    def register(self, uow: UnitOfWork, email: str, password_hash: str) -> str | None:
+        """Create an account and send the verification link. For an address that has an
+        account already, nothing is created and its owner is told by email; the caller answers
+        the same in both cases. Returns the new user's id (None when nothing was created)."""
+        now = self._clock.now()
+        existing = self.by_email(uow.session, email)
+        if existing is not None:
+            if existing.status == AccountStatus.ACTIVE and existing.email_verified_at is None:
+                self._send_verification(uow, existing.id, email, PURPOSE_VERIFY)
+            elif existing.status == AccountStatus.ACTIVE:
+                self._send(
+                    uow,
+                    email,
+                    notices.already_registered(f"{self._url}/login", f"{self._url}/forgot-password"),
+                )
+            uow.audit(
+                AuditEvent(
+                    action="identity.register.duplicate",
+                    outcome="denied",
+                    subject=f"user:{existing.id}",
+                )
+            )
+            return None
+        user = UserRow(
+            id=new_id(),
+            email=email,
+            password_hash=password_hash,
+            status=AccountStatus.ACTIVE,
+            created_at=now,
+            updated_at=now,
+            password_changed_at=now,
+        )
+        uow.session.add(user)
+        uow.session.flush()
+        self._roles.assign_role(uow, user.id, Role.TRADER, reason="sign-up")
+        self._send_verification(uow, user.id, email, PURPOSE_VERIFY)
+        uow.audit(AuditEvent(action="identity.user.registered", subject=f"user:{user.id}"))
+        return user.id
+
+    def create_user(
+        self,
+        uow: UnitOfWork,
+        email: str,
+        password_hash: str,
+        *,
+        role: str,
+        verified: bool,
+        created_by: str,
+    ) -> str:
+        """An operator's account creation (`rampart users create`)."""
+        now = self._clock.now()
+        if self.by_email(uow.session, email) is not None:
+            raise EmailInUseError("An account with that email exists.")
+        user = UserRow(
+            id=new_id(),
+            email=email,
+            password_hash=password_hash,
+            status=AccountStatus.ACTIVE,
+            email_verified_at=now if verified else None,
+            created_at=now,
+            updated_at=now,
+            password_changed_at=now,
+        )
+        uow.session.add(user)
+        uow.session.flush()
+        self._roles.assign_role(uow, user.id, role, granted_by=created_by, reason="created by operator")
+        if not verified:
+            self._send_verification(uow, user.id, email, PURPOSE_VERIFY)
+        uow.audit(
+            AuditEvent(
+                action="identity.user.created",
+                subject=f"user:{user.id}",
+                details={"role": role, "verified": verified},
+                actor=created_by,
+            )
+        )
+        return user.id
+
+    def verify_email(self, uow: UnitOfWork, token: str) -> str:
+        """Confirm an address from its link (sign-up or change); returns the user id."""
+        row = self._take_link(uow, token, (PURPOSE_VERIFY, PURPOSE_CHANGE))
+        user = uow.session.get(UserRow, row.user_id)
+        assert user is not None
+        now = self._clock.now()
+        if row.purpose == PURPOSE_CHANGE:
+            if self.by_email(uow.session, row.email) is not None:
+                raise InvalidLinkError("That address is now in use by another account.")
+            old = user.email
+            user.email = row.email
+            self._send(uow, old, notices.email_changed(row.email))
+            uow.audit(AuditEvent(action="identity.email.changed", subject=f"user:{user.id}"))
+        elif row.email != user.email:
+            # A sign-up link for an address the account no longer has.
+            raise InvalidLinkError
+        user.email_verified_at = now
+        user.updated_at = now
+        uow.audit(AuditEvent(action="identity.email.verified", subject=f"user:{user.id}"))
+        # Permissions depend on verification: let every session see the change now.
+        self._sessions.forget_user(uow, user.id)
+        return user.id
+
+    def resend_verification(self, uow: UnitOfWork, user_id: str) -> None:
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.email_verified_at is not None:
+            return
+        self._send_verification(uow, user.id, user.email, PURPOSE_VERIFY)
+
+    def request_email_change(self, uow: UnitOfWork, user_id: str, new_email: str) -> None:
+        """Send a confirmation link to the new address and a notice to the current one. The
+        address changes only when the link is used. A taken address gets the same answer."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status != AccountStatus.ACTIVE:
+            raise NotFoundError("No such user.")
+        self._send(uow, user.email, notices.email_change_requested(new_email))
+        if new_email != user.email and self.by_email(uow.session, new_email) is None:
+            self._send_verification(uow, user.id, new_email, PURPOSE_CHANGE)
+        uow.audit(AuditEvent(action="identity.email.change_requested", subject=f"user:{user.id}"))
+
+    # --- passwords ---------------------------------------------------------------------------
+    def forgot_password(self, uow: UnitOfWork, email: str) -> None:
+        """Email a reset link when the address has a live account; otherwise do nothing. The
+        caller answers the same either way."""
+        now = self._clock.now()
+        user = self.by_email(uow.session, email)
+        if user is None or user.status != AccountStatus.ACTIVE:
+            return
+        open_links = uow.session.scalar(
+            select(func.count())
+            .select_from(EmailTokenRow)
+            .where(
+                EmailTokenRow.user_id == user.id,
+                EmailTokenRow.purpose == PURPOSE_RESET,
+                EmailTokenRow.used_at.is_(None),
+                EmailTokenRow.expires_at > now,
+            )
+        )
+        if (open_links or 0) >= MAX_OPEN_RESETS:
+            return
+        minutes = self._settings.password_reset_minutes
+        token = self._link_token(uow, user.id, PURPOSE_RESET, user.email, timedelta(minutes=minutes))
+        self._send(uow, user.email, notices.password_reset(f"{self._url}/reset-password?token={token}", minutes))
+        uow.audit(AuditEvent(action="identity.password.reset_requested", subject=f"user:{user.id}"))
+
+    def reset_target(self, session: Session, token: str) -> str:
+        """The address a reset link belongs to (for the password policy), without using it."""
+        row = session.scalar(select(EmailTokenRow).where(EmailTokenRow.token_hash == token_hash(token)))
+        if (
+            row is None
+            or row.purpose != PURPOSE_RESET
+            or row.used_at is not None
+            or utc(row.expires_at) <= self._clock.now()
+        ):
+            raise InvalidLinkError
+        return row.email
+
+    def reset_password(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
+        """Set a new password from a reset link: every session and token of the user ends, a
+        sign-in lock is lifted, and the user is told. Returns the user id."""
+        row = self._take_link(uow, token, (PURPOSE_RESET,))
+        user = uow.session.get(UserRow, row.user_id)
+        assert user is not None
+        now = self._clock.now()
+        user.password_hash = password_hash
+        user.password_changed_at = now
+        user.updated_at = now
+        # Every other reset link of the account dies with this one.
+        uow.session.execute(
+            update(EmailTokenRow)
+            .where(
+                EmailTokenRow.user_id == user.id,
+                EmailTokenRow.purpose == PURPOSE_RESET,
+                EmailTokenRow.used_at.is_(None),
+            )
+            .values(used_at=now)
+        )
+        self._sessions.revoke_all(uow, user.id, reason="password-reset")
+        self._throttle.clear_account(uow, self._email_key(user.email))
+        self._send(uow, user.email, notices.password_changed("reset"))
+        uow.audit(AuditEvent(action="identity.password.reset", subject=f"user:{user.id}"))
+        return user.id
+
+    def change_password(
+        self, uow: UnitOfWork, user_id: str, password_hash: str, *, keep_session_id: str | None
+    ) -> None:
+        """Set a new password (the caller checked the current one); other sessions end."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status != AccountStatus.ACTIVE:
+            raise NotFoundError("No such user.")
+        now = self._clock.now()
+        user.password_hash = password_hash
+        user.password_changed_at = now
+        user.updated_at = now
+        self._sessions.revoke_all(
+            uow, user.id, reason="password-changed", keep_session_id=keep_session_id, not_before=False
+        )
+        self._send(uow, user.email, notices.password_changed("changed"))
+        uow.audit(AuditEvent(action="identity.password.changed", subject=f"user:{user.id}"))
+
+    def update_hash(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
+        """Store a re-hash made at sign-in with the current parameters (same password)."""
+        user = uow.session.get(UserRow, user_id)
+        if user is not None:
+            user.password_hash = password_hash
+            uow.audit(AuditEvent(action="identity.password.rehashed", subject=f"user:{user.id}"))
+
+    # --- closing and locking -----------------------------------------------------------------
+    def close(self, uow: UnitOfWork, user_id: str) -> None:
+        """Close the account: every credential ends, the password is erased and the address is
+        released (it may sign up again later)."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status == AccountStatus.CLOSED:
+            raise NotFoundError("No such user.")
+        now = self._clock.now()
+        self._send(uow, user.email, notices.account_closed())
+        self._sessions.revoke_all(uow, user.id, reason="account-closed")
+        uow.session.execute(
+            update(DeviceRow)
+            .where(DeviceRow.user_id == user.id, DeviceRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        user.status = AccountStatus.CLOSED
+        user.password_hash = None
+        user.email = f"closed+{user.id}@closed.invalid"
+        user.updated_at = now
+        uow.audit(AuditEvent(action="identity.user.closed", subject=f"user:{user.id}"))
+
+    def set_locked(self, uow: UnitOfWork, user_id: str, locked: bool, *, reason: str) -> None:
+        """Lock (no sign-in, every session and token dead at once) or unlock an account."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status == AccountStatus.CLOSED:
+            raise NotFoundError("No such user.")
+        user.status = AccountStatus.LOCKED if locked else AccountStatus.ACTIVE
+        user.updated_at = self._clock.now()
+        if locked:
+            self._sessions.revoke_all(uow, user.id, reason="account-locked")
+        uow.audit(
+            AuditEvent(
+                action="identity.user.locked" if locked else "identity.user.unlocked",
+                subject=f"user:{user.id}",
+                details={"reason": reason[:200]},
+            )
+        )

@@ -1,0 +1,414 @@
+"""Identity over HTTP: sign-up, sign-in, tokens, sessions, devices and the JWKS.
+
+Every route declares its access. Answers that could tell whether an address has an account
+(sign-up, sign-in, forgotten password) are the same whether or not it has one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from rampart.access.api import authenticated
+from rampart.access.domain import Principal
+from rampart.identity import flows
+from rampart.identity.authn import DEVICE_COOKIE
+from rampart.identity.domain import RefreshTokenReusedError, clean_device_id
+from rampart.identity.login import IssuedLogin, LoginOutcome
+from rampart.identity.sessions import KIND_API, ClientInfo
+from rampart.kernel.context import current_context
+from rampart.platform.http.access import public
+from rampart.platform.http.deps import get_container
+
+router = APIRouter(tags=["identity"])
+
+MAX_PASSWORD = 4096
+MAX_EMAIL_INPUT = 320
+MAX_TOKEN = 128
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegisterIn(_In):
+    email: str = Field(max_length=MAX_EMAIL_INPUT)
+    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+
+
+class TokenIn(_In):
+    token: str = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
+
+
+class LoginIn(_In):
+    email: str = Field(max_length=MAX_EMAIL_INPUT)
+    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    #: A stable id the client keeps for this installation (8-128 of A-Z a-z 0-9 . _ : -).
+    device_id: str | None = Field(default=None, max_length=128)
+
+
+class RefreshIn(_In):
+    refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
+
+
+class LogoutIn(_In):
+    everywhere: bool = False
+
+
+class ForgotIn(_In):
+    email: str = Field(max_length=MAX_EMAIL_INPUT)
+
+
+class ResetIn(_In):
+    token: str = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
+    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+
+
+class ChangePasswordIn(_In):
+    current_password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    new_password: str = Field(max_length=MAX_PASSWORD, repr=False)
+
+
+class ChangeEmailIn(_In):
+    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    new_email: str = Field(max_length=MAX_EMAIL_INPUT)
+
+
+class CloseIn(_In):
+    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+
+
+class Accepted(BaseModel):
+    status: str
+    detail: str
+
+
+class TokensOut(BaseModel):
+    status: str = "complete"
+    token_type: str = "Bearer"
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_at: datetime
+    session_id: str
+
+
+class SecondFactorOut(BaseModel):
+    status: str = "second_factor_required"
+    pending_login: str
+    factors: list[str]
+    expires_at: datetime
+
+
+class MeOut(BaseModel):
+    id: str
+    email: str
+    email_verified: bool
+    roles: list[str]
+    permissions: list[str]
+    created_at: datetime
+
+
+class SessionOut(BaseModel):
+    id: str
+    kind: str
+    current: bool
+    device_id: str | None
+    user_agent: str | None
+    ip: str | None
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+class DeviceOut(BaseModel):
+    id: str
+    user_agent: str | None
+    last_ip: str | None
+    created_at: datetime
+    last_seen_at: datetime
+
+
+Me = Annotated[Principal, Depends(authenticated())]
+
+
+def client_info(request: Request, device_id: str | None) -> ClientInfo:
+    ctx = current_context()
+    return ClientInfo(
+        device_key=clean_device_id(device_id or request.cookies.get(DEVICE_COOKIE)),
+        user_agent=ctx.user_agent,
+        ip=ctx.client_ip,
+    )
+
+
+def _tokens_out(issued: IssuedLogin, now_epoch: float) -> TokensOut:
+    assert issued.access_token and issued.refresh_token and issued.refresh_expires_at
+    assert issued.access_expires_at is not None
+    return TokensOut(
+        access_token=issued.access_token,
+        expires_in=int(issued.access_expires_at - now_epoch),
+        refresh_token=issued.refresh_token,
+        refresh_expires_at=issued.refresh_expires_at,
+        session_id=issued.session_id,
+    )
+
+
+def _login_out(outcome: LoginOutcome, now_epoch: float) -> TokensOut | SecondFactorOut:
+    if outcome.pending is not None:
+        return SecondFactorOut(
+            pending_login=outcome.pending.token,
+            factors=outcome.pending.factors,
+            expires_at=outcome.pending.expires_at,
+        )
+    assert outcome.issued is not None
+    return _tokens_out(outcome.issued, now_epoch)
+
+
+@router.post(
+    "/v1/auth/register", status_code=202, response_model=Accepted, dependencies=[Depends(public)]
+)
+async def register(body: RegisterIn, request: Request) -> Accepted:
+    """Create an account; a link to confirm the address is emailed. Same answer for an address
+    that has an account (its owner is told by email instead)."""
+    await flows.register(get_container(request), body.email, body.password)
+    return Accepted(
+        status="verification_sent",
+        detail="If the address can be used, a confirmation link is on its way to it.",
+    )
+
+
+@router.post("/v1/auth/verify-email", response_model=Accepted, dependencies=[Depends(public)])
+async def verify_email(body: TokenIn, request: Request) -> Accepted:
+    container = get_container(request)
+    await flows.in_transaction(
+        container, lambda uow: container.identity.accounts.verify_email(uow, body.token)
+    )
+    return Accepted(status="verified", detail="The email address is confirmed.")
+
+
+@router.post("/v1/auth/verify-email/resend", status_code=202, response_model=Accepted)
+async def resend_verification(request: Request, me: Me) -> Accepted:
+    container = get_container(request)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container, lambda uow: container.identity.accounts.resend_verification(uow, user_id)
+    )
+    return Accepted(status="verification_sent", detail="A new confirmation link is on its way.")
+
+
+@router.post(
+    "/v1/auth/login",
+    response_model=TokensOut | SecondFactorOut,
+    dependencies=[Depends(public)],
+)
+async def login(body: LoginIn, request: Request) -> TokensOut | SecondFactorOut:
+    """Sign in a program: an access token (15 minutes) and a refresh token (24 hours), or, for
+    an account with a second factor, a pending sign-in to complete with it."""
+    container = get_container(request)
+    outcome = await flows.login_with_password(
+        container, body.email, body.password, KIND_API, client_info(request, body.device_id)
+    )
+    return _login_out(outcome, container.clock.time_ns() / 1e9)
+
+
+@router.post("/v1/auth/refresh", response_model=TokensOut, dependencies=[Depends(public)])
+async def refresh(body: RefreshIn, request: Request) -> TokensOut:
+    """Exchange a refresh token for a new pair; each refresh token works once."""
+    container = get_container(request)
+    outcome = await flows.in_transaction(
+        container, lambda uow: container.identity.login.refresh(uow, body.refresh_token)
+    )
+    if outcome.reused or outcome.issued is None:
+        raise RefreshTokenReusedError
+    return _tokens_out(outcome.issued, container.clock.time_ns() / 1e9)
+
+
+@router.post("/v1/auth/logout", status_code=204)
+async def logout(request: Request, me: Me, body: LogoutIn | None = None) -> Response:
+    """End this session (its access tokens stop working at once), or every session."""
+    container = get_container(request)
+    everywhere = bool(body and body.everywhere)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.login.logout(
+            uow, user_id, me.credential_id, everywhere=everywhere
+        ),
+    )
+    response = Response(status_code=204)
+    if me.method == "session":
+        from rampart.identity.authn import SESSION_COOKIE
+
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post(
+    "/v1/auth/password/forgot",
+    status_code=202,
+    response_model=Accepted,
+    dependencies=[Depends(public)],
+)
+async def forgot_password(body: ForgotIn, request: Request) -> Accepted:
+    container = get_container(request)
+    from rampart.identity.domain import InvalidEmailError, normalise_email
+
+    try:
+        email: str | None = normalise_email(body.email)
+    except InvalidEmailError:
+        email = None
+    if email is not None:
+        address = email
+        await flows.in_transaction(
+            container, lambda uow: container.identity.accounts.forgot_password(uow, address)
+        )
+    return Accepted(
+        status="reset_sent",
+        detail="If the address has an account, a link to reset the password is on its way.",
+    )
+
+
+@router.post("/v1/auth/password/reset", response_model=Accepted, dependencies=[Depends(public)])
+async def reset_password(body: ResetIn, request: Request) -> Accepted:
+    """Set a new password from a reset link. Every session and token of the account ends."""
+    await flows.reset_password(get_container(request), body.token, body.password)
+    return Accepted(status="password_reset", detail="The password is changed; sign in again.")
+
+
+@router.get("/v1/me", response_model=MeOut)
+async def me(request: Request, principal: Me) -> MeOut:
+    container = get_container(request)
+    user_id = principal.user_id or ""
+
+    def read() -> Any:
+        with container.db.read() as session:
+            return container.identity.accounts.get(session, user_id)
+
+    user = await run_in_threadpool(read)
+    return MeOut(
+        id=user.id,
+        email=user.email,
+        email_verified=user.email_verified,
+        roles=sorted(principal.roles),
+        permissions=sorted(principal.permissions),
+        created_at=user.created_at,
+    )
+
+
+@router.post("/v1/me/password", status_code=204)
+async def change_password(body: ChangePasswordIn, request: Request, me: Me) -> Response:
+    """Change the password (the current one is required); every other session ends."""
+    await flows.change_password(
+        get_container(request),
+        me.user_id or "",
+        body.current_password,
+        body.new_password,
+        keep_session_id=me.credential_id,
+    )
+    return Response(status_code=204)
+
+
+@router.post("/v1/me/email", status_code=202, response_model=Accepted)
+async def change_email(body: ChangeEmailIn, request: Request, me: Me) -> Accepted:
+    """Ask to change the sign-in address; it changes once the link sent to it is opened."""
+    await flows.change_email(get_container(request), me.user_id or "", body.password, body.new_email)
+    return Accepted(
+        status="verification_sent",
+        detail="Open the link sent to the new address to complete the change.",
+    )
+
+
+@router.post("/v1/me/close", status_code=204)
+async def close_account(body: CloseIn, request: Request, me: Me) -> Response:
+    """Close the account (the password is required). Every session and token ends."""
+    await flows.close_account(get_container(request), me.user_id or "", body.password)
+    return Response(status_code=204)
+
+
+@router.get("/v1/me/sessions", response_model=list[SessionOut])
+async def list_sessions(request: Request, me: Me) -> list[SessionOut]:
+    container = get_container(request)
+    user_id = me.user_id or ""
+
+    def read() -> Any:
+        with container.db.read() as session:
+            return container.identity.sessions.list_sessions(session, user_id)
+
+    return [
+        SessionOut(
+            id=s.id,
+            kind=s.kind,
+            current=s.id == me.credential_id,
+            device_id=s.device_id,
+            user_agent=s.user_agent,
+            ip=s.ip,
+            created_at=s.created_at,
+            last_seen_at=s.last_seen_at,
+            expires_at=s.expires_at,
+        )
+        for s in await run_in_threadpool(read)
+    ]
+
+
+@router.delete("/v1/me/sessions/{session_id}", status_code=204)
+async def revoke_session(session_id: str, request: Request, me: Me) -> Response:
+    """End one of your sessions; its tokens stop working at once. Another user's is 404."""
+    container = get_container(request)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.sessions.revoke(
+            uow, user_id, session_id[:64], reason="revoked-by-user"
+        ),
+    )
+    return Response(status_code=204)
+
+
+@router.get("/v1/me/devices", response_model=list[DeviceOut])
+async def list_devices(request: Request, me: Me) -> list[DeviceOut]:
+    container = get_container(request)
+    user_id = me.user_id or ""
+
+    def read() -> Any:
+        with container.db.read() as session:
+            return container.identity.sessions.list_devices(session, user_id)
+
+    return [
+        DeviceOut(
+            id=d.id,
+            user_agent=d.user_agent,
+            last_ip=d.last_ip,
+            created_at=d.created_at,
+            last_seen_at=d.last_seen_at,
+        )
+        for d in await run_in_threadpool(read)
+    ]
+
+
+@router.delete("/v1/me/devices/{device_id}", status_code=204)
+async def revoke_device(device_id: str, request: Request, me: Me) -> Response:
+    """Forget a device and end its sessions; its next sign-in counts as a new device."""
+    container = get_container(request)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id[:64]),
+    )
+    return Response(status_code=204)
+
+
+@router.get("/.well-known/jwks.json", dependencies=[Depends(public)])
+async def jwks(request: Request) -> Response:
+    """The public keys that verify access tokens (current and recently retired)."""
+    import orjson
+
+    keys = await run_in_threadpool(get_container(request).identity.keys.jwks)
+    return Response(
+        orjson.dumps(keys),
+        media_type="application/jwk-set+json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )

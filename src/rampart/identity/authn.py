@@ -1,0 +1,158 @@
+"""Authenticators for `rampart.access.api.authenticate`: bearer JWTs and browser sessions.
+
+Bearer: `Authorization: Bearer <JWT>`. The token is verified (cached per token until it expires)
+and then its session's revocation state is checked on every request (cached per session for at
+most `revocation_cache_seconds`, emptied at once by revocations in this process). A cache hit on
+both costs a few microseconds; see docs/performance.md.
+
+Session: the `__Host-rampart_session` cookie (HttpOnly, Secure, SameSite=Strict, Path=/). Every
+state-changing request must also carry the session's CSRF token (`X-CSRF-Token` header or a
+`csrf_token` form field). Sessions end after `session_idle_minutes` without a request and after
+`session_absolute_hours` in any case.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection, Request
+
+from rampart.access.domain import Principal
+from rampart.identity.domain import (
+    CsrfError,
+    InvalidSessionError,
+    InvalidTokenError,
+    TokenRevokedError,
+)
+from rampart.identity.sessions import TOUCH_SECONDS, SessionState, csrf_token_for
+from rampart.kernel.clock import Clock
+
+if TYPE_CHECKING:
+    from rampart.bootstrap import Container
+    from rampart.identity.service import IdentityService
+
+SESSION_COOKIE = "__Host-rampart_session"
+DEVICE_COOKIE = "__Host-rampart_device"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_COOKIE_CHARS = 128
+
+
+def _principal(state: SessionState, method: str) -> Principal:
+    return Principal(
+        actor=f"user:{state.user_id}",
+        user_id=state.user_id,
+        roles=state.roles,
+        permissions=state.permissions,
+        method=method,
+        credential_id=state.session_id,
+        mfa_at=state.mfa_at,
+    )
+
+
+class BearerAuthenticator:
+    def __init__(self, identity: IdentityService, clock: Clock) -> None:
+        self._tokens = identity.tokens
+        self._sessions = identity.sessions
+        self._clock = clock
+
+    async def authenticate(self, conn: HTTPConnection) -> Principal | None:
+        header = conn.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        token = token.strip()
+        if not token:
+            raise InvalidTokenError
+        return await self.check(token)
+
+    async def check(self, token: str) -> Principal:
+        """The whole bearer check: verify (cached), then the revocation state (cached)."""
+        verified = self._tokens.verify(token)
+        state = self._sessions.cached_state_by_id(verified.session_id)
+        if state is None:
+            state = await run_in_threadpool(self._sessions.state_by_id, verified.session_id)
+        now = self._clock.time_ns() / 1e9
+        if (
+            state is None
+            or not state.active
+            or state.user_id != verified.user_id
+            or state.expires_at <= now
+            or verified.issued_at < state.not_before
+        ):
+            raise TokenRevokedError
+        return _principal(state, "bearer")
+
+
+class SessionAuthenticator:
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self._identity = container.identity
+        self._sessions = container.identity.sessions
+        self._clock = container.clock
+        self._idle = container.settings.identity.session_idle_minutes * 60
+        public = urlsplit(container.settings.effective_public_url)
+        self._public_origin = f"{public.scheme}://{public.netloc}"
+
+    async def authenticate(self, conn: HTTPConnection) -> Principal | None:
+        secret = conn.cookies.get(SESSION_COOKIE)
+        if not secret:
+            return None
+        if len(secret) > MAX_COOKIE_CHARS:
+            raise InvalidSessionError
+        state = self._sessions.cached_state_by_secret(secret)
+        if state is None:
+            state = await run_in_threadpool(self._sessions.state_by_secret, secret)
+        now = self._clock.time_ns() / 1e9
+        if state is None or not state.active or state.expires_at <= now:
+            raise InvalidSessionError
+        if now - state.last_seen_at > self._idle:
+            # The cache may be behind another process's touch; look once more before ending it.
+            state = await run_in_threadpool(self._sessions.state_by_secret, secret, fresh=True)
+            if state is None or not state.active:
+                raise InvalidSessionError
+            if now - state.last_seen_at > self._idle:
+                await self._end(state)
+                raise InvalidSessionError("The session ended after a period of inactivity.")
+        await self._check_csrf(conn, secret)
+        if now - state.last_seen_at >= TOUCH_SECONDS:
+            state = await run_in_threadpool(self._sessions.touch, secret, state)
+        return _principal(state, "session")
+
+    async def _end(self, state: SessionState) -> None:
+        from rampart.identity.flows import in_transaction
+
+        await in_transaction(
+            self._container,
+            lambda uow: self._sessions.revoke(uow, state.user_id, state.session_id, reason="idle"),
+        )
+
+    async def _check_csrf(self, conn: HTTPConnection, secret: str) -> None:
+        if conn.scope["type"] == "websocket":
+            # No custom headers on a websocket handshake: check that it comes from our origin.
+            origin = conn.headers.get("origin")
+            if origin is not None and origin != self._public_origin:
+                host = conn.headers.get("host", "")
+                if urlsplit(origin).netloc != host:
+                    raise CsrfError
+            return
+        if conn.scope.get("method", "GET") in SAFE_METHODS:
+            return
+        presented = conn.headers.get(CSRF_HEADER)
+        if presented is None and isinstance(conn, Request):
+            content_type = conn.headers.get("content-type", "")
+            if content_type.startswith(
+                ("application/x-www-form-urlencoded", "multipart/form-data")
+            ):
+                form = await conn.form()
+                value = form.get(CSRF_FIELD)
+                presented = value if isinstance(value, str) else None
+        expected = csrf_token_for(secret)
+        if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+            raise CsrfError

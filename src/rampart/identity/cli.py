@@ -1,0 +1,122 @@
+"""`rampart users`: operator commands on accounts (the first admin, test users, locks).
+
+The password comes from a hidden prompt (asked twice) or from `--password-file`, never from the
+command line, where it would sit in the shell history and the process list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy import select
+
+from rampart.identity.domain import normalise_email
+from rampart.kernel.errors import RampartError
+
+console = Console(stderr=True, soft_wrap=True)
+
+OPERATOR = "system:cli"
+
+
+def _read_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        return password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _user_id(c: Any, email: str) -> str:
+    from rampart.identity.db import UserRow
+
+    with c.db.read() as session:
+        user_id = session.scalar(select(UserRow.id).where(UserRow.email == normalise_email(email)))
+    if user_id is None:
+        console.print("[bold red]refused:[/] no account has that email")
+        raise typer.Exit(1)
+    return str(user_id)
+
+
+def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
+    """Add `rampart users ...` to the root command; `container` builds the wired platform."""
+    app = typer.Typer(help="User accounts.", no_args_is_help=True)
+
+    @app.command("create")
+    def create(
+        email: Annotated[str, typer.Option("--email", help="The sign-in address.")],
+        role: Annotated[str, typer.Option("--role", help="TRADER, ADMIN, COMPLIANCE, SUPPORT...")],
+        verified: Annotated[
+            bool, typer.Option("--verified", help="Treat the address as confirmed already.")
+        ] = False,
+        password_file: Annotated[
+            Path | None,
+            typer.Option("--password-file", help="Read the password from this file."),
+        ] = None,
+    ) -> None:
+        """Create an account with a role (audited). Prompts for the password."""
+        c = container()
+        try:
+            address = normalise_email(email)
+            password = c.identity.policy.check(_read_password(password_file), address)
+            password_hash = c.identity.hashing.hasher.hash(password)
+            with c.uow() as uow:
+                user_id = c.identity.accounts.create_user(
+                    uow, address, password_hash, role=role, verified=verified, created_by=OPERATOR
+                )
+                uow.commit()
+            if not verified:
+                c.outbox_worker.drain()
+        except RampartError as exc:
+            console.print(f"[bold red]refused:[/] {exc.detail}")
+            raise typer.Exit(1) from None
+        finally:
+            c.close()
+        typer.echo(user_id)
+        console.print(f"created user {user_id} with role {role}")
+
+    @app.command("lock")
+    def lock(
+        email: Annotated[str, typer.Option("--email")],
+        reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    ) -> None:
+        """Lock an account: no sign-in, and every session and token stops working at once."""
+        c = container()
+        try:
+            user_id = _user_id(c, email)
+            with c.uow() as uow:
+                c.identity.accounts.set_locked(uow, user_id, True, reason=reason)
+                uow.commit()
+        finally:
+            c.close()
+        console.print(f"locked user {user_id}")
+
+    @app.command("unlock")
+    def unlock(
+        email: Annotated[str, typer.Option("--email")],
+        reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    ) -> None:
+        """Unlock an account locked by an operator."""
+        c = container()
+        try:
+            user_id = _user_id(c, email)
+            with c.uow() as uow:
+                c.identity.accounts.set_locked(uow, user_id, False, reason=reason)
+                uow.commit()
+        finally:
+            c.close()
+        console.print(f"unlocked user {user_id}")
+
+    @app.command("rotate-signing-key")
+    def rotate_signing_key() -> None:
+        """Start signing access tokens with a new key; the old one stays published until the
+        tokens it signed have expired, so nobody is signed out."""
+        c = container()
+        try:
+            kid = c.identity.keys.rotate()
+        finally:
+            c.close()
+        console.print(f"access tokens are now signed with key {kid}")
+
+    root.add_typer(app, name="users")

@@ -1,0 +1,138 @@
+"""Identity tables. Secrets are never stored: passwords as argon2id (or imported bcrypt) hashes,
+every opaque token (session id, refresh token, link token, pending sign-in) as its SHA-256.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rampart.platform.base import Base, UTCDateTime
+
+
+class UserRow(Base):
+    __tablename__ = "identity_user"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    #: Access tokens issued before this instant are refused (logout everywhere, reset, lock).
+    tokens_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EmailTokenRow(Base):
+    """A single-use link token: verify an address, confirm a new address, reset a password."""
+
+    __tablename__ = "identity_email_token"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DeviceRow(Base):
+    __tablename__ = "identity_device"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    device_key: Mapped[str] = mapped_column(String(128))
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    first_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (UniqueConstraint("user_id", "device_key", name="uq_identity_device_key"),)
+
+
+class SessionRow(Base):
+    """One sign-in: a browser session (cookie) or an API session (a refresh-token family)."""
+
+    __tablename__ = "identity_session"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(16))
+    #: SHA-256 of the cookie value, for browser sessions.
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    device_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mfa_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_identity_session_user", "user_id", "revoked_at"),)
+
+
+class RefreshTokenRow(Base):
+    __tablename__ = "identity_refresh_token"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Set when the token was exchanged; presenting it again is theft or replay.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PendingLoginRow(Base):
+    """A sign-in whose password is proven and which still owes a second factor."""
+
+    __tablename__ = "identity_pending_login"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    device_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LoginThrottleRow(Base):
+    """Failed sign-ins per account (`email:<sha256>`) and per client IP (`ip:<addr>`).
+
+    Kept in the database, not in memory, so a restart does not hand an attacker a fresh budget.
+    """
+
+    __tablename__ = "identity_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SigningKeyRow(Base):
+    """A JWT signing key's public half. The private half is derived from the root key and the
+    `kid` whenever it is needed, so it is stored nowhere."""
+
+    __tablename__ = "identity_signing_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: When it stopped signing; published until `retired_at` + the access-token lifetime.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,184 @@
+"""The multi-step identity use cases, as async functions that routes and pages await.
+
+Each flow hashes or verifies the password in the hashing pool (off the event loop, bounded) and
+does its database work in short transactions on a worker thread, committing them itself: it is
+the caller of the services, like a route. No transaction stays open while a hash is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from rampart.identity.domain import (
+    InvalidCredentialsError,
+    LoginThrottledError,
+    normalise_email,
+)
+from rampart.identity.login import LoginOutcome, PasswordCheck
+from rampart.identity.sessions import ClientInfo
+from rampart.kernel.events import AuditEvent
+from rampart.platform.logging import get_logger
+from rampart.platform.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from rampart.bootstrap import Container
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+
+def _in_uow(container: Container, work: Callable[[UnitOfWork], T]) -> T:
+    with container.uow() as uow:
+        result = work(uow)
+        uow.commit()
+        return result
+
+
+async def in_transaction(container: Container, work: Callable[[UnitOfWork], T]) -> T:
+    """Run `work` in a unit of work on a worker thread and commit it."""
+    return await run_in_threadpool(_in_uow, container, work)
+
+
+async def audit_outside_transaction(container: Container, event: AuditEvent) -> None:
+    """An audit entry that belongs to no business change (a refused attempt)."""
+    audit_log: Any = getattr(container, "audit_log", None)
+    if audit_log is not None and hasattr(audit_log, "append_async"):
+        await audit_log.append_async(event)
+        return
+
+    def record(uow: UnitOfWork) -> None:
+        uow.audit(event)
+
+    await in_transaction(container, record)
+
+
+async def login_with_password(
+    container: Container, raw_email: str, password: str, kind: str, client: ClientInfo
+) -> LoginOutcome:
+    """The password step of a sign-in, with throttling and enumeration resistance."""
+    identity = container.identity
+    login = identity.login
+
+    def read() -> PasswordCheck:
+        with container.db.read() as session:
+            return login.check_throttle(session, raw_email, client.ip)
+
+    try:
+        check = await run_in_threadpool(read)
+    except LoginThrottledError as exc:
+        await audit_outside_transaction(
+            container,
+            AuditEvent(
+                action="auth.login.throttled",
+                outcome="denied",
+                details={"ip": client.ip, "retry_after": round(exc.retry_after, 1)},
+            ),
+        )
+        raise
+    hasher = identity.hashing.hasher
+    stored = check.stored_hash or hasher.dummy_hash()
+    matched = await identity.hashing.verify(stored, password)
+    if not matched or check.user_id is None:
+        await in_transaction(container, lambda uow: login.record_failure(uow, check, client.ip))
+        raise InvalidCredentialsError
+    new_hash = await identity.hashing.hash(password) if hasher.needs_rehash(stored) else None
+    return await in_transaction(
+        container,
+        lambda uow: login.password_verified(uow, check, kind, client, new_hash=new_hash),
+    )
+
+
+async def register(container: Container, raw_email: str, password: str) -> None:
+    """Sign up; answers the same whether or not the address had an account."""
+    identity = container.identity
+    email = normalise_email(raw_email)
+    normal = identity.policy.check(password, email)
+    password_hash = await identity.hashing.hash(normal)
+    try:
+        await in_transaction(
+            container, lambda uow: identity.accounts.register(uow, email, password_hash)
+        )
+    except IntegrityError:
+        # Two sign-ups for one address raced; the loser is told nothing different.
+        log.info("concurrent sign-up for one address")
+
+
+async def reset_password(container: Container, token: str, password: str) -> str:
+    identity = container.identity
+
+    def target() -> str:
+        with container.db.read() as session:
+            return identity.accounts.reset_target(session, token)
+
+    email = await run_in_threadpool(target)
+    normal = identity.policy.check(password, email)
+    password_hash = await identity.hashing.hash(normal)
+    return await in_transaction(
+        container, lambda uow: identity.accounts.reset_password(uow, token, password_hash)
+    )
+
+
+async def verify_current_password(container: Container, user_id: str, password: str) -> str:
+    """The account's email when `password` is its current password; `InvalidCredentialsError`
+    otherwise (for changing the password or the email, and closing the account)."""
+    from rampart.identity.db import UserRow
+
+    def read() -> tuple[str, str] | None:
+        with container.db.read() as session:
+            row = session.get(UserRow, user_id)
+            if row is None or not row.password_hash:
+                return None
+            return row.email, row.password_hash
+
+    found = await run_in_threadpool(read)
+    hashing = container.identity.hashing
+    stored = found[1] if found else hashing.hasher.dummy_hash()
+    if not await hashing.verify(stored, password) or found is None:
+        await audit_outside_transaction(
+            container,
+            AuditEvent(
+                action="auth.reauthentication.failed",
+                outcome="failure",
+                subject=f"user:{user_id}",
+            ),
+        )
+        raise InvalidCredentialsError("The current password is not correct.")
+    return found[0]
+
+
+async def change_password(
+    container: Container,
+    user_id: str,
+    current: str,
+    new: str,
+    *,
+    keep_session_id: str | None,
+) -> None:
+    identity = container.identity
+    email = await verify_current_password(container, user_id, current)
+    normal = identity.policy.check(new, email)
+    password_hash = await identity.hashing.hash(normal)
+    await in_transaction(
+        container,
+        lambda uow: identity.accounts.change_password(
+            uow, user_id, password_hash, keep_session_id=keep_session_id
+        ),
+    )
+
+
+async def change_email(container: Container, user_id: str, password: str, new_email: str) -> None:
+    identity = container.identity
+    email = normalise_email(new_email)
+    await verify_current_password(container, user_id, password)
+    await in_transaction(
+        container, lambda uow: identity.accounts.request_email_change(uow, user_id, email)
+    )
+
+
+async def close_account(container: Container, user_id: str, password: str) -> None:
+    await verify_current_password(container, user_id, password)
+    await in_transaction(container, lambda uow: container.identity.accounts.close(uow, user_id))

@@ -1,0 +1,49 @@
+"""Building the MFA service from settings: the one function bootstrap calls."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rampart.config import Settings
+from rampart.identity.db import UserRow
+from rampart.identity.mfa.notify import OutboxNotifier
+from rampart.identity.mfa.service import MfaSecrets, MfaService
+from rampart.identity.mfa.webauthn_rp import RelyingParty
+from rampart.kernel.clock import Clock
+from rampart.notifications.service import NotificationService
+from rampart.vault import VaultService
+
+
+def verified_email_of(session: Session, user_id: str) -> str | None:
+    """The account's address once verified: codes and notices never go to an unproven one."""
+    return session.scalar(
+        select(UserRow.email).where(UserRow.id == user_id, UserRow.email_verified_at.is_not(None))
+    )
+
+
+def relying_party(settings: Settings) -> RelyingParty:
+    return RelyingParty.from_settings(
+        rp_id=settings.mfa.webauthn_rp_id,
+        rp_name=settings.mfa.webauthn_rp_name,
+        origin=settings.mfa.webauthn_origin,
+        public_url=settings.effective_public_url,
+    )
+
+
+def build_mfa(
+    settings: Settings,
+    clock: Clock,
+    vault: VaultService,
+    notifications: NotificationService | None = None,
+) -> MfaService:
+    notifier = OutboxNotifier(notifications or NotificationService(), verified_email_of)
+    return MfaService(
+        settings.mfa,
+        clock,
+        MfaSecrets(vault),
+        notifier,
+        relying_party(settings),
+        issuer=settings.mfa.webauthn_rp_name,
+        email_of=verified_email_of,
+    )

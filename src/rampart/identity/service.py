@@ -1,0 +1,160 @@
+"""The identity domain, assembled: accounts, sign-in, sessions, tokens and password hashing.
+
+`IdentityService` holds the parts; `build_identity` makes them from settings (called by
+`rampart.bootstrap`). The parts are use cases that take a unit of work and never commit; the
+callers that commit are the routes, the pages, the CLI and `rampart.identity.flows`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from rampart.config import Settings
+from rampart.identity.accounts import AccountService
+from rampart.identity.domain import PasswordPolicy, load_blocklist
+from rampart.identity.login import LoginService
+from rampart.identity.passwords import HashingPool, PasswordHasher
+from rampart.identity.ports import Notifier, RoleDirectory
+from rampart.identity.sessions import SessionStore
+from rampart.identity.throttle import LoginThrottle
+from rampart.identity.tokens import AccessTokens, SigningKeys
+from rampart.kernel.clock import Clock
+from rampart.kernel.secret import Secret
+from rampart.platform.db import Database
+from rampart.platform.keys import RootKeys
+
+#: The shipped blocklist (see data/passwords/README.md for its sources and licences).
+BLOCKLIST_PATH = Path(__file__).resolve().parents[3] / "data" / "passwords" / "common-passwords.txt"
+
+
+class BlocklistMissingError(RuntimeError):
+    pass
+
+
+def load_password_policy(settings: Settings, path: Path = BLOCKLIST_PATH) -> PasswordPolicy:
+    # Without its blocklist the policy would quietly accept "password123": refuse to start.
+    if not path.is_file():
+        raise BlocklistMissingError(f"password blocklist not found at {path}")
+    with path.open(encoding="utf-8") as handle:
+        blocklist = load_blocklist(handle)
+    return PasswordPolicy(
+        min_length=settings.identity.password_min_length,
+        max_length=settings.identity.password_max_length,
+        blocklist=blocklist,
+    )
+
+
+_POLICY_CACHE: dict[tuple[int, int, str], PasswordPolicy] = {}
+
+
+def _policy(settings: Settings) -> PasswordPolicy:
+    # The list is 50,000 entries; parse it once per process, not once per container.
+    key = (
+        settings.identity.password_min_length,
+        settings.identity.password_max_length,
+        str(BLOCKLIST_PATH),
+    )
+    if key not in _POLICY_CACHE:
+        _POLICY_CACHE[key] = load_password_policy(settings)
+    return _POLICY_CACHE[key]
+
+
+@dataclass
+class IdentityService:
+    settings: Settings
+    policy: PasswordPolicy
+    hashing: HashingPool
+    keys: SigningKeys
+    tokens: AccessTokens
+    sessions: SessionStore
+    throttle: LoginThrottle
+    accounts: AccountService
+    login: LoginService
+    pseudonym_key: Secret[bytes]
+
+    def email_key(self, email: str) -> str:
+        """A keyed hash of an address: a stable pseudonym that a dictionary of addresses cannot
+        reverse without the key."""
+        return hmac.new(self.pseudonym_key.reveal(), email.encode(), hashlib.sha256).hexdigest()
+
+    def start(self) -> None:
+        self.keys.load()
+        self.hashing.start()
+
+    def stop(self) -> None:
+        self.hashing.stop()
+
+
+def _subkey(root: Secret[bytes], purpose: bytes) -> Secret[bytes]:
+    return Secret(
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=b"rampart-identity", info=purpose).derive(
+            root.reveal()
+        )
+    )
+
+
+def build_identity(
+    settings: Settings,
+    clock: Clock,
+    db: Database,
+    keys: RootKeys,
+    *,
+    roles: RoleDirectory,
+    notifier: Notifier,
+) -> IdentityService:
+    cfg = settings.identity
+    root = keys.get("jwt", cfg.jwt_signing_key)
+    hasher = PasswordHasher(
+        memory_kib=cfg.argon2_memory_kib,
+        time_cost=cfg.argon2_time_cost,
+        parallelism=cfg.argon2_parallelism,
+    )
+    hashing = HashingPool(
+        hasher, concurrency=cfg.hashing_concurrency, queue_max=cfg.hashing_queue_max
+    )
+    signing = SigningKeys(db, clock, _subkey(root, b"jwt-signing"), cfg)
+    tokens = AccessTokens(signing, clock, cfg, cache_entries=cfg.verified_token_cache_entries)
+    sessions = SessionStore(db, clock, cfg, roles, tokens)
+    throttle = LoginThrottle(clock, cfg)
+    pseudonym = _subkey(root, b"email-pseudonym")
+
+    def email_key(email: str) -> str:
+        return hmac.new(pseudonym.reveal(), email.encode(), hashlib.sha256).hexdigest()
+
+    accounts = AccountService(
+        clock,
+        cfg,
+        public_url=settings.effective_public_url,
+        roles=roles,
+        notifier=notifier,
+        sessions=sessions,
+        throttle=throttle,
+        email_key=email_key,
+    )
+    login = LoginService(
+        clock=clock,
+        settings=cfg,
+        sessions=sessions,
+        tokens=tokens,
+        throttle=throttle,
+        notifier=notifier,
+        email_key=email_key,
+    )
+    return IdentityService(
+        settings=settings,
+        policy=_policy(settings),
+        hashing=hashing,
+        keys=signing,
+        tokens=tokens,
+        sessions=sessions,
+        throttle=throttle,
+        accounts=accounts,
+        login=login,
+        pseudonym_key=pseudonym,
+    )

@@ -1,0 +1,286 @@
+"""Ledger use cases: deposits, loading and locking accounts for a transaction, writing a batch.
+
+Writers lock the rows they change (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite's
+`BEGIN IMMEDIATE` already serialises writers), so two processes can never both spend the same
+buying power. Readers use a read session and never block writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from rampart.kernel.errors import ValidationError
+from rampart.kernel.events import AuditEvent
+from rampart.kernel.ids import new_id
+from rampart.kernel.money import CASH_PLACES, MoneyError, to_decimal
+from rampart.ledger.db import AccountRow, JournalEntryRow, PositionRow, PostingRow
+from rampart.ledger.domain import (
+    CLEARING_ACCOUNT,
+    EXTERNAL_ACCOUNT,
+    ZERO,
+    CashAccount,
+    JournalEntry,
+    LedgerBatch,
+    Position,
+    cash_account_id,
+)
+from rampart.platform.uow import UnitOfWork
+
+ACCOUNTS: Table = AccountRow.__table__  # type: ignore[assignment]
+ENTRIES: Table = JournalEntryRow.__table__  # type: ignore[assignment]
+POSTINGS: Table = PostingRow.__table__  # type: ignore[assignment]
+POSITIONS: Table = PositionRow.__table__  # type: ignore[assignment]
+
+#: Largest single deposit the operator command accepts: a typo should not mint a fortune.
+MAX_DEPOSIT = Decimal("100000000")
+
+
+class InvalidAmountError(ValidationError):
+    code = "invalid-amount"
+    title = "The amount is not valid"
+
+
+def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows, skipping those whose key exists (two first uses may race)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    session.connection().execute(stmt.on_conflict_do_nothing(), rows)
+
+
+def _account(row: Any) -> CashAccount:
+    return CashAccount(row.id, row.user_id, row.balance, row.reserved)
+
+
+class LedgerService:
+    # --- writing -----------------------------------------------------------------------------
+    def load_accounts(
+        self, uow: UnitOfWork, batch: LedgerBatch, user_ids: Iterable[str] = (),
+        system: Iterable[str] = (),
+    ) -> None:
+        """Lock and load cash accounts (created on first use) and system accounts into `batch`."""
+        wanted: dict[str, tuple[str | None, str]] = {}
+        for user_id in user_ids:
+            account_id = cash_account_id(user_id)
+            if account_id not in batch.accounts:
+                wanted[account_id] = (user_id, "cash")
+        for account_id in system:
+            if account_id not in batch.accounts:
+                wanted[account_id] = (None, "system")
+        if not wanted:
+            return
+        now = uow.clock.now()
+        session = uow.session
+        stmt = select(ACCOUNTS).where(ACCOUNTS.c.id.in_(wanted)).with_for_update()
+        found = {row.id: row for row in session.connection().execute(stmt)}
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            _insert_ignore(
+                session,
+                ACCOUNTS,
+                [
+                    {
+                        "id": key,
+                        "user_id": wanted[key][0],
+                        "kind": wanted[key][1],
+                        "balance": ZERO,
+                        "reserved": ZERO,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for key in missing
+                ],
+            )
+            stmt = select(ACCOUNTS).where(ACCOUNTS.c.id.in_(missing)).with_for_update()
+            found.update({row.id: row for row in session.connection().execute(stmt)})
+        for key, row in found.items():
+            batch.accounts[key] = _account(row)
+
+    def load_positions(
+        self, uow: UnitOfWork, batch: LedgerBatch, keys: Iterable[tuple[str, str]]
+    ) -> None:
+        wanted = {k for k in keys if k not in batch.positions}
+        if not wanted:
+            return
+        users = {u for u, _ in wanted}
+        symbols = {s for _, s in wanted}
+        stmt = (
+            select(POSITIONS)
+            .where(POSITIONS.c.user_id.in_(users), POSITIONS.c.symbol.in_(symbols))
+            .with_for_update()
+        )
+        for row in uow.session.connection().execute(stmt):
+            key = (row.user_id, row.symbol)
+            if key in wanted:
+                batch.positions[key] = Position(
+                    row.user_id, row.symbol, row.quantity, row.cost_basis, row.realised_pnl,
+                    new=False,
+                )
+        for key in wanted:
+            if key not in batch.positions:
+                batch.positions[key] = Position(key[0], key[1])
+
+    def flush(self, uow: UnitOfWork, batch: LedgerBatch) -> None:
+        """Write every change of `batch` into the unit of work's transaction."""
+        now = uow.clock.now()
+        conn = uow.session.connection()
+        if batch.entries:
+            conn.execute(
+                ENTRIES.insert(),
+                [
+                    {"id": e.id, "kind": e.kind, "reference": e.reference, "created_at": now}
+                    for e in batch.entries
+                ],
+            )
+            conn.execute(
+                POSTINGS.insert(),
+                [
+                    {"id": new_id(), "entry_id": e.id, "account_id": p.account_id,
+                     "amount": p.amount}
+                    for e in batch.entries
+                    for p in e.postings
+                ],
+            )
+            batch.entries = []
+        dirty = [a for a in batch.accounts.values() if a.dirty]
+        if dirty:
+            conn.execute(
+                update(ACCOUNTS)
+                .where(ACCOUNTS.c.id == bindparam("b_id"))
+                .values(
+                    balance=bindparam("b_balance"),
+                    reserved=bindparam("b_reserved"),
+                    updated_at=bindparam("b_now"),
+                ),
+                [
+                    {"b_id": a.account_id, "b_balance": a.balance, "b_reserved": a.reserved,
+                     "b_now": now}
+                    for a in dirty
+                ],
+            )
+            for account in dirty:
+                account.dirty = False
+        new = [p for p in batch.positions.values() if p.dirty and p.new]
+        changed = [p for p in batch.positions.values() if p.dirty and not p.new]
+        if new:
+            conn.execute(
+                POSITIONS.insert(),
+                [
+                    {"user_id": p.user_id, "symbol": p.symbol, "quantity": p.quantity,
+                     "cost_basis": p.cost_basis, "realised_pnl": p.realised_pnl,
+                     "updated_at": now}
+                    for p in new
+                ],
+            )
+        if changed:
+            conn.execute(
+                update(POSITIONS)
+                .where(
+                    POSITIONS.c.user_id == bindparam("b_user"),
+                    POSITIONS.c.symbol == bindparam("b_symbol"),
+                )
+                .values(
+                    quantity=bindparam("b_quantity"),
+                    cost_basis=bindparam("b_cost"),
+                    realised_pnl=bindparam("b_realised"),
+                    updated_at=bindparam("b_now"),
+                ),
+                [
+                    {"b_user": p.user_id, "b_symbol": p.symbol, "b_quantity": p.quantity,
+                     "b_cost": p.cost_basis, "b_realised": p.realised_pnl, "b_now": now}
+                    for p in changed
+                ],
+            )
+        for position in new + changed:
+            position.new = False
+            position.dirty = False
+
+    def deposit(
+        self, uow: UnitOfWork, user_id: str, amount: object, memo: str | None = None
+    ) -> CashAccount:
+        """Credit a user's cash from outside the platform (an operator action, audited)."""
+        try:
+            value = to_decimal(amount)
+        except MoneyError as exc:
+            raise InvalidAmountError(str(exc)) from None
+        if value <= 0 or value > MAX_DEPOSIT or value != value.quantize(CASH_PLACES):
+            raise InvalidAmountError(
+                f"Deposits are positive whole cents, at most {MAX_DEPOSIT}."
+            )
+        batch = LedgerBatch()
+        self.load_accounts(uow, batch, [user_id], system=[EXTERNAL_ACCOUNT])
+        entry_id = new_id()
+        batch.post(
+            JournalEntry.transfer(
+                entry_id, "deposit", (memo or "")[:80] or None, EXTERNAL_ACCOUNT,
+                cash_account_id(user_id), value,
+            )
+        )
+        self.flush(uow, batch)
+        uow.audit(
+            AuditEvent(
+                action="ledger.deposit",
+                subject=f"user:{user_id}",
+                details={"amount": str(value), "entry_id": entry_id},
+            )
+        )
+        return batch.accounts[cash_account_id(user_id)]
+
+    # --- reading -----------------------------------------------------------------------------
+    def account(self, session: Session, user_id: str) -> CashAccount:
+        row = session.connection().execute(
+            select(ACCOUNTS).where(ACCOUNTS.c.id == cash_account_id(user_id))
+        ).first()
+        if row is None:
+            return CashAccount(cash_account_id(user_id), user_id)
+        return _account(row)
+
+    def positions(self, session: Session, user_id: str) -> list[Position]:
+        rows = session.connection().execute(
+            select(POSITIONS).where(POSITIONS.c.user_id == user_id).order_by(POSITIONS.c.symbol)
+        )
+        return [
+            Position(r.user_id, r.symbol, r.quantity, r.cost_basis, r.realised_pnl, new=False)
+            for r in rows
+        ]
+
+    def verify(self, session: Session) -> list[str]:
+        """Every way the books could be wrong, checked from the rows (empty when sound)."""
+        problems: list[str] = []
+        conn = session.connection()
+        sums: dict[str, Decimal] = {}
+        by_entry: dict[str, Decimal] = {}
+        for row in conn.execute(select(POSTINGS.c.entry_id, POSTINGS.c.account_id,
+                                       POSTINGS.c.amount)):
+            sums[row.account_id] = sums.get(row.account_id, ZERO) + row.amount
+            by_entry[row.entry_id] = by_entry.get(row.entry_id, ZERO) + row.amount
+        for entry_id, total in by_entry.items():
+            if total != 0:
+                problems.append(f"entry {entry_id} does not balance: {total}")
+        if sum(sums.values(), ZERO) != 0:
+            problems.append("postings do not sum to zero")
+        for row in conn.execute(select(ACCOUNTS)):
+            if row.balance != sums.get(row.id, ZERO):
+                problems.append(f"{row.id}: balance {row.balance} != postings {sums.get(row.id)}")
+            if row.reserved < 0:
+                problems.append(f"{row.id}: negative reservation {row.reserved}")
+            if row.kind == "cash" and row.balance < 0:
+                problems.append(f"{row.id}: negative cash {row.balance}")
+            if row.kind == "cash" and row.reserved > row.balance:
+                problems.append(f"{row.id}: reserved {row.reserved} > balance {row.balance}")
+        clearing = sums.get(CLEARING_ACCOUNT, ZERO)
+        if clearing != 0:
+            problems.append(f"clearing account holds {clearing} after settlement")
+        return problems
+
+    def entry_count(self, session: Session) -> int:
+        return int(session.connection().execute(select(func.count()).select_from(ENTRIES))
+                   .scalar_one())

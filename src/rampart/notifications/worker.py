@@ -1,0 +1,200 @@
+"""The outbox worker: delivers queued email and SMS, retrying with backoff.
+
+Claiming uses a lease: a batch of due messages is pushed `LEASE_SECONDS` into the future and its
+attempt count raised in one short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+workers share the work; SQLite's single writer serialises the claim). Delivery happens outside
+any transaction, so a slow SMTP server holds no locks. A success marks the row delivered and
+scrubs its body: links in emails carry single-use tokens, which must not outlive delivery in the
+database. A worker that dies mid-batch leaves leased rows that become due again when the lease
+ends, so delivery is at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from rampart.config import NotificationSettings
+from rampart.kernel.clock import Clock
+from rampart.notifications.domain import (
+    TOPIC_EMAIL,
+    TOPIC_SMS,
+    TOPICS,
+    DeliveryError,
+    EmailMessage,
+    PermanentDeliveryError,
+    SmsMessage,
+    backoff_seconds,
+)
+from rampart.notifications.transports import EmailTransport, SmsProvider
+from rampart.platform.db import Database
+from rampart.platform.logging import get_logger
+from rampart.platform.outbox import OutboxRow
+
+log = get_logger(__name__)
+
+LEASE_SECONDS = 120
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: NotificationSettings,
+        *,
+        email: EmailTransport,
+        sms: SmsProvider,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+        self._email = email
+        self._sms = sms
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drain_lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="rampart-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=30)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.drain()
+            except Exception as exc:  # noqa: BLE001 - the worker outlives a bad batch
+                log.error("outbox delivery failed", error=type(exc).__name__)
+            self._wake.wait(self._settings.poll_seconds)
+            self._wake.clear()
+
+    # --- work --------------------------------------------------------------------------------
+    def drain(self) -> int:
+        """Deliver every message due now; returns how many were delivered."""
+        delivered = 0
+        with self._drain_lock:
+            while True:
+                batch = self._claim()
+                for row_id, topic, payload, attempts in batch:
+                    delivered += self._deliver(row_id, topic, payload, attempts)
+                if len(batch) < self._settings.batch_size or self._stop.is_set():
+                    break
+        return delivered
+
+    def _claim(self) -> list[tuple[str, str, dict[str, Any], int]]:
+        now = self._clock.now()
+        session = self._db.write_session()
+        try:
+            query = (
+                select(OutboxRow)
+                .where(
+                    OutboxRow.topic.in_(TOPICS),
+                    OutboxRow.delivered_at.is_(None),
+                    OutboxRow.available_at <= now,
+                    OutboxRow.attempts < self._settings.max_attempts,
+                )
+                .order_by(OutboxRow.available_at, OutboxRow.id)
+                .limit(self._settings.batch_size)
+            )
+            if self._db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(session.scalars(query))
+            claimed = []
+            for row in rows:
+                row.attempts += 1
+                row.available_at = now + timedelta(seconds=LEASE_SECONDS)
+                claimed.append((row.id, row.topic, dict(row.payload), row.attempts))
+            session.commit()
+            return claimed
+        finally:
+            session.close()
+
+    def _send(self, row_id: str, topic: str, payload: dict[str, Any]) -> None:
+        now = self._clock.now()
+        try:
+            if topic == TOPIC_EMAIL:
+                self._email.send_email(
+                    EmailMessage(
+                        to=str(payload["to"]),
+                        subject=str(payload["subject"]),
+                        text=str(payload["text"]),
+                        kind=str(payload.get("kind", "")),
+                        id=row_id,
+                    ),
+                    now,
+                )
+            elif topic == TOPIC_SMS:
+                self._sms.send_sms(
+                    SmsMessage(
+                        to=str(payload["to"]),
+                        text=str(payload["text"]),
+                        kind=str(payload.get("kind", "")),
+                        id=row_id,
+                    ),
+                    now,
+                )
+        except (KeyError, TypeError):
+            raise PermanentDeliveryError("malformed payload") from None
+
+    def _deliver(self, row_id: str, topic: str, payload: dict[str, Any], attempts: int) -> int:
+        error: DeliveryError | None = None
+        try:
+            self._send(row_id, topic, payload)
+        except DeliveryError as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - an unknown failure is retried like a transient one
+            error = DeliveryError(type(exc).__name__)
+        session = self._db.write_session()
+        try:
+            row = session.get(OutboxRow, row_id)
+            if row is None:
+                return 0
+            now = self._clock.now()
+            if error is None:
+                row.delivered_at = now
+                row.last_error = None
+                row.payload = {"kind": payload.get("kind"), "scrubbed": True}
+                session.commit()
+                return 1
+            row.last_error = str(error)[:200]
+            if isinstance(error, PermanentDeliveryError):
+                # Exhaust the attempts so it is never picked up again; kept for inspection.
+                row.attempts = self._settings.max_attempts
+            else:
+                row.available_at = now + timedelta(
+                    seconds=backoff_seconds(
+                        attempts,
+                        base=self._settings.backoff_base_seconds,
+                        cap=self._settings.backoff_max_seconds,
+                    )
+                )
+            session.commit()
+            log.warning(
+                "outbox delivery failed",
+                message_id=row_id,
+                topic=topic,
+                attempts=attempts,
+                error=row.last_error,
+                gave_up=row.attempts >= self._settings.max_attempts,
+            )
+            return 0
+        finally:
+            session.close()

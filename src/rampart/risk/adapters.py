@@ -1,0 +1,229 @@
+"""Implementations of risk's ports from the services below it (identity, ledger), and the
+background worker that keeps the in-memory controls current and writes refusals.
+
+What comes from above (open orders, today's activity: the order engine's knowledge) is passed in
+as a callable by `bootstrap`, which alone sees both sides.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from rampart.kernel.errors import NotFoundError
+from rampart.platform.db import Database
+from rampart.platform.logging import get_logger
+from rampart.platform.uow import UnitOfWork
+from rampart.risk.domain import AccountStatus, OpenOrderFact, PositionFact
+from rampart.risk.ports import AccountFacts, TraderProfile
+
+log = get_logger(__name__)
+
+_ACCOUNT_STATUSES = {"active": AccountStatus.ACTIVE, "closed": AccountStatus.CLOSED}
+
+
+class _User(Protocol):
+    status: str
+    email_verified: bool
+
+
+class _Users(Protocol):
+    def get(self, session: Session, user_id: str) -> _User: ...
+
+
+class _Factors(Protocol):
+    def required_factors(self, session: Session, user_id: str) -> list[str]: ...
+
+
+class IdentityTraderProfiles:
+    """`TraderProfiles` from identity: account status, verified email, enrolled second factor.
+
+    A locked identity account counts as suspended for trading."""
+
+    def __init__(self, users: _Users, factors: _Factors) -> None:
+        self._users = users
+        self._factors = factors
+
+    def trader_profile(self, session: Session, account_id: str) -> TraderProfile | None:
+        try:
+            user = self._users.get(session, account_id)
+        except NotFoundError:
+            return None
+        status = _ACCOUNT_STATUSES.get(str(user.status), AccountStatus.SUSPENDED)
+        enrolled = bool(self._factors.required_factors(session, account_id))
+        return TraderProfile(status, bool(user.email_verified), enrolled)
+
+
+class _Cash(Protocol):
+    balance: Decimal
+    reserved: Decimal
+
+
+class _Position(Protocol):
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+
+
+class _Ledger(Protocol):
+    def account(self, session: Session, user_id: str) -> _Cash: ...
+
+    def positions(self, session: Session, user_id: str) -> list[_Position]: ...
+
+
+class OrderActivity(Protocol):
+    """What the order engine knows of an account today (implemented from trading)."""
+
+    def __call__(self, session: Session, account_id: str, today: date) -> TradingDay: ...
+
+
+class TradingDay:
+    """An account's open orders and today's activity, as trading reports them."""
+
+    __slots__ = (
+        "day_trade_dates",
+        "open_orders",
+        "orders_today",
+        "realised_pnl_today",
+        "short_sold_today",
+        "trades_today",
+    )
+
+    def __init__(
+        self,
+        open_orders: tuple[OpenOrderFact, ...] = (),
+        orders_today: int = 0,
+        trades_today: int = 0,
+        realised_pnl_today: Decimal = Decimal(0),
+        day_trade_dates: tuple[date, ...] = (),
+        short_sold_today: dict[str, Decimal] | None = None,
+    ) -> None:
+        self.open_orders = open_orders
+        self.orders_today = orders_today
+        self.trades_today = trades_today
+        self.realised_pnl_today = realised_pnl_today
+        self.day_trade_dates = day_trade_dates
+        self.short_sold_today = short_sold_today or {}
+
+
+class LedgerAccountFacts:
+    """`AccountFactsSource` from the ledger (cash, reservations, positions and cost basis),
+    reference prices from `marks`, and the order engine's view of the day from `activity`."""
+
+    def __init__(
+        self,
+        ledger: _Ledger,
+        marks: Callable[[str], Decimal | None],
+        activity: OrderActivity,
+    ) -> None:
+        self._ledger = ledger
+        self._marks = marks
+        self._activity = activity
+
+    def account_facts(self, session: Session, account_id: str, today: date) -> AccountFacts:
+        cash = self._ledger.account(session, account_id)
+        positions = [p for p in self._ledger.positions(session, account_id) if p.quantity != 0]
+        day = self._activity(session, account_id, today)
+        return AccountFacts(
+            cash=cash.balance,
+            reserved=cash.reserved,
+            positions=tuple(
+                PositionFact(p.symbol, p.quantity, self._marks(p.symbol)) for p in positions
+            ),
+            open_orders=day.open_orders,
+            realised_pnl_today=day.realised_pnl_today,
+            cost_basis={p.symbol: p.cost_basis for p in positions},
+            orders_today=day.orders_today,
+            trades_today=day.trades_today,
+            day_trade_dates=day.day_trade_dates,
+            short_sold_today=day.short_sold_today,
+        )
+
+
+class _Loader(Protocol):
+    def load(self, session: Session) -> object: ...
+
+
+class _Drain(Protocol):
+    wake: threading.Event
+
+    def drain(self, uow: UnitOfWork, max_records: int = 500) -> int: ...
+
+
+class RiskWorker:
+    """Reloads halts, states and limits every `interval` seconds (so each process sees changes
+    another made), and writes queued refusals as risk events and audit entries."""
+
+    def __init__(
+        self,
+        db: Database,
+        uow_factory: Callable[[], UnitOfWork],
+        service: _Loader,
+        gate: _Drain | None,
+        interval: float,
+    ) -> None:
+        self._db = db
+        self._uow = uow_factory
+        self._service = service
+        self._gate = gate
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_reload = time.monotonic()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self.reload()
+        self._thread = threading.Thread(target=self._loop, name="rampart-risk", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._gate is not None:
+            self._gate.wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=30)
+        self.flush()
+
+    def reload(self) -> None:
+        with self._db.read() as session:
+            self._service.load(session)
+
+    def flush(self) -> int:
+        """Write every queued refusal now; returns how many were written."""
+        if self._gate is None:
+            return 0
+        total = 0
+        while True:
+            with self._uow() as uow:
+                written = self._gate.drain(uow)
+                if written:
+                    uow.commit()
+            total += written
+            if not written:
+                return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self._gate is not None:
+                self._gate.wake.wait(self._interval)
+                self._gate.wake.clear()
+            else:
+                self._stop.wait(self._interval)
+            try:
+                self.flush()
+                now = time.monotonic()
+                if now - self._last_reload >= self._interval:
+                    self._last_reload = now
+                    self.reload()
+            except Exception:  # noqa: BLE001 - keep the worker alive; the next round retries
+                log.error("risk worker round failed", exc_info=True)

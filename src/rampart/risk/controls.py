@@ -1,0 +1,157 @@
+"""The in-memory view of trading controls and limits that the pre-trade pipeline reads.
+
+The order engine must see a halt the moment it is declared, without a database read per order.
+`ControlBook` holds one immutable `TradingControls` value and the effective limits of each
+account; a change builds a new value and swaps the reference (atomic in CPython), so a reader
+sees the state before or after a change, never half of it.
+
+Changes that tighten (a halt, REDUCING) take effect in memory at once, before their transaction
+commits: if it rolls back, the next reload from the database lifts them again, which errs on the
+safe side. Such changes are *pinned* for a while so that a reload racing the commit cannot lift
+them early. Changes that loosen (a resume) take effect only after they are committed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+
+from rampart.risk.domain import HaltScope, RiskLimits, TradingControls, TradingState
+
+#: How long a tightening made in memory survives reloads that do not (yet) show it.
+PIN_SECONDS = 30.0
+
+HaltKey = tuple[HaltScope, str]
+
+
+class ControlBook:
+    def __init__(self, defaults: RiskLimits) -> None:
+        self._lock = threading.Lock()
+        self._defaults = defaults
+        self._stored = TradingControls()
+        self.controls = TradingControls()
+        self._platform_overrides: Mapping[str, str] = {}
+        self._account_overrides: dict[str, Mapping[str, str]] = {}
+        self._platform_limits = defaults
+        self._limits: dict[str, RiskLimits] = {}
+        #: Halts and states made in memory ahead of their commit: key -> monotonic deadline.
+        self._pinned_halts: dict[HaltKey, float] = {}
+        self._pinned_states: dict[str, tuple[TradingState, float]] = {}
+
+    # --- reads (the hot path) ------------------------------------------------------------------
+    def limits_for(self, account_id: str) -> RiskLimits:
+        limits = self._limits.get(account_id)
+        if limits is not None:
+            return limits
+        overrides = self._account_overrides.get(account_id)
+        limits = (
+            self._platform_limits.with_overrides(overrides)
+            if overrides
+            else self._platform_limits
+        )
+        self._limits[account_id] = limits
+        return limits
+
+    @property
+    def platform_limits(self) -> RiskLimits:
+        return self._platform_limits
+
+    # --- whole reloads ---------------------------------------------------------------------------
+    def load(
+        self,
+        controls: TradingControls,
+        platform_overrides: Mapping[str, str],
+        account_overrides: dict[str, Mapping[str, str]],
+    ) -> None:
+        """Replace everything with what the database holds, keeping unexpired pins."""
+        platform_limits = self._defaults.with_overrides(platform_overrides)
+        with self._lock:
+            self._stored = controls
+            self._platform_overrides = dict(platform_overrides)
+            self._account_overrides = dict(account_overrides)
+            self._platform_limits = platform_limits
+            self._limits = {}
+            self._publish()
+
+    def set_limit_overrides(self, account_id: str | None, overrides: Mapping[str, str]) -> None:
+        with self._lock:
+            if account_id is None:
+                self._platform_overrides = dict(overrides)
+                self._platform_limits = self._defaults.with_overrides(overrides)
+            elif overrides:
+                self._account_overrides[account_id] = dict(overrides)
+            else:
+                self._account_overrides.pop(account_id, None)
+            self._limits = {}
+
+    # --- halts and states --------------------------------------------------------------------
+    def add_halt(self, scope: HaltScope, target: str, *, pin: bool = True) -> None:
+        with self._lock:
+            if pin:
+                self._pinned_halts[(scope, target)] = time.monotonic() + PIN_SECONDS
+            self._stored = _with_halt(self._stored, scope, target, True)
+            self._publish()
+
+    def remove_halt(self, scope: HaltScope, target: str) -> None:
+        with self._lock:
+            self._pinned_halts.pop((scope, target), None)
+            self._stored = _with_halt(self._stored, scope, target, False)
+            self._publish()
+
+    def set_state(self, account_id: str | None, state: TradingState, *, pin: bool) -> None:
+        key = account_id or "*"
+        with self._lock:
+            if pin:
+                self._pinned_states[key] = (state, time.monotonic() + PIN_SECONDS)
+            else:
+                self._pinned_states.pop(key, None)
+            self._stored = _with_state(self._stored, account_id, state)
+            self._publish()
+
+    def set_restricted(self, symbol: str, restricted: bool) -> None:
+        with self._lock:
+            symbols = set(self._stored.restricted_symbols)
+            (symbols.add if restricted else symbols.discard)(symbol)
+            self._stored = replace(self._stored, restricted_symbols=frozenset(symbols))
+            self._publish()
+
+    def _publish(self) -> None:
+        now = time.monotonic()
+        controls = self._stored
+        for key, deadline in list(self._pinned_halts.items()):
+            if deadline < now:
+                del self._pinned_halts[key]
+            else:
+                controls = _with_halt(controls, key[0], key[1], True)
+        for account, (state, deadline) in list(self._pinned_states.items()):
+            if deadline < now:
+                del self._pinned_states[account]
+            else:
+                controls = _with_state(controls, None if account == "*" else account, state)
+        self.controls = controls
+
+
+def _with_halt(
+    controls: TradingControls, scope: HaltScope, target: str, halted: bool
+) -> TradingControls:
+    if scope is HaltScope.MARKET:
+        return replace(controls, market_halted=halted)
+    field_name = "halted_symbols" if scope is HaltScope.SYMBOL else "halted_accounts"
+    members = set(getattr(controls, field_name))
+    (members.add if halted else members.discard)(target)
+    return replace(controls, **{field_name: frozenset(members)})
+
+
+def _with_state(
+    controls: TradingControls, account_id: str | None, state: TradingState
+) -> TradingControls:
+    if account_id is None:
+        return replace(controls, platform_state=state)
+    states = dict(controls.account_states)
+    if state is TradingState.ACTIVE:
+        states.pop(account_id, None)
+    else:
+        states[account_id] = state
+    return replace(controls, account_states=states)

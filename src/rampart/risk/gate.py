@@ -1,0 +1,401 @@
+"""The risk gate: the pre-trade check the order engine calls for every new and modified order.
+
+`RiskGate.check(order, context)` implements the order engine's `PreTradeCheck` protocol
+(`rampart.trading.ports`) structurally: risk sits below trading and never imports it. It turns the
+engine's order and context into the pipeline's snapshots, runs `RiskPipeline`, and returns `None`
+to accept or the stable reject code.
+
+No I/O happens per order. What the engine's context does not carry (the account's other
+positions, open orders, today's P&L and activity, identity flags) is kept per account in memory,
+loaded through ports at most once per `facts_ttl` / `profile_ttl` seconds, and kept current
+between loads by the gate's own bookkeeping of what it accepted (a conservative view: exposure
+added by an accepted order stays counted until the next load shows it filled or cancelled).
+
+Refusals are queued for `RiskWorker`, which writes them as risk events and audit entries in its
+own transaction shortly after (the engine has already recorded the order as `rejected`, with its
+code, in the order's own audited transaction). Escalations (REDUCING after a breached limit, the
+repeated-execution lock) reach the in-memory controls at once and the database via the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from rampart.kernel.clock import Clock
+from rampart.platform.db import Database
+from rampart.platform.logging import get_logger
+from rampart.platform.uow import UnitOfWork
+from rampart.risk.controls import ControlBook
+from rampart.risk.domain import (
+    ORDER_PLACE,
+    ZERO,
+    AccountSnapshot,
+    AccountStatus,
+    Decision,
+    HaltScope,
+    Holding,
+    InstrumentSnapshot,
+    InstrumentStatus,
+    OrderRequest,
+    OrderType,
+    RejectCode,
+    ReplacedOrder,
+    RiskPipeline,
+    Side,
+    TradingState,
+    summarise_holdings,
+)
+from rampart.risk.ports import AccountFacts, AccountFactsSource, TraderProfile, TraderProfiles
+from rampart.risk.service import RejectionRecord, RiskService
+
+log = get_logger(__name__)
+
+#: Refusals waiting for the worker; past this the oldest are dropped (and counted): the engine's
+#: own audited `rejected` order remains the record of each.
+MAX_PENDING_RECORDS = 10_000
+
+
+class EngineOrder(Protocol):
+    """What the gate reads of the engine's order (`rampart.trading.domain.Order`)."""
+
+    user_id: str
+    symbol: str
+    quantity: Decimal
+    filled_quantity: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+    @property
+    def side(self) -> Any: ...
+
+    @property
+    def type(self) -> Any: ...
+
+
+@dataclass(slots=True)
+class _Account:
+    """The gate's view of one account between loads."""
+
+    profile: TraderProfile | None = None
+    profile_loaded: float = -1e18
+    facts: AccountFacts | None = None
+    facts_loaded: float = -1e18
+    day: date | None = None
+    holdings: dict[str, Holding] = field(default_factory=dict)
+    gross: Decimal = ZERO
+    net_value: Decimal = ZERO
+    requirement: Decimal = ZERO
+    unrealised: Decimal = ZERO
+    locates: dict[str, Decimal] = field(default_factory=dict)
+    orders_today: int = 0
+    trades_today: int = 0
+
+
+class RiskGate:
+    def __init__(
+        self,
+        pipeline: RiskPipeline,
+        service: RiskService,
+        db: Database,
+        clock: Clock,
+        *,
+        profiles: TraderProfiles,
+        facts: AccountFactsSource,
+        facts_ttl: float = 1.0,
+        profile_ttl: float = 10.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.service = service
+        self.book: ControlBook = service.book
+        self._db = db
+        self._clock = clock
+        self._profiles = profiles
+        self._facts = facts
+        self._facts_ttl = facts_ttl
+        self._profile_ttl = profile_ttl
+        self._accounts: dict[str, _Account] = {}
+        self._lock = pipeline.activity.lock
+        self._pending: deque[RejectionRecord] = deque()
+        self._pending_lock = threading.Lock()
+        self.dropped_records = 0
+        self.wake = threading.Event()
+
+    # --- the engine's seam ---------------------------------------------------------------------
+    def check(self, order: EngineOrder, context: Any) -> str | None:
+        """`PreTradeCheck.check`: None to accept, a stable reject code to refuse."""
+        decision = self.decide(order, context)
+        return None if decision.accepted else str(decision.code)
+
+    def decide(self, order: EngineOrder, context: Any) -> Decision:
+        try:
+            request = self._request(order, context)
+            instrument = instrument_snapshot(context.instrument, context.last_price)
+            account = self.account_snapshot(request, context)
+        except Exception as exc:  # noqa: BLE001 - fail closed: no snapshot, no order
+            log.error("risk snapshot failed", exc_info=True)
+            return Decision(
+                False,
+                RejectCode.CHECK_ERROR,
+                f"the risk snapshot could not be built ({type(exc).__name__})",
+                "prepare",
+            )
+        return self.evaluate(request, account, instrument)
+
+    def evaluate(
+        self, request: OrderRequest, account: AccountSnapshot, instrument: InstrumentSnapshot
+    ) -> Decision:
+        """Run the pipeline on prepared snapshots, then book-keep and record the outcome."""
+        with self._lock:
+            decision = self.pipeline.evaluate(
+                request,
+                account,
+                instrument,
+                self.book.limits_for(request.account_id),
+                self.book.controls,
+                self._clock.time_ns(),
+            )
+            if decision.accepted:
+                self._note_accepted(request, account)
+        if not decision.accepted:
+            self._refused(request, decision)
+        return decision
+
+    def record_execution(self, account_id: str, symbol: str) -> None:
+        """Called by the engine for each fill: feeds the repeated-execution throttle and the
+        daily trade count."""
+        with self._lock:
+            self.pipeline.activity.record_execution(account_id, symbol, self._clock.time_ns())
+            state = self._accounts.get(account_id)
+            if state is not None:
+                state.trades_today += 1
+
+    # --- snapshots -----------------------------------------------------------------------------
+    def _request(self, order: EngineOrder, context: Any) -> OrderRequest:
+        replaces = None
+        if getattr(context, "action", "new") == "modify":
+            # Without the replaced order's figures the whole new order is counted: conservative.
+            replaces = ReplacedOrder(
+                getattr(context, "replaced_quantity", None) or ZERO,
+                getattr(context, "replaced_price", None),
+            )
+        permissions = getattr(context, "permissions", None)
+        if permissions is None:
+            # The engine's context does not carry the caller's permissions: the order routes
+            # admit only principals holding `order:place` (`requires(Permission.ORDER_PLACE)`).
+            permissions = _ROUTE_AUTHORISED
+        return OrderRequest(
+            account_id=order.user_id,
+            symbol=order.symbol,
+            side=_SIDES[str(order.side)],
+            order_type=_TYPES[str(order.type)],
+            quantity=order.quantity - order.filled_quantity,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            permissions=permissions,
+            actor=getattr(context, "actor", None) or f"user:{order.user_id}",
+            credential_id=getattr(context, "credential_id", None),
+            replaces=replaces,
+        )
+
+    def account_snapshot(self, request: OrderRequest, context: Any | None = None) -> AccountSnapshot:
+        """The account as the pipeline sees it: cached facts, overlaid with the engine's live
+        cash, reservations and position in the order's symbol when a context is given."""
+        state = self._load(request.account_id)
+        profile = state.profile
+        if profile is None:
+            profile = TraderProfile(AccountStatus.CLOSED, False, False)
+        facts = state.facts
+        assert facts is not None
+        cash = facts.cash if context is None else context.cash_balance
+        reserved = facts.reserved if context is None else context.cash_reserved
+        holdings = state.holdings
+        if context is not None:
+            current = holdings.get(request.symbol) or Holding()
+            if current.quantity != context.position_quantity:
+                holdings = {
+                    **holdings,
+                    request.symbol: replace(current, quantity=context.position_quantity),
+                }
+        return AccountSnapshot(
+            account_id=request.account_id,
+            status=profile.status,
+            email_verified=profile.email_verified,
+            mfa_enrolled=profile.mfa_enrolled,
+            cash=cash,
+            reserved=reserved,
+            equity=cash + state.net_value,
+            gross_exposure=state.gross,
+            margin_requirement=state.requirement,
+            realised_pnl_today=facts.realised_pnl_today,
+            unrealised_pnl=state.unrealised,
+            orders_today=state.orders_today,
+            trades_today=state.trades_today,
+            holdings=holdings,
+            day_trade_dates=facts.day_trade_dates,
+            locates=state.locates,
+            today=state.day or self._clock.now().date(),
+        )
+
+    def _load(self, account_id: str) -> _Account:
+        state = self._accounts.get(account_id)
+        if state is None:
+            state = self._accounts[account_id] = _Account()
+        now = time.monotonic()
+        today = self._clock.now().date()
+        stale_profile = now - state.profile_loaded > self._profile_ttl
+        stale_facts = now - state.facts_loaded > self._facts_ttl or state.day != today
+        if not (stale_profile or stale_facts):
+            return state
+        with self._db.read() as session:
+            if stale_profile:
+                state.profile = self._profiles.trader_profile(session, account_id)
+                state.profile_loaded = now
+            if stale_facts:
+                facts = self._facts.account_facts(session, account_id, today)
+                located = self.service.located(session, account_id, today)
+                self._apply_facts(state, facts, located, today)
+                state.facts_loaded = now
+        return state
+
+    def _apply_facts(
+        self, state: _Account, facts: AccountFacts, located: dict[str, Decimal], today: date
+    ) -> None:
+        config = self.pipeline.config
+        holdings, gross, net_value, requirement = summarise_holdings(
+            facts.positions, facts.open_orders, config
+        )
+        unrealised = ZERO
+        for position in facts.positions:
+            if position.reference_price is not None:
+                basis = facts.cost_basis.get(position.symbol, ZERO)
+                unrealised += position.quantity * position.reference_price - basis
+        state.facts = facts
+        state.day = today
+        state.holdings = holdings
+        state.gross, state.net_value, state.requirement = gross, net_value, requirement
+        state.unrealised = unrealised
+        state.locates = {
+            symbol: quantity - facts.short_sold_today.get(symbol, ZERO)
+            for symbol, quantity in located.items()
+        }
+        state.orders_today = facts.orders_today
+        state.trades_today = facts.trades_today
+
+    def forget(self, account_id: str) -> None:
+        """Drop the cached view of an account (the next order reloads it)."""
+        self._accounts.pop(account_id, None)
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+    def _note_accepted(self, request: OrderRequest, account: AccountSnapshot) -> None:
+        state = self._accounts.get(request.account_id)
+        if state is None:
+            return
+        holding = state.holdings.get(request.symbol) or Holding()
+        quantity = request.quantity - (request.replaces.quantity if request.replaces else ZERO)
+        price = request.limit_price or request.stop_price
+        if request.side is Side.BUY:
+            holding = replace(
+                holding,
+                open_buy_quantity=holding.open_buy_quantity + quantity,
+                highest_open_buy=_max(holding.highest_open_buy, request.limit_price),
+                open_market_buy=holding.open_market_buy or request.limit_price is None,
+            )
+        else:
+            holding = replace(
+                holding,
+                open_sell_quantity=holding.open_sell_quantity + quantity,
+                lowest_open_sell=_min(holding.lowest_open_sell, request.limit_price),
+                open_market_sell=holding.open_market_sell or request.limit_price is None,
+            )
+        state.holdings = {**state.holdings, request.symbol: holding}
+        if price is not None:
+            state.gross += quantity * price
+        if request.replaces is None:
+            state.orders_today += 1
+        if request.side is Side.SELL_SHORT:
+            state.locates = {
+                **state.locates,
+                request.symbol: state.locates.get(request.symbol, ZERO) - quantity,
+            }
+
+    def _refused(self, request: OrderRequest, decision: Decision) -> None:
+        escalate = decision.escalate
+        if escalate is TradingState.REDUCING:
+            self.book.set_state(request.account_id, TradingState.REDUCING, pin=True)
+        elif escalate is TradingState.HALTED:
+            self.book.add_halt(HaltScope.ACCOUNT, request.account_id)
+        record = RejectionRecord(
+            occurred_at=self._clock.now(),
+            account_id=request.account_id,
+            symbol=request.symbol,
+            code=str(decision.code),
+            detail=decision.detail,
+            check=decision.check,
+            actor=request.actor,
+            order={
+                "side": request.side.value,
+                "type": request.order_type.value,
+                "quantity": str(request.quantity),
+                "limit_price": _s(request.limit_price),
+                "stop_price": _s(request.stop_price),
+                "modify": request.replaces is not None,
+            },
+            escalate=escalate,
+        )
+        with self._pending_lock:
+            if len(self._pending) >= MAX_PENDING_RECORDS:
+                self._pending.popleft()
+                self.dropped_records += 1
+            self._pending.append(record)
+        self.wake.set()
+
+    def drain(self, uow: UnitOfWork, max_records: int = 500) -> int:
+        """Write queued refusals (and their escalations) into `uow`; returns how many."""
+        with self._pending_lock:
+            records = [
+                self._pending.popleft() for _ in range(min(max_records, len(self._pending)))
+            ]
+        if records:
+            self.service.record_rejections(uow, records)
+        return len(records)
+
+
+_ROUTE_AUTHORISED = frozenset({ORDER_PLACE})
+_SIDES = {s.value: s for s in Side}
+_TYPES = {t.value: t for t in OrderType}
+_STATUSES = {s.value: s for s in InstrumentStatus}
+
+
+def _s(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _max(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def _min(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
+def instrument_snapshot(instrument: Any, reference_price: Decimal | None) -> InstrumentSnapshot:
+    """The engine's instrument (`rampart.venue.domain.Instrument`) as the pipeline sees it; the
+    collar is centred on the last trade price (the instrument's reference before any trade)."""
+    return InstrumentSnapshot(
+        symbol=instrument.symbol,
+        status=_STATUSES[str(instrument.status)],
+        reference_price=reference_price or instrument.reference_price,
+        collar_percent=getattr(instrument, "collar_percent", None),
+        threshold_security=bool(instrument.threshold_security),
+        easy_to_borrow=bool(instrument.easy_to_borrow),
+    )

@@ -1,0 +1,397 @@
+"""The trading API: orders, positions, account, instruments, book, and the WebSocket stream.
+
+Handlers are thin: validate, hand the command to the order engine, await the committed result.
+Amounts travel as decimal strings, never JSON floats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from rampart.access.api import requires
+from rampart.access.domain import Permission, Principal
+from rampart.kernel.errors import ValidationError
+from rampart.kernel.money import MoneyError, to_decimal
+from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType, fmt
+from rampart.trading.service import MAX_PAGE, OrderService
+from rampart.trading.stream import MAX_SYMBOLS_PER_SUBSCRIPTION
+from rampart.venue.domain import TimeInForce
+
+router = APIRouter(tags=["trading"])
+
+DecimalText = Annotated[str, Field(max_length=40, pattern=r"^[0-9]+(\.[0-9]+)?$")]
+Symbol = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z][A-Z0-9.]*$")]
+
+
+def _decimal(value: str | None, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return to_decimal(value)
+    except MoneyError:
+        raise InvalidOrderError(f"{name} is not a decimal number.") from None
+
+
+class OrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Symbol
+    side: OrderSide
+    type: OrderType = OrderType.LIMIT
+    quantity: DecimalText
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: DecimalText | None = None
+    stop_price: DecimalText | None = None
+    client_order_id: Annotated[str | None, Field(max_length=64)] = None
+
+    @field_validator("quantity", "limit_price", "stop_price", mode="before")
+    @classmethod
+    def _no_floats(cls, value: Any) -> Any:
+        # A JSON float has already lost precision; integers are exact and accepted.
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValueError("give amounts as decimal strings, not JSON numbers with a fraction")
+        return str(value) if isinstance(value, int) else value
+
+    def to_request(self) -> OrderRequest:
+        quantity = _decimal(self.quantity, "quantity")
+        assert quantity is not None
+        return OrderRequest(
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            quantity=quantity,
+            time_in_force=self.time_in_force,
+            limit_price=_decimal(self.limit_price, "limit_price"),
+            stop_price=_decimal(self.stop_price, "stop_price"),
+            client_order_id=self.client_order_id,
+        )
+
+
+class OrderPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: DecimalText | None = None
+    limit_price: DecimalText | None = None
+    stop_price: DecimalText | None = None
+
+    _no_floats = field_validator("quantity", "limit_price", "stop_price", mode="before")(
+        OrderIn._no_floats.__func__  # type: ignore[attr-defined]
+    )
+
+
+class OrderOut(BaseModel):
+    id: str
+    client_order_id: str | None
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    quantity: str
+    limit_price: str | None
+    stop_price: str | None
+    status: str
+    filled_quantity: str
+    average_price: str | None
+    reason: str | None
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+class PositionOut(BaseModel):
+    symbol: str
+    quantity: str
+    average_cost: str
+    cost_basis: str
+    realised_pnl: str
+    mark_price: str | None
+    market_value: str
+    unrealised_pnl: str
+
+
+class AccountOut(BaseModel):
+    user_id: str
+    cash: str
+    reserved: str
+    buying_power: str
+    market_value: str
+    equity: str
+
+
+class InstrumentOut(BaseModel):
+    symbol: str
+    name: str
+    tick_size: str
+    lot_size: str
+    status: str
+    reference_price: str
+    easy_to_borrow: bool
+    threshold_security: bool
+
+
+class LevelOut(BaseModel):
+    price: str
+    quantity: str
+    orders: int
+
+
+class BookOut(BaseModel):
+    symbol: str
+    bids: list[LevelOut]
+    asks: list[LevelOut]
+    last_price: str | None
+
+
+class NoAccountError(ValidationError):
+    code = "no-trading-account"
+    title = "This principal does not act for a user account"
+
+
+def _service(request: Request) -> OrderService:
+    service: OrderService = request.app.state.container.orders
+    return service
+
+
+def _user(principal: Principal) -> str:
+    if principal.user_id is None:
+        raise NoAccountError
+    return principal.user_id
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    # The dicts are built from Decimals as strings already: orjson writes them directly.
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+@router.post("/v1/orders", status_code=201, response_model=OrderOut)
+async def place_order(
+    body: OrderIn,
+    request: Request,
+    principal: Principal = Depends(requires(Permission.ORDER_PLACE)),
+) -> Response:
+    """Place an order. A rejected order is still created (status `rejected`, with a `reason`).
+
+    Idempotent with `client_order_id`: a retry returns the existing order with 200."""
+    result = await _service(request).place(_user(principal), principal.actor, body.to_request())
+    return _json(result.order, 201 if result.created else 200)
+
+
+@router.get("/v1/orders", response_model=OrderPage)
+async def list_orders(
+    request: Request,
+    principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW)),
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
+    status: Annotated[
+        Literal["open", "accepted", "partially_filled", "filled", "cancelled", "rejected",
+                "expired"] | None,
+        Query(),
+    ] = None,
+    symbol: Annotated[str | None, Query(max_length=16)] = None,
+) -> Response:
+    page = _service(request).list(
+        _user(principal), limit=limit, before=cursor, status=status, symbol=symbol
+    )
+    return _json({"items": page.items, "next_cursor": page.next_cursor})
+
+
+@router.get("/v1/orders/{order_id}", response_model=OrderOut)
+async def get_order(
+    order_id: str,
+    request: Request,
+    principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW)),
+) -> Response:
+    return _json(_service(request).get(_user(principal), order_id[:36]))
+
+
+@router.patch("/v1/orders/{order_id}", response_model=OrderOut)
+async def modify_order(
+    order_id: str,
+    body: OrderPatch,
+    request: Request,
+    principal: Principal = Depends(requires(Permission.ORDER_MODIFY)),
+) -> Response:
+    """Change price or quantity. A price change or a larger quantity loses time priority; a
+    smaller quantity keeps it."""
+    if body.quantity is None and body.limit_price is None and body.stop_price is None:
+        raise InvalidOrderError("Give a new quantity, limit_price or stop_price.")
+    view = await _service(request).modify(
+        _user(principal),
+        principal.actor,
+        order_id[:36],
+        quantity=_decimal(body.quantity, "quantity"),
+        limit_price=_decimal(body.limit_price, "limit_price"),
+        stop_price=_decimal(body.stop_price, "stop_price"),
+    )
+    return _json(view)
+
+
+@router.delete("/v1/orders/{order_id}", response_model=OrderOut)
+async def cancel_order(
+    order_id: str,
+    request: Request,
+    principal: Principal = Depends(requires(Permission.ORDER_CANCEL)),
+) -> Response:
+    return _json(await _service(request).cancel(_user(principal), principal.actor, order_id[:36]))
+
+
+@router.delete("/v1/orders", response_model=list[OrderOut])
+async def cancel_all_orders(
+    request: Request,
+    principal: Principal = Depends(requires(Permission.ORDER_CANCEL)),
+    symbol: Annotated[str | None, Query(max_length=16)] = None,
+) -> Response:
+    """Cancel every open order (of one symbol, when given)."""
+    return _json(await _service(request).cancel_all(_user(principal), principal.actor, symbol))
+
+
+@router.get("/v1/positions", response_model=list[PositionOut])
+async def positions(
+    request: Request, principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW))
+) -> Response:
+    return _json(_service(request).positions(_user(principal)))
+
+
+@router.get("/v1/account", response_model=AccountOut)
+async def account(
+    request: Request, principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW))
+) -> Response:
+    return _json(_service(request).account(_user(principal)))
+
+
+@router.get("/v1/instruments", response_model=list[InstrumentOut])
+async def instruments(
+    request: Request, principal: Principal = Depends(requires(Permission.MARKET_DATA))
+) -> Response:
+    return _json(
+        [
+            {
+                "symbol": i.symbol,
+                "name": i.name,
+                "tick_size": fmt(i.tick_size),
+                "lot_size": fmt(i.lot_size),
+                "status": i.status.value,
+                "reference_price": fmt(i.reference_price),
+                "easy_to_borrow": i.easy_to_borrow,
+                "threshold_security": i.threshold_security,
+            }
+            for i in _service(request).instruments()
+        ]
+    )
+
+
+@router.get("/v1/market/{symbol}/book", response_model=BookOut)
+async def book(
+    symbol: str,
+    request: Request,
+    principal: Principal = Depends(requires(Permission.MARKET_DATA)),
+    depth: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Response:
+    snap = _service(request).book(symbol[:16])
+
+    def levels(items: Any) -> list[dict[str, Any]]:
+        return [
+            {"price": fmt(lv.price), "quantity": fmt(lv.quantity), "orders": lv.orders}
+            for lv in items[:depth]
+        ]
+
+    return _json(
+        {
+            "symbol": snap.symbol,
+            "bids": levels(snap.bids),
+            "asks": levels(snap.asks),
+            "last_price": fmt(snap.last_price),
+        }
+    )
+
+
+@router.websocket("/v1/stream")
+async def stream(
+    websocket: WebSocket, principal: Principal = Depends(requires(Permission.MARKET_DATA))
+) -> None:
+    """Order updates and fills of the principal's own account (with `account:view`), and quotes
+    and trades of subscribed symbols: send `{"op": "subscribe", "symbols": ["ACME"]}`."""
+    container = websocket.app.state.container
+    hub = container.orders.engine.hub
+    await websocket.accept()
+    private = principal.user_id is not None and principal.can(Permission.ACCOUNT_VIEW)
+    sub = hub.subscribe(principal.user_id if private and principal.user_id else "")
+    known = {i.symbol for i in container.orders.instruments()}
+
+    async def sender() -> None:
+        while True:
+            getter = asyncio.ensure_future(sub.queue.get())
+            closed = asyncio.ensure_future(sub.closed.wait())
+            done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed in done:
+                getter.cancel()
+                return
+            closed.cancel()
+            await websocket.send_bytes(orjson.dumps(getter.result()))
+
+    async def receiver() -> None:
+        while True:
+            raw = await websocket.receive_text()
+            if len(raw) > 4096:
+                await websocket.send_text('{"type":"error","data":{"code":"message-too-large"}}')
+                continue
+            try:
+                message = orjson.loads(raw)
+                op = message["op"]
+                symbols = [str(s)[:16] for s in message.get("symbols", [])][:MAX_SYMBOLS_PER_SUBSCRIPTION]
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                await websocket.send_text('{"type":"error","data":{"code":"bad-message"}}')
+                continue
+            if op == "subscribe":
+                unknown = [s for s in symbols if s not in known]
+                wanted = sub.symbols | {s for s in symbols if s in known}
+                sub.symbols = set(list(wanted)[:MAX_SYMBOLS_PER_SUBSCRIPTION])
+                await websocket.send_bytes(
+                    orjson.dumps(
+                        {"type": "subscribed",
+                         "data": {"symbols": sorted(sub.symbols), "unknown": unknown}}
+                    )
+                )
+                for symbol in symbols:
+                    snap = container.orders.engine.snapshot(symbol)
+                    if snap is not None and symbol in sub.symbols:
+                        await websocket.send_bytes(orjson.dumps({"type": "book", "data": {
+                            "symbol": symbol,
+                            "bids": [[fmt(lv.price), fmt(lv.quantity)] for lv in snap.bids],
+                            "asks": [[fmt(lv.price), fmt(lv.quantity)] for lv in snap.asks],
+                        }}))
+            elif op == "unsubscribe":
+                sub.symbols = sub.symbols - set(symbols)
+            else:
+                await websocket.send_text('{"type":"error","data":{"code":"unknown-op"}}')
+
+    await websocket.send_bytes(
+        orjson.dumps({"type": "welcome", "data": {"private": private}})
+    )
+    tasks = [asyncio.ensure_future(sender()), asyncio.ensure_future(receiver())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task
+        hub.unsubscribe(sub)
+        if sub.dropped and websocket.client_state is WebSocketState.CONNECTED:
+            # 1008: policy violation - the client did not keep up with its stream.
+            with contextlib.suppress(Exception):
+                await websocket.close(code=1008, reason="slow consumer")

@@ -1,0 +1,301 @@
+"""Orders: types, the lifecycle as an explicit transition table, reason codes, built-in checks.
+
+Pure logic. The order engine (`rampart.trading.engine`) is the only code that changes an order,
+and it does so through `Order.transition`, which refuses any move the table does not allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from rampart.kernel.errors import ValidationError
+from rampart.venue.domain import Instrument, InstrumentStatus, Side, TimeInForce
+
+ZERO = Decimal(0)
+MAX_QUANTITY = Decimal("10000000")
+MAX_PRICE = Decimal("10000000")
+MAX_CLIENT_ORDER_ID = 64
+
+
+def fmt(value: Decimal | None) -> str | None:
+    """The canonical text of an amount: the same on every database (no trailing zeros)."""
+    if value is None:
+        return None
+    if value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    return str(value.normalize())
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+    SELL_SHORT = "sell_short"
+
+    @property
+    def book_side(self) -> Side:
+        return Side.BUY if self is OrderSide.BUY else Side.SELL
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+S = OrderStatus
+
+#: Every allowed move of an order. A move not listed is a bug and raises. `ACCEPTED -> ACCEPTED`
+#: and `PARTIALLY_FILLED -> PARTIALLY_FILLED` are modifications (and further partial fills).
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.NEW: frozenset({S.ACCEPTED, S.REJECTED}),
+    S.ACCEPTED: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
+    S.FILLED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+OPEN_STATUSES = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED})
+FINAL_STATUSES = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
+
+
+class Reason(StrEnum):
+    """Stable reason codes for rejections and cancellations: clients branch on them."""
+
+    INVALID_QUANTITY = "invalid-quantity"
+    INVALID_PRICE = "invalid-price"
+    OFF_TICK = "price-not-on-tick"
+    OFF_LOT = "quantity-not-on-lot"
+    UNKNOWN_INSTRUMENT = "unknown-instrument"
+    INSTRUMENT_HALTED = "instrument-halted"
+    INSTRUMENT_RESTRICTED = "instrument-restricted"
+    INSUFFICIENT_BUYING_POWER = "insufficient-buying-power"
+    INSUFFICIENT_POSITION = "insufficient-position"
+    SHORT_SALE_NOT_ALLOWED = "short-sale-not-allowed"
+    THRESHOLD_SECURITY = "threshold-security"
+    NO_LIQUIDITY = "no-liquidity"
+    # Cancellations.
+    USER_CANCELLED = "user-cancelled"
+    IOC_REMAINDER = "ioc-remainder"
+    FOK_NOT_FILLABLE = "fok-not-fillable"
+    SELF_TRADE_PREVENTED = "self-trade-prevented"
+    END_OF_DAY = "end-of-day"
+
+
+class IllegalTransitionError(RuntimeError):
+    pass
+
+
+class InvalidOrderError(ValidationError):
+    code = "invalid-order"
+    title = "The order is not valid"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A validated request to place an order."""
+
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    quantity: Decimal
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    client_order_id: str | None = None
+
+    def __post_init__(self) -> None:
+        needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit != (self.limit_price is not None):
+            raise InvalidOrderError(
+                "limit and stop-limit orders need a limit price; others must not have one"
+            )
+        if needs_stop != (self.stop_price is not None):
+            raise InvalidOrderError("stop and stop-limit orders need a stop price; others not")
+        if self.type is OrderType.MARKET and self.time_in_force is TimeInForce.GTC:
+            raise InvalidOrderError("a market order cannot be good-till-cancelled")
+        if self.client_order_id is not None and not (
+            0 < len(self.client_order_id) <= MAX_CLIENT_ORDER_ID
+            and self.client_order_id.isprintable()
+        ):
+            raise InvalidOrderError(f"client_order_id is 1-{MAX_CLIENT_ORDER_ID} printable chars")
+
+    def same_as(self, order: Order) -> bool:
+        """Whether a retry with this client_order_id asks for the order that already exists."""
+        return (
+            self.symbol == order.symbol
+            and self.side is order.side
+            and self.type is order.type
+            and self.quantity == order.quantity
+            and self.time_in_force is order.time_in_force
+            and self.limit_price == order.limit_price
+            and self.stop_price == order.stop_price
+        )
+
+
+@dataclass(slots=True)
+class Order:
+    id: str
+    user_id: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    time_in_force: TimeInForce
+    quantity: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    client_order_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    status: OrderStatus = OrderStatus.NEW
+    filled_quantity: Decimal = ZERO
+    filled_notional: Decimal = ZERO
+    #: Cash still held for this order (buys and short sales); zero once the order is final.
+    reserved: Decimal = ZERO
+    #: Time priority in the book; a new value when a modification loses priority.
+    priority: int = 0
+    #: For stop orders: whether the stop price has been reached.
+    triggered: bool = False
+    reason: str | None = None
+    version: int = 0
+    #: Set by the engine when the row must be inserted rather than updated.
+    persisted: bool = field(default=False, compare=False)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def average_price(self) -> Decimal | None:
+        if self.filled_quantity == 0:
+            return None
+        return (self.filled_notional / self.filled_quantity).quantize(Decimal("0.00000001"))
+
+    @property
+    def is_stop(self) -> bool:
+        return self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+
+    @property
+    def working_price(self) -> Decimal | None:
+        """The price the order works at in the book (None: at market)."""
+        return self.limit_price if self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+
+    @property
+    def reserves_cash(self) -> bool:
+        return self.side is not OrderSide.SELL
+
+    def transition(self, to: OrderStatus, now: datetime, reason: str | None = None) -> OrderStatus:
+        before = self.status
+        if to not in TRANSITIONS[before]:
+            raise IllegalTransitionError(f"order {self.id}: {before} -> {to} is not allowed")
+        self.status = to
+        self.updated_at = now
+        self.version += 1
+        if reason is not None:
+            self.reason = reason
+        return before
+
+    def view(self) -> dict[str, Any]:
+        """The order as users and streams see it (amounts as strings)."""
+        return {
+            "id": self.id,
+            "client_order_id": self.client_order_id,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "type": self.type.value,
+            "time_in_force": self.time_in_force.value,
+            "quantity": fmt(self.quantity),
+            "limit_price": fmt(self.limit_price),
+            "stop_price": fmt(self.stop_price),
+            "status": self.status.value,
+            "filled_quantity": fmt(self.filled_quantity),
+            "average_price": fmt(self.average_price),
+            "reason": self.reason,
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    id: str
+    trade_id: str
+    order_id: str
+    user_id: str
+    symbol: str
+    side: OrderSide
+    price: Decimal
+    quantity: Decimal
+    liquidity: str
+    created_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "trade_id": self.trade_id,
+            "order_id": self.order_id,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "price": fmt(self.price),
+            "quantity": fmt(self.quantity),
+            "liquidity": self.liquidity,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def check_shape(order: Order, instrument: Instrument) -> Reason | None:
+    """Checks that need only the order and its instrument: quantity, tick, lot, status."""
+    if order.quantity <= 0 or order.quantity > MAX_QUANTITY:
+        return Reason.INVALID_QUANTITY
+    if not instrument.on_lot(order.quantity):
+        return Reason.OFF_LOT
+    for price in (order.limit_price, order.stop_price):
+        if price is None:
+            continue
+        if price <= 0 or price > MAX_PRICE:
+            return Reason.INVALID_PRICE
+        if not instrument.on_tick(price):
+            return Reason.OFF_TICK
+    if instrument.status is InstrumentStatus.HALTED:
+        return Reason.INSTRUMENT_HALTED
+    if order.side is OrderSide.SELL_SHORT:
+        if instrument.threshold_security:
+            return Reason.THRESHOLD_SECURITY
+        if not instrument.easy_to_borrow:
+            return Reason.SHORT_SALE_NOT_ALLOWED
+    return None
+
+
+def check_restricted(
+    order: Order, instrument: Instrument, position_quantity: Decimal
+) -> Reason | None:
+    """A restricted instrument takes only orders that reduce an existing position."""
+    if instrument.status is not InstrumentStatus.RESTRICTED:
+        return None
+    reduces = (order.side is OrderSide.SELL and position_quantity > 0) or (
+        order.side is OrderSide.BUY and position_quantity < 0
+    )
+    if not reduces or order.quantity > abs(position_quantity):
+        return Reason.INSTRUMENT_RESTRICTED
+    return None

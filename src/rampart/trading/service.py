@@ -1,0 +1,193 @@
+"""Order use cases for the API, CLI and simulator.
+
+Changes (place, modify, cancel) go to the order engine, which commits them in batches; reads go
+to the database through a read session, so they never wait for the engine's write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rampart.ledger.domain import ZERO
+from rampart.ledger.service import LedgerService
+from rampart.platform.db import Database
+from rampart.trading.db import FillRow, OrderRow
+from rampart.trading.domain import OPEN_STATUSES, OrderRequest, fmt
+from rampart.trading.engine import (
+    Cancel,
+    CancelAll,
+    Command,
+    ExpireDay,
+    Modify,
+    OrderEngine,
+    OrderNotFoundError,
+    Place,
+    PlaceResult,
+    order_from_row,
+)
+from rampart.venue.domain import BookSnapshot, Instrument
+from rampart.venue.service import InstrumentService
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class OrderService:
+    def __init__(
+        self, db: Database, engine: OrderEngine, ledger: LedgerService,
+        instruments: InstrumentService,
+    ) -> None:
+        self._db = db
+        self.engine = engine
+        self._ledger = ledger
+        self._instruments = instruments
+
+    # --- changes (through the engine) --------------------------------------------------------
+    async def _await(self, command: Command) -> Any:
+        return await asyncio.wrap_future(self.engine.submit(command))
+
+    async def place(self, user_id: str, actor: str, request: OrderRequest) -> PlaceResult:
+        result: PlaceResult = await self._await(Place(user_id, actor, request))
+        return result
+
+    async def modify(
+        self, user_id: str, actor: str, order_id: str, *, quantity: Decimal | None = None,
+        limit_price: Decimal | None = None, stop_price: Decimal | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._await(
+            Modify(user_id, actor, order_id, quantity, limit_price, stop_price)
+        )
+        return result
+
+    async def cancel(self, user_id: str, actor: str, order_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._await(Cancel(user_id, actor, order_id))
+        return result
+
+    async def cancel_all(
+        self, user_id: str, actor: str, symbol: str | None = None
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._await(CancelAll(user_id, actor, symbol))
+        return result
+
+    def expire_day_orders(self, actor: str = "system") -> int:
+        """End of the trading day: every open day order expires."""
+        count: int = self.engine.call(ExpireDay(actor))
+        return count
+
+    # --- reads -------------------------------------------------------------------------------
+    def get(self, user_id: str, order_id: str) -> dict[str, Any]:
+        with self._db.read() as session:
+            row = session.scalar(
+                select(OrderRow).where(OrderRow.id == order_id, OrderRow.user_id == user_id)
+            )
+            if row is None:
+                raise OrderNotFoundError
+            return order_from_row(row).view()
+
+    def list(
+        self, user_id: str, *, limit: int = 50, before: str | None = None,
+        status: str | None = None, symbol: str | None = None,
+    ) -> Page:
+        """Newest first; `before` is the cursor (an order id) of the previous page."""
+        limit = max(1, min(limit, MAX_PAGE))
+        stmt = select(OrderRow).where(OrderRow.user_id == user_id)
+        if before:
+            stmt = stmt.where(OrderRow.id < before)
+        if status == "open":
+            stmt = stmt.where(OrderRow.status.in_([s.value for s in OPEN_STATUSES]))
+        elif status:
+            stmt = stmt.where(OrderRow.status == status)
+        if symbol:
+            stmt = stmt.where(OrderRow.symbol == symbol)
+        with self._db.read() as session:
+            rows = list(session.scalars(stmt.order_by(OrderRow.id.desc()).limit(limit + 1)))
+        items = [order_from_row(r).view() for r in rows[:limit]]
+        return Page(items, rows[limit - 1].id if len(rows) > limit else None)
+
+    def fills(self, user_id: str, *, limit: int = 50, before: str | None = None) -> Page:
+        limit = max(1, min(limit, MAX_PAGE))
+        stmt = select(FillRow).where(FillRow.user_id == user_id)
+        if before:
+            stmt = stmt.where(FillRow.id < before)
+        with self._db.read() as session:
+            rows = list(session.scalars(stmt.order_by(FillRow.id.desc()).limit(limit + 1)))
+        items = [
+            {"id": r.id, "trade_id": r.trade_id, "order_id": r.order_id, "symbol": r.symbol,
+             "side": r.side, "price": fmt(r.price), "quantity": fmt(r.quantity),
+             "liquidity": r.liquidity, "created_at": r.created_at.isoformat()}
+            for r in rows[:limit]
+        ]
+        return Page(items, rows[limit - 1].id if len(rows) > limit else None)
+
+    def account(self, user_id: str) -> dict[str, Any]:
+        with self._db.read() as session:
+            cash = self._ledger.account(session, user_id)
+            positions = self._positions(session, user_id)
+        market_value = sum((Decimal(p["market_value"]) for p in positions), ZERO)
+        return {
+            "user_id": user_id,
+            "cash": fmt(cash.balance),
+            "reserved": fmt(cash.reserved),
+            "buying_power": fmt(cash.buying_power),
+            "market_value": fmt(market_value),
+            "equity": fmt(cash.balance + market_value),
+        }
+
+    def positions(self, user_id: str) -> list[dict[str, Any]]:
+        with self._db.read() as session:
+            return self._positions(session, user_id)
+
+    def _positions(self, session: Session, user_id: str) -> list[dict[str, Any]]:
+        out = []
+        held = self._ledger.positions(session, user_id)
+        references = {i.symbol: i.reference_price for i in self.instruments()} if held else {}
+        for p in held:
+            # Marked at the last trade, or the reference price before the first one.
+            mark = self.mark(p.symbol) or references.get(p.symbol)
+            out.append(
+                {
+                    "symbol": p.symbol,
+                    "quantity": fmt(p.quantity),
+                    "average_cost": fmt(p.average_cost),
+                    "cost_basis": fmt(p.cost_basis),
+                    "realised_pnl": fmt(p.realised_pnl),
+                    "mark_price": fmt(mark),
+                    "market_value": fmt((mark or ZERO) * p.quantity),
+                    "unrealised_pnl": fmt(p.unrealised_pnl(mark)),
+                }
+            )
+        return out
+
+    def mark(self, symbol: str) -> Decimal | None:
+        snapshot = self.engine.snapshot(symbol)
+        return snapshot.last_price if snapshot is not None else None
+
+    def instruments(self) -> list[Instrument]:
+        with self._db.read() as session:
+            from rampart.venue.db import InstrumentRow
+            from rampart.venue.service import to_instrument
+
+            rows = session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
+            return [to_instrument(r) for r in rows]
+
+    def book(self, symbol: str) -> BookSnapshot:
+        snapshot = self.engine.snapshot(symbol)
+        if snapshot is None:
+            known = {i.symbol for i in self.instruments()}
+            if symbol not in known:
+                from rampart.venue.service import UnknownInstrumentError
+
+                raise UnknownInstrumentError(f"No instrument {symbol[:16]!r}.")
+            return BookSnapshot(symbol, (), ())
+        return snapshot

@@ -1,0 +1,454 @@
+"""The market as a venue sees it: instruments, order values, and a price-time-priority book.
+
+Pure logic: no database, no clock, no I/O. `OrderBook` matches one symbol; `MatchingVenue` is the
+built-in venue (one book per symbol) behind the `Venue` interface that broker or exchange adapters
+will implement later. The venue knows orders by id and owner only: cash, positions and buying power
+belong to the ledger and the order engine above it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class InstrumentStatus(StrEnum):
+    ACTIVE = "active"
+    #: No new orders and no matching; resting orders stay until cancelled or the halt lifts.
+    HALTED = "halted"
+    #: Closing-only: orders that reduce a position are accepted, others are refused.
+    RESTRICTED = "restricted"
+
+
+#: Price and quantity precision together may use at most this many decimal places, so that
+#: price x quantity (every cash movement) is exact in the ledger's NUMERIC(38, 8) columns.
+MAX_COMBINED_PLACES = 8
+
+
+def decimal_places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str
+    name: str
+    tick_size: Decimal
+    lot_size: Decimal
+    status: InstrumentStatus
+    reference_price: Decimal
+    #: Shares can be located for short sales (Reg SHO locate requirement).
+    easy_to_borrow: bool = True
+    #: On the Reg SHO threshold list: short sales need a pre-borrow, refused here.
+    threshold_security: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tick_size <= 0 or self.lot_size <= 0:
+            raise ValueError("tick and lot sizes must be positive")
+        if decimal_places(self.tick_size) + decimal_places(self.lot_size) > MAX_COMBINED_PLACES:
+            raise ValueError("tick size and lot size together may have at most 8 decimal places")
+        if self.reference_price <= 0:
+            raise ValueError("the reference price must be positive")
+
+    def on_tick(self, price: Decimal) -> bool:
+        return price > 0 and (price % self.tick_size) == 0
+
+    def on_lot(self, quantity: Decimal) -> bool:
+        return quantity > 0 and (quantity % self.lot_size) == 0
+
+
+@dataclass(slots=True)
+class RestingOrder:
+    """An order in the book: what matching needs and nothing more."""
+
+    order_id: str
+    owner: str
+    side: Side
+    price: Decimal
+    remaining: Decimal
+    #: Lower is earlier: time priority within a price level.
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    maker_id: str
+    maker_owner: str
+    price: Decimal
+    quantity: Decimal
+    maker_remaining: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Taker:
+    """An incoming order to match: `limit` None is a market order."""
+
+    order_id: str
+    owner: str
+    side: Side
+    quantity: Decimal
+    limit: Decimal | None
+
+
+@dataclass(slots=True)
+class MatchResult:
+    matches: list[Match] = field(default_factory=list)
+    #: Resting orders of the taker's own owner met while matching: cancelled instead of trading
+    #: (self-trade prevention, "cancel resting"), so nobody trades with themselves.
+    self_trade_cancelled: list[RestingOrder] = field(default_factory=list)
+
+    @property
+    def filled(self) -> Decimal:
+        return sum((m.quantity for m in self.matches), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    price: Decimal
+    quantity: Decimal
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    last_price: Decimal | None = None
+
+    @property
+    def best_bid(self) -> Decimal | None:
+        return self.bids[0].price if self.bids else None
+
+    @property
+    def best_ask(self) -> Decimal | None:
+        return self.asks[0].price if self.asks else None
+
+
+class _SideBook:
+    """One side of a book: price levels in priority order, FIFO within a level."""
+
+    __slots__ = ("_keys", "_levels", "side")
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        # Sort keys ascending: asks by price, bids by negated price, so index 0 is always best.
+        self._keys: list[Decimal] = []
+        self._levels: dict[Decimal, OrderedDict[str, RestingOrder]] = {}
+
+    def _key(self, price: Decimal) -> Decimal:
+        return -price if self.side is Side.BUY else price
+
+    def add(self, order: RestingOrder) -> None:
+        level = self._levels.get(order.price)
+        if level is None:
+            level = OrderedDict()
+            self._levels[order.price] = level
+            insort(self._keys, self._key(order.price))
+        if level and next(reversed(level.values())).priority > order.priority:
+            # Out of time order (only when restoring): keep the level sorted by priority.
+            ordered = sorted([*level.values(), order], key=lambda o: o.priority)
+            level.clear()
+            level.update((o.order_id, o) for o in ordered)
+            return
+        level[order.order_id] = order
+
+    def remove(self, order: RestingOrder) -> None:
+        level = self._levels.get(order.price)
+        if level is None or level.pop(order.order_id, None) is None:
+            return
+        if not level:
+            del self._levels[order.price]
+            key = self._key(order.price)
+            index = bisect_left(self._keys, key)
+            if index < len(self._keys) and self._keys[index] == key:
+                del self._keys[index]
+
+    def best_price(self) -> Decimal | None:
+        if not self._keys:
+            return None
+        return -self._keys[0] if self.side is Side.BUY else self._keys[0]
+
+    def levels(self) -> Iterator[tuple[Decimal, OrderedDict[str, RestingOrder]]]:
+        for key in list(self._keys):
+            price = -key if self.side is Side.BUY else key
+            level = self._levels.get(price)
+            if level:
+                yield price, level
+
+    def depth(self, count: int) -> tuple[Level, ...]:
+        out = []
+        for price, level in self.levels():
+            out.append(Level(price, sum((o.remaining for o in level.values()), Decimal(0)), len(level)))
+            if len(out) >= count:
+                break
+        return tuple(out)
+
+    def __len__(self) -> int:
+        return sum(len(level) for level in self._levels.values())
+
+
+def _crosses(taker: Taker, price: Decimal) -> bool:
+    if taker.limit is None:
+        return True
+    return price <= taker.limit if taker.side is Side.BUY else price >= taker.limit
+
+
+class OrderBook:
+    """A price-time-priority limit order book for one symbol.
+
+    Trades happen at the resting (maker) order's price. Within a price level the earlier order
+    (lower `priority`) fills first.
+    """
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self._sides = {Side.BUY: _SideBook(Side.BUY), Side.SELL: _SideBook(Side.SELL)}
+        self._orders: dict[str, RestingOrder] = {}
+        self.last_price: Decimal | None = None
+
+    # --- queries ----------------------------------------------------------------------------
+    def __contains__(self, order_id: str) -> bool:
+        return order_id in self._orders
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def get(self, order_id: str) -> RestingOrder | None:
+        return self._orders.get(order_id)
+
+    def orders(self) -> Iterable[RestingOrder]:
+        return self._orders.values()
+
+    def best(self, side: Side) -> Decimal | None:
+        return self._sides[side].best_price()
+
+    def snapshot(self, levels: int = 10) -> BookSnapshot:
+        return BookSnapshot(
+            symbol=self.symbol,
+            bids=self._sides[Side.BUY].depth(levels),
+            asks=self._sides[Side.SELL].depth(levels),
+            last_price=self.last_price,
+        )
+
+    def executable(self, taker: Taker) -> tuple[Decimal, Decimal]:
+        """(quantity, cost) the taker would trade now against other owners' orders, without
+        changing the book: what FOK and market-order buying-power checks need."""
+        wanted, quantity, cost = taker.quantity, Decimal(0), Decimal(0)
+        for price, level in self._sides[taker.side.opposite].levels():
+            if not _crosses(taker, price):
+                break
+            for order in level.values():
+                if order.owner == taker.owner:
+                    continue
+                take = min(wanted - quantity, order.remaining)
+                quantity += take
+                cost += take * price
+                if quantity >= wanted:
+                    return quantity, cost
+        return quantity, cost
+
+    # --- changes ----------------------------------------------------------------------------
+    def match(self, taker: Taker) -> MatchResult:
+        """Trade `taker` against the opposite side as far as its limit allows."""
+        result = MatchResult()
+        remaining = taker.quantity
+        opposite = self._sides[taker.side.opposite]
+        while remaining > 0:
+            best = opposite.best_price()
+            if best is None or not _crosses(taker, best):
+                break
+            level = opposite._levels[best]
+            for order in list(level.values()):
+                if remaining <= 0:
+                    break
+                if order.owner == taker.owner:
+                    opposite.remove(order)
+                    del self._orders[order.order_id]
+                    result.self_trade_cancelled.append(order)
+                    continue
+                take = min(remaining, order.remaining)
+                order.remaining -= take
+                remaining -= take
+                result.matches.append(
+                    Match(order.order_id, order.owner, best, take, order.remaining)
+                )
+                self.last_price = best
+                if order.remaining <= 0:
+                    opposite.remove(order)
+                    del self._orders[order.order_id]
+        return result
+
+    def add(self, order: RestingOrder) -> None:
+        if order.order_id in self._orders:
+            raise ValueError("order already in the book")
+        if order.remaining <= 0:
+            raise ValueError("a resting order needs a positive quantity")
+        self._orders[order.order_id] = order
+        self._sides[order.side].add(order)
+
+    def restore(self, orders: Iterable[RestingOrder]) -> None:
+        """Rebuild from stored open orders, in any order: time priority comes from `priority`."""
+        for order in sorted(orders, key=lambda o: o.priority):
+            self.add(order)
+
+    def remove(self, order_id: str) -> RestingOrder | None:
+        order = self._orders.pop(order_id, None)
+        if order is not None:
+            self._sides[order.side].remove(order)
+        return order
+
+    def reduce(self, order_id: str, remaining: Decimal) -> None:
+        """Lower a resting order's quantity in place: it keeps its time priority."""
+        order = self._orders[order_id]
+        if not Decimal(0) < remaining <= order.remaining:
+            raise ValueError("reduce needs 0 < new quantity <= current quantity")
+        order.remaining = remaining
+
+
+# --- The venue interface ---------------------------------------------------------------------
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """An order as sent to a venue: limit (with `price`) or market (`price` None)."""
+
+    order_id: str
+    owner: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: TimeInForce
+    priority: int
+
+
+@dataclass(slots=True)
+class VenueReport:
+    """What a venue did with one order, synchronously."""
+
+    matches: list[Match] = field(default_factory=list)
+    self_trade_cancelled: list[RestingOrder] = field(default_factory=list)
+    #: Quantity left resting in the book (0 when nothing rests).
+    resting: Decimal = Decimal(0)
+    #: Quantity the venue cancelled (IOC/FOK/market remainder) and why.
+    cancelled: Decimal = Decimal(0)
+    cancel_reason: str | None = None
+
+    @property
+    def filled(self) -> Decimal:
+        return sum((m.quantity for m in self.matches), Decimal(0))
+
+
+class Venue(Protocol):
+    """Where orders execute. The built-in `MatchingVenue`; broker and exchange adapters later.
+
+    Calls come from one thread (the order engine's); implementations need not lock.
+    """
+
+    name: str
+
+    def submit(self, order: VenueOrder) -> VenueReport: ...
+
+    def cancel(self, symbol: str, order_id: str) -> bool: ...
+
+    def reduce(self, symbol: str, order_id: str, remaining: Decimal) -> None: ...
+
+    def executable(self, order: VenueOrder) -> tuple[Decimal, Decimal]: ...
+
+    def snapshot(self, symbol: str, levels: int = 10) -> BookSnapshot: ...
+
+    def restore(self, orders: Iterable[VenueOrder]) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class MatchingVenue:
+    """The embedded default venue: one `OrderBook` per symbol, matching in memory."""
+
+    name = "builtin"
+
+    def __init__(self) -> None:
+        self._books: dict[str, OrderBook] = {}
+
+    def book(self, symbol: str) -> OrderBook:
+        book = self._books.get(symbol)
+        if book is None:
+            book = self._books[symbol] = OrderBook(symbol)
+        return book
+
+    def symbols(self) -> list[str]:
+        return list(self._books)
+
+    def submit(self, order: VenueOrder) -> VenueReport:
+        book = self.book(order.symbol)
+        taker = Taker(order.order_id, order.owner, order.side, order.quantity, order.price)
+        report = VenueReport()
+        if order.time_in_force is TimeInForce.FOK:
+            available, _ = book.executable(taker)
+            if available < order.quantity:
+                report.cancelled = order.quantity
+                report.cancel_reason = "fok-not-fillable"
+                return report
+        result = book.match(taker)
+        report.matches = result.matches
+        report.self_trade_cancelled = result.self_trade_cancelled
+        left = order.quantity - result.filled
+        if left <= 0:
+            return report
+        if order.price is None or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            report.cancelled = left
+            report.cancel_reason = "no-liquidity" if order.price is None else "ioc-remainder"
+            return report
+        book.add(
+            RestingOrder(order.order_id, order.owner, order.side, order.price, left, order.priority)
+        )
+        report.resting = left
+        return report
+
+    def cancel(self, symbol: str, order_id: str) -> bool:
+        return self.book(symbol).remove(order_id) is not None
+
+    def reduce(self, symbol: str, order_id: str, remaining: Decimal) -> None:
+        self.book(symbol).reduce(order_id, remaining)
+
+    def executable(self, order: VenueOrder) -> tuple[Decimal, Decimal]:
+        taker = Taker(order.order_id, order.owner, order.side, order.quantity, order.price)
+        return self.book(order.symbol).executable(taker)
+
+    def snapshot(self, symbol: str, levels: int = 10) -> BookSnapshot:
+        return self.book(symbol).snapshot(levels)
+
+    def restore(self, orders: Iterable[VenueOrder]) -> None:
+        by_symbol: dict[str, list[RestingOrder]] = {}
+        for o in orders:
+            if o.price is None:
+                continue
+            by_symbol.setdefault(o.symbol, []).append(
+                RestingOrder(o.order_id, o.owner, o.side, o.price, o.quantity, o.priority)
+            )
+        for symbol, resting in by_symbol.items():
+            self.book(symbol).restore(resting)
+
+    def clear(self) -> None:
+        self._books.clear()

@@ -1,0 +1,107 @@
+"""Instruments: listing, creating and changing their trading status."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from rampart.kernel.errors import NotFoundError, ValidationError
+from rampart.kernel.events import AuditEvent
+from rampart.platform.uow import UnitOfWork
+from rampart.venue.db import InstrumentRow
+from rampart.venue.domain import Instrument, InstrumentStatus
+
+SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,15}$")
+
+
+class UnknownInstrumentError(NotFoundError):
+    code = "unknown-instrument"
+    title = "No such instrument"
+
+
+class InvalidInstrumentError(ValidationError):
+    code = "invalid-instrument"
+    title = "The instrument definition is not valid"
+
+
+def to_instrument(row: InstrumentRow) -> Instrument:
+    return Instrument(
+        symbol=row.symbol,
+        name=row.name,
+        tick_size=row.tick_size,
+        lot_size=row.lot_size,
+        status=InstrumentStatus(row.status),
+        reference_price=row.reference_price,
+        easy_to_borrow=row.easy_to_borrow,
+        threshold_security=row.threshold_security,
+    )
+
+
+class InstrumentService:
+    def list(self, uow: UnitOfWork) -> list[Instrument]:
+        rows = uow.session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
+        return [to_instrument(r) for r in rows]
+
+    def get(self, uow: UnitOfWork, symbol: str) -> Instrument:
+        row = uow.session.get(InstrumentRow, symbol)
+        if row is None:
+            raise UnknownInstrumentError(f"No instrument {symbol[:16]!r}.")
+        return to_instrument(row)
+
+    def upsert(self, uow: UnitOfWork, instrument: Instrument) -> Instrument:
+        """Create or redefine an instrument (an operator action, audited)."""
+        if not SYMBOL.match(instrument.symbol):
+            raise InvalidInstrumentError("Symbols are 1-16 capital letters, digits or dots.")
+        now = uow.clock.now()
+        row = uow.session.get(InstrumentRow, instrument.symbol)
+        if row is None:
+            row = InstrumentRow(symbol=instrument.symbol, created_at=now)
+            uow.session.add(row)
+        row.name = instrument.name[:200]
+        row.tick_size = instrument.tick_size
+        row.lot_size = instrument.lot_size
+        row.status = instrument.status.value
+        row.reference_price = instrument.reference_price
+        row.easy_to_borrow = instrument.easy_to_borrow
+        row.threshold_security = instrument.threshold_security
+        row.updated_at = now
+        uow.audit(
+            AuditEvent(
+                action="instrument.defined",
+                subject=f"instrument:{instrument.symbol}",
+                details={
+                    "tick_size": str(instrument.tick_size),
+                    "lot_size": str(instrument.lot_size),
+                    "status": instrument.status.value,
+                },
+            )
+        )
+        return instrument
+
+    def set_status(self, uow: UnitOfWork, symbol: str, status: InstrumentStatus) -> Instrument:
+        row = uow.session.get(InstrumentRow, symbol)
+        if row is None:
+            raise UnknownInstrumentError(f"No instrument {symbol[:16]!r}.")
+        before = row.status
+        row.status = status.value
+        row.updated_at = uow.clock.now()
+        uow.audit(
+            AuditEvent(
+                action="instrument.status.changed",
+                subject=f"instrument:{symbol}",
+                details={"from": before, "to": status.value},
+            )
+        )
+        return to_instrument(row)
+
+
+DEMO_INSTRUMENTS = [
+    Instrument("ACME", "Acme Corp", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE,
+               Decimal("100.00")),
+    Instrument("GLOBX", "Globex Industries", Decimal("0.01"), Decimal("1"),
+               InstrumentStatus.ACTIVE, Decimal("42.50")),
+    Instrument("INTK", "Initech", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE,
+               Decimal("18.20")),
+]

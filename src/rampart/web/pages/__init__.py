@@ -1,0 +1,30 @@
+"""Server-rendered pages (Jinja2, autoescaped, no CDN) and their static files."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from rampart.web.pages.templating import STATIC_DIR
+
+if TYPE_CHECKING:
+    from rampart.bootstrap import Container
+
+
+def mount_pages(app: FastAPI, container: Container) -> None:
+    """The account pages, the dev mailbox (dev profile only) and `/static`."""
+    from rampart.web.pages import account, mailbox, mfa
+
+    app.include_router(account.router)
+    app.include_router(mfa.router)
+    if container.settings.profile == "dev":
+        app.include_router(mailbox.router)
+
+    async def to_login(_request: Request, _exc: Exception) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    app.add_exception_handler(account.SignInRequired, to_login)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,365 @@
+"""Account pages: sign-up, email confirmation, sign-in, forgotten and reset password, and the
+security page (sessions, devices, sign out everywhere, change password).
+
+Forms shown before sign-in carry a double-submit CSRF token (cookie + hidden field); forms of a
+signed-in user carry the session's CSRF token, which `SessionAuthenticator` checks.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from rampart.access.api import authenticate
+from rampart.access.domain import Principal
+from rampart.identity import flows
+from rampart.identity.authn import DEVICE_COOKIE, SESSION_COOKIE
+from rampart.identity.domain import (
+    CsrfError,
+    InvalidCredentialsError,
+    InvalidEmailError,
+    InvalidLinkError,
+    LoginThrottledError,
+    WeakPasswordError,
+    new_token,
+    normalise_email,
+)
+from rampart.identity.sessions import KIND_BROWSER, ClientInfo
+from rampart.kernel.context import current_context
+from rampart.kernel.errors import UnauthorizedError
+from rampart.platform.http.access import declare_access, public
+from rampart.web.pages.templating import ANON_CSRF_COOKIE, render, set_cookie
+
+router = APIRouter(include_in_schema=False)
+Public = [Depends(public)]
+
+PENDING_COOKIE = "__Host-rampart_pending"
+DEVICE_COOKIE_DAYS = 400
+
+Text = Annotated[str, Form(max_length=4096)]
+Csrf = Annotated[str, Form(max_length=128)]
+
+
+class SignInRequired(Exception):
+    """A page that needs a signed-in user was asked for without one: go to the sign-in page."""
+
+
+async def page_user(request: Request) -> Principal:
+    try:
+        return await authenticate(request)
+    except UnauthorizedError:
+        raise SignInRequired from None
+
+
+declare_access(page_user, "authenticated")
+User = Annotated[Principal, Depends(page_user)]
+
+
+def _check_anon_csrf(request: Request, presented: str) -> None:
+    expected = request.cookies.get(ANON_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise CsrfError
+
+
+def _policy_context(request: Request) -> dict[str, Any]:
+    cfg = request.app.state.container.settings.identity
+    return {"min_length": cfg.password_min_length, "max_length": cfg.password_max_length}
+
+
+def _container(request: Request) -> Any:
+    return request.app.state.container
+
+
+# --- sign-up and confirmation ---------------------------------------------------------------
+@router.get("/signup", response_class=HTMLResponse, dependencies=Public)
+async def signup_page(request: Request) -> HTMLResponse:
+    return render(request, "signup.html", {"email": "", **_policy_context(request)})
+
+
+@router.post("/signup", response_class=HTMLResponse, dependencies=Public)
+async def signup(request: Request, email: Text, password: Text, csrf_token: Csrf) -> HTMLResponse:
+    _check_anon_csrf(request, csrf_token)
+    try:
+        await flows.register(_container(request), email, password)
+    except (WeakPasswordError, InvalidEmailError) as exc:
+        problems = exc.extra.get("problems") or [exc.detail]
+        return render(
+            request,
+            "signup.html",
+            {"email": email, "errors": problems, **_policy_context(request)},
+            status=422,
+        )
+    return render(
+        request,
+        "message.html",
+        {
+            "heading": "Check your email",
+            "message": "If the address can be used, a confirmation link is on its way to it.",
+            "next_href": "/login",
+            "next_label": "Sign in",
+        },
+    )
+
+
+@router.get("/verify-email", response_class=HTMLResponse, dependencies=Public)
+async def verify_email_page(request: Request, token: str = "") -> HTMLResponse:
+    return render(request, "verify_email.html", {"token": token[:128]})
+
+
+@router.post("/verify-email", response_class=HTMLResponse, dependencies=Public)
+async def verify_email(request: Request, token: Csrf, csrf_token: Csrf) -> HTMLResponse:
+    _check_anon_csrf(request, csrf_token)
+    container = _container(request)
+    try:
+        await flows.in_transaction(
+            container, lambda uow: container.identity.accounts.verify_email(uow, token)
+        )
+    except InvalidLinkError as exc:
+        return render(request, "verify_email.html", {"token": "", "errors": [exc.detail]}, status=422)
+    return render(
+        request,
+        "message.html",
+        {
+            "heading": "Email confirmed",
+            "message": "Your email address is confirmed.",
+            "next_href": "/security",
+            "next_label": "Go to your security page",
+        },
+    )
+
+
+# --- sign-in and out -------------------------------------------------------------------------
+@router.get("/login", response_class=HTMLResponse, dependencies=Public)
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", {"email": ""})
+
+
+@router.post("/login", dependencies=Public)
+async def login(request: Request, email: Text, password: Text, csrf_token: Csrf) -> Response:
+    _check_anon_csrf(request, csrf_token)
+    container = _container(request)
+    device = request.cookies.get(DEVICE_COOKIE)
+    new_device_cookie = None
+    if not device or len(device) > 128:
+        device = new_device_cookie = new_token()
+    ctx = current_context()
+    client = ClientInfo(device_key=device, user_agent=ctx.user_agent, ip=ctx.client_ip)
+    try:
+        outcome = await flows.login_with_password(container, email, password, KIND_BROWSER, client)
+    except InvalidCredentialsError as exc:
+        return render(request, "login.html", {"email": email, "errors": [exc.title]}, status=401)
+    except LoginThrottledError as exc:
+        response = render(
+            request,
+            "login.html",
+            {"email": email, "errors": [f"{exc.title} (about {int(exc.retry_after) + 1} s)."]},
+            status=429,
+        )
+        response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        return response
+    response: Response
+    if outcome.pending is not None:
+        # The MFA pages finish this sign-in; the pending token stays in an HttpOnly cookie.
+        response = RedirectResponse("/login/second-factor", status_code=303)
+        set_cookie(
+            response,
+            PENDING_COOKIE,
+            outcome.pending.token,
+            max_age=container.settings.identity.pending_login_minutes * 60,
+        )
+    else:
+        assert outcome.issued is not None and outcome.issued.session_secret is not None
+        response = RedirectResponse("/security", status_code=303)
+        apply_browser_session(response, container, outcome.issued.session_secret)
+    if new_device_cookie:
+        set_cookie(response, DEVICE_COOKIE, new_device_cookie, max_age=DEVICE_COOKIE_DAYS * 86_400)
+    return response
+
+
+def apply_browser_session(response: Response, container: Any, secret: str) -> None:
+    """Set the session cookie of a completed browser sign-in (also used by the MFA pages)."""
+    set_cookie(
+        response,
+        SESSION_COOKIE,
+        secret,
+        max_age=container.settings.identity.session_absolute_hours * 3600,
+    )
+
+
+@router.post("/logout")
+async def logout(request: Request, me: User) -> Response:
+    container = _container(request)
+    user_id, session_id = me.user_id or "", me.credential_id
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.login.logout(uow, user_id, session_id, everywhere=False),
+    )
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+# --- passwords -------------------------------------------------------------------------------
+@router.get("/forgot-password", response_class=HTMLResponse, dependencies=Public)
+async def forgot_page(request: Request) -> HTMLResponse:
+    return render(request, "forgot_password.html")
+
+
+@router.post("/forgot-password", response_class=HTMLResponse, dependencies=Public)
+async def forgot(request: Request, email: Text, csrf_token: Csrf) -> HTMLResponse:
+    _check_anon_csrf(request, csrf_token)
+    container = _container(request)
+    try:
+        address = normalise_email(email)
+    except InvalidEmailError:
+        address = None
+    if address is not None:
+        target = address
+        await flows.in_transaction(
+            container, lambda uow: container.identity.accounts.forgot_password(uow, target)
+        )
+    return render(
+        request,
+        "message.html",
+        {
+            "heading": "Check your email",
+            "message": "If the address has an account, a link to reset the password is on its way.",
+            "next_href": "/login",
+            "next_label": "Sign in",
+        },
+    )
+
+
+@router.get("/reset-password", response_class=HTMLResponse, dependencies=Public)
+async def reset_page(request: Request, token: str = "") -> HTMLResponse:
+    return render(request, "reset_password.html", {"token": token[:128], **_policy_context(request)})
+
+
+@router.post("/reset-password", response_class=HTMLResponse, dependencies=Public)
+async def reset(request: Request, token: Csrf, password: Text, csrf_token: Csrf) -> HTMLResponse:
+    _check_anon_csrf(request, csrf_token)
+    try:
+        await flows.reset_password(_container(request), token, password)
+    except WeakPasswordError as exc:
+        problems = exc.extra.get("problems") or [exc.detail]
+        return render(
+            request,
+            "reset_password.html",
+            {"token": token, "errors": problems, **_policy_context(request)},
+            status=422,
+        )
+    except InvalidLinkError as exc:
+        return render(
+            request,
+            "reset_password.html",
+            {"token": "", "errors": [exc.detail], **_policy_context(request)},
+            status=422,
+        )
+    return render(
+        request,
+        "message.html",
+        {
+            "heading": "Password changed",
+            "message": "Your password is changed and every session was signed out.",
+            "next_href": "/login",
+            "next_label": "Sign in",
+        },
+    )
+
+
+# --- the security page -----------------------------------------------------------------------
+async def _security(request: Request, me: Principal, **extra: Any) -> HTMLResponse:
+    container = _container(request)
+    user_id = me.user_id or ""
+
+    def read() -> tuple[Any, Any, Any]:
+        with container.db.read() as session:
+            identity = container.identity
+            return (
+                identity.accounts.get(session, user_id),
+                identity.sessions.list_sessions(session, user_id),
+                identity.sessions.list_devices(session, user_id),
+            )
+
+    user, sessions, devices = await run_in_threadpool(read)
+    status = extra.pop("status", 200)
+    return render(
+        request,
+        "security.html",
+        {
+            "user": user,
+            "sessions": sessions,
+            "devices": devices,
+            "current_session": me.credential_id,
+            **_policy_context(request),
+            **extra,
+        },
+        status=status,
+    )
+
+
+@router.get("/security", response_class=HTMLResponse)
+async def security_page(request: Request, me: User) -> HTMLResponse:
+    return await _security(request, me)
+
+
+@router.post("/security/sessions/{session_id}/revoke")
+async def revoke_session(session_id: str, request: Request, me: User) -> Response:
+    container = _container(request)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.sessions.revoke(
+            uow, user_id, session_id[:64], reason="revoked-by-user"
+        ),
+    )
+    return RedirectResponse("/security", status_code=303)
+
+
+@router.post("/security/devices/{device_id}/revoke")
+async def revoke_device(device_id: str, request: Request, me: User) -> Response:
+    container = _container(request)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id[:64]),
+    )
+    return RedirectResponse("/security", status_code=303)
+
+
+@router.post("/security/logout-everywhere")
+async def logout_everywhere(request: Request, me: User) -> Response:
+    container = _container(request)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.login.logout(uow, user_id, None, everywhere=True),
+    )
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/security/password", response_class=HTMLResponse)
+async def change_password(
+    request: Request, me: User, current_password: Text, new_password: Text
+) -> HTMLResponse:
+    try:
+        await flows.change_password(
+            _container(request),
+            me.user_id or "",
+            current_password,
+            new_password,
+            keep_session_id=me.credential_id,
+        )
+    except (WeakPasswordError, InvalidCredentialsError) as exc:
+        problems = exc.extra.get("problems") or [exc.detail]
+        return await _security(request, me, errors=problems, status=422)
+    return await _security(request, me, notice="Your password is changed.")
+
+
+__all__ = ["SignInRequired", "apply_browser_session", "router"]

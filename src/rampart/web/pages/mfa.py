@@ -1,0 +1,429 @@
+"""Pages for second factors: management on the security page, enrolment, the sign-in challenge
+and the step-up prompt. Server-rendered (Jinja2, autoescaped); the WebAuthn calls live in
+`/static/mfa-webauthn.js`, loaded with the request's CSP nonce.
+
+A pending browser sign-in (password proven, factor owed) is carried by the `__Host-` cookie
+`PENDING_COOKIE`, set by the sign-in page (`rampart.web.pages.account`): HttpOnly, Secure,
+SameSite=Strict, a few minutes. The pending token never appears in a URL or a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
+from rampart.identity.domain import PendingLoginError
+from rampart.identity.mfa.api import _challenge, complete_login, pending_purpose
+from rampart.identity.mfa.domain import FactorKind, SensitiveAction, step_up_purpose
+from rampart.identity.mfa.service import FactorResponse
+from rampart.kernel.errors import RampartError
+from rampart.platform.http.access import public
+from rampart.web.pages.account import PENDING_COOKIE, User, apply_browser_session
+from rampart.web.pages.templating import render as render_page
+
+router = APIRouter(include_in_schema=False)
+
+#: Where a step-up may send the user back to: our own pages only, never another site.
+_SAFE_NEXT = ("/security", "/account", "/api-keys", "/trade", "/withdraw")
+
+
+def _safe_next(raw: str | None) -> str:
+    if raw and raw.startswith(_SAFE_NEXT) and "//" not in raw and "\\" not in raw:
+        return raw[:200]
+    return "/security/mfa"
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    defaults: dict[str, Any] = {"sent": None, "next": "/security/mfa", "minutes": 0}
+    return render_page(request, template, defaults | context, status=status)
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def _step_up_redirect(next_path: str) -> RedirectResponse:
+    return RedirectResponse(f"/security/step-up?next={quote(next_path)}", status_code=303)
+
+
+# --- management ----------------------------------------------------------------------------
+def _management(request: Request, principal: Principal, **extra: Any) -> HTMLResponse:
+    container = request.app.state.container
+    user_id = principal.user_id
+    assert user_id is not None
+    with container.db.read() as session:
+        summary = container.mfa.summary(session, user_id)
+        keys = container.mfa.authenticators(session, user_id)
+    return render(request, "mfa_manage.html", summary=summary, keys=keys,
+                  step_up_minutes=container.settings.mfa.step_up_minutes, **extra)
+
+
+@router.get("/security/mfa")
+def manage(request: Request, principal: User) -> Response:
+    return _management(request, principal)
+
+
+def _guarded(request: Request, principal: Principal, work: Callable[[Any, str], Any],
+             *, always_step_up: bool = False) -> Any:
+    """Run `work(uow, user_id)` after the factor-change guard; commits."""
+    container = request.app.state.container
+    user_id = principal.user_id
+    assert user_id is not None
+    with container.uow() as uow:
+        if always_step_up or container.mfa.has_mfa(uow.session, user_id):
+            container.mfa.require_step_up(uow.session, principal, SensitiveAction.FACTORS_CHANGE)
+        result = work(uow, user_id)
+        uow.commit()
+    return result
+
+
+def _form_action(
+    request: Request, principal: Principal, work: Callable[[Any, str], Any],
+    on_success: Callable[[Any], Response], *, always_step_up: bool = False,
+) -> Response:
+    try:
+        result = _guarded(request, principal, work, always_step_up=always_step_up)
+    except (StepUpRequiredError, MfaEnrolmentRequiredError):
+        return _step_up_redirect("/security/mfa")
+    except RampartError as exc:
+        return _management(request, principal, errors=[exc.detail])
+    return on_success(result)
+
+
+@router.post("/security/mfa/totp")
+def totp_begin(request: Request, principal: User
+               ) -> Response:
+    container = request.app.state.container
+
+    def work(uow: Any, user_id: str) -> Any:
+        from rampart.identity.mfa.setup import verified_email_of
+
+        label = verified_email_of(uow.session, user_id) or f"user {user_id[:8]}"
+        return container.mfa.begin_totp(uow, user_id, label)
+
+    return _form_action(
+        request, principal, work,
+        lambda enrolment: render(request, "mfa_totp.html", enrolment=enrolment,
+                                 qr=Markup(enrolment.qr_svg)),  # noqa: S704 - segno's own SVG
+    )
+
+
+@router.post("/security/mfa/totp/confirm")
+async def totp_confirm(request: Request, principal: User
+                       ) -> Response:
+    form = await request.form()
+    code = str(form.get("code", ""))[:32]
+    return await run_in_threadpool(_confirm, request, principal, "totp", code)
+
+
+def _confirm(request: Request, principal: Principal, kind: str, code: str) -> Response:
+    container = request.app.state.container
+    user_id = principal.user_id
+    assert user_id is not None
+    try:
+        container.ratelimits.hit("user.mfa", user_id)
+        with container.uow() as uow:
+            if kind == "totp":
+                check = container.mfa.confirm_totp(uow, user_id, code)
+            else:
+                check = container.mfa.confirm_channel(uow, user_id, FactorKind(kind), code)
+            codes: list[str] = []
+            if check.ok and not container.mfa.backup_codes_remaining(uow.session, user_id):
+                codes = [c.reveal() for c in container.mfa.regenerate_backup_codes(uow, user_id)]
+            uow.commit()
+        check.raise_for_failure()
+    except RampartError as exc:
+        return _management(request, principal, errors=[exc.detail])
+    if codes:
+        return render(request, "mfa_backup_codes.html", codes=codes)
+    return _management(request, principal, notice="Second factor added.")
+
+
+@router.post("/security/mfa/backup-codes")
+def backup_codes(request: Request, principal: User
+                 ) -> Response:
+    container = request.app.state.container
+    return _form_action(
+        request, principal,
+        lambda uow, user_id: [c.reveal() for c in
+                              container.mfa.regenerate_backup_codes(uow, user_id)],
+        lambda codes: render(request, "mfa_backup_codes.html", codes=codes),
+    )
+
+
+@router.post("/security/mfa/{channel}/enrol")
+async def channel_enrol(channel: str, request: Request,
+                        principal: User) -> Response:
+    if channel not in ("sms", "email"):
+        return RedirectResponse("/security/mfa", status_code=303)
+    form = await request.form()
+    phone = str(form.get("phone", ""))[:40]
+    container = request.app.state.container
+
+    def work(uow: Any, user_id: str) -> str:
+        if channel == "sms":
+            return str(container.mfa.enrol_sms(uow, user_id, phone))
+        return str(container.mfa.enrol_email(uow, user_id))
+
+    return await run_in_threadpool(
+        _form_action, request, principal, work,
+        lambda hint: render(request, "mfa_channel.html", channel=channel, sent_to=hint),
+    )
+
+
+@router.post("/security/mfa/{channel}/confirm")
+async def channel_confirm(channel: str, request: Request,
+                          principal: User) -> Response:
+    if channel not in ("sms", "email"):
+        return RedirectResponse("/security/mfa", status_code=303)
+    form = await request.form()
+    return await run_in_threadpool(_confirm, request, principal, channel,
+                                   str(form.get("code", ""))[:32])
+
+
+@router.post("/security/mfa/remove/{what}")
+async def remove(what: str, request: Request,
+                 principal: User) -> Response:
+    form = await request.form()
+    key_id = str(form.get("authenticator_id", ""))[:36]
+    container = request.app.state.container
+
+    def work(uow: Any, user_id: str) -> None:
+        if what == "totp":
+            container.mfa.remove_totp(uow, user_id)
+        elif what in ("sms", "email"):
+            container.mfa.remove_channel(uow, user_id, FactorKind(what))
+        elif what == "webauthn":
+            container.mfa.remove_authenticator(uow, user_id, key_id)
+
+    return await run_in_threadpool(
+        _form_action, request, principal, work,
+        lambda _r: RedirectResponse("/security/mfa", status_code=303),
+        always_step_up=True,
+    )
+
+
+# --- step-up -------------------------------------------------------------------------------
+@router.get("/security/step-up")
+def step_up_page(request: Request, principal: User, next: str | None = None) -> Response:  # noqa: A002
+    container = request.app.state.container
+    with container.db.read() as session:
+        summary = container.mfa.summary(session, principal.user_id or "")
+    return render(request, "mfa_challenge.html", mode="step-up", summary=summary,
+                  next=_safe_next(next), options_url="/v1/mfa/step-up/challenge",
+                  verify_url="/v1/mfa/step-up", form_url="/security/step-up",
+                  send_url="/security/step-up/send",
+                  minutes=container.settings.mfa.step_up_minutes)
+
+
+@router.post("/security/step-up")
+async def step_up_submit(request: Request,
+                         principal: User) -> Response:
+    form = await request.form()
+    kind = str(form.get("kind", "totp"))
+    code = str(form.get("code", ""))[:32]
+    next_path = _safe_next(str(form.get("next", "")))
+    container = request.app.state.container
+    user_id = principal.user_id or ""
+
+    def run() -> Response:
+        try:
+            container.ratelimits.hit("user.mfa", user_id)
+            if kind not in {k.value for k in FactorKind} or kind == "webauthn":
+                raise PendingLoginError
+            with container.uow() as uow:
+                check = container.mfa.verify(uow, user_id, step_up_purpose(principal.credential_id),
+                                             FactorResponse(FactorKind(kind), code=code))
+                if check.ok:
+                    container.identity.sessions.record_second_factor(
+                        uow, user_id, principal.credential_id or ""
+                    )
+                uow.commit()
+            check.raise_for_failure()
+        except RampartError as exc:
+            with container.db.read() as session:
+                summary = container.mfa.summary(session, user_id)
+            return render(request, "mfa_challenge.html", status=400, mode="step-up",
+                          summary=summary, next=next_path, errors=[exc.detail],
+                          options_url="/v1/mfa/step-up/challenge",
+                          verify_url="/v1/mfa/step-up", form_url="/security/step-up",
+                          send_url="/security/step-up/send",
+                          minutes=container.settings.mfa.step_up_minutes)
+        return RedirectResponse(next_path, status_code=303)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/security/step-up/send")
+async def step_up_send(request: Request,
+                       principal: User) -> Response:
+    form = await request.form()
+    kind = str(form.get("kind", ""))
+    next_path = _safe_next(str(form.get("next", "")))
+    container = request.app.state.container
+
+    def run() -> Response:
+        notice = None
+        errors = None
+        try:
+            if kind not in ("sms", "email"):
+                raise PendingLoginError
+            with container.uow() as uow:
+                hint = container.mfa.send_code(uow, principal.user_id or "", FactorKind(kind),
+                                               step_up_purpose(principal.credential_id))
+                uow.commit()
+            notice = f"A code was sent to {hint}."
+        except RampartError as exc:
+            errors = [exc.detail]
+        with container.db.read() as session:
+            summary = container.mfa.summary(session, principal.user_id or "")
+        return render(request, "mfa_challenge.html", mode="step-up", summary=summary,
+                      next=next_path, notice=notice, errors=errors, sent=kind,
+                      options_url="/v1/mfa/step-up/challenge", verify_url="/v1/mfa/step-up",
+                      form_url="/security/step-up", send_url="/security/step-up/send",
+                      minutes=container.settings.mfa.step_up_minutes)
+
+    return await run_in_threadpool(run)
+
+
+# --- the second step of a browser sign-in ---------------------------------------------------
+def _pending_token(request: Request) -> str | None:
+    token = request.cookies.get(PENDING_COOKIE)
+    return token if token and 16 <= len(token) <= 128 else None
+
+
+def _challenge_page(request: Request, token: str, **extra: Any) -> Response:
+    container = request.app.state.container
+    try:
+        with container.db.read() as session:
+            user_id = container.identity.login.pending_user(session, token)
+            summary = container.mfa.summary(session, user_id)
+    except PendingLoginError:
+        return _expired()
+    return render(request, "mfa_challenge.html", mode="login", summary=summary, signed_in=False,
+                  next="/security", options_url="/login/second-factor/options",
+                  verify_url="/login/second-factor/verify", form_url="/login/second-factor",
+                  send_url="/login/second-factor/send", **extra)
+
+
+def _expired() -> Response:
+    response = RedirectResponse("/login?expired=1", status_code=303)
+    response.delete_cookie(PENDING_COOKIE, path="/", secure=True, httponly=True,
+                           samesite="strict")
+    return response
+
+
+@router.get("/login/second-factor", dependencies=[Depends(public)])
+def login_challenge(request: Request) -> Response:
+    token = _pending_token(request)
+    if token is None:
+        return _to_login()
+    return _challenge_page(request, token)
+
+
+def _signed_in(request: Request, issued: Any, next_path: str, *, as_json: bool) -> Response:
+    response: Response = (
+        JSONResponse({"next": next_path}) if as_json
+        else RedirectResponse(next_path, status_code=303)
+    )
+    container = request.app.state.container
+    apply_browser_session(response, container, issued.session_secret)
+    response.delete_cookie(PENDING_COOKIE, path="/", secure=True, httponly=True,
+                           samesite="strict")
+    return response
+
+
+@router.post("/login/second-factor", dependencies=[Depends(public)])
+async def login_submit(request: Request) -> Response:
+    token = _pending_token(request)
+    if token is None:
+        return _to_login()
+    form = await request.form()
+    kind = str(form.get("kind", "totp"))
+    code = str(form.get("code", ""))[:32]
+    container = request.app.state.container
+
+    def run() -> Response:
+        try:
+            if kind not in {k.value for k in FactorKind} or kind == "webauthn":
+                raise PendingLoginError
+            issued = complete_login(container, request, token,
+                                    FactorResponse(FactorKind(kind), code=code), kind="browser")
+        except PendingLoginError:
+            return _expired()
+        except RampartError as exc:
+            return _challenge_page(request, token, errors=[exc.detail])
+        return _signed_in(request, issued, "/security", as_json=False)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/login/second-factor/send", dependencies=[Depends(public)])
+async def login_send(request: Request) -> Response:
+    token = _pending_token(request)
+    if token is None:
+        return _to_login()
+    form = await request.form()
+    kind = str(form.get("kind", ""))
+    container = request.app.state.container
+
+    def run() -> Response:
+        try:
+            if kind not in ("sms", "email"):
+                raise PendingLoginError
+            with container.uow() as uow:
+                user_id = container.identity.login.pending_user(uow.session, token)
+                result = _challenge(container.mfa, uow, user_id, kind, pending_purpose(token))
+                uow.commit()
+        except PendingLoginError:
+            return _expired()
+        except RampartError as exc:
+            return _challenge_page(request, token, errors=[exc.detail])
+        return _challenge_page(request, token, sent=kind,
+                               notice=f"A code was sent to {result.get('sent_to', '')}.")
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/login/second-factor/options", dependencies=[Depends(public)])
+async def login_options(request: Request) -> Response:
+    token = _pending_token(request)
+    if token is None:
+        raise PendingLoginError
+    container = request.app.state.container
+
+    def run() -> dict[str, Any]:
+        with container.uow() as uow:
+            user_id = container.identity.login.pending_user(uow.session, token)
+            result = _challenge(container.mfa, uow, user_id, "webauthn", pending_purpose(token))
+            uow.commit()
+        return result
+
+    return JSONResponse(await run_in_threadpool(run))
+
+
+@router.post("/login/second-factor/verify", dependencies=[Depends(public)])
+async def login_verify(request: Request) -> Response:
+    token = _pending_token(request)
+    if token is None:
+        raise PendingLoginError
+    from rampart.identity.mfa.api import FactorBody
+
+    body = FactorBody.model_validate_json(await request.body())
+    container = request.app.state.container
+
+    def run() -> Response:
+        issued = complete_login(container, request, token, body.response(), kind="browser")
+        return _signed_in(request, issued, "/security", as_json=True)
+
+    return await run_in_threadpool(run)
+
+
+__all__ = ["router"]

@@ -1,0 +1,60 @@
+"""Helpers for MFA tests: a user row, reading codes from the outbox as the user's inbox would."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from rampart.bootstrap import Container
+from rampart.identity.db import UserRow
+from rampart.identity.mfa.domain import totp_code, totp_step
+from rampart.kernel.ids import new_id
+from rampart.platform.outbox import OutboxRow
+
+_CODE = re.compile(r"\b(\d{6})\b")
+
+
+def make_user(container: Container, email: str = "ann@example.com") -> str:
+    """A verified, active account, inserted directly: these tests are about second factors."""
+    now = container.clock.now()
+    user_id = new_id()
+    with container.uow() as uow:
+        uow.session.add(
+            UserRow(
+                id=user_id,
+                email=email,
+                email_verified_at=now,
+                password_hash=None,
+                status="active",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        uow.commit()
+    return user_id
+
+
+def outbox(container: Container, *, kind: str | None = None) -> list[dict[str, Any]]:
+    with container.db.read() as session:
+        rows = session.scalars(select(OutboxRow).order_by(OutboxRow.created_at, OutboxRow.id))
+        payloads = [dict(r.payload) | {"topic": r.topic} for r in rows]
+    return [p for p in payloads if kind is None or p.get("kind") == kind]
+
+
+def last_code(container: Container, *, to: str | None = None) -> str:
+    """The newest one-time code sent (to `to` when given), read from the message text."""
+    for payload in reversed(outbox(container, kind="mfa-code")):
+        if to is None or payload["to"] == to:
+            match = _CODE.search(payload["text"])
+            assert match, "a code message without a code"
+            return match.group(1)
+    raise AssertionError("no code was sent")
+
+
+def totp_now(container: Container, seed_b32: str, offset: int = 0) -> str:
+    import base64
+
+    seed = base64.b32decode(seed_b32 + "=" * (-len(seed_b32) % 8))
+    return totp_code(seed, totp_step(container.clock.now().timestamp()) + offset)

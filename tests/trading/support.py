@@ -1,0 +1,138 @@
+"""Helpers for trading tests: a header authenticator, instruments, funding, invariants."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import HTTPConnection
+
+from rampart.access.domain import Principal, Role, permissions_for
+from rampart.bootstrap import Container
+from rampart.ledger.db import AccountRow, PositionRow
+from rampart.trading.db import FillRow, OrderRow
+from rampart.trading.domain import OPEN_STATUSES, OrderRequest, OrderSide, OrderType
+from rampart.trading.engine import Place, PlaceResult
+from rampart.venue.domain import Instrument, InstrumentStatus, TimeInForce
+
+TEST_HEADER = "x-test-user"
+
+
+class HeaderAuthenticator:
+    """Tests only: the user named by a header, as a trader. Never wired outside tests."""
+
+    def __init__(self, permissions: frozenset[str] | None = None) -> None:
+        self.permissions = permissions or permissions_for({Role.TRADER})
+
+    async def authenticate(self, conn: HTTPConnection) -> Principal | None:
+        user = conn.headers.get(TEST_HEADER)
+        if not user:
+            return None
+        return Principal(
+            actor=f"user:{user}",
+            user_id=user,
+            roles=frozenset({Role.TRADER}),
+            permissions=self.permissions,
+            method="bearer",
+            credential_id=f"test:{user}",
+        )
+
+
+ACME = Instrument("ACME", "Acme Corp", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE,
+                  Decimal("100.00"))
+FRAC = Instrument("FRAC", "Fractional", Decimal("0.01"), Decimal("0.001"),
+                  InstrumentStatus.ACTIVE, Decimal("10.00"))
+HTB = Instrument("HTB", "Hard to borrow", Decimal("0.01"), Decimal("1"),
+                 InstrumentStatus.ACTIVE, Decimal("5.00"), easy_to_borrow=False)
+
+
+def seed(container: Container, *instruments: Instrument) -> None:
+    with container.uow() as uow:
+        for instrument in instruments or (ACME, FRAC, HTB):
+            container.instruments.upsert(uow, instrument)
+        uow.commit()
+
+
+def fund(container: Container, user: str, amount: str) -> None:
+    with container.uow() as uow:
+        container.ledger.deposit(uow, user, amount)
+        uow.commit()
+
+
+def place(
+    container: Container,
+    user: str,
+    side: str,
+    quantity: str,
+    price: str | None = None,
+    *,
+    symbol: str = "ACME",
+    type: str | None = None,
+    tif: str = "day",
+    stop: str | None = None,
+    client_order_id: str | None = None,
+) -> dict[str, Any]:
+    order_type = OrderType(type) if type else (OrderType.LIMIT if price else OrderType.MARKET)
+    request = OrderRequest(
+        symbol=symbol,
+        side=OrderSide(side),
+        type=order_type,
+        quantity=Decimal(quantity),
+        time_in_force=TimeInForce(tif),
+        limit_price=Decimal(price) if price else None,
+        stop_price=Decimal(stop) if stop else None,
+        client_order_id=client_order_id,
+    )
+    result: PlaceResult = container.orders.engine.call(Place(user, f"user:{user}", request))
+    return result.order
+
+
+def cash(container: Container, user: str) -> tuple[Decimal, Decimal]:
+    with container.db.read() as session:
+        account = container.ledger.account(session, user)
+    return account.balance, account.reserved
+
+
+def position(container: Container, user: str, symbol: str = "ACME") -> Decimal:
+    with container.db.read() as session:
+        for p in container.ledger.positions(session, user):
+            if p.symbol == symbol:
+                return p.quantity
+    return Decimal(0)
+
+
+def assert_invariants(container: Container) -> None:
+    """The books are right: ledger balances, positions = fills, reservations = open orders."""
+    with container.db.read() as session:
+        problems = container.ledger.verify(session)
+        assert problems == [], problems
+        fills: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        for f in session.scalars(select(FillRow)):
+            fills[(f.user_id, f.symbol)] += f.quantity if f.side == "buy" else -f.quantity
+        held = {(p.user_id, p.symbol): p.quantity for p in session.scalars(select(PositionRow))}
+        for key in set(fills) | set(held):
+            assert fills.get(key, Decimal(0)) == held.get(key, Decimal(0)), key
+        reserved: dict[str, Decimal] = defaultdict(Decimal)
+        filled: dict[str, Decimal] = defaultdict(Decimal)
+        open_ids = set()
+        for o in session.scalars(select(OrderRow)):
+            if o.status in OPEN_STATUSES:
+                reserved[o.user_id] += o.reserved
+                open_ids.add(o.id)
+                assert o.filled_quantity < o.quantity
+            else:
+                assert o.reserved == 0, f"final order {o.id} still holds {o.reserved}"
+            assert o.reserved >= 0
+            filled[o.id] = o.filled_quantity
+        fill_sum: dict[str, Decimal] = defaultdict(Decimal)
+        for f in session.scalars(select(FillRow)):
+            fill_sum[f.order_id] += f.quantity
+        for order_id, quantity in filled.items():
+            assert fill_sum.get(order_id, Decimal(0)) == quantity, order_id
+        for a in session.scalars(select(AccountRow).where(AccountRow.kind == "cash")):
+            assert a.reserved == reserved.get(a.user_id or "", Decimal(0)), a.id
+    engine = container.orders.engine
+    if engine.running and engine._epoch is not None:
+        assert set(engine._open) == open_ids

@@ -1,0 +1,147 @@
+"""The book alone: price-time priority, partial fills, IOC/FOK/market, self-trade prevention."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rampart.venue.domain import (
+    Instrument,
+    InstrumentStatus,
+    MatchingVenue,
+    OrderBook,
+    RestingOrder,
+    Side,
+    Taker,
+    TimeInForce,
+    VenueOrder,
+)
+
+
+def rest(book: OrderBook, oid: str, side: Side, price: str, qty: str, prio: int,
+         owner: str = "m") -> None:
+    book.add(RestingOrder(oid, owner, side, D(price), D(qty), prio))
+
+
+def order(oid: str, side: Side, qty: str, price: str | None, tif: TimeInForce = TimeInForce.DAY,
+          owner: str = "t", prio: int = 100) -> VenueOrder:
+    return VenueOrder(oid, owner, "X", side, D(qty), D(price) if price else None, tif, prio)
+
+
+def test_price_then_time_priority() -> None:
+    venue = MatchingVenue()
+    book = venue.book("X")
+    rest(book, "late", Side.SELL, "10.00", "5", 2)
+    rest(book, "early", Side.SELL, "10.00", "5", 1)
+    rest(book, "better", Side.SELL, "9.99", "5", 3)
+    report = venue.submit(order("t", Side.BUY, "12", "10.00"))
+    assert [(m.maker_id, m.price, m.quantity) for m in report.matches] == [
+        ("better", D("9.99"), D(5)),
+        ("early", D("10.00"), D(5)),
+        ("late", D("10.00"), D(2)),
+    ]
+    assert book.get("late").remaining == 3
+    assert report.resting == 0
+
+
+def test_partial_fill_rests_the_remainder_at_its_limit() -> None:
+    venue = MatchingVenue()
+    rest(venue.book("X"), "a", Side.SELL, "10", "3", 1)
+    report = venue.submit(order("t", Side.BUY, "5", "10"))
+    assert report.filled == 3 and report.resting == 2
+    assert venue.snapshot("X").best_bid == D(10)
+
+
+def test_limit_that_does_not_cross_rests() -> None:
+    venue = MatchingVenue()
+    rest(venue.book("X"), "a", Side.SELL, "10.01", "3", 1)
+    report = venue.submit(order("t", Side.BUY, "5", "10.00"))
+    assert report.matches == [] and report.resting == 5
+
+
+def test_ioc_cancels_the_remainder_and_fok_all_or_nothing() -> None:
+    venue = MatchingVenue()
+    rest(venue.book("X"), "a", Side.SELL, "10", "3", 1)
+    fok = venue.submit(order("f", Side.BUY, "5", "10", TimeInForce.FOK))
+    assert fok.matches == [] and fok.cancelled == 5 and fok.cancel_reason == "fok-not-fillable"
+    assert venue.book("X").get("a").remaining == 3  # untouched
+    ioc = venue.submit(order("i", Side.BUY, "5", "10", TimeInForce.IOC))
+    assert ioc.filled == 3 and ioc.cancelled == 2 and ioc.resting == 0
+    assert "i" not in venue.book("X")
+
+
+def test_market_order_never_rests() -> None:
+    venue = MatchingVenue()
+    rest(venue.book("X"), "a", Side.BUY, "9", "1", 1)
+    report = venue.submit(order("m", Side.SELL, "4", None))
+    assert report.filled == 1 and report.cancelled == 3 and report.cancel_reason == "no-liquidity"
+
+
+def test_self_trade_prevention_cancels_the_resting_order() -> None:
+    venue = MatchingVenue()
+    rest(venue.book("X"), "mine", Side.SELL, "10", "5", 1, owner="t")
+    rest(venue.book("X"), "theirs", Side.SELL, "10", "5", 2, owner="other")
+    report = venue.submit(order("t1", Side.BUY, "5", "10", owner="t"))
+    assert [o.order_id for o in report.self_trade_cancelled] == ["mine"]
+    assert [m.maker_id for m in report.matches] == ["theirs"]
+    # Own orders are not liquidity for the owner.
+    assert venue.book("X").executable(Taker("p", "t", Side.BUY, D(5), None)) == (D(0), D(0))
+
+
+def test_reduce_keeps_priority_and_restore_rebuilds_time_order() -> None:
+    venue = MatchingVenue()
+    rest(venue.book("X"), "first", Side.BUY, "10", "5", 1)
+    rest(venue.book("X"), "second", Side.BUY, "10", "5", 2)
+    venue.reduce("X", "first", D(2))
+    report = venue.submit(order("s", Side.SELL, "3", "10"))
+    assert [(m.maker_id, m.quantity) for m in report.matches] == [("first", 2), ("second", 1)]
+    rebuilt = MatchingVenue()
+    rebuilt.restore(
+        [order("b", Side.BUY, "1", "10", owner="m", prio=9),
+         order("a", Side.BUY, "1", "10", owner="m", prio=3)]
+    )
+    report = rebuilt.submit(order("s", Side.SELL, "1", "10"))
+    assert report.matches[0].maker_id == "a"
+
+
+def test_instrument_precision_keeps_cash_exact() -> None:
+    with pytest.raises(ValueError, match="8 decimal places"):
+        Instrument("X", "x", D("0.00001"), D("0.0001"), InstrumentStatus.ACTIVE, D(1))
+    inst = Instrument("X", "x", D("0.01"), D("0.001"), InstrumentStatus.ACTIVE, D(1))
+    assert inst.on_tick(D("1.23")) and not inst.on_tick(D("1.234"))
+    assert inst.on_lot(D("0.002")) and not inst.on_lot(D("0.0005"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.integers(min_value=1, max_value=20),
+            st.one_of(st.none(), st.integers(min_value=95, max_value=105)),
+            st.sampled_from(list(TimeInForce)),
+            st.sampled_from(["a", "b", "c"]),
+        ),
+        max_size=60,
+    )
+)
+def test_book_conserves_quantity_and_never_crosses(ops) -> None:  # type: ignore[no-untyped-def]
+    venue = MatchingVenue()
+    book = venue.book("X")
+    for i, (side, qty, price, tif, owner) in enumerate(ops):
+        vo = VenueOrder(f"o{i}", owner, "X", side, D(qty), None if price is None else D(price),
+                        tif, i)
+        before = {o.order_id: o.remaining for o in book.orders()}
+        report = venue.submit(vo)
+        # Quantity is conserved: filled + resting + cancelled = ordered.
+        assert report.filled + report.resting + report.cancelled == D(qty)
+        for m in report.matches:
+            assert m.maker_owner != owner
+            assert before[m.maker_id] >= m.quantity
+            if price is not None:
+                assert m.price <= price if side is Side.BUY else m.price >= price
+        bid, ask = book.best(Side.BUY), book.best(Side.SELL)
+        assert bid is None or ask is None or bid < ask
