@@ -148,3 +148,33 @@ def test_a_route_without_an_access_declaration_stops_the_app() -> None:
     with pytest.raises(UndeclaredAccessError) as caught:
         check_routes_declare_access(app)
     assert "GET /forgotten" in caught.value.routes
+
+
+def test_routes_of_included_routers_are_checked_too() -> None:
+    app = FastAPI()
+    declared = APIRouter(dependencies=[Depends(public)])
+    forgotten = APIRouter()
+
+    @declared.get("/fine/{item_id}")
+    def fine(item_id: str) -> None:
+        return None
+
+    @forgotten.get("/forgotten-in-a-router")
+    def also_forgotten() -> None:
+        return None
+
+    app.include_router(declared, prefix="/v1")
+    app.include_router(forgotten)
+    with pytest.raises(UndeclaredAccessError) as caught:
+        check_routes_declare_access(app)
+    assert caught.value.routes == ["GET /forgotten-in-a-router"]
+
+
+def test_every_route_of_the_real_app_declares_its_access(app: FastAPI) -> None:
+    from rampart.platform.http.access import route_table
+
+    table = route_table(app)
+    assert len(table) > 10
+    assert all(declarations for _, _, declarations in table)
+    paths = {path for _, path, _ in table}
+    assert "/healthz" in paths

@@ -46,23 +46,37 @@ def _walk(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _walk(sub)
 
 
-def access_of(route: APIRoute | APIWebSocketRoute) -> list[str]:
-    found = []
-    for call in _walk(route.dependant):
-        declaration = getattr(call, ACCESS_ATTRIBUTE, None)
-        if declaration is not None:
-            found.append(str(declaration))
-    return found
+def _route_entries(app: FastAPI) -> Iterator[tuple[str, str, Dependant | None]]:
+    """(methods, path, effective dependant) of every API and WebSocket route, included ones too.
+
+    FastAPI keeps an included router as one entry whose routes only exist with the including
+    router's prefix and dependencies merged in; `iter_route_contexts` yields those effective
+    routes, so router-level declarations count and no included route is missed.
+    """
+    from fastapi import routing
+
+    for context in routing.iter_route_contexts(app.routes):
+        original = context.original_route
+        if isinstance(original, APIRoute):
+            methods = ",".join(sorted(context.methods or ()))
+        elif isinstance(original, APIWebSocketRoute):
+            methods = "WEBSOCKET"
+        else:
+            continue
+        yield methods, str(context.path), getattr(context, "dependant", None)
 
 
 def route_table(app: FastAPI) -> list[tuple[str, str, list[str]]]:
     """(methods, path, declarations) for every API route: what access tests are generated from."""
     table = []
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            table.append((",".join(sorted(route.methods or ())), route.path, access_of(route)))
-        elif isinstance(route, APIWebSocketRoute):
-            table.append(("WEBSOCKET", route.path, access_of(route)))
+    for methods, path, dependant in _route_entries(app):
+        declarations = []
+        if dependant is not None:
+            for call in _walk(dependant):
+                declaration = getattr(call, ACCESS_ATTRIBUTE, None)
+                if declaration is not None:
+                    declarations.append(str(declaration))
+        table.append((methods, path, declarations))
     return table
 
 
