@@ -34,6 +34,9 @@ from rampart.platform.keys import RootKeys
 from rampart.platform.uow import AuditWriter, UnitOfWork
 from rampart.ratelimit.backends import MemoryBackend, RateLimitBackend, RedisBackend
 from rampart.ratelimit.service import RateLimits
+from rampart.risk.gate import RiskGate
+from rampart.risk.service import RiskService
+from rampart.risk.setup import build_risk, open_orders_from_views
 from rampart.trading.engine import OrderEngine
 from rampart.trading.ports import PreTradeCheck
 from rampart.trading.service import OrderService
@@ -89,6 +92,11 @@ class Container:
     #: Pre-trade checks run on every new and modified order after the built-in ones; the risk
     #: engine appends here. The order engine holds this very list.
     pre_trade_checks: list[PreTradeCheck] = field(default_factory=list)
+    #: Limits, trading states, halts and the four-eyes resume, locates, risk events
+    #: (rampart.risk).
+    risk: RiskService = field(init=False)
+    #: The pre-trade risk pipeline, registered in `pre_trade_checks`.
+    risk_gate: RiskGate = field(init=False)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, self.clock, self.audit_writer)
@@ -112,8 +120,18 @@ class Container:
 
 def _redis_client(url: str) -> Any:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    # No retries with backoff: a limiter that fails closed must answer at once when Redis is
+    # down, not after seconds of reconnect attempts holding the request.
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
 
 
 def _wire_identity(container: Container) -> None:
@@ -185,6 +203,25 @@ def _wire_trading(container: Container) -> None:
         )
 
 
+def _wire_risk(container: Container) -> None:
+    orders = container.orders
+    risk = build_risk(
+        container.settings,
+        container.clock,
+        container.db,
+        container.uow,
+        ledger=container.ledger,
+        users=container.identity.accounts,
+        factors=container.mfa,
+        marks=orders.mark,
+        open_orders=open_orders_from_views(orders.list),
+    )
+    container.risk, container.risk_gate = risk.service, risk.gate
+    container.pre_trade_checks.append(risk.gate)
+    # Started before the engine, so that halts are loaded before the first order is checked.
+    container.closers.insert(container.closers.index(orders.engine), risk.worker)
+
+
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> Container:
     settings = settings or load_settings()
     clock = clock or SystemClock()
@@ -223,4 +260,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
     _wire_identity(container)
     _wire_apikeys(container)
     _wire_trading(container)
+    _wire_risk(container)
     return container

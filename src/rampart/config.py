@@ -217,6 +217,15 @@ class RiskSettings(Section):
     #: Seconds between reloads of halts and states from the database, so that every process
     #: sees a halt made by another (the process that made it sees it at once).
     controls_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: How long the risk gate trusts its cached view of an account (positions, open orders) and
+    #: of its owner (status, verified email, MFA) before reloading them.
+    facts_ttl_seconds: float = Field(default=1.0, gt=0, le=60)
+    profile_ttl_seconds: float = Field(default=10.0, gt=0, le=600)
+    #: What the order engine runs before the venue: `full`, every check of the pipeline; or
+    #: `controls`, only halts, trading states and the restricted list. `full` needs every
+    #: trading account to be an identity user (status, verified email, MFA); the demo's agents
+    #: and the trading tests' accounts are not yet, hence `controls` until they are.
+    pre_trade: Literal["full", "controls"] = "controls"
 
 
 class Settings(BaseSettings):

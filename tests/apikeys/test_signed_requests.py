@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -283,9 +284,7 @@ def test_a_rotated_key_works_through_its_grace_period_only(
 ) -> None:
     old = bot(client, clock, hmac_key, secret=hmac_key["secret"])
     user = old.get(WHOAMI).json()["user_id"]
-    rotated = client.post(
-        f"/api/v1/apikeys/{hmac_key['key_id']}/rotate", headers=as_user(user)
-    )
+    rotated = client.post(f"/api/v1/apikeys/{hmac_key['key_id']}/rotate", headers=as_user(user))
     assert rotated.status_code == 200, rotated.text
     new_key = rotated.json()
     assert new_key["secret"] != hmac_key["secret"]
@@ -317,7 +316,9 @@ def test_a_data_key_cannot_place_an_order(client: TestClient, clock: FrozenClock
     assert (response.status_code, problem(response)) == (403, "permission-denied")
 
 
-def test_a_key_cannot_manage_keys(client: TestClient, clock: FrozenClock, hmac_key: dict[str, Any]) -> None:
+def test_a_key_cannot_manage_keys(
+    client: TestClient, clock: FrozenClock, hmac_key: dict[str, Any]
+) -> None:
     response = bot(client, clock, hmac_key, secret=hmac_key["secret"]).post(
         "/api/v1/apikeys", json={"scopes": ["trade"]}
     )
@@ -377,3 +378,19 @@ def test_a_leaked_secret_is_revoked_by_its_hash(
 def test_created_time_uses_the_clock_not_the_wall(clock: FrozenClock) -> None:
     # Guard for the tests above: they sign with the frozen clock, which is not the wall clock.
     assert clock.now() != datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.mark.redis
+def test_redis_nonce_store_accepts_each_nonce_once(redis_url: str) -> None:
+    import redis
+
+    from rampart.apikeys.nonces import RedisNonceStore
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        store = RedisNonceStore(client, prefix=f"test:{uuid.uuid4().hex}:")
+        assert store.first_use("key-1", "nonce-aaaaaaaaaaaaaaaa", 30)
+        assert not store.first_use("key-1", "nonce-aaaaaaaaaaaaaaaa", 30)
+        assert store.first_use("key-2", "nonce-aaaaaaaaaaaaaaaa", 30)
+    finally:
+        client.close()

@@ -37,7 +37,9 @@ def _enrol_totp(container: Container, user: str) -> None:
 
 def test_without_a_second_factor_no_key_is_created(strict_client: TestClient) -> None:
     user = new_user(strict_client.app.state.container)  # type: ignore[attr-defined]
-    response = strict_client.post("/api/v1/apikeys", json={"scopes": ["trade"]}, headers=as_user(user))
+    response = strict_client.post(
+        "/api/v1/apikeys", json={"scopes": ["trade"]}, headers=as_user(user)
+    )
     assert response.status_code == 403
     assert response.json()["type"] == "urn:rampart:problem:mfa-enrolment-required"
 

@@ -106,7 +106,8 @@ def test_normalised_backup_codes_are_always_canonical(text: str) -> None:
 def test_numeric_codes_have_six_digits() -> None:
     for _ in range(200):
         code = new_numeric_code()
-        assert len(code) == 6 and code.isdigit()
+        assert len(code) == 6
+        assert code.isdigit()
 
 
 def test_purposes_are_constrained() -> None:
@@ -135,6 +136,7 @@ def test_cooling_period_lasts_24_hours() -> None:
 
 
 def test_backup_codes_alone_do_not_count_as_mfa() -> None:
-    summary = FactorSummary(totp=False, webauthn=0, email=False, sms=None,
-                            backup_codes_remaining=10)
+    summary = FactorSummary(
+        totp=False, webauthn=0, email=False, sms=None, backup_codes_remaining=10
+    )
     assert not summary.enrolled

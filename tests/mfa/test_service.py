@@ -48,18 +48,30 @@ def enrol_totp(container: Container, user_id: str) -> str:
     return enrolment.secret
 
 
-def verify(container: Container, user_id: str, response: FactorResponse,
-           purpose: str = "login:abc") -> bool:
+def verify(
+    container: Container, user_id: str, response: FactorResponse, purpose: str = "login:abc"
+) -> bool:
     with container.uow() as uow:
         check = container.mfa.verify(uow, user_id, purpose, response)
         uow.commit()
     return check.ok
 
 
-def person(user_id: str, *, mfa_at: float | None = None, roles: frozenset[str] = frozenset(),
-           method: str = "session") -> Principal:
-    return Principal(actor=f"user:{user_id}", user_id=user_id, roles=roles, method=method,
-                     mfa_at=mfa_at, credential_id="sess-1")
+def person(
+    user_id: str,
+    *,
+    mfa_at: float | None = None,
+    roles: frozenset[str] = frozenset(),
+    method: str = "session",
+) -> Principal:
+    return Principal(
+        actor=f"user:{user_id}",
+        user_id=user_id,
+        roles=roles,
+        method=method,
+        mfa_at=mfa_at,
+        credential_id="sess-1",
+    )
 
 
 # --- TOTP ------------------------------------------------------------------------------------
@@ -71,13 +83,16 @@ def test_totp_enrolment_needs_a_first_valid_code_and_seals_the_seed(
         enrolment = container.mfa.begin_totp(uow, user, "ann@example.com")
         uow.commit()
     assert enrolment.uri.startswith("otpauth://totp/Rampart:ann%40example.com?secret=")
-    assert enrolment.qr_svg.startswith("<svg") and "<script" not in enrolment.qr_svg
+    assert enrolment.qr_svg.startswith("<svg")
+    assert "<script" not in enrolment.qr_svg
     with container.db.read() as session:
         stored = session.scalar(select(TotpRow.seed_sealed).where(TotpRow.user_id == user))
     import base64
 
     seed = base64.b32decode(enrolment.secret + "=" * (-len(enrolment.secret) % 8))
-    assert stored is not None and seed not in stored and stored.startswith(b"RV")
+    assert stored is not None
+    assert seed not in stored
+    assert stored.startswith(b"RV")
     with container.db.read() as session:
         assert not container.mfa.has_mfa(session, user)
 
@@ -91,7 +106,8 @@ def test_totp_enrolment_needs_a_first_valid_code_and_seals_the_seed(
     with container.db.read() as session:
         assert container.mfa.has_mfa(session, user)
     added = outbox(container, kind="mfa.factor-added")
-    assert added and added[-1]["to"] == "ann@example.com"
+    assert added
+    assert added[-1]["to"] == "ann@example.com"
 
 
 def test_totp_code_is_accepted_once_then_refused_as_replay(
@@ -123,8 +139,9 @@ def test_totp_drift_of_one_step_is_tolerated_and_two_is_not(
     assert verify(container, user, FactorResponse(FactorKind.TOTP, code=late_phone))
     clock.advance(120)
     assert not verify(container, user, FactorResponse(FactorKind.TOTP, code=far_off))
-    assert verify(container, user, FactorResponse(FactorKind.TOTP,
-                                                  code=totp_now(container, seed, +1)))
+    assert verify(
+        container, user, FactorResponse(FactorKind.TOTP, code=totp_now(container, seed, +1))
+    )
 
 
 def test_a_second_app_cannot_silently_replace_the_first(container: Container) -> None:
@@ -146,10 +163,12 @@ def test_backup_codes_are_single_use_hashed_and_counted(container: Container) ->
     assert all(c.replace("-", "") not in d and c not in d for c in codes for d in digests)
 
     with container.uow() as uow:
-        check = container.mfa.verify(uow, user, "login:x",
-                                     FactorResponse(FactorKind.BACKUP_CODE, code=codes[3]))
+        check = container.mfa.verify(
+            uow, user, "login:x", FactorResponse(FactorKind.BACKUP_CODE, code=codes[3])
+        )
         uow.commit()
-    assert check.ok and check.backup_codes_remaining == 9
+    assert check.ok
+    assert check.backup_codes_remaining == 9
     assert not verify(container, user, FactorResponse(FactorKind.BACKUP_CODE, code=codes[3]))
     with container.db.read() as session:
         assert container.mfa.backup_codes_remaining(session, user) == 9
@@ -202,10 +221,12 @@ def test_email_code_is_single_use_and_bound_to_its_purpose(
     purpose = login_purpose("pending-1")
     code = send(container, user, FactorKind.EMAIL, purpose)
     # Issued for one login: useless for another login or for a step-up.
-    assert not verify(container, user, FactorResponse(FactorKind.EMAIL, code=code),
-                      login_purpose("pending-2"))
-    assert not verify(container, user, FactorResponse(FactorKind.EMAIL, code=code),
-                      step_up_purpose("sess-1"))
+    assert not verify(
+        container, user, FactorResponse(FactorKind.EMAIL, code=code), login_purpose("pending-2")
+    )
+    assert not verify(
+        container, user, FactorResponse(FactorKind.EMAIL, code=code), step_up_purpose("sess-1")
+    )
     assert verify(container, user, FactorResponse(FactorKind.EMAIL, code=code), purpose)
     assert not verify(container, user, FactorResponse(FactorKind.EMAIL, code=code), purpose)
 
@@ -228,9 +249,11 @@ def test_sms_code_allows_five_attempts_then_is_dead(
     with container.uow() as uow:
         hint = container.mfa.enrol_sms(uow, user, "+44 7700 900123")
         uow.commit()
-    assert hint.startswith("+44") and "900123" not in hint
+    assert hint.startswith("+44")
+    assert "900123" not in hint
     texts = outbox(container, kind="mfa-code")
-    assert texts[-1]["topic"] == "notify.sms" and texts[-1]["to"] == "+447700900123"
+    assert texts[-1]["topic"] == "notify.sms"
+    assert texts[-1]["to"] == "+447700900123"
     with container.uow() as uow:
         assert container.mfa.confirm_channel(uow, user, FactorKind.SMS, last_code(container)).ok
         uow.commit()
@@ -240,11 +263,13 @@ def test_sms_code_allows_five_attempts_then_is_dead(
     for _ in range(5):
         assert not verify(container, user, FactorResponse(FactorKind.SMS, code=wrong), "login:p")
     with container.uow() as uow:
-        check = container.mfa.verify(uow, user, "login:p",
-                                     FactorResponse(FactorKind.SMS, code=code))
+        check = container.mfa.verify(
+            uow, user, "login:p", FactorResponse(FactorKind.SMS, code=code)
+        )
         uow.commit()
     # The right code, after five wrong ones, is refused: the attempts were counted and kept.
-    assert not check.ok and isinstance(check.error, ChallengeExhaustedError)
+    assert not check.ok
+    assert isinstance(check.error, ChallengeExhaustedError)
 
 
 def test_codes_cannot_be_requested_in_a_flood(container: Container, clock: FrozenClock) -> None:
@@ -264,8 +289,9 @@ def test_codes_are_not_sent_over_a_channel_that_is_not_enrolled(container: Conta
 
 
 # --- WebAuthn --------------------------------------------------------------------------------
-def register(container: Container, user: str, key: SoftAuthenticator, name: str = "Key",
-             origin: str = ORIGIN) -> bool:
+def register(
+    container: Container, user: str, key: SoftAuthenticator, name: str = "Key", origin: str = ORIGIN
+) -> bool:
     with container.uow() as uow:
         ceremony = container.mfa.begin_webauthn_registration(uow, user, "ann@example.com")
         uow.commit()
@@ -279,17 +305,31 @@ def register(container: Container, user: str, key: SoftAuthenticator, name: str 
     return check.ok
 
 
-def authenticate(container: Container, user: str, key: SoftAuthenticator, *,
-                 purpose: str = "login:w", origin: str = ORIGIN, rp_id: str | None = None,
-                 sign_count: int | None = None, replay: dict | None = None) -> bool:
+def authenticate(
+    container: Container,
+    user: str,
+    key: SoftAuthenticator,
+    *,
+    purpose: str = "login:w",
+    origin: str = ORIGIN,
+    rp_id: str | None = None,
+    sign_count: int | None = None,
+    replay: dict | None = None,
+) -> bool:
     with container.uow() as uow:
         ceremony = container.mfa.begin_webauthn_authentication(uow, user, purpose)
         uow.commit()
-    response = replay or key.sign(ceremony.options, origin=origin, rp_id=rp_id,
-                                     sign_count=sign_count)
-    return verify(container, user, FactorResponse(FactorKind.WEBAUTHN,
-                                                  challenge_id=ceremony.challenge_id,
-                                                  credential=response), purpose)
+    response = replay or key.sign(
+        ceremony.options, origin=origin, rp_id=rp_id, sign_count=sign_count
+    )
+    return verify(
+        container,
+        user,
+        FactorResponse(
+            FactorKind.WEBAUTHN, challenge_id=ceremony.challenge_id, credential=response
+        ),
+        purpose,
+    )
 
 
 def test_several_authenticators_register_list_rename_and_remove(container: Container) -> None:
@@ -334,8 +374,9 @@ def test_webauthn_refuses_wrong_origin_rp_id_and_reused_challenges(
         ceremony = container.mfa.begin_webauthn_authentication(uow, user, "login:w")
         uow.commit()
     response = key.sign(ceremony.options, origin=ORIGIN)
-    good = FactorResponse(FactorKind.WEBAUTHN, challenge_id=ceremony.challenge_id,
-                          credential=response)
+    good = FactorResponse(
+        FactorKind.WEBAUTHN, challenge_id=ceremony.challenge_id, credential=response
+    )
     assert verify(container, user, good, "login:w")
     # The same signed response again: the challenge is spent.
     assert not verify(container, user, good, "login:w")
@@ -351,16 +392,23 @@ def test_webauthn_challenge_expires_and_is_bound_to_its_purpose(
         ceremony = container.mfa.begin_webauthn_authentication(uow, user, "login:w")
         uow.commit()
     response = key.sign(ceremony.options, origin=ORIGIN)
-    answer = FactorResponse(FactorKind.WEBAUTHN, challenge_id=ceremony.challenge_id,
-                            credential=response)
+    answer = FactorResponse(
+        FactorKind.WEBAUTHN, challenge_id=ceremony.challenge_id, credential=response
+    )
     assert not verify(container, user, answer, "step-up:s")
     with container.uow() as uow:
         ceremony = container.mfa.begin_webauthn_authentication(uow, user, "login:w")
         uow.commit()
     response = key.sign(ceremony.options, origin=ORIGIN)
     clock.advance(181)
-    assert not verify(container, user, FactorResponse(
-        FactorKind.WEBAUTHN, challenge_id=ceremony.challenge_id, credential=response), "login:w")
+    assert not verify(
+        container,
+        user,
+        FactorResponse(
+            FactorKind.WEBAUTHN, challenge_id=ceremony.challenge_id, credential=response
+        ),
+        "login:w",
+    )
 
 
 def test_a_signature_counter_that_goes_back_is_refused_and_audited(
@@ -396,12 +444,14 @@ def test_step_up_is_required_then_accepted_then_goes_stale(
         with pytest.raises(StepUpRequiredError) as caught:
             container.mfa.require_step_up(session, person(user), SensitiveAction.API_KEY_CREATE)
         assert caught.value.code == "step-up-required"
-        container.mfa.require_step_up(session, person(user, mfa_at=now),
-                                      SensitiveAction.API_KEY_CREATE)
+        container.mfa.require_step_up(
+            session, person(user, mfa_at=now), SensitiveAction.API_KEY_CREATE
+        )
         clock.advance(timedelta(minutes=5, seconds=1))
         with pytest.raises(StepUpRequiredError):
-            container.mfa.require_step_up(session, person(user, mfa_at=now),
-                                          SensitiveAction.WITHDRAWAL)
+            container.mfa.require_step_up(
+                session, person(user, mfa_at=now), SensitiveAction.WITHDRAWAL
+            )
 
 
 def test_without_any_factor_sensitive_actions_demand_enrolment(container: Container) -> None:
@@ -428,15 +478,24 @@ def test_support_reset_removes_factors_and_blocks_new_api_keys_for_24_hours(
     user = make_user(container)
     enrol_totp(container, user)
     assert register(container, user, SoftAuthenticator())
-    support = Principal(actor="user:support-1", user_id="support-1",
-                        roles=frozenset({"SUPPORT"}))
+    support = Principal(actor="user:support-1", user_id="support-1", roles=frozenset({"SUPPORT"}))
     with container.uow() as uow, pytest.raises(ResetVerificationError):
-        container.mfa.support_reset(uow, support, user, verification_method="asked nicely",
-                                    verification_reference="", reason="lost phone")
+        container.mfa.support_reset(
+            uow,
+            support,
+            user,
+            verification_method="asked nicely",
+            verification_reference="",
+            reason="lost phone",
+        )
     with container.uow() as uow:
         record = container.mfa.support_reset(
-            uow, support, user, verification_method="video-call",
-            verification_reference="CASE-1042", reason="Lost phone and security key",
+            uow,
+            support,
+            user,
+            verification_method="video-call",
+            verification_reference="CASE-1042",
+            reason="Lost phone and security key",
         )
         uow.commit()
     assert record.cooling_until == clock.now() + timedelta(hours=24)
@@ -466,21 +525,46 @@ def test_only_support_or_admin_can_reset_and_never_their_own(container: Containe
     user = make_user(container)
     trader = Principal(actor="user:t", user_id="t", roles=frozenset({"TRADER"}))
     with container.uow() as uow, pytest.raises(PermissionDeniedError):
-        container.mfa.support_reset(uow, trader, user, verification_method="video-call",
-                                    verification_reference="CASE-1", reason="because")
+        container.mfa.support_reset(
+            uow,
+            trader,
+            user,
+            verification_method="video-call",
+            verification_reference="CASE-1",
+            reason="because",
+        )
     me = Principal(actor=f"user:{user}", user_id=user, roles=frozenset({"ADMIN"}))
     with container.uow() as uow, pytest.raises(PermissionDeniedError):
-        container.mfa.support_reset(uow, me, user, verification_method="video-call",
-                                    verification_reference="CASE-1", reason="because")
+        container.mfa.support_reset(
+            uow,
+            me,
+            user,
+            verification_method="video-call",
+            verification_reference="CASE-1",
+            reason="because",
+        )
 
 
 def test_failed_attempts_are_audited(container: Container) -> None:
     user = make_user(container)
     enrol_totp(container, user)
     with container.uow() as uow:
-        check = container.mfa.verify(uow, user, "login:z",
-                                     FactorResponse(FactorKind.TOTP, code="000000"))
+        check = container.mfa.verify(
+            uow, user, "login:z", FactorResponse(FactorKind.TOTP, code="000000")
+        )
         uow.commit()
     assert not check.ok
     with pytest.raises(InvalidFactorError):
         check.raise_for_failure()
+
+
+def test_own_account_changes_need_step_up_only_when_a_factor_exists(
+    container: Container, clock: FrozenClock
+) -> None:
+    user = make_user(container)
+    with container.db.read() as session:
+        # Nothing to step up with: changing the password is not blocked by the MFA mandate.
+        container.mfa.require_step_up(session, person(user), SensitiveAction.PASSWORD_CHANGE)
+    enrol_totp(container, user)
+    with container.db.read() as session, pytest.raises(StepUpRequiredError):
+        container.mfa.require_step_up(session, person(user), SensitiveAction.EMAIL_CHANGE)

@@ -295,11 +295,12 @@ def test_the_message_throttle_allows_its_rate_and_refuses_one_more() -> None:
     assert refused(
         run(order(quantity=D(20)), pipeline=pipeline, now=NOW + 11), RejectCode.ORDER_RATE
     )
-    # The refused message counted too: one second after the first two, there is room again.
+    # Refused messages count too, so a client hammering a full window stays throttled...
     assert refused(
         run(order(quantity=D(21)), pipeline=pipeline, now=NOW + SECOND), RejectCode.ORDER_RATE
     )
-    assert run(order(quantity=D(22)), pipeline=pipeline, now=NOW + SECOND + 1).accepted
+    # ...and one that waits a second after its last message is served again.
+    assert run(order(quantity=D(22)), pipeline=pipeline, now=2 * SECOND + NOW).accepted
 
 
 def test_refused_messages_count_against_the_throttle() -> None:
@@ -392,7 +393,7 @@ def test_legacy_pattern_day_trader_rule() -> None:
 
 def test_the_intraday_default_ignores_the_day_trade_count() -> None:
     friday = MONDAY - timedelta(days=3)
-    busy = pdt_account([friday] * 10, "1000")
+    busy = pdt_account([friday] * 10, "20000")
     assert run(a=busy).accepted
 
 

@@ -7,6 +7,7 @@ the caller of the services, like a route. No transaction stays open while a hash
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -75,7 +76,7 @@ async def login_with_password(
             AuditEvent(
                 action="auth.login.throttled",
                 outcome="denied",
-                details={"ip": client.ip, "retry_after": round(exc.retry_after, 1)},
+                details={"ip": client.ip, "retry_after_seconds": math.ceil(exc.retry_after)},
             ),
         )
         raise

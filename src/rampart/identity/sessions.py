@@ -277,19 +277,6 @@ class SessionStore:
             session.commit()
         return self.state_by_secret(secret, fresh=True) or state
 
-    # --- step-up (called by rampart.identity.mfa) ---------------------------------------------
-    def record_second_factor(self, uow: UnitOfWork, user_id: str, session_id: str) -> datetime:
-        """A second factor was just proven on this session: stamp `mfa_at`, which step-up checks
-        read. Cached states of the session are dropped after the commit."""
-        row = uow.session.get(SessionRow, session_id)
-        if row is None or row.user_id != user_id or row.revoked_at is not None:
-            raise NotFoundError("No such session.")
-        now = self._clock.now()
-        row.mfa_at = now
-        uow.session.flush()
-        self._forget_after_commit(uow, session_ids={row.id})
-        return now
-
     # --- revoking ----------------------------------------------------------------------------
     def _forget_after_commit(
         self, uow: UnitOfWork, *, session_ids: set[str], user_id: str | None = None

@@ -65,84 +65,54 @@ class _Cash(Protocol):
     reserved: Decimal
 
 
-class _Position(Protocol):
-    symbol: str
-    quantity: Decimal
-    cost_basis: Decimal
-
-
 class _Ledger(Protocol):
     def account(self, session: Session, user_id: str) -> _Cash: ...
 
     def positions(self, session: Session, user_id: str) -> list[_Position]: ...
 
 
-class OrderActivity(Protocol):
-    """What the order engine knows of an account today (implemented from trading)."""
+class _Position(Protocol):
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+    realised_pnl: Decimal
 
-    def __call__(self, session: Session, account_id: str, today: date) -> TradingDay: ...
 
+class OpenOrders(Protocol):
+    """The account's open orders, as the order engine reports them (wired from trading)."""
 
-class TradingDay:
-    """An account's open orders and today's activity, as trading reports them."""
-
-    __slots__ = (
-        "day_trade_dates",
-        "open_orders",
-        "orders_today",
-        "realised_pnl_today",
-        "short_sold_today",
-        "trades_today",
-    )
-
-    def __init__(
-        self,
-        open_orders: tuple[OpenOrderFact, ...] = (),
-        orders_today: int = 0,
-        trades_today: int = 0,
-        realised_pnl_today: Decimal = Decimal(0),
-        day_trade_dates: tuple[date, ...] = (),
-        short_sold_today: dict[str, Decimal] | None = None,
-    ) -> None:
-        self.open_orders = open_orders
-        self.orders_today = orders_today
-        self.trades_today = trades_today
-        self.realised_pnl_today = realised_pnl_today
-        self.day_trade_dates = day_trade_dates
-        self.short_sold_today = short_sold_today or {}
+    def __call__(self, account_id: str) -> list[OpenOrderFact]: ...
 
 
 class LedgerAccountFacts:
-    """`AccountFactsSource` from the ledger (cash, reservations, positions and cost basis),
-    reference prices from `marks`, and the order engine's view of the day from `activity`."""
+    """`AccountFactsSource` from the ledger (cash, reservations, positions, cost basis and
+    realised P&L), reference prices from `marks`, and open orders from `open_orders`.
+
+    Today's order, trade and short-sale counts are left to the gate's running figures."""
 
     def __init__(
         self,
         ledger: _Ledger,
         marks: Callable[[str], Decimal | None],
-        activity: OrderActivity,
+        open_orders: OpenOrders,
     ) -> None:
         self._ledger = ledger
         self._marks = marks
-        self._activity = activity
+        self._open_orders = open_orders
 
     def account_facts(self, session: Session, account_id: str, today: date) -> AccountFacts:
         cash = self._ledger.account(session, account_id)
-        positions = [p for p in self._ledger.positions(session, account_id) if p.quantity != 0]
-        day = self._activity(session, account_id, today)
+        every = self._ledger.positions(session, account_id)
+        positions = [p for p in every if p.quantity != 0]
         return AccountFacts(
             cash=cash.balance,
             reserved=cash.reserved,
             positions=tuple(
                 PositionFact(p.symbol, p.quantity, self._marks(p.symbol)) for p in positions
             ),
-            open_orders=day.open_orders,
-            realised_pnl_today=day.realised_pnl_today,
+            open_orders=tuple(self._open_orders(account_id)),
             cost_basis={p.symbol: p.cost_basis for p in positions},
-            orders_today=day.orders_today,
-            trades_today=day.trades_today,
-            day_trade_dates=day.day_trade_dates,
-            short_sold_today=day.short_sold_today,
+            realised_pnl_total=sum((p.realised_pnl for p in every), Decimal(0)),
         )
 
 

@@ -659,7 +659,17 @@ class RiskPipeline:
     `ActivityTracker.lock` serialises other callers).
     """
 
-    def __init__(self, config: RiskConfig, activity: ActivityTracker | None = None) -> None:
+    #: The checks that need only the trading controls and the order's own position: what
+    #: `RiskPipeline(..., only=CONTROLS_ONLY)` runs where the full snapshot is not available.
+    CONTROLS_ONLY = frozenset({"trading_controls", "order_sanity"})
+
+    def __init__(
+        self,
+        config: RiskConfig,
+        activity: ActivityTracker | None = None,
+        *,
+        only: frozenset[str] | None = None,
+    ) -> None:
         self.config = config
         self.activity = activity or ActivityTracker()
         self._eval = _Evaluation()
@@ -682,6 +692,11 @@ class RiskPipeline:
             ("erroneous_orders", self._erroneous_orders),
             ("repeated_execution", self._repeated_execution),
         )  # fmt: skip
+        if only is not None:
+            unknown = only - {name for name, _ in self._checks}
+            if unknown:
+                raise ValueError(f"unknown checks: {sorted(unknown)}")
+            self._checks = tuple((n, c) for n, c in self._checks if n in only)
         self.check_names = tuple(name for name, _ in self._checks)
         self._duplicate_window_ns = config.duplicate_window_ns
         self._default_collar = config.default_collar_percent / HUNDRED

@@ -92,9 +92,14 @@ class _Account:
     net_value: Decimal = ZERO
     requirement: Decimal = ZERO
     unrealised: Decimal = ZERO
+    located: dict[str, Decimal] = field(default_factory=dict)
     locates: dict[str, Decimal] = field(default_factory=dict)
     orders_today: int = 0
     trades_today: int = 0
+    #: Running figures of the day, for what the facts source does not report.
+    short_sold: dict[str, Decimal] = field(default_factory=dict)
+    realised_baseline: Decimal = ZERO
+    realised_today: Decimal = ZERO
 
 
 class RiskGate:
@@ -109,6 +114,7 @@ class RiskGate:
         facts: AccountFactsSource,
         facts_ttl: float = 1.0,
         profile_ttl: float = 10.0,
+        full: bool = True,
     ) -> None:
         self.pipeline = pipeline
         self.service = service
@@ -119,6 +125,9 @@ class RiskGate:
         self._facts = facts
         self._facts_ttl = facts_ttl
         self._profile_ttl = profile_ttl
+        #: False: only the controls run (halts, states, restricted list), on the engine's
+        #: context alone, without reading the account's other facts.
+        self.full = full
         self._accounts: dict[str, _Account] = {}
         self._lock = pipeline.activity.lock
         self._pending: deque[RejectionRecord] = deque()
@@ -206,6 +215,8 @@ class RiskGate:
     def account_snapshot(self, request: OrderRequest, context: Any | None = None) -> AccountSnapshot:
         """The account as the pipeline sees it: cached facts, overlaid with the engine's live
         cash, reservations and position in the order's symbol when a context is given."""
+        if not self.full and context is not None:
+            return _context_only(request, context)
         state = self._load(request.account_id)
         profile = state.profile
         if profile is None:
@@ -232,7 +243,7 @@ class RiskGate:
             equity=cash + state.net_value,
             gross_exposure=state.gross,
             margin_requirement=state.requirement,
-            realised_pnl_today=facts.realised_pnl_today,
+            realised_pnl_today=state.realised_today,
             unrealised_pnl=state.unrealised,
             orders_today=state.orders_today,
             trades_today=state.trades_today,
@@ -275,17 +286,37 @@ class RiskGate:
             if position.reference_price is not None:
                 basis = facts.cost_basis.get(position.symbol, ZERO)
                 unrealised += position.quantity * position.reference_price - basis
+        if state.day != today:
+            # A new trading day: the running counts start again from zero, and today's realised
+            # P&L is measured from the ledger's total as it stands now.
+            state.orders_today = state.trades_today = 0
+            state.short_sold = {}
+            state.realised_baseline = facts.realised_pnl_total
         state.facts = facts
         state.day = today
         state.holdings = holdings
         state.gross, state.net_value, state.requirement = gross, net_value, requirement
         state.unrealised = unrealised
-        state.locates = {
-            symbol: quantity - facts.short_sold_today.get(symbol, ZERO)
-            for symbol, quantity in located.items()
+        state.realised_today = (
+            facts.realised_pnl_today
+            if facts.realised_pnl_today is not None
+            else facts.realised_pnl_total - state.realised_baseline
+        )
+        if facts.orders_today is not None:
+            state.orders_today = facts.orders_today
+        if facts.trades_today is not None:
+            state.trades_today = facts.trades_today
+        if facts.short_sold_today is not None:
+            state.short_sold = dict(facts.short_sold_today)
+        state.located = located
+        state.locates = self._locates_left(state)
+
+    @staticmethod
+    def _locates_left(state: _Account) -> dict[str, Decimal]:
+        return {
+            symbol: quantity - state.short_sold.get(symbol, ZERO)
+            for symbol, quantity in state.located.items()
         }
-        state.orders_today = facts.orders_today
-        state.trades_today = facts.trades_today
 
     def forget(self, account_id: str) -> None:
         """Drop the cached view of an account (the next order reloads it)."""
@@ -319,10 +350,8 @@ class RiskGate:
         if request.replaces is None:
             state.orders_today += 1
         if request.side is Side.SELL_SHORT:
-            state.locates = {
-                **state.locates,
-                request.symbol: state.locates.get(request.symbol, ZERO) - quantity,
-            }
+            state.short_sold[request.symbol] = state.short_sold.get(request.symbol, ZERO) + quantity
+            state.locates = self._locates_left(state)
 
     def _refused(self, request: OrderRequest, decision: Decision) -> None:
         escalate = decision.escalate
@@ -386,6 +415,28 @@ def _min(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     if a is None:
         return b
     return a if b is None or a <= b else b
+
+
+def _context_only(request: OrderRequest, context: Any) -> AccountSnapshot:
+    """The account from the engine's context alone: enough for the controls checks (REDUCING
+    needs the position in the order's symbol; open orders in it count as unknown)."""
+    cash, reserved = context.cash_balance, context.cash_reserved
+    return AccountSnapshot(
+        account_id=request.account_id,
+        status=AccountStatus.ACTIVE,
+        email_verified=True,
+        mfa_enrolled=True,
+        cash=cash,
+        reserved=reserved,
+        equity=cash,
+        gross_exposure=ZERO,
+        margin_requirement=ZERO,
+        realised_pnl_today=ZERO,
+        unrealised_pnl=ZERO,
+        orders_today=0,
+        trades_today=0,
+        holdings={request.symbol: Holding(quantity=context.position_quantity)},
+    )
 
 
 def instrument_snapshot(instrument: Any, reference_price: Decimal | None) -> InstrumentSnapshot:

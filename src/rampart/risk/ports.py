@@ -54,21 +54,27 @@ class TraderProfiles(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AccountFacts:
-    """An account as the ledger and the order book know it, at one moment."""
+    """An account as the ledger and the order book know it, at one moment.
+
+    A field left `None` is one the source does not know: the gate then keeps its own running
+    figure since the start of the day (counted from the orders and executions it sees).
+    """
 
     cash: Decimal
     reserved: Decimal
     positions: tuple[PositionFact, ...] = ()
     open_orders: tuple[OpenOrderFact, ...] = ()
-    realised_pnl_today: Decimal = Decimal(0)
     #: Cost basis per symbol, so unrealised P&L can be marked at reference prices.
     cost_basis: dict[str, Decimal] = field(default_factory=dict)
-    orders_today: int = 0
-    trades_today: int = 0
+    #: Realised P&L since the account opened (the ledger's figure).
+    realised_pnl_total: Decimal = Decimal(0)
+    realised_pnl_today: Decimal | None = None
+    orders_today: int | None = None
+    trades_today: int | None = None
     #: One date per day trade over (at least) the last 5 business days.
     day_trade_dates: tuple[date, ...] = ()
     #: Quantity sold short today per symbol (open or filled): what today's locates already cover.
-    short_sold_today: dict[str, Decimal] = field(default_factory=dict)
+    short_sold_today: dict[str, Decimal] | None = None
 
 
 class AccountFactsSource(Protocol):

@@ -340,7 +340,7 @@ async def stream(
                 getter.cancel()
                 return
             closed.cancel()
-            await websocket.send_bytes(orjson.dumps(getter.result()))
+            await websocket.send_text(orjson.dumps(getter.result()).decode())
 
     async def receiver() -> None:
         while True:
@@ -359,27 +359,27 @@ async def stream(
                 unknown = [s for s in symbols if s not in known]
                 wanted = sub.symbols | {s for s in symbols if s in known}
                 sub.symbols = set(list(wanted)[:MAX_SYMBOLS_PER_SUBSCRIPTION])
-                await websocket.send_bytes(
+                await websocket.send_text(
                     orjson.dumps(
                         {"type": "subscribed",
                          "data": {"symbols": sorted(sub.symbols), "unknown": unknown}}
-                    )
+                    ).decode()
                 )
                 for symbol in symbols:
                     snap = container.orders.engine.snapshot(symbol)
                     if snap is not None and symbol in sub.symbols:
-                        await websocket.send_bytes(orjson.dumps({"type": "book", "data": {
+                        await websocket.send_text(orjson.dumps({"type": "book", "data": {
                             "symbol": symbol,
                             "bids": [[fmt(lv.price), fmt(lv.quantity)] for lv in snap.bids],
                             "asks": [[fmt(lv.price), fmt(lv.quantity)] for lv in snap.asks],
-                        }}))
+                        }}).decode())
             elif op == "unsubscribe":
                 sub.symbols = sub.symbols - set(symbols)
             else:
                 await websocket.send_text('{"type":"error","data":{"code":"unknown-op"}}')
 
-    await websocket.send_bytes(
-        orjson.dumps({"type": "welcome", "data": {"private": private}})
+    await websocket.send_text(
+        orjson.dumps({"type": "welcome", "data": {"private": private}}).decode()
     )
     tasks = [asyncio.ensure_future(sender()), asyncio.ensure_future(receiver())]
     try:

@@ -172,7 +172,9 @@ class ResetBody(Body):
 
 
 # --- status and management -----------------------------------------------------------------
-def _status(mfa: MfaService, request: Request, user_id: str, principal: Principal) -> dict[str, Any]:
+def _status(
+    mfa: MfaService, request: Request, user_id: str, principal: Principal
+) -> dict[str, Any]:
     container = get_container(request)
     with container.db.read() as session:
         summary = mfa.summary(session, user_id)
@@ -206,17 +208,13 @@ def _status(mfa: MfaService, request: Request, user_id: str, principal: Principa
 
 
 @router.get("/v1/mfa", summary="Your second factors and whether a step-up is fresh")
-def mfa_status(
-    request: Request, principal: Principal = Depends(authenticated())
-) -> dict[str, Any]:
+def mfa_status(request: Request, principal: Principal = Depends(authenticated())) -> dict[str, Any]:
     user_id = _person(principal)
     return _status(get_container(request).mfa, request, user_id, principal)
 
 
 @router.post("/v1/mfa/totp", summary="Start setting up an authenticator app")
-def totp_begin(
-    request: Request, principal: Principal = Depends(authenticated())
-) -> dict[str, Any]:
+def totp_begin(request: Request, principal: Principal = Depends(authenticated())) -> dict[str, Any]:
     container = get_container(request)
     with container.uow() as uow:
         user_id = _guard_factor_change(container.mfa, uow, principal)
@@ -249,9 +247,7 @@ def _first_backup_codes(mfa: MfaService, uow: UnitOfWork, user_id: str) -> list[
 @router.delete("/v1/mfa/totp", summary="Remove the authenticator app", status_code=204)
 def totp_remove(
     request: Request,
-    principal: Principal = Depends(
-        require_step_up(None, SensitiveAction.FACTORS_CHANGE)
-    ),
+    principal: Principal = Depends(require_step_up(None, SensitiveAction.FACTORS_CHANGE)),
 ) -> None:
     container = get_container(request)
     with container.uow() as uow:
@@ -311,8 +307,9 @@ def webauthn_register_finish(
     return {"id": check.details.get("authenticator"), "backup_codes": codes}
 
 
-@router.patch("/v1/mfa/webauthn/{authenticator_id}", summary="Rename a key or passkey",
-              status_code=204)
+@router.patch(
+    "/v1/mfa/webauthn/{authenticator_id}", summary="Rename a key or passkey", status_code=204
+)
 def webauthn_rename(
     authenticator_id: Id,
     body: NameBody,
@@ -325,8 +322,9 @@ def webauthn_rename(
         uow.commit()
 
 
-@router.delete("/v1/mfa/webauthn/{authenticator_id}", summary="Remove a key or passkey",
-               status_code=204)
+@router.delete(
+    "/v1/mfa/webauthn/{authenticator_id}", summary="Remove a key or passkey", status_code=204
+)
 def webauthn_remove(
     authenticator_id: Id,
     request: Request,
@@ -402,16 +400,19 @@ def _challenge(
     return {"kind": kind, "sent_to": hint}
 
 
-@router.post("/v1/mfa/step-up/challenge",
-             summary="Ask for a step-up challenge (WebAuthn options, or a code by email or SMS)")
+@router.post(
+    "/v1/mfa/step-up/challenge",
+    summary="Ask for a step-up challenge (WebAuthn options, or a code by email or SMS)",
+)
 def step_up_challenge(
     body: ChallengeBody, request: Request, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
     container = get_container(request)
     user_id = _person(principal)
     with container.uow() as uow:
-        result = _challenge(container.mfa, uow, user_id, body.kind,
-                            step_up_purpose(principal.credential_id))
+        result = _challenge(
+            container.mfa, uow, user_id, body.kind, step_up_purpose(principal.credential_id)
+        )
         uow.commit()
     return result
 
@@ -451,25 +452,31 @@ def pending_purpose(pending_token: str) -> str:
     return login_purpose(token_hash(pending_token)[:40])
 
 
-@router.post("/v1/auth/login/mfa/challenge", dependencies=[Depends(public)],
-             summary="Ask for a second-factor challenge for a pending sign-in")
+@router.post(
+    "/v1/auth/login/mfa/challenge",
+    dependencies=[Depends(public)],
+    summary="Ask for a second-factor challenge for a pending sign-in",
+)
 def login_challenge(body: PendingChallengeBody, request: Request) -> dict[str, Any]:
     container = get_container(request)
     login = container.identity.login
     with container.uow() as uow:
         user_id = login.pending_user(uow.session, body.pending_token)
-        result = _challenge(container.mfa, uow, user_id, body.kind,
-                            pending_purpose(body.pending_token))
+        result = _challenge(
+            container.mfa, uow, user_id, body.kind, pending_purpose(body.pending_token)
+        )
         uow.commit()
     return result
 
 
-@router.post("/v1/auth/login/mfa", dependencies=[Depends(public)],
-             summary="Finish a pending sign-in with a second factor; returns the tokens")
+@router.post(
+    "/v1/auth/login/mfa",
+    dependencies=[Depends(public)],
+    summary="Finish a pending sign-in with a second factor; returns the tokens",
+)
 def login_second_factor(body: PendingFactorBody, request: Request) -> dict[str, Any]:
     container = get_container(request)
-    issued = complete_login(container, request, body.pending_token, body.response(),
-                            kind="api")
+    issued = complete_login(container, request, body.pending_token, body.response(), kind="api")
     return {
         "token_type": "Bearer",
         "access_token": issued.access_token,
@@ -522,8 +529,10 @@ def _pending_kind(uow: UnitOfWork, pending_token: str) -> str:
 
 
 # --- support ---------------------------------------------------------------------------------
-@router.post("/v1/admin/users/{user_id}/mfa/reset",
-             summary="Support: remove a user's factors after re-verifying their identity")
+@router.post(
+    "/v1/admin/users/{user_id}/mfa/reset",
+    summary="Support: remove a user's factors after re-verifying their identity",
+)
 def support_reset(
     user_id: Id,
     body: ResetBody,

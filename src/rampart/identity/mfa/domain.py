@@ -42,7 +42,7 @@ class SensitiveAction(StrEnum):
     API_KEY_CREATE = "apikey.create"
     BANK_ACCOUNT_ADD = "bank_account.add"
     WITHDRAWAL = "withdrawal"
-    PASSWORD_CHANGE = "password.change"
+    PASSWORD_CHANGE = "password.change"  # noqa: S105 - an action name, not a password
     EMAIL_CHANGE = "email.change"
     FACTORS_CHANGE = "mfa.factors.change"
 
@@ -159,12 +159,15 @@ def new_backup_codes(count: int = BACKUP_CODE_COUNT) -> list[str]:
     return sorted(codes)
 
 
+_LOOKALIKES = str.maketrans("oil", "011")
+
+
 def normalise_backup_code(code: str) -> str | None:
     """The canonical form of a typed backup code, or None if it cannot be one."""
     text = unicodedata.normalize("NFKC", code[:64]).lower()
     text = "".join(ch for ch in text if ch not in " -\t")
     # Read-aloud mistakes: o for 0, i/l for 1.
-    text = text.translate(str.maketrans({"o": "0", "i": "1", "l": "1"}))
+    text = text.translate(_LOOKALIKES)
     if len(text) != _BACKUP_LENGTH or any(ch not in _BACKUP_ALPHABET for ch in text):
         return None
     return text

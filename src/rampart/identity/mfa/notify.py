@@ -51,8 +51,7 @@ _CODE_PURPOSES = {
 }
 
 _TAIL = (
-    "\n\nIf this was not you, contact support at once and change your password."
-    "\n\nRampart security"
+    "\n\nIf this was not you, contact support at once and change your password.\n\nRampart security"
 )
 
 

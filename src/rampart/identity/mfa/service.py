@@ -105,18 +105,33 @@ class MfaSecrets:
     def __init__(self, vault: VaultService) -> None:
         self._vault = vault
 
-    def seal(self, session: Session, plaintext: bytes, *, table: str, column: str,
-             row_id: str, user_id: str) -> bytes:
+    def seal(
+        self,
+        session: Session,
+        plaintext: bytes,
+        *,
+        table: str,
+        column: str,
+        row_id: str,
+        user_id: str,
+    ) -> bytes:
         return self._vault.seal(
-            session, self._PURPOSE_BY_COLUMN[(table, column)], plaintext,
-            SealContext(table=table, column=column, row_id=row_id), user_id=user_id,
+            session,
+            self._PURPOSE_BY_COLUMN[(table, column)],
+            plaintext,
+            SealContext(table=table, column=column, row_id=row_id),
+            user_id=user_id,
         )
 
-    def open(self, session: Session, sealed: bytes, *, table: str, column: str,
-             row_id: str, user_id: str) -> bytes:
+    def open(
+        self, session: Session, sealed: bytes, *, table: str, column: str, row_id: str, user_id: str
+    ) -> bytes:
         return self._vault.open(
-            session, self._PURPOSE_BY_COLUMN[(table, column)], sealed,
-            SealContext(table=table, column=column, row_id=row_id), user_id=user_id,
+            session,
+            self._PURPOSE_BY_COLUMN[(table, column)],
+            sealed,
+            SealContext(table=table, column=column, row_id=row_id),
+            user_id=user_id,
         ).reveal()
 
     def digest(self, session: Session, kind: str, value: str) -> str:
@@ -126,12 +141,20 @@ class MfaSecrets:
 class Notifier(Protocol):
     """Sends a user a security notice or a one-time code through the outbox (identity's)."""
 
-    def security_notice(self, uow: UnitOfWork, user_id: str, event: str,
-                        details: dict[str, Any]) -> None: ...
+    def security_notice(
+        self, uow: UnitOfWork, user_id: str, event: str, details: dict[str, Any]
+    ) -> None: ...
 
-    def one_time_code(self, uow: UnitOfWork, user_id: str, channel: str,
-                      destination: str, code: Secret[str], purpose: str,
-                      expires_minutes: int) -> None: ...
+    def one_time_code(
+        self,
+        uow: UnitOfWork,
+        user_id: str,
+        channel: str,
+        destination: str,
+        code: Secret[str],
+        purpose: str,
+        expires_minutes: int,
+    ) -> None: ...
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -235,26 +258,27 @@ class MfaService:
     # ==== reads ==================================================================================
     def summary(self, session: Session, user_id: str) -> FactorSummary:
         totp = session.scalar(
-            select(func.count()).select_from(TotpRow).where(
-                TotpRow.user_id == user_id, TotpRow.confirmed_at.is_not(None)
-            )
+            select(func.count())
+            .select_from(TotpRow)
+            .where(TotpRow.user_id == user_id, TotpRow.confirmed_at.is_not(None))
         )
         keys = session.scalar(
-            select(func.count()).select_from(WebAuthnCredentialRow).where(
-                WebAuthnCredentialRow.user_id == user_id
-            )
+            select(func.count())
+            .select_from(WebAuthnCredentialRow)
+            .where(WebAuthnCredentialRow.user_id == user_id)
         )
         channels = session.execute(
             select(OtpChannelRow.channel, OtpChannelRow.destination_hint).where(
                 OtpChannelRow.user_id == user_id, OtpChannelRow.confirmed_at.is_not(None)
             )
         ).all()
-        by_channel = {c: hint for c, hint in channels}
+        by_channel = dict(channels)
         return FactorSummary(
             totp=bool(totp),
             webauthn=int(keys or 0),
             email=FactorKind.EMAIL.value in by_channel,
-            sms=(by_channel.get(FactorKind.SMS.value) or "") if FactorKind.SMS.value in by_channel
+            sms=(by_channel.get(FactorKind.SMS.value) or "")
+            if FactorKind.SMS.value in by_channel
             else None,
             backup_codes_remaining=self.backup_codes_remaining(session, user_id),
         )
@@ -272,9 +296,9 @@ class MfaService:
     def backup_codes_remaining(self, session: Session, user_id: str) -> int:
         return int(
             session.scalar(
-                select(func.count()).select_from(BackupCodeRow).where(
-                    BackupCodeRow.user_id == user_id, BackupCodeRow.used_at.is_(None)
-                )
+                select(func.count())
+                .select_from(BackupCodeRow)
+                .where(BackupCodeRow.user_id == user_id, BackupCodeRow.used_at.is_(None))
             )
             or 0
         )
@@ -374,8 +398,11 @@ class MfaService:
                     action="mfa.verify",
                     outcome="failure",
                     subject=f"user:{user_id}",
-                    details={"kind": response.kind.value, "purpose": purpose.split(":")[0],
-                             "error": exc.code},
+                    details={
+                        "kind": response.kind.value,
+                        "purpose": purpose.split(":")[0],
+                        "error": exc.code,
+                    },
                 )
             )
             return FactorCheck(ok=False, kind=response.kind, error=exc)
@@ -407,8 +434,9 @@ class MfaService:
             session, seed, table="mfa_totp", column="seed_sealed", row_id=row_id, user_id=user_id
         )
         if row is None:
-            row = TotpRow(id=row_id, user_id=user_id, seed_sealed=sealed,
-                          created_at=self._clock.now())
+            row = TotpRow(
+                id=row_id, user_id=user_id, seed_sealed=sealed, created_at=self._clock.now()
+            )
             session.add(row)
         row.seed_sealed = sealed
         row.created_at = self._clock.now()
@@ -428,8 +456,13 @@ class MfaService:
         seed = self._open_seed(session, row)
         step = match_totp(seed, code, self._clock.now().timestamp(), last_used_step=None)
         if step is None:
-            return FactorCheck(ok=False, kind=FactorKind.TOTP, error=InvalidFactorError(
-                "The code did not match; check the app's clock and try the next code."))
+            return FactorCheck(
+                ok=False,
+                kind=FactorKind.TOTP,
+                error=InvalidFactorError(
+                    "The code did not match; check the app's clock and try the next code."
+                ),
+            )
         now = self._clock.now()
         row.confirmed_at = now
         row.last_used_step = step
@@ -440,7 +473,11 @@ class MfaService:
 
     def _open_seed(self, session: Session, row: TotpRow) -> bytes:
         return self._secrets.open(
-            session, row.seed_sealed, table="mfa_totp", column="seed_sealed", row_id=row.id,
+            session,
+            row.seed_sealed,
+            table="mfa_totp",
+            column="seed_sealed",
+            row_id=row.id,
             user_id=row.user_id,
         )
 
@@ -497,11 +534,15 @@ class MfaService:
             )
         session.flush()
         uow.audit(
-            AuditEvent(action="mfa.backup_codes.generated", subject=f"user:{user_id}",
-                       details={"count": len(codes)})
+            AuditEvent(
+                action="mfa.backup_codes.generated",
+                subject=f"user:{user_id}",
+                details={"count": len(codes)},
+            )
         )
-        self._notifier.security_notice(uow, user_id, "mfa.backup_codes_generated",
-                                       {"count": len(codes)})
+        self._notifier.security_notice(
+            uow, user_id, "mfa.backup_codes_generated", {"count": len(codes)}
+        )
         return [Secret(c) for c in codes]
 
     def _code_digest(self, session: Session, kind: str, user_id: str, code: str) -> str:
@@ -514,9 +555,9 @@ class MfaService:
             raise InvalidFactorError
         digest = self._code_digest(session, "backup", user_id, normal)
         rows = session.scalars(
-            select(BackupCodeRow).where(
-                BackupCodeRow.user_id == user_id, BackupCodeRow.used_at.is_(None)
-            ).limit(BACKUP_CODE_COUNT * 2)
+            select(BackupCodeRow)
+            .where(BackupCodeRow.user_id == user_id, BackupCodeRow.used_at.is_(None))
+            .limit(BACKUP_CODE_COUNT * 2)
         ).all()
         match: BackupCodeRow | None = None
         for row in rows:
@@ -550,12 +591,21 @@ class MfaService:
             raise FactorAlreadyEnrolledError("Remove the current phone number first.")
         row_id = row.id if row is not None else new_id()
         sealed = self._secrets.seal(
-            session, number.encode(), table="mfa_otp_channel", column="destination_sealed",
-            row_id=row_id, user_id=user_id,
+            session,
+            number.encode(),
+            table="mfa_otp_channel",
+            column="destination_sealed",
+            row_id=row_id,
+            user_id=user_id,
         )
         if row is None:
-            row = OtpChannelRow(id=row_id, user_id=user_id, channel=FactorKind.SMS.value,
-                                created_at=self._clock.now(), destination_sealed=sealed)
+            row = OtpChannelRow(
+                id=row_id,
+                user_id=user_id,
+                channel=FactorKind.SMS.value,
+                created_at=self._clock.now(),
+                destination_sealed=sealed,
+            )
             session.add(row)
         row.destination_sealed = sealed
         row.destination_hint = mask_phone(number)
@@ -576,8 +626,12 @@ class MfaService:
         if row is not None and row.confirmed_at is not None:
             raise FactorAlreadyEnrolledError("Email codes are already on.")
         if row is None:
-            row = OtpChannelRow(id=new_id(), user_id=user_id, channel=FactorKind.EMAIL.value,
-                                created_at=self._clock.now())
+            row = OtpChannelRow(
+                id=new_id(),
+                user_id=user_id,
+                channel=FactorKind.EMAIL.value,
+                created_at=self._clock.now(),
+            )
             session.add(row)
         row.destination_hint = mask_email(email)[:40]
         session.flush()
@@ -624,16 +678,21 @@ class MfaService:
         if channel is FactorKind.SMS:
             assert row.destination_sealed is not None
             destination = self._secrets.open(
-                session, row.destination_sealed, table="mfa_otp_channel",
-                column="destination_sealed", row_id=row.id, user_id=user_id,
+                session,
+                row.destination_sealed,
+                table="mfa_otp_channel",
+                column="destination_sealed",
+                row_id=row.id,
+                user_id=user_id,
             ).decode()
         else:
             destination = self._account_email(session, user_id)
         self._send_code(uow, user_id, channel, purpose, destination)
         return row.destination_hint or ""
 
-    def _require_channel(self, session: Session, user_id: str, channel: FactorKind
-                         ) -> OtpChannelRow:
+    def _require_channel(
+        self, session: Session, user_id: str, channel: FactorKind
+    ) -> OtpChannelRow:
         row = session.scalar(
             select(OtpChannelRow).where(
                 OtpChannelRow.user_id == user_id,
@@ -697,12 +756,20 @@ class MfaService:
         )
         session.flush()
         self._notifier.one_time_code(
-            uow, user_id, channel.value, destination, Secret(code), purpose.split(":")[0],
+            uow,
+            user_id,
+            channel.value,
+            destination,
+            Secret(code),
+            purpose.split(":")[0],
             int(OTP_TTL.total_seconds() // 60),
         )
         uow.audit(
-            AuditEvent(action="mfa.code.sent", subject=f"user:{user_id}",
-                       details={"channel": channel.value, "purpose": purpose.split(":")[0]})
+            AuditEvent(
+                action="mfa.code.sent",
+                subject=f"user:{user_id}",
+                details={"channel": channel.value, "purpose": purpose.split(":")[0]},
+            )
         )
 
     def _check_code(
@@ -839,7 +906,10 @@ class MfaService:
         label = clean_authenticator_name(name)
         try:
             challenge = self._take_webauthn_challenge(
-                session, user_id, "webauthn.create", enrol_purpose(FactorKind.WEBAUTHN),
+                session,
+                user_id,
+                "webauthn.create",
+                enrol_purpose(FactorKind.WEBAUTHN),
                 challenge_id,
             )
             new = rp_mod.verify_registration(self.relying_party, credential, challenge=challenge)
@@ -870,8 +940,12 @@ class MfaService:
         )
         session.add(row)
         session.flush()
-        self._enrolled(uow, user_id, FactorKind.WEBAUTHN,
-                       {"authenticator": row.id, "name": label, "device_type": new.device_type})
+        self._enrolled(
+            uow,
+            user_id,
+            FactorKind.WEBAUTHN,
+            {"authenticator": row.id, "name": label, "device_type": new.device_type},
+        )
         return FactorCheck(ok=True, kind=FactorKind.WEBAUTHN, details={"authenticator": row.id})
 
     def begin_webauthn_authentication(
@@ -923,13 +997,19 @@ class MfaService:
                     action="mfa.webauthn.counter_regression",
                     outcome="denied",
                     subject=f"user:{user_id}",
-                    details={"authenticator": row.id, "stored": row.sign_count,
-                             "reported": reported},
+                    details={
+                        "authenticator": row.id,
+                        "stored": row.sign_count,
+                        "reported": reported,
+                    },
                 )
             )
             raise InvalidFactorError
         verified = rp_mod.verify_assertion(
-            self.relying_party, credential, challenge=challenge, public_key=row.public_key,
+            self.relying_party,
+            credential,
+            challenge=challenge,
+            public_key=row.public_key,
             sign_count=row.sign_count,
         )
         advanced = session.execute(
@@ -956,16 +1036,22 @@ class MfaService:
         row = self._own_authenticator(uow.session, user_id, authenticator_id)
         row.name = clean_authenticator_name(name)
         uow.session.flush()
-        uow.audit(AuditEvent(action="mfa.webauthn.renamed", subject=f"user:{user_id}",
-                             details={"authenticator": row.id}))
+        uow.audit(
+            AuditEvent(
+                action="mfa.webauthn.renamed",
+                subject=f"user:{user_id}",
+                details={"authenticator": row.id},
+            )
+        )
 
     def remove_authenticator(self, uow: UnitOfWork, user_id: str, authenticator_id: str) -> None:
         row = self._own_authenticator(uow.session, user_id, authenticator_id)
         name = row.name
         uow.session.delete(row)
         uow.session.flush()
-        self._removed(uow, user_id, FactorKind.WEBAUTHN, {"authenticator": authenticator_id,
-                                                          "name": name})
+        self._removed(
+            uow, user_id, FactorKind.WEBAUTHN, {"authenticator": authenticator_id, "name": name}
+        )
 
     def _own_authenticator(
         self, session: Session, user_id: str, authenticator_id: str
@@ -1044,23 +1130,38 @@ class MfaService:
         self._notifier.security_notice(
             uow, user_id, "mfa.reset", {"cooling_until": row.cooling_until.isoformat()}
         )
-        return ResetRecord(id=row.id, user_id=user_id, created_at=now,
-                           cooling_until=row.cooling_until)
+        return ResetRecord(
+            id=row.id, user_id=user_id, created_at=now, cooling_until=row.cooling_until
+        )
 
     # ==== shared =================================================================================
-    def _enrolled(self, uow: UnitOfWork, user_id: str, kind: FactorKind,
-                  details: dict[str, Any]) -> None:
-        uow.audit(AuditEvent(action="mfa.factor.enrolled", subject=f"user:{user_id}",
-                             details={"kind": kind.value, **details}))
-        self._notifier.security_notice(uow, user_id, "mfa.factor_added",
-                                       {"kind": kind.value, **details})
+    def _enrolled(
+        self, uow: UnitOfWork, user_id: str, kind: FactorKind, details: dict[str, Any]
+    ) -> None:
+        uow.audit(
+            AuditEvent(
+                action="mfa.factor.enrolled",
+                subject=f"user:{user_id}",
+                details={"kind": kind.value, **details},
+            )
+        )
+        self._notifier.security_notice(
+            uow, user_id, "mfa.factor_added", {"kind": kind.value, **details}
+        )
 
-    def _removed(self, uow: UnitOfWork, user_id: str, kind: FactorKind,
-                 details: dict[str, Any]) -> None:
-        uow.audit(AuditEvent(action="mfa.factor.removed", subject=f"user:{user_id}",
-                             details={"kind": kind.value, **details}))
-        self._notifier.security_notice(uow, user_id, "mfa.factor_removed",
-                                       {"kind": kind.value, **details})
+    def _removed(
+        self, uow: UnitOfWork, user_id: str, kind: FactorKind, details: dict[str, Any]
+    ) -> None:
+        uow.audit(
+            AuditEvent(
+                action="mfa.factor.removed",
+                subject=f"user:{user_id}",
+                details={"kind": kind.value, **details},
+            )
+        )
+        self._notifier.security_notice(
+            uow, user_id, "mfa.factor_removed", {"kind": kind.value, **details}
+        )
 
     def now_epoch(self) -> float:
         return self._clock.now().timestamp()

@@ -45,9 +45,7 @@ def upgrade() -> None:
         sa.Column("last_used_at", UTCDateTime(), nullable=True),
         sa.UniqueConstraint("credential_id", name="uq_mfa_webauthn_credential_credential_id"),
     )
-    op.create_index(
-        "ix_mfa_webauthn_credential_user_id", "mfa_webauthn_credential", ["user_id"]
-    )
+    op.create_index("ix_mfa_webauthn_credential_user_id", "mfa_webauthn_credential", ["user_id"])
     op.create_table(
         "mfa_otp_channel",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -81,9 +79,7 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("consumed_at", UTCDateTime(), nullable=True),
     )
-    op.create_index(
-        "ix_mfa_challenge_user_kind", "mfa_challenge", ["user_id", "kind", "purpose"]
-    )
+    op.create_index("ix_mfa_challenge_user_kind", "mfa_challenge", ["user_id", "kind", "purpose"])
     op.create_table(
         "mfa_reset",
         sa.Column("id", sa.String(36), primary_key=True),

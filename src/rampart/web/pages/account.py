@@ -81,7 +81,7 @@ async def signup_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/signup", response_class=HTMLResponse, dependencies=Public)
-async def signup(request: Request, email: Text, password: Text, csrf_token: Csrf) -> HTMLResponse:
+async def signup(request: Request, email: Text, password: Text, csrf_token: Csrf = "") -> HTMLResponse:
     _check_anon_csrf(request, csrf_token)
     try:
         await flows.register(_container(request), email, password)
@@ -111,7 +111,7 @@ async def verify_email_page(request: Request, token: str = "") -> HTMLResponse:
 
 
 @router.post("/verify-email", response_class=HTMLResponse, dependencies=Public)
-async def verify_email(request: Request, token: Csrf, csrf_token: Csrf) -> HTMLResponse:
+async def verify_email(request: Request, token: Csrf, csrf_token: Csrf = "") -> HTMLResponse:
     _check_anon_csrf(request, csrf_token)
     container = _container(request)
     try:
@@ -139,7 +139,7 @@ async def login_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/login", dependencies=Public)
-async def login(request: Request, email: Text, password: Text, csrf_token: Csrf) -> Response:
+async def login(request: Request, email: Text, password: Text, csrf_token: Csrf = "") -> Response:
     _check_anon_csrf(request, csrf_token)
     container = _container(request)
     device = request.cookies.get(DEVICE_COOKIE)
@@ -210,7 +210,7 @@ async def forgot_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/forgot-password", response_class=HTMLResponse, dependencies=Public)
-async def forgot(request: Request, email: Text, csrf_token: Csrf) -> HTMLResponse:
+async def forgot(request: Request, email: Text, csrf_token: Csrf = "") -> HTMLResponse:
     _check_anon_csrf(request, csrf_token)
     container = _container(request)
     try:
@@ -240,7 +240,7 @@ async def reset_page(request: Request, token: str = "") -> HTMLResponse:
 
 
 @router.post("/reset-password", response_class=HTMLResponse, dependencies=Public)
-async def reset(request: Request, token: Csrf, password: Text, csrf_token: Csrf) -> HTMLResponse:
+async def reset(request: Request, token: Csrf, password: Text, csrf_token: Csrf = "") -> HTMLResponse:
     _check_anon_csrf(request, csrf_token)
     try:
         await flows.reset_password(_container(request), token, password)

@@ -1,0 +1,101 @@
+"""Building risk's components from the settings and the services they read (called by
+`bootstrap`, which passes in what comes from above risk's layer as plain callables)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from rampart.config import Settings
+from rampart.kernel.clock import Clock
+from rampart.platform.db import Database
+from rampart.platform.uow import UnitOfWork
+from rampart.risk.adapters import (
+    IdentityTraderProfiles,
+    LedgerAccountFacts,
+    OpenOrders,
+    RiskWorker,
+)
+from rampart.risk.controls import ControlBook
+from rampart.risk.domain import ActivityTracker, OpenOrderFact, RiskConfig, RiskPipeline, Side
+from rampart.risk.gate import RiskGate
+from rampart.risk.service import RiskService, default_limits, risk_config
+
+#: Open orders read per account per facts reload, at most (pages of the order service).
+MAX_OPEN_ORDERS = 1_000
+
+
+@dataclass
+class RiskComponents:
+    service: RiskService
+    gate: RiskGate
+    worker: RiskWorker
+
+
+def build_risk(
+    settings: Settings,
+    clock: Clock,
+    db: Database,
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    ledger: Any,
+    users: Any,
+    factors: Any,
+    marks: Callable[[str], Decimal | None],
+    open_orders: OpenOrders,
+) -> RiskComponents:
+    config: RiskConfig = risk_config(settings.risk)
+    if not settings.mfa.required_for_trading:
+        from dataclasses import replace
+
+        config = replace(config, require_mfa=False)
+    activity = ActivityTracker()
+    book = ControlBook(default_limits(settings.risk))
+    service = RiskService(settings.risk, clock, book, activity)
+    full = settings.risk.pre_trade == "full"
+    pipeline = RiskPipeline(config, activity, only=None if full else RiskPipeline.CONTROLS_ONLY)
+    gate = RiskGate(
+        pipeline,
+        service,
+        db,
+        clock,
+        profiles=IdentityTraderProfiles(users, factors),
+        facts=LedgerAccountFacts(ledger, marks, open_orders),
+        facts_ttl=settings.risk.facts_ttl_seconds,
+        profile_ttl=settings.risk.profile_ttl_seconds,
+        full=full,
+    )
+    worker = RiskWorker(db, uow_factory, service, gate, settings.risk.controls_refresh_seconds)
+    return RiskComponents(service, gate, worker)
+
+
+def open_orders_from_views(
+    list_orders: Callable[..., Any], limit: int = MAX_OPEN_ORDERS
+) -> OpenOrders:
+    """Adapt the order service's paged listing (`OrderService.list(user_id, status="open")`,
+    views with string amounts) to the facts the pipeline needs."""
+
+    def open_orders(account_id: str) -> list[OpenOrderFact]:
+        facts: list[OpenOrderFact] = []
+        cursor: str | None = None
+        while len(facts) < limit:
+            page = list_orders(account_id, status="open", limit=200, before=cursor)
+            for view in page.items:
+                remaining = Decimal(view["quantity"]) - Decimal(view["filled_quantity"])
+                price = view.get("limit_price")
+                facts.append(
+                    OpenOrderFact(
+                        view["symbol"],
+                        Side.BUY if view["side"] == "buy" else Side(view["side"]),
+                        remaining,
+                        Decimal(price) if price is not None else None,
+                    )
+                )
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return facts
+
+    return open_orders
