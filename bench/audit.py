@@ -1,25 +1,45 @@
-"""Audit log: appends per second (group commit, durable) on SQLite and PostgreSQL, and full
-verification speed. Baseline: raw hashlib leaf hashing of the same entries in this process."""
+"""Audit log: durable appends per second (group commit) on SQLite and PostgreSQL, the
+transactional path the order engine takes, full verification speed per core, and proof cost.
+
+Baselines, measured in this process on the same data: bare `hashlib` leaf hashing (what an append
+cannot go below), and leaf hashing + tree building over bytes already in memory (what a full
+verification cannot go below).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
+import os
+import resource
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from rampart.audit.merkle import CompactRange
-from rampart.bootstrap import bootstrap
+from rampart.audit.merkle import leaf_hashes, perfect_levels
+from rampart.audit.writer import prepare
+from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
+from rampart.kernel.context import RequestContext
 from rampart.kernel.events import AuditEvent
 from rampart.platform.migrate import upgrade
 
-APPENDS = 20_000
-THREADS = 64
+THREADS = 256
+THREAD_APPENDS = 40_000
+TASKS = 1024
+TASK_APPENDS = 60_000
+SINGLE_APPENDS = 300
+UOW_COMMITS = 200
+UOW_EVENTS = 32
+#: Entries added in bulk (through the same writer, big transactions) before verification.
+VERIFY_ENTRIES = 200_000
 
 
 def _event(i: int) -> AuditEvent:
@@ -27,114 +47,145 @@ def _event(i: int) -> AuditEvent:
         "order.placed",
         subject=f"order:{i}",
         actor="user:0192b2c4",
-        details={"qty": "10", "px": "101.25"},
+        details={"qty": "10", "px": "101.25", "client_order_id": f"c-{i}"},
     )
 
 
-def _append_rate(url: str, data_dir: Path) -> tuple[float, float]:
-    container = bootstrap(Settings(profile="dev", data_dir=data_dir, database_url=url))
+def _container(url: str, data_dir: Path) -> Container:
+    return bootstrap(Settings(profile="dev", data_dir=data_dir, database_url=url))
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _threads(container: Container) -> tuple[float, float, float]:
+    """Appends/s with THREADS blocking callers, the mean batch, and CPU seconds per append."""
     log = container.audit_log
-    log.start()
-    per_thread = APPENDS // THREADS
+    per_thread = THREAD_APPENDS // THREADS
+    batches, entries = log.batches, log.batched_entries
+    barrier = threading.Barrier(THREADS + 1)
 
     def worker(t: int) -> None:
+        barrier.wait()
         for i in range(per_thread):
             log.append(_event(t * per_thread + i))
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
+    barrier.wait()
+    cpu, started = _cpu(), time.perf_counter()
     for thread in threads:
         thread.join()
+    elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+    n = per_thread * THREADS
+    batch = (log.batched_entries - entries) / max(log.batches - batches, 1)
+    return n / elapsed, batch, cpu / n
+
+
+def _tasks(container: Container) -> tuple[float, float, float]:
+    """Appends/s with TASKS concurrent asyncio callers on one event loop."""
+    log = container.audit_log
+    per_task = TASK_APPENDS // TASKS
+    batches, entries = log.batches, log.batched_entries
+
+    async def caller(t: int) -> None:
+        for i in range(per_task):
+            await log.append_async(_event(t * per_task + i))
+
+    async def main() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(caller(t) for t in range(TASKS)))
+        return time.perf_counter() - started
+
+    cpu = _cpu()
+    elapsed = asyncio.run(main())
+    cpu = _cpu() - cpu
+    n = per_task * TASKS
+    batch = (log.batched_entries - entries) / max(log.batches - batches, 1)
+    return n / elapsed, batch, cpu / n
+
+
+def _single(container: Container) -> float:
+    """Mean latency (ms) of one append by a lone caller: one durable commit each."""
+    log = container.audit_log
+    started = time.perf_counter()
+    for i in range(SINGLE_APPENDS):
+        log.append(_event(i))
+    return (time.perf_counter() - started) / SINGLE_APPENDS * 1000
+
+
+def _uow(container: Container) -> tuple[float, float]:
+    """The transactional path: UOW_EVENTS audit events in each unit of work (as the order engine
+    writes a batch of orders), committed; entries/s and mean commit latency (ms)."""
+    started = time.perf_counter()
+    for c in range(UOW_COMMITS):
+        with container.uow() as uow:
+            for i in range(UOW_EVENTS):
+                uow.audit(_event(c * UOW_EVENTS + i))
+            uow.commit()
     elapsed = time.perf_counter() - started
-    batch = log.batched_entries / max(log.batches, 1)
-    log.stop()
-    container.close()
-    return per_thread * THREADS / elapsed, batch
+    return UOW_COMMITS * UOW_EVENTS / elapsed, elapsed / UOW_COMMITS * 1000
 
 
-def _verify_rate(url: str, data_dir: Path) -> tuple[float, float, int]:
-    container = bootstrap(Settings(profile="dev", data_dir=data_dir, database_url=url))
+def _fill(container: Container, n: int) -> None:
+    """Grow the log to n entries through the writer itself, in large transactions."""
+    ctx = RequestContext(request_id="req-0192b2c4", client_ip="203.0.113.9")
+    writer = container.audit_writer
+    assert writer is not None
+    size = container.audit.state()[0]
+    while size < n:
+        count = min(20_000, n - size)
+        now = container.clock.time_ns()
+        entries = [prepare(_event(size + i), ctx, now) for i in range(count)]
+        session = container.db.write_session()
+        try:
+            writer.write_prepared(session, entries)  # type: ignore[attr-defined]
+            session.commit()
+        finally:
+            session.close()
+        size += count
+        if size % 100_000 < count:
+            container.audit_checkpointer.checkpoint()
+
+
+def _verify(container: Container) -> tuple[float, float, float, int]:
+    """Full verification: entries/s (wall), entries per CPU-second of this process, and the
+    hash+tree-only baseline over the same bytes in memory."""
     container.audit_checkpointer.checkpoint()
-    entries = list(container.audit.stored_entries())
-    started = time.perf_counter()
+    gc.collect()
+    cpu, started = _cpu(), time.perf_counter()
     report = container.audit.verify(sink=container.audit_checkpointer.sink, trusted_keys=[])
-    verify_rate = report.entries / (time.perf_counter() - started)
+    elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
     assert report.ok, report.problems
-    # Baseline: only SHA-256 leaf hashes and the tree, over bytes already in memory.
+    datas = [e.data for e in container.audit.stored_entries(columns=False)]
     started = time.perf_counter()
-    rng = CompactRange()
-    sha = hashlib.sha256
-    for entry in entries:
-        rng.append(sha(b"\x00" + entry.data).digest())
-    baseline = len(entries) / (time.perf_counter() - started)
-    container.close()
-    return verify_rate, baseline, report.entries
+    perfect_levels(leaf_hashes(datas))
+    baseline = len(datas) / (time.perf_counter() - started)
+    return report.entries / elapsed, report.entries / cpu, baseline, report.entries
 
 
-def run() -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        sqlite_url = f"sqlite:///{root / 'bench.db'}"
-        upgrade(sqlite_url)
-        rate, batch = _append_rate(sqlite_url, root / "var")
-        leaf_rate = _hash_baseline()
-        rows.append(
-            {
-                "name": "append, SQLite, durable, group commit",
-                "value": rate,
-                "unit": "entries/s",
-                "baseline": f"{leaf_rate:,.0f}/s leaf hashing",
-                "note": f"{THREADS} threads, mean batch {batch:.0f}",
-            }
-        )
-        verify_rate, baseline, n = _verify_rate(sqlite_url, root / "var")
-        rows.append(
-            {
-                "name": "verify, SQLite, full",
-                "value": verify_rate,
-                "unit": "entries/s",
-                "baseline": f"{baseline:,.0f}/s hash+tree only",
-                "note": f"{n} entries",
-            }
-        )
-        pg = _postgres_url()
-        if pg is not None:
-            url, drop = pg
-            try:
-                upgrade(url)
-                rate, batch = _append_rate(url, root / "var-pg")
-                rows.append(
-                    {
-                        "name": "append, PostgreSQL, durable, group commit",
-                        "value": rate,
-                        "unit": "entries/s",
-                        "baseline": f"{leaf_rate:,.0f}/s leaf hashing",
-                        "note": f"{THREADS} threads, mean batch {batch:.0f}",
-                    }
-                )
-                verify_rate, baseline, n = _verify_rate(url, root / "var-pg")
-                rows.append(
-                    {
-                        "name": "verify, PostgreSQL, full",
-                        "value": verify_rate,
-                        "unit": "entries/s",
-                        "baseline": f"{baseline:,.0f}/s hash+tree only",
-                        "note": f"{n} entries",
-                    }
-                )
-            finally:
-                drop()
-    return rows
+def _proofs(container: Container) -> tuple[float, float, int]:
+    """Mean ms per inclusion and per consistency proof at the current size."""
+    reader = container.audit
+    size = reader.state()[0]
+    step = max(1, size // 200)
+    started = time.perf_counter()
+    for seq in range(0, size, step):
+        reader.inclusion(seq, size)
+    inclusion = (time.perf_counter() - started) / len(range(0, size, step)) * 1000
+    started = time.perf_counter()
+    for old in range(1, size, step):
+        reader.consistency(old, size)
+    consistency = (time.perf_counter() - started) / len(range(1, size, step)) * 1000
+    return inclusion, consistency, size
 
 
-def _hash_baseline() -> float:
-    data = [
-        b'{"action":"order.placed","actor":"user:0192b2c4","details":{"i":%d}}' % i
-        for i in range(100_000)
-    ]
+def _leaf_baseline() -> float:
+    ctx = RequestContext(request_id="req-0192b2c4", client_ip="203.0.113.9")
+    data = [prepare(_event(i), ctx, 1).data for i in range(50_000)]
     sha = hashlib.sha256
     started = time.perf_counter()
     for item in data:
@@ -142,7 +193,106 @@ def _hash_baseline() -> float:
     return len(data) / (time.perf_counter() - started)
 
 
-def _postgres_url() -> tuple[str, object] | None:
+def _backend(
+    label: str, url: str, data_dir: Path, leaf_rate: float
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    container = _container(url, data_dir)
+    try:
+        rows.append(
+            {
+                "name": f"append, {label}, 1 caller (latency)",
+                "value": _single(container),
+                "unit": "ms/append",
+                "note": "no writer thread: one durable commit per append",
+            }
+        )
+        container.audit_log.start()
+        rows.append(
+            {
+                "name": f"append, {label}, 1 caller via writer thread (latency)",
+                "value": _single(container),
+                "unit": "ms/append",
+                "note": "group of 1: one durable commit per append",
+            }
+        )
+        for name, run, callers in (
+            ("threads", _threads, THREADS),
+            ("asyncio tasks", _tasks, TASKS),
+        ):
+            rate, batch, cpu = run(container)
+            rows.append(
+                {
+                    "name": f"append, {label}, durable, group commit, {callers} {name}",
+                    "value": rate,
+                    "unit": "entries/s",
+                    "baseline": f"{leaf_rate:,.0f}/s leaf hashing",
+                    "note": f"mean batch {batch:.0f}; {cpu * 1e6:.1f} µs CPU/append in-process",
+                }
+            )
+        container.audit_log.stop()
+        rate, latency = _uow(container)
+        rows.append(
+            {
+                "name": f"unit of work, {label}, {UOW_EVENTS} events per commit",
+                "value": rate,
+                "unit": "entries/s",
+                "note": f"{latency:.2f} ms per commit (the order engine's path)",
+            }
+        )
+        _fill(container, VERIFY_ENTRIES)
+        wall, per_cpu, baseline, n = _verify(container)
+        rows.append(
+            {
+                "name": f"verify, {label}, full",
+                "value": wall,
+                "unit": "entries/s",
+                "baseline": f"{baseline:,.0f}/s hash+tree only",
+                "note": f"{n:,} entries; {per_cpu:,.0f} entries per CPU-second of the verifier",
+            }
+        )
+        inclusion, consistency, size = _proofs(container)
+        rows.append(
+            {
+                "name": f"proofs, {label}, at {size:,} entries",
+                "value": inclusion,
+                "unit": "ms/inclusion proof",
+                "note": f"consistency proof {consistency:.2f} ms",
+            }
+        )
+    finally:
+        container.close()
+    return rows
+
+
+def run() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    leaf_rate = _leaf_baseline()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sqlite_url = f"sqlite:///{root / 'bench.db'}"
+        upgrade(sqlite_url)
+        rows.extend(_backend("SQLite", sqlite_url, root / "var", leaf_rate))
+        pg = _postgres_url()
+        if pg is not None:
+            url, drop = pg
+            try:
+                upgrade(url)
+                rows.extend(_backend("PostgreSQL", url, root / "var-pg", leaf_rate))
+            finally:
+                drop()
+    rows.append(
+        {
+            "name": "machine",
+            "value": os.cpu_count() or 0,
+            "unit": "CPUs",
+            "note": f"load average {os.getloadavg()[0]:.2f} at the end (shared machine)",
+        }
+    )
+    return rows
+
+
+def _postgres_url() -> tuple[str, Callable[[], None]] | None:
     from tests.support.services import PG_ADMIN_URL, port_open
 
     if not port_open("127.0.0.1", 5432):

@@ -214,7 +214,7 @@ def _wire_risk(container: Container) -> None:
         users=container.identity.accounts,
         factors=container.mfa,
         marks=orders.mark,
-        open_orders=open_orders_from_views(orders.list),
+        open_orders=open_orders_from_views(orders.list_orders),
     )
     container.risk, container.risk_gate = risk.service, risk.gate
     container.pre_trade_checks.append(risk.gate)

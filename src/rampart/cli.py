@@ -13,6 +13,7 @@ from rampart import __version__
 from rampart.audit.cli import app as audit_app
 from rampart.identity.cli import mount as mount_users_cli
 from rampart.ledger.cli import mount as mount_ledger_cli
+from rampart.risk.cli import mount as mount_risk_cli
 from rampart.trading.cli import mount as mount_trading_cli
 from rampart.vault.cli import mount as mount_vault_cli
 
@@ -56,6 +57,7 @@ mount_vault_cli(app, _container)  # `rampart keys ...` and `rampart backup ...`
 mount_users_cli(app, _container)  # `rampart users create|lock|unlock|rotate-signing-key`
 mount_ledger_cli(app, _container)  # `rampart ledger deposit|verify`
 mount_trading_cli(app, _container)  # `rampart trading instruments|define|status|expire-day`
+mount_risk_cli(app, _container)  # `rampart halt ...` (kill switch) and `rampart risk ...`
 
 
 @app.command()

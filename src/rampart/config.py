@@ -10,6 +10,8 @@ and `production`, which refuses to start on anything unsafe and lists every prob
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 from decimal import Decimal
@@ -243,8 +245,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     #: Everything the embedded default keeps on disk: database, dev keys, mailbox, checkpoints.
     data_dir: Path = Path("var")
-    database_url: str | None = None
-    redis_url: str | None = None
+    #: Connection URLs may carry a password: kept out of the settings' repr (and so out of logs).
+    database_url: str | None = Field(default=None, repr=False)
+    redis_url: str | None = Field(default=None, repr=False)
     #: The URL users reach the service at; links in emails and the WebAuthn origin derive from it.
     public_url: str | None = None
     #: Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Anyone else's is ignored.
@@ -336,7 +339,10 @@ class SecretFileSource(PydanticBaseSettingsSource):
             name = upper[len(ENV_PREFIX) : -len("_FILE")].lower()
             if not name or name == "env":
                 continue
-            content = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            try:
+                content = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError([f"{key}: cannot read {path} ({type(exc).__name__})"]) from None
             target = values
             parts = name.split("__")
             for part in parts[:-1]:
@@ -363,6 +369,21 @@ def _secret_fields(settings: Settings) -> dict[str, SecretStr | None]:
     }
 
 
+def _key_problems(name: str, value: SecretStr) -> list[str]:
+    # Mirrors `rampart.platform.keys.decode_key`, which strips whitespace before the dev marker:
+    # checking the raw text would let " rampart-dev-key:..." through.
+    text = value.get_secret_value().strip()
+    if text.startswith(DEV_KEY_MARKER):
+        return [f"keys: {name} holds a generated dev key; give a production key"]
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        return [f"keys: {name} must be the base64 of 32 random bytes"]
+    return []
+
+
 def production_problems(settings: Settings) -> list[str]:
     """Every reason the settings are unsafe for production (empty when they are fine)."""
     problems: list[str] = []
@@ -382,11 +403,23 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(
             "trusted_proxies: set RAMPART_TRUSTED_PROXIES to the proxies in front of the service"
         )
+    for network in settings.trusted_proxies:
+        net = ipaddress.ip_network(network, strict=False)
+        # Trusting (nearly) every address lets any client write its own X-Forwarded-For.
+        if net.prefixlen < (8 if net.version == 4 else 16):
+            problems.append(
+                f"trusted_proxies: RAMPART_TRUSTED_PROXIES entry {network} trusts far too many "
+                "addresses; list the proxies' own addresses or subnets"
+            )
     for name, value in _secret_fields(settings).items():
         if value is None:
             problems.append(f"keys: {name} (or {name}_FILE) is not set; dev keys are refused")
-        elif value.get_secret_value().startswith(DEV_KEY_MARKER):
-            problems.append(f"keys: {name} holds a generated dev key; give a production key")
+        else:
+            problems += _key_problems(name, value)
+    for value in settings.vault.previous_keks:
+        problems += _key_problems("RAMPART_VAULT__PREVIOUS_KEKS", value)
+    if not settings.ratelimit.enabled:
+        problems.append("ratelimit: RAMPART_RATELIMIT__ENABLED must be true in production")
     if settings.mfa.webauthn_rp_id is None:
         problems.append("mfa: set RAMPART_MFA__WEBAUTHN_RP_ID to the relying-party domain")
     return problems

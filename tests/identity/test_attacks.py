@@ -89,7 +89,9 @@ def test_hs256_signed_with_the_public_key_is_refused(
             return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
         signing_input = (
-            b64(json.dumps(header).encode()) + "." + b64(json.dumps(_claims(container, victim)).encode())
+            b64(json.dumps(header).encode())
+            + "."
+            + b64(json.dumps(_claims(container, victim)).encode())
         )
         signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         _refused(client, f"{signing_input}.{b64(signature)}")
@@ -104,7 +106,9 @@ def test_key_not_ours_is_refused(client: TestClient, container: Container, victi
 
     kid, _ = container.identity.keys.signing_key()
     forged = jwt.encode(
-        _claims(container, victim), Ed25519PrivateKey.generate(), algorithm="EdDSA",
+        _claims(container, victim),
+        Ed25519PrivateKey.generate(),
+        algorithm="EdDSA",
         headers={"kid": kid},
     )
     _refused(client, forged)
@@ -137,7 +141,9 @@ def test_not_yet_valid_and_overlong_tokens_are_refused(
     _refused(client, _signed(container, claims))
 
 
-def test_tampered_payload_is_refused(client: TestClient, container: Container, victim: dict) -> None:
+def test_tampered_payload_is_refused(
+    client: TestClient, container: Container, victim: dict
+) -> None:
     header, payload, signature = victim["access_token"].split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["sub"] = "01900000-0000-7000-8000-000000000000"
@@ -169,7 +175,9 @@ def test_jwks_publishes_ed25519_public_keys_only(client: TestClient, victim: dic
     response = client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     (key,) = response.json()["keys"]
-    assert key["kty"] == "OKP" and key["crv"] == "Ed25519" and key["alg"] == "EdDSA"
+    assert key["kty"] == "OKP"
+    assert key["crv"] == "Ed25519"
+    assert key["alg"] == "EdDSA"
     assert "d" not in key
     assert key["kid"] == jwt.get_unverified_header(victim["access_token"])["kid"]
 
@@ -183,7 +191,9 @@ def test_unknown_email_and_wrong_password_look_the_same(
     client: TestClient, container: Container
 ) -> None:
     verified_user(client, container, "known@example.com")
-    wrong = client.post("/v1/auth/login", json={"email": "known@example.com", "password": "nope-nope-nope"})
+    wrong = client.post(
+        "/v1/auth/login", json={"email": "known@example.com", "password": "nope-nope-nope"}
+    )
     unknown = client.post(
         "/v1/auth/login", json={"email": "unknown@example.com", "password": "nope-nope-nope"}
     )
@@ -246,11 +256,16 @@ def test_failures_slow_down_then_lock_the_account_until_time_or_reset(
     client.post("/v1/auth/password/forgot", json={"email": "target@example.com"})
     token = link_token(container, "target@example.com", "password-reset")
     new = "the owner's new passphrase 5"
-    assert client.post("/v1/auth/password/reset", json={"token": token, "password": new}).status_code == 200
+    assert (
+        client.post("/v1/auth/password/reset", json={"token": token, "password": new}).status_code
+        == 200
+    )
     login(client, "target@example.com", new)
 
 
-def test_the_lock_ends_by_itself(client: TestClient, container: Container, clock: FrozenClock) -> None:
+def test_the_lock_ends_by_itself(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> None:
     cfg = container.settings.identity
     verified_user(client, container, "patient@example.com")
     bad = {"email": "patient@example.com", "password": "guess-guess-guess"}
@@ -306,5 +321,7 @@ def test_operator_lock_ends_every_token_at_once(client: TestClient, container: C
         container.identity.accounts.set_locked(uow, me["id"], True, reason="fraud review")
         uow.commit()
     assert client.get("/v1/me", headers=bearer(tokens["access_token"])).status_code == 401
-    response = client.post("/v1/auth/login", json={"email": "locked@example.com", "password": PASSWORD})
+    response = client.post(
+        "/v1/auth/login", json={"email": "locked@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 401

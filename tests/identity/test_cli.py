@@ -28,18 +28,37 @@ def test_users_create_admin_from_a_password_file(
     secret.write_text(PASSWORD + "\n")
     result = CliRunner().invoke(
         app,
-        ["users", "create", "--email", "Root@Example.com", "--role", "ADMIN", "--verified",
-         "--password-file", str(secret)],
+        [
+            "users",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--role",
+            "ADMIN",
+            "--verified",
+            "--password-file",
+            str(secret),
+        ],
     )
     assert result.exit_code == 0, result.output
     tokens = login(client, "root@example.com")
     me = client.get("/v1/me", headers=bearer(tokens["access_token"])).json()
-    assert me["roles"] == ["ADMIN"] and me["email_verified"] is True
+    assert me["roles"] == ["ADMIN"]
+    assert me["email_verified"] is True
     assert "admin:users" in me["permissions"]
 
     again = CliRunner().invoke(
-        app, ["users", "create", "--email", "root@example.com", "--role", "ADMIN",
-              "--password-file", str(secret)],
+        app,
+        [
+            "users",
+            "create",
+            "--email",
+            "root@example.com",
+            "--role",
+            "ADMIN",
+            "--password-file",
+            str(secret),
+        ],
     )
     assert again.exit_code == 1
 
@@ -48,12 +67,15 @@ def test_users_create_prompts_and_refuses_weak_passwords(
     cli_env: None, container: Container
 ) -> None:
     weak = CliRunner().invoke(
-        app, ["users", "create", "--email", "t@example.com", "--role", "TRADER"],
+        app,
+        ["users", "create", "--email", "t@example.com", "--role", "TRADER"],
         input="password\npassword\n",
     )
-    assert weak.exit_code == 1 and "common" in weak.output
+    assert weak.exit_code == 1
+    assert "common" in weak.output
     ok = CliRunner().invoke(
-        app, ["users", "create", "--email", "t@example.com", "--role", "TRADER"],
+        app,
+        ["users", "create", "--email", "t@example.com", "--role", "TRADER"],
         input=f"{PASSWORD}\n{PASSWORD}\n",
     )
     assert ok.exit_code == 0, ok.output
@@ -67,13 +89,24 @@ def test_lock_command_ends_sessions(
     secret = tmp_path / "pw"
     secret.write_text(PASSWORD)
     CliRunner().invoke(
-        app, ["users", "create", "--email", "l@example.com", "--role", "TRADER", "--verified",
-              "--password-file", str(secret)],
+        app,
+        [
+            "users",
+            "create",
+            "--email",
+            "l@example.com",
+            "--role",
+            "TRADER",
+            "--verified",
+            "--password-file",
+            str(secret),
+        ],
     )
     tokens = login(client, "l@example.com")
-    result = CliRunner().invoke(app, ["users", "lock", "--email", "l@example.com", "--reason", "test"])
+    result = CliRunner().invoke(
+        app, ["users", "lock", "--email", "l@example.com", "--reason", "test"]
+    )
     assert result.exit_code == 0, result.output
     # Another process locked it: this one sees it within the revocation cache bound.
     clock.advance(container.settings.identity.revocation_cache_seconds + 0.1)
     assert client.get("/v1/me", headers=bearer(tokens["access_token"])).status_code == 401
-

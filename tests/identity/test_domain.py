@@ -71,7 +71,11 @@ def test_email_normalisation() -> None:
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TP = ThrottlePolicy(
-    free_failures=3, lock_after=10, base_seconds=1, max_seconds=60, lock_seconds=900,
+    free_failures=3,
+    lock_after=10,
+    base_seconds=1,
+    max_seconds=60,
+    lock_seconds=900,
     window_seconds=3600,
 )
 

@@ -59,7 +59,9 @@ def test_sign_up_with_a_taken_address_answers_the_same_and_tells_the_owner(
     client: TestClient, container: Container
 ) -> None:
     verified_user(client, container, "owner@example.com")
-    first = client.post("/v1/auth/register", json={"email": "new@example.com", "password": PASSWORD})
+    first = client.post(
+        "/v1/auth/register", json={"email": "new@example.com", "password": PASSWORD}
+    )
     taken = client.post(
         "/v1/auth/register", json={"email": "Owner@Example.com", "password": PASSWORD}
     )
@@ -198,15 +200,21 @@ def test_password_reset_link_is_single_use_and_ends_every_session(
 ) -> None:
     verified_user(client, container, "hank@example.com")
     tokens = login(client, "hank@example.com")
-    assert client.post(
-        "/v1/auth/password/forgot", json={"email": "hank@example.com"}
-    ).status_code == 202
+    assert (
+        client.post("/v1/auth/password/forgot", json={"email": "hank@example.com"}).status_code
+        == 202
+    )
     token = link_token(container, "hank@example.com", "password-reset")
     new_password = "a brand new passphrase 77"
-    response = client.post("/v1/auth/password/reset", json={"token": token, "password": new_password})
+    response = client.post(
+        "/v1/auth/password/reset", json={"token": token, "password": new_password}
+    )
     assert response.status_code == 200
     assert client.get("/v1/me", headers=bearer(tokens["access_token"])).status_code == 401
-    assert client.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+    assert (
+        client.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code
+        == 401
+    )
     assert latest(container, "hank@example.com", "password-changed")
     login(client, "hank@example.com", new_password)
     # Replaying the link does nothing.
@@ -292,10 +300,49 @@ def test_close_account(client: TestClient, container: Container) -> None:
     )
     assert response.status_code == 204
     assert client.get("/v1/me", headers=bearer(tokens["access_token"])).status_code == 401
-    failed = client.post(
-        "/v1/auth/login", json={"email": "mia@example.com", "password": PASSWORD}
-    )
+    failed = client.post("/v1/auth/login", json={"email": "mia@example.com", "password": PASSWORD})
     assert failed.status_code == 401
     # The address is free again.
     register(client, "mia@example.com")
     assert latest(container, "mia@example.com", "verify-email")
+
+
+def test_two_racing_refreshes_never_both_succeed(client: TestClient, container: Container) -> None:
+    import threading
+
+    from rampart.identity.domain import InvalidRefreshTokenError
+
+    verified_user(client, container, "race@example.com")
+    tokens = login(client, "race@example.com")
+    outcomes: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            with container.uow() as uow:
+                outcome = container.identity.login.refresh(uow, tokens["refresh_token"])
+                uow.commit()
+            outcomes.append(outcome)
+        except InvalidRefreshTokenError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    issued = [o for o in outcomes if getattr(o, "issued", None) is not None]
+    assert len(issued) <= 1
+    assert len(outcomes) == 2
+
+
+def test_successful_sign_in_is_audited_by_pseudonymous_id(
+    client: TestClient, container: Container
+) -> None:
+    verified_user(client, container, "audited@example.com")
+    tokens = login(client, "audited@example.com")
+    user_id = client.get("/v1/me", headers=bearer(tokens["access_token"])).json()["id"]
+    (entry,) = audit_entries(container, "auth.login.succeeded")
+    assert entry["subject"] == f"user:{user_id}"
+    assert "audited@example.com" not in str(entry)

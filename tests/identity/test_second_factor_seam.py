@@ -32,11 +32,14 @@ def with_factor(container: Container) -> None:
 
 
 def _password_step(client: TestClient) -> dict:
-    response = client.post("/v1/auth/login", json={"email": "mfa@example.com", "password": PASSWORD})
+    response = client.post(
+        "/v1/auth/login", json={"email": "mfa@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "second_factor_required"
-    assert "access_token" not in body and "refresh_token" not in body
+    assert "access_token" not in body
+    assert "refresh_token" not in body
     assert body["factors"] == ["totp"]
     return body
 
@@ -84,5 +87,7 @@ def test_users_without_factors_are_unaffected(
     client: TestClient, container: Container, with_factor: None
 ) -> None:
     verified_user(client, container, "plain@example.com")
-    response = client.post("/v1/auth/login", json={"email": "plain@example.com", "password": PASSWORD})
+    response = client.post(
+        "/v1/auth/login", json={"email": "plain@example.com", "password": PASSWORD}
+    )
     assert response.json()["status"] == "complete"

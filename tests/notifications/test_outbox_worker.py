@@ -55,8 +55,11 @@ def _rows(container: Container) -> list[OutboxRow]:
 
 def _worker(container: Container, transport: FlakyTransport) -> OutboxWorker:
     return OutboxWorker(
-        container.db, container.clock, container.settings.notifications,
-        email=transport, sms=transport,
+        container.db,
+        container.clock,
+        container.settings.notifications,
+        email=transport,
+        sms=transport,
     )
 
 
@@ -66,7 +69,8 @@ def test_delivers_once_and_scrubs_the_body(container: Container) -> None:
     worker = _worker(container, transport)
     assert worker.drain() == 1
     assert worker.drain() == 0
-    assert len(transport.sent) == 1 and "SECRET" in transport.sent[0].text
+    assert len(transport.sent) == 1
+    assert "SECRET" in transport.sent[0].text
     (row,) = _rows(container)
     assert row.delivered_at is not None
     assert "SECRET" not in str(row.payload)
@@ -118,7 +122,7 @@ def test_a_crashed_delivery_is_retried_after_its_lease(
 ) -> None:
     _queue(container)
     worker = _worker(container, FlakyTransport(0))
-    claimed = worker._claim()  # noqa: SLF001 - a worker that claims and then dies
+    claimed = worker._claim()
     assert len(claimed) == 1
     assert worker.drain() == 0
     clock.advance(timedelta(seconds=121))
@@ -128,7 +132,8 @@ def test_a_crashed_delivery_is_retried_after_its_lease(
 def test_backoff_is_capped_and_jittered() -> None:
     rng = random.Random(7)
     values = [backoff_seconds(n, base=5, cap=3600, rng=rng) for n in range(1, 20)]
-    assert values[0] >= 5 and values[0] <= 6.25
+    assert values[0] >= 5
+    assert values[0] <= 6.25
     assert max(values) <= 3600 * 1.25
 
 
@@ -136,12 +141,44 @@ def test_mailbox_sink_writes_readable_private_files(tmp_path) -> None:  # type: 
     sink = MailboxSink(tmp_path / "outbox")
     now = datetime(2026, 1, 5, 12, 0)
     sink.send_email(
-        EmailMessage("a@example.com", "Hi", "body", "k", "01900000-0000-7000-8000-000000000001"), now
+        EmailMessage("a@example.com", "Hi", "body", "k", "01900000-0000-7000-8000-000000000001"),
+        now,
     )
-    sink.send_sms(SmsMessage("+15550100", "code 123456", "mfa-code", "01900000-0000-7000-8000-000000000002"), now)
+    sink.send_sms(
+        SmsMessage("+15550100", "code 123456", "mfa-code", "01900000-0000-7000-8000-000000000002"),
+        now,
+    )
     box = Mailbox(tmp_path / "outbox")
     assert [m.channel for m in box.messages()] == ["sms", "email"]
     assert box.get("01900000-0000-7000-8000-000000000001").subject == "Hi"  # type: ignore[union-attr]
     assert box.get("../../etc/passwd") is None
     for path in (tmp_path / "outbox").iterdir():
         assert path.stat().st_mode & 0o077 == 0
+
+
+def test_smtp_transport_reports_an_unreachable_relay_as_retryable() -> None:
+    import socket
+
+    import pytest
+
+    from rampart.config import NotificationSettings
+    from rampart.notifications.transports import SmtpEmailTransport
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transport = SmtpEmailTransport(
+        NotificationSettings(
+            email_transport="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_timeout_seconds=2
+        )
+    )
+    message = EmailMessage("a@example.com", "Hi", "body", "k", "id")
+    with pytest.raises(DeliveryError) as caught:
+        transport.send_email(message, datetime(2026, 1, 5, 12, 0))
+    assert not isinstance(caught.value, PermanentDeliveryError)
+    # Header injection through a subject is refused outright.
+    with pytest.raises(PermanentDeliveryError):
+        transport._mime(
+            EmailMessage("a@example.com", "Hi\r\nBcc: x@evil", "body", "k", "id"),
+            datetime(2026, 1, 5, 12, 0),
+        )

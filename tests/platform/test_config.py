@@ -124,3 +124,73 @@ def test_malformed_keys_are_refused() -> None:
         keys.get("vault_kek", SecretStr("not base64!"))
     with pytest.raises(KeyMaterialError):
         keys.get("vault_kek", SecretStr("c2hvcnQ="))
+
+
+# --- review findings --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        # decode_key strips whitespace before it strips the marker: so must the check.
+        ({"vault": {"kek": "  " + DEV_KEY_MARKER + new_key_text()}}, "dev key"),
+        ({"vault": {"kek": "\n" + DEV_KEY_MARKER + new_key_text()}}, "dev key"),
+        (
+            {"vault": {"kek": new_key_text(), "previous_keks": [DEV_KEY_MARKER + new_key_text()]}},
+            "PREVIOUS_KEKS",
+        ),
+        # Trusting every address lets any client choose its own X-Forwarded-For.
+        ({"trusted_proxies": ["0.0.0.0/0"]}, "RAMPART_TRUSTED_PROXIES"),
+        ({"trusted_proxies": ["10.0.0.0/8", "::/0"]}, "RAMPART_TRUSTED_PROXIES"),
+        # A key that is set but unusable is a problem to list, not a crash at start-up.
+        ({"audit": {"signing_key": ""}}, "RAMPART_AUDIT__SIGNING_KEY"),
+        ({"audit": {"signing_key": "c2hvcnQ="}}, "RAMPART_AUDIT__SIGNING_KEY"),
+        ({"ratelimit": {"enabled": False}}, "RAMPART_RATELIMIT__ENABLED"),
+    ],
+)
+def test_production_refuses_more_unsafe_settings(
+    change: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(**production(**change))
+    assert any(complaint in problem for problem in refused.value.problems)
+
+
+def test_connection_url_passwords_stay_out_of_the_settings_repr() -> None:
+    settings = Settings(
+        database_url="postgresql://rampart:Pg-Passw0rd-1@db/rampart",
+        redis_url="redis://:R3dis-Passw0rd@cache:6379/0",
+    )
+    for text in (repr(settings), str(settings)):
+        assert "Pg-Passw0rd-1" not in text
+        assert "R3dis-Passw0rd" not in text
+
+
+def test_a_missing_secret_file_is_a_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RAMPART_VAULT__KEK_FILE", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError) as refused:
+        Settings()
+    assert "RAMPART_VAULT__KEK_FILE" in str(refused.value)
+
+
+def test_dev_key_creation_never_hands_out_an_empty_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes starting together: the loser of the O_EXCL race used to read the file before
+    # the winner had written it, and crashed on an empty key. Simulate the winner's half-done file.
+    import os
+
+    settings = Settings(data_dir=tmp_path)
+    keys_dir = tmp_path / "keys"
+    real_open = os.open
+
+    def racing_open(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith("vault_kek.key") and flags & os.O_EXCL:
+            keys_dir.mkdir(parents=True, exist_ok=True)
+            (keys_dir / "vault_kek.key").touch()  # created, not yet written
+            monkeypatch.setattr(os, "open", real_open)
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", racing_open)
+    key = RootKeys(settings).get("vault_kek", None)
+    assert len(key.reveal()) == 32

@@ -102,3 +102,57 @@ def test_ordinary_values_pass_through(log_output: io.StringIO) -> None:
     get_logger("test").info("order", symbol="ACME", quantity=10, price="12.34", order_id="o-1")
     entry = lines(log_output)[-1]
     assert entry["symbol"] == "ACME" and entry["quantity"] == 10 and entry["price"] == "12.34"
+
+
+# --- review findings: kinds of secret that used to slip through ---------------------------------
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIPEMSECRETPEMSECRETPEMSECRETPEMSECRET\n"
+    "-----END PRIVATE KEY-----"
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("vault_kek", "S2VrU2VjcmV0S2VrU2VjcmV0S2VrU2VjcmV0S2Vr"),
+        ("previous_keks", "UHJldmlvdXNLZWtQcmV2aW91c0tla1ByZXZpb3Vz"),
+        ("data_key", "RGF0YUtleURhdGFLZXlEYXRhS2V5RGF0YUtleQ"),
+        ("file_key", "RmlsZUtleUZpbGVLZXlGaWxlS2V5RmlsZUtleQ"),
+        ("recovery_code", "RECOV-4242-9191"),
+        ("pin", "914273"),
+        ("card_pan", "5500005555555559"),
+    ],
+)
+def test_more_sensitive_field_names_are_redacted(
+    log_output: io.StringIO, field: str, value: str
+) -> None:
+    get_logger("test").info("event", **{field: value})
+    assert value not in log_output.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("secret_text", "needle"),
+    [
+        ("connecting to postgresql+psycopg://app:pgPassw0rd-42@db:5432/rampart", "pgPassw0rd-42"),
+        ("redis down at redis://:r3disPassw0rd@cache:6379/0", "r3disPassw0rd"),
+        ("startup with password=Hunter2Hunter2 and more", "Hunter2Hunter2"),
+        ("config api_key: k3y-k3y-k3y-k3y", "k3y-k3y-k3y-k3y"),
+        ("loaded " + PEM, "PEMSECRETPEMSECRET"),
+        ("key is rampart-dev-key:ZGV2a2V5ZGV2a2V5ZGV2a2V5ZGV2a2V5ZGV2a2V5ZGU=", "ZGV2a2V5ZGV2a2V5"),
+    ],
+)
+def test_credentials_inside_free_text_are_redacted(
+    log_output: io.StringIO, secret_text: str, needle: str
+) -> None:
+    get_logger("test").info(secret_text)
+    get_logger("test").info("message", note=secret_text)
+    logging.getLogger("some.library").error(secret_text)
+    assert needle not in log_output.getvalue()
+
+
+def test_a_dict_logged_through_the_stdlib_is_redacted_by_key(log_output: io.StringIO) -> None:
+    # Only structlog's own records are pre-redacted; a library logging a dict is not one of them.
+    logging.getLogger("some.library").info({"password": "D1ctPassw0rd", "user": "u1"})
+    text = log_output.getvalue()
+    assert "D1ctPassw0rd" not in text
+    assert "u1" in text

@@ -48,9 +48,7 @@ def limits(**overrides: Any) -> RiskLimits:
 
 
 def instrument(**overrides: Any) -> InstrumentSnapshot:
-    base = InstrumentSnapshot(
-        symbol="ACME", status=InstrumentStatus.ACTIVE, reference_price=D(100)
-    )
+    base = InstrumentSnapshot(symbol="ACME", status=InstrumentStatus.ACTIVE, reference_price=D(100))
     return replace(base, **overrides)
 
 

@@ -32,9 +32,9 @@ from rampart.risk.domain import (
     reduces_exposure,
 )
 from tests.risk.factories import (
-    D,
     MONDAY,
     SECOND,
+    D,
     account,
     instrument,
     limits,
@@ -474,9 +474,7 @@ def test_size_over_a_short_window() -> None:
         run(order(quantity=D("0.01")), lim=window, pipeline=pipeline, now=NOW + 3 * SECOND),
         RejectCode.WINDOW_NOTIONAL,
     )
-    assert run(
-        order(quantity=D(12)), lim=window, pipeline=pipeline, now=NOW + 61 * SECOND
-    ).accepted
+    assert run(order(quantity=D(12)), lim=window, pipeline=pipeline, now=NOW + 61 * SECOND).accepted
 
 
 def test_repeated_executions_lock_the_account_until_a_person_lifts_it() -> None:
@@ -586,9 +584,7 @@ def test_a_risk_reducing_order_is_never_refused_by_a_limit(
         max_window_notional=window,
     )
     controls = (
-        TradingControls(account_states={"acct-1": TradingState.REDUCING})
-        if reducing
-        else ACTIVE
+        TradingControls(account_states={"acct-1": TradingState.REDUCING}) if reducing else ACTIVE
     )
     config = RiskConfig(margin_mode=MarginMode.LEGACY_PDT if legacy else MarginMode.INTRADAY)
     decision = run(order(side=side, quantity=quantity), holder, lim=tight, controls=controls,

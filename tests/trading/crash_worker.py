@@ -11,13 +11,14 @@ from pathlib import Path
 from rampart.bootstrap import bootstrap
 from rampart.config import Settings
 from rampart.trading.domain import OrderRequest, OrderSide, OrderType
-from rampart.trading.engine import Cancel, Place
+from rampart.trading.engine import Place
 from rampart.venue.domain import TimeInForce
 
 
 def main(database_url: str, data_dir: str) -> None:
-    container = bootstrap(Settings(profile="dev", data_dir=Path(data_dir),
-                                   database_url=database_url))
+    container = bootstrap(
+        Settings(profile="dev", data_dir=Path(data_dir), database_url=database_url)
+    )
     container.start()
     engine = container.orders.engine
     rng = random.Random(7)
@@ -30,9 +31,22 @@ def main(database_url: str, data_dir: str) -> None:
                 continue
             side = rng.choice([OrderSide.BUY, OrderSide.SELL_SHORT])
             price = Decimal(rng.randint(95, 105))
-            futures.append(engine.submit(Place(user, f"user:{user}", OrderRequest(
-                "ACME", side, OrderType.LIMIT, Decimal(rng.randint(1, 5)),
-                rng.choice([TimeInForce.DAY, TimeInForce.IOC]), price))))
+            futures.append(
+                engine.submit(
+                    Place(
+                        user,
+                        f"user:{user}",
+                        OrderRequest(
+                            "ACME",
+                            side,
+                            OrderType.LIMIT,
+                            Decimal(rng.randint(1, 5)),
+                            rng.choice([TimeInForce.DAY, TimeInForce.IOC]),
+                            price,
+                        ),
+                    )
+                )
+            )
         results = [f.result(30) for f in futures]
         for result in results[:3]:
             order = result.order  # type: ignore[attr-defined]

@@ -40,12 +40,26 @@ class HeaderAuthenticator:
         )
 
 
-ACME = Instrument("ACME", "Acme Corp", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE,
-                  Decimal("100.00"))
-FRAC = Instrument("FRAC", "Fractional", Decimal("0.01"), Decimal("0.001"),
-                  InstrumentStatus.ACTIVE, Decimal("10.00"))
-HTB = Instrument("HTB", "Hard to borrow", Decimal("0.01"), Decimal("1"),
-                 InstrumentStatus.ACTIVE, Decimal("5.00"), easy_to_borrow=False)
+ACME = Instrument(
+    "ACME", "Acme Corp", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE, Decimal("100.00")
+)
+FRAC = Instrument(
+    "FRAC",
+    "Fractional",
+    Decimal("0.01"),
+    Decimal("0.001"),
+    InstrumentStatus.ACTIVE,
+    Decimal("10.00"),
+)
+HTB = Instrument(
+    "HTB",
+    "Hard to borrow",
+    Decimal("0.01"),
+    Decimal("1"),
+    InstrumentStatus.ACTIVE,
+    Decimal("5.00"),
+    easy_to_borrow=False,
+)
 
 
 def seed(container: Container, *instruments: Instrument) -> None:

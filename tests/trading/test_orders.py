@@ -38,7 +38,8 @@ def test_limit_buy_reserves_and_cancel_releases(market: Container) -> None:
     assert order["status"] == "accepted"
     assert cash(market, "alice") == (D("100000.00"), D("995.00"))
     cancelled = call(market, Cancel("alice", "user:alice", order["id"]))
-    assert cancelled["status"] == "cancelled" and cancelled["reason"] == "user-cancelled"
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["reason"] == "user-cancelled"
     assert cash(market, "alice") == (D("100000.00"), D(0))
     assert_invariants(market)
 
@@ -46,10 +47,12 @@ def test_limit_buy_reserves_and_cancel_releases(market: Container) -> None:
 def test_fill_at_a_better_price_releases_the_difference(market: Container) -> None:
     place(market, "bob", "sell_short", "10", "98.00")
     order = place(market, "alice", "buy", "10", "99.00")
-    assert order["status"] == "filled" and order["average_price"] == "98"
+    assert order["status"] == "filled"
+    assert order["average_price"] == "98"
     assert cash(market, "alice") == (D("99020.00"), D(0))
     assert cash(market, "bob") == (D("100980.00"), D(0))
-    assert position(market, "alice") == 10 and position(market, "bob") == -10
+    assert position(market, "alice") == 10
+    assert position(market, "bob") == -10
     assert_invariants(market)
 
 
@@ -57,7 +60,8 @@ def test_partial_fills_then_fill(market: Container) -> None:
     bid = place(market, "alice", "buy", "10", "100.00")
     place(market, "bob", "sell_short", "4", "100.00")
     mid = market.orders.get("alice", bid["id"])
-    assert mid["status"] == "partially_filled" and mid["filled_quantity"] == "4"
+    assert mid["status"] == "partially_filled"
+    assert mid["filled_quantity"] == "4"
     place(market, "carol", "sell_short", "6", "99.00")
     done = market.orders.get("alice", bid["id"])
     assert done["status"] == "filled"
@@ -70,22 +74,27 @@ def test_market_order_walks_the_book_and_ioc_fok(market: Container) -> None:
     place(market, "bob", "sell_short", "5", "101.00")
     place(market, "bob", "sell_short", "5", "102.00")
     fok = place(market, "alice", "buy", "20", "105.00", tif="fok")
-    assert fok["status"] == "cancelled" and fok["reason"] == "fok-not-fillable"
+    assert fok["status"] == "cancelled"
+    assert fok["reason"] == "fok-not-fillable"
     mkt = place(market, "alice", "buy", "7")
-    assert mkt["status"] == "filled" and mkt["filled_quantity"] == "7"
+    assert mkt["status"] == "filled"
+    assert mkt["filled_quantity"] == "7"
     assert cash(market, "alice")[0] == D("100000") - D("505") - D("204")
     ioc = place(market, "alice", "buy", "10", "102.00", tif="ioc")
-    assert ioc["status"] == "cancelled" and ioc["filled_quantity"] == "3"
+    assert ioc["status"] == "cancelled"
+    assert ioc["filled_quantity"] == "3"
     assert ioc["reason"] == "ioc-remainder"
     empty = place(market, "alice", "buy", "1")
-    assert empty["status"] == "rejected" and empty["reason"] == "no-liquidity"
+    assert empty["status"] == "rejected"
+    assert empty["reason"] == "no-liquidity"
     assert_invariants(market)
 
 
 def test_stop_and_stop_limit_trigger_on_trades(market: Container) -> None:
     stop = place(market, "alice", "buy", "2", None, type="stop", stop="101.00", tif="gtc")
     stop_limit = place(market, "carol", "buy", "2", "101.50", type="stop_limit", stop="101.00")
-    assert stop["status"] == "accepted" and stop_limit["status"] == "accepted"
+    assert stop["status"] == "accepted"
+    assert stop_limit["status"] == "accepted"
     assert cash(market, "alice")[1] == D("202.00")
     place(market, "bob", "sell_short", "10", "101.00")
     # Not triggered yet: no trade has happened.
@@ -185,8 +194,11 @@ def test_cancel_and_modify_races_with_fills(market: Container) -> None:
 
     cancel = engine.submit(Cancel("alice", "user:alice", resting["id"]))
     sell = engine.submit(
-        Place("bob", "user:bob", OrderRequest("ACME", OrderSide.SELL_SHORT, OrderType.LIMIT, D(5),
-                                              limit_price=D(100)))
+        Place(
+            "bob",
+            "user:bob",
+            OrderRequest("ACME", OrderSide.SELL_SHORT, OrderType.LIMIT, D(5), limit_price=D(100)),
+        )
     )
     assert cancel.result(10)["status"] == "cancelled"
     assert sell.result(10).order["status"] == "accepted"
@@ -209,11 +221,12 @@ def test_cancel_all_and_end_of_day(market: Container) -> None:
     place(market, "alice", "buy", "1", "91.00", tif="gtc")
     place(market, "bob", "buy", "1", "92.00")
     cancelled = call(market, CancelAll("alice", "user:alice"))
-    assert len(cancelled) == 2 and {o["status"] for o in cancelled} == {"cancelled"}
+    assert len(cancelled) == 2
+    assert {o["status"] for o in cancelled} == {"cancelled"}
     place(market, "alice", "buy", "1", "91.00", tif="gtc")
     assert market.orders.expire_day_orders() == 1  # bob's day order; alice's GTC stays
-    assert market.orders.list("bob", status="open").items == []
-    assert len(market.orders.list("alice", status="open").items) == 1
+    assert market.orders.list_orders("bob", status="open").items == []
+    assert len(market.orders.list_orders("alice", status="open").items) == 1
     assert_invariants(market)
 
 
@@ -235,8 +248,11 @@ def test_selling_a_long_position_realises_pnl(market: Container) -> None:
 def test_restricted_instrument_accepts_only_reducing_orders(market: Container) -> None:
     place(market, "bob", "sell_short", "10", "100.00")
     place(market, "alice", "buy", "10", "100.00")
+    # The built-in rule alone: the risk engine's own policy may be stricter (and is tested there).
+    market.pre_trade_checks.clear()
     with market.uow() as uow:
         market.instruments.set_status(uow, "ACME", InstrumentStatus.RESTRICTED)
         uow.commit()
     assert place(market, "alice", "buy", "1", "100.00")["reason"] == "instrument-restricted"
-    assert place(market, "alice", "sell", "5", "100.00")["status"] == "accepted"
+    reduced = place(market, "alice", "sell", "5", "100.00")
+    assert reduced["status"] == "accepted", reduced["reason"]

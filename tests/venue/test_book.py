@@ -21,13 +21,21 @@ from rampart.venue.domain import (
 )
 
 
-def rest(book: OrderBook, oid: str, side: Side, price: str, qty: str, prio: int,
-         owner: str = "m") -> None:
+def rest(
+    book: OrderBook, oid: str, side: Side, price: str, qty: str, prio: int, owner: str = "m"
+) -> None:
     book.add(RestingOrder(oid, owner, side, D(price), D(qty), prio))
 
 
-def order(oid: str, side: Side, qty: str, price: str | None, tif: TimeInForce = TimeInForce.DAY,
-          owner: str = "t", prio: int = 100) -> VenueOrder:
+def order(
+    oid: str,
+    side: Side,
+    qty: str,
+    price: str | None,
+    tif: TimeInForce = TimeInForce.DAY,
+    owner: str = "t",
+    prio: int = 100,
+) -> VenueOrder:
     return VenueOrder(oid, owner, "X", side, D(qty), D(price) if price else None, tif, prio)
 
 
@@ -51,7 +59,8 @@ def test_partial_fill_rests_the_remainder_at_its_limit() -> None:
     venue = MatchingVenue()
     rest(venue.book("X"), "a", Side.SELL, "10", "3", 1)
     report = venue.submit(order("t", Side.BUY, "5", "10"))
-    assert report.filled == 3 and report.resting == 2
+    assert report.filled == 3
+    assert report.resting == 2
     assert venue.snapshot("X").best_bid == D(10)
 
 
@@ -59,17 +68,22 @@ def test_limit_that_does_not_cross_rests() -> None:
     venue = MatchingVenue()
     rest(venue.book("X"), "a", Side.SELL, "10.01", "3", 1)
     report = venue.submit(order("t", Side.BUY, "5", "10.00"))
-    assert report.matches == [] and report.resting == 5
+    assert report.matches == []
+    assert report.resting == 5
 
 
 def test_ioc_cancels_the_remainder_and_fok_all_or_nothing() -> None:
     venue = MatchingVenue()
     rest(venue.book("X"), "a", Side.SELL, "10", "3", 1)
     fok = venue.submit(order("f", Side.BUY, "5", "10", TimeInForce.FOK))
-    assert fok.matches == [] and fok.cancelled == 5 and fok.cancel_reason == "fok-not-fillable"
+    assert fok.matches == []
+    assert fok.cancelled == 5
+    assert fok.cancel_reason == "fok-not-fillable"
     assert venue.book("X").get("a").remaining == 3  # untouched
     ioc = venue.submit(order("i", Side.BUY, "5", "10", TimeInForce.IOC))
-    assert ioc.filled == 3 and ioc.cancelled == 2 and ioc.resting == 0
+    assert ioc.filled == 3
+    assert ioc.cancelled == 2
+    assert ioc.resting == 0
     assert "i" not in venue.book("X")
 
 
@@ -77,7 +91,9 @@ def test_market_order_never_rests() -> None:
     venue = MatchingVenue()
     rest(venue.book("X"), "a", Side.BUY, "9", "1", 1)
     report = venue.submit(order("m", Side.SELL, "4", None))
-    assert report.filled == 1 and report.cancelled == 3 and report.cancel_reason == "no-liquidity"
+    assert report.filled == 1
+    assert report.cancelled == 3
+    assert report.cancel_reason == "no-liquidity"
 
 
 def test_self_trade_prevention_cancels_the_resting_order() -> None:
@@ -100,8 +116,10 @@ def test_reduce_keeps_priority_and_restore_rebuilds_time_order() -> None:
     assert [(m.maker_id, m.quantity) for m in report.matches] == [("first", 2), ("second", 1)]
     rebuilt = MatchingVenue()
     rebuilt.restore(
-        [order("b", Side.BUY, "1", "10", owner="m", prio=9),
-         order("a", Side.BUY, "1", "10", owner="m", prio=3)]
+        [
+            order("b", Side.BUY, "1", "10", owner="m", prio=9),
+            order("a", Side.BUY, "1", "10", owner="m", prio=3),
+        ]
     )
     report = rebuilt.submit(order("s", Side.SELL, "1", "10"))
     assert report.matches[0].maker_id == "a"
@@ -111,8 +129,10 @@ def test_instrument_precision_keeps_cash_exact() -> None:
     with pytest.raises(ValueError, match="8 decimal places"):
         Instrument("X", "x", D("0.00001"), D("0.0001"), InstrumentStatus.ACTIVE, D(1))
     inst = Instrument("X", "x", D("0.01"), D("0.001"), InstrumentStatus.ACTIVE, D(1))
-    assert inst.on_tick(D("1.23")) and not inst.on_tick(D("1.234"))
-    assert inst.on_lot(D("0.002")) and not inst.on_lot(D("0.0005"))
+    assert inst.on_tick(D("1.23"))
+    assert not inst.on_tick(D("1.234"))
+    assert inst.on_lot(D("0.002"))
+    assert not inst.on_lot(D("0.0005"))
 
 
 @settings(max_examples=200, deadline=None)
@@ -132,8 +152,9 @@ def test_book_conserves_quantity_and_never_crosses(ops) -> None:  # type: ignore
     venue = MatchingVenue()
     book = venue.book("X")
     for i, (side, qty, price, tif, owner) in enumerate(ops):
-        vo = VenueOrder(f"o{i}", owner, "X", side, D(qty), None if price is None else D(price),
-                        tif, i)
+        vo = VenueOrder(
+            f"o{i}", owner, "X", side, D(qty), None if price is None else D(price), tif, i
+        )
         before = {o.order_id: o.remaining for o in book.orders()}
         report = venue.submit(vo)
         # Quantity is conserved: filled + resting + cancelled = ordered.

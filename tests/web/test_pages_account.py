@@ -6,10 +6,10 @@ import re
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from tests.identity.support import PASSWORD, bearer, latest, link_token, login, verified_user
 
 from rampart.bootstrap import Container
 from rampart.kernel.clock import FrozenClock
-from tests.identity.support import PASSWORD, bearer, latest, link_token, login, verified_user
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -33,27 +33,33 @@ def test_sign_up_confirm_and_sign_in_with_pages(client: TestClient, container: C
     page = client.get("/signup")
     assert page.status_code == 200
     nonce = page.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
-    assert nonce and "cdn" not in page.text.lower()
+    assert nonce
+    assert "cdn" not in page.text.lower()
     done = client.post(
         "/signup",
         data={"email": "pat@example.com", "password": PASSWORD, "csrf_token": _csrf(page.text)},
     )
-    assert done.status_code == 200 and "Check your email" in done.text
+    assert done.status_code == 200
+    assert "Check your email" in done.text
 
     # The person opens the link from their inbox, sees a button, and presses it.
     token = link_token(container, "pat@example.com", "verify-email")
     confirm = client.get(f"/verify-email?token={token}")
-    assert confirm.status_code == 200 and token in confirm.text
+    assert confirm.status_code == 200
+    assert token in confirm.text
     confirmed = client.post(
         "/verify-email", data={"token": token, "csrf_token": _csrf(confirm.text)}
     )
-    assert confirmed.status_code == 200 and "Email confirmed" in confirmed.text
+    assert confirmed.status_code == 200
+    assert "Email confirmed" in confirmed.text
 
     response = _sign_in(client, "pat@example.com")
-    assert response.status_code == 303 and response.headers["location"] == "/security"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/security"
     security = client.get("/security")
     assert security.status_code == 200
-    assert "pat@example.com" in security.text and "(confirmed)" in security.text
+    assert "pat@example.com" in security.text
+    assert "(confirmed)" in security.text
 
 
 def test_session_cookie_flags(client: TestClient, container: Container) -> None:
@@ -62,10 +68,14 @@ def test_session_cookie_flags(client: TestClient, container: Container) -> None:
     cookies = response.headers.get_list("set-cookie")
     session = next(c for c in cookies if c.startswith("__Host-rampart_session="))
     lowered = session.lower()
-    assert "httponly" in lowered and "secure" in lowered and "samesite=strict" in lowered
-    assert "path=/" in lowered and "domain" not in lowered
+    assert "httponly" in lowered
+    assert "secure" in lowered
+    assert "samesite=strict" in lowered
+    assert "path=/" in lowered
+    assert "domain" not in lowered
     device = next(c for c in cookies if c.startswith("__Host-rampart_device="))
-    assert "httponly" in device.lower() and "secure" in device.lower()
+    assert "httponly" in device.lower()
+    assert "secure" in device.lower()
 
 
 def test_wrong_password_page_does_not_reveal_the_account(
@@ -82,7 +92,9 @@ def test_wrong_password_page_does_not_reveal_the_account(
 def test_forms_without_the_csrf_token_are_refused(client: TestClient, container: Container) -> None:
     verified_user(client, container, "csrf@example.com")
     client.get("/login")
-    missing = client.post("/login", data={"email": "csrf@example.com", "password": PASSWORD, "csrf_token": ""})
+    missing = client.post(
+        "/login", data={"email": "csrf@example.com", "password": PASSWORD, "csrf_token": ""}
+    )
     assert missing.status_code == 403
     assert missing.json()["type"] == "urn:rampart:problem:csrf-failed"
     forged = client.post(
@@ -94,7 +106,9 @@ def test_forms_without_the_csrf_token_are_refused(client: TestClient, container:
     security = client.get("/security")
     # Signed in: a state change without the session's token is refused, whatever the route.
     assert client.post("/security/logout-everywhere", data={}).status_code == 403
-    assert client.post("/security/logout-everywhere", data={"csrf_token": "f" * 64}).status_code == 403
+    assert (
+        client.post("/security/logout-everywhere", data={"csrf_token": "f" * 64}).status_code == 403
+    )
     sessions = client.get("/v1/me/sessions")
     assert sessions.status_code == 200  # reads need no token
     other = login(client, "csrf@example.com")
@@ -159,29 +173,39 @@ def test_idle_timeout_and_absolute_lifetime(
 def test_reset_password_pages(client: TestClient, container: Container) -> None:
     verified_user(client, container, "reset@example.com")
     page = client.get("/forgot-password")
-    client.post("/forgot-password", data={"email": "reset@example.com", "csrf_token": _csrf(page.text)})
+    client.post(
+        "/forgot-password", data={"email": "reset@example.com", "csrf_token": _csrf(page.text)}
+    )
     token = link_token(container, "reset@example.com", "password-reset")
     form = client.get(f"/reset-password?token={token}")
     weak = client.post(
         "/reset-password",
         data={"token": token, "password": "password1", "csrf_token": _csrf(form.text)},
     )
-    assert weak.status_code == 422 and "most common" in weak.text
+    assert weak.status_code == 422
+    assert "most common" in weak.text
     ok = client.post(
         "/reset-password",
-        data={"token": token, "password": "a fresh page passphrase 8", "csrf_token": _csrf(form.text)},
+        data={
+            "token": token,
+            "password": "a fresh page passphrase 8",
+            "csrf_token": _csrf(form.text),
+        },
     )
-    assert ok.status_code == 200 and "Password changed" in ok.text
+    assert ok.status_code == 200
+    assert "Password changed" in ok.text
     assert latest(container, "reset@example.com", "password-changed")
 
 
 def test_dev_mailbox_page_shows_messages_escaped(client: TestClient, container: Container) -> None:
     verified_user(client, container, "box@example.com")
     page = client.get("/dev/mailbox")
-    assert page.status_code == 200 and "box@example.com" in page.text
+    assert page.status_code == 200
+    assert "box@example.com" in page.text
     message = latest(container, "box@example.com", "verify-email")
     shown = client.get(f"/dev/mailbox/{message.id}")
-    assert shown.status_code == 200 and "/verify-email?token=" in shown.text
+    assert shown.status_code == 200
+    assert "/verify-email?token=" in shown.text
     assert client.get("/dev/mailbox/not-an-id").status_code == 404
 
 

@@ -1,14 +1,14 @@
 """The audit log's tables.
 
-`audit_entry` and `audit_checkpoint` are append-only (database triggers refuse UPDATE and DELETE,
-and TRUNCATE on PostgreSQL). `audit_tree_state` is the one mutable row: the tree's size and right
+`audit_entry`, `audit_subtree` and `audit_checkpoint` are append-only (database triggers refuse
+UPDATE and DELETE, and TRUNCATE on PostgreSQL). `audit_tree_state` is the one mutable row: the tree's size and right
 border, updated under a row lock in the same transaction as the entries it counts, so sequence
 numbers are dense and in commit order. It can always be recomputed from the entries.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rampart.platform.base import Base
@@ -73,3 +73,24 @@ class AuditSigningKeyRow(Base):
     valid_from_ns: Mapped[int] = mapped_column(BigInteger)
     #: Set when another key takes over; the key still verifies the checkpoints it signed.
     retired_at_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+#: Perfect subtrees of at least 2**SUBTREE_MIN_HEIGHT leaves are stored as they complete (one row
+#: per 8 entries on average); smaller ones are rebuilt from at most 8 leaf hashes.
+SUBTREE_MIN_HEIGHT = 4
+
+
+class AuditSubtreeRow(Base):
+    """The hash of one complete perfect subtree: leaves [idx << level, (idx + 1) << level).
+
+    Written in the same transaction as the entries that complete it, never changed (append-only
+    like the entries). Proofs are assembled from these in O(log n) reads; they are checked
+    against the entries by `rampart audit verify` and every proof is checked against its root
+    before it is served, so a wrong row can only refuse a proof, never pass a false one.
+    """
+
+    __tablename__ = "audit_subtree"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))

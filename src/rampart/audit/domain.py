@@ -86,7 +86,17 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
     """Details as plain JSON values; Decimal amounts become strings so no digit is lost."""
     if depth > 16:
         raise AuditEntryError("audit details nest too deeply")
-    if value is None or isinstance(value, bool | str):
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise AuditEntryError("audit detail keys must be strings")
+            out[key] = item if type(item) is str else _jsonable(item, depth + 1)
+        return out
+    if isinstance(value, bool | str):
         return value
     if isinstance(value, int):
         if not -_SAFE_INT <= value <= _SAFE_INT:
@@ -184,13 +194,28 @@ def make_record(
     details: Mapping[str, Any],
 ) -> EntryRecord:
     """A validated record with JSON-ready details."""
-    _bounded("actor", actor, MAX_ACTOR, required=True)
-    _bounded("action", action, MAX_ACTION, required=True)
-    _bounded("outcome", outcome, MAX_OUTCOME, required=True)
-    _bounded("subject", subject, MAX_SUBJECT)
-    _bounded("request_id", request_id, MAX_REQUEST_ID)
-    _bounded("client_ip", client_ip, MAX_CLIENT_IP)
-    if not isinstance(ts_ns, int) or ts_ns < 0:
+    # The common case (every field a short string) is checked in one expression; anything else
+    # goes through the checks that say what is wrong.
+    if not (
+        type(actor) is str
+        and type(action) is str
+        and type(outcome) is str
+        and 0 < len(actor) <= MAX_ACTOR
+        and 0 < len(action) <= MAX_ACTION
+        and 0 < len(outcome) <= MAX_OUTCOME
+        and (subject is None or (type(subject) is str and len(subject) <= MAX_SUBJECT))
+        and (
+            request_id is None or (type(request_id) is str and len(request_id) <= MAX_REQUEST_ID)
+        )
+        and (client_ip is None or (type(client_ip) is str and len(client_ip) <= MAX_CLIENT_IP))
+    ):
+        _bounded("actor", actor, MAX_ACTOR, required=True)
+        _bounded("action", action, MAX_ACTION, required=True)
+        _bounded("outcome", outcome, MAX_OUTCOME, required=True)
+        _bounded("subject", subject, MAX_SUBJECT)
+        _bounded("request_id", request_id, MAX_REQUEST_ID)
+        _bounded("client_ip", client_ip, MAX_CLIENT_IP)
+    if type(ts_ns) is not int or ts_ns < 0:
         raise AuditEntryError("audit timestamps are non-negative nanoseconds")
     return EntryRecord(
         ts_ns=ts_ns,
@@ -205,7 +230,32 @@ def make_record(
 
 
 def entry_bytes(record: EntryRecord) -> bytes:
-    data = canonical_json(record.to_json())
+    """The canonical bytes of a record (any record: its details are checked as they are)."""
+    return _checked_size(canonical_json(record.to_json()))
+
+
+_ENTRY_DUMPS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
+def sanitised_entry_bytes(record: EntryRecord) -> bytes:
+    """`entry_bytes` for a record made by `make_record`, whose details hold no floats and no
+    integers beyond 2**53 (`_jsonable` saw to it).
+
+    For such values orjson's sorted output differs from RFC 8785 only through non-ASCII text
+    (key order by UTF-16 units, U+2028/U+2029, surrogates): when the output is pure ASCII it is
+    the canonical form, without walking the value first. Anything else takes `canonical_json`.
+    """
+    value = record.to_json()
+    try:
+        data = orjson.dumps(value, option=_ENTRY_DUMPS)
+    except orjson.JSONEncodeError:
+        data = b""
+    if not data or not data.isascii():
+        data = canonical_json(value)
+    return _checked_size(data)
+
+
+def _checked_size(data: bytes) -> bytes:
     if len(data) > MAX_ENTRY_BYTES:
         raise AuditEntryError(f"an audit entry may not exceed {MAX_ENTRY_BYTES} bytes")
     return data
@@ -226,7 +276,12 @@ def parse_entry(data: bytes) -> EntryRecord:
     if not isinstance(value, dict) or set(value) != _ENTRY_KEYS or value["v"] != ENTRY_VERSION:
         raise MalformedEntryError("not an audit entry of a known version")
     ts = value["ts"]
-    if not isinstance(ts, str) or not ts.isdigit() or not isinstance(value["details"], dict):
+    if (
+        not isinstance(ts, str)
+        or not (ts.isascii() and ts.isdigit())
+        or not isinstance(value["details"], dict)
+        or type(value["v"]) is not int
+    ):
         raise MalformedEntryError("malformed timestamp or details")
     for name in ("actor", "action", "outcome"):
         if not isinstance(value[name], str):

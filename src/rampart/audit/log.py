@@ -2,9 +2,15 @@
 
 Login failures and permission checks are recorded on their own, not inside a unit of work. Each
 `append` waits until its entry is committed (durable: SQLite with `synchronous=FULL`, PostgreSQL
-with its default synchronous commit) and returns its sequence number. Appends are group-committed:
-a writer thread takes everything queued, up to `batch_max` entries, and writes it in one
-transaction, so a thousand concurrent requests cost a handful of commits, not a thousand.
+with its default synchronous commit) and returns its sequence number.
+
+Group commit. Callers validate, canonicalise and hash their own entry (in their own thread, with
+no lock held), then join the open *group*. One writer thread takes the oldest group and writes it
+in one transaction while new callers fill the next one: the longer a commit takes, the more
+callers pile into the next group, so batches grow with load by themselves (up to `batch_max`
+entries). A group is settled as a whole: one `threading.Event` for the threads waiting on it and,
+for async callers, one future per event loop resolved with a single `call_soon_threadsafe`, so
+waking a thousand callers costs a handful of cross-thread hand-offs, not a thousand.
 
 When the writer thread is not running (a CLI command, a test that never started the container)
 `append` writes its entry in a transaction of its own, in the caller's thread: slower, equally
@@ -14,24 +20,54 @@ durable, never lost.
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
-from concurrent.futures import Future
+from collections import deque
 
 from rampart.audit.writer import PreparedEntry, SqlAuditWriter, prepare
 from rampart.kernel.clock import Clock
 from rampart.kernel.context import current_context
+from rampart.kernel.errors import UnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 
 log = get_logger(__name__)
 
-_STOP = object()
+
+class AuditUnavailableError(UnavailableError):
+    """The audit entry could not be written, so the action it records must not proceed."""
+
+    code = "audit-unavailable"
+    title = "The audit log cannot record this right now"
 
 
-class AuditLogClosedError(RuntimeError):
-    pass
+class _Group:
+    """Entries committed together, and how their callers learn the outcome."""
+
+    __slots__ = ("done", "entries", "error", "first", "loops")
+
+    def __init__(self) -> None:
+        self.entries: list[PreparedEntry] = []
+        self.done = threading.Event()
+        self.first = -1
+        self.error: BaseException | None = None
+        #: One future per event loop that has callers waiting in this group.
+        self.loops: dict[asyncio.AbstractEventLoop, asyncio.Future[int]] = {}
+
+
+def _settle(future: asyncio.Future[int], first: int, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(_unavailable(error))
+    else:
+        future.set_result(first)
+
+
+def _unavailable(error: BaseException) -> AuditUnavailableError:
+    failure = AuditUnavailableError("The audit entry could not be written.")
+    failure.__cause__ = error
+    return failure
 
 
 class AuditLog:
@@ -42,18 +78,21 @@ class AuditLog:
         self._writer = writer
         self._clock = clock
         self._batch_max = batch_max
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._groups: deque[_Group] = deque()
+        self._stopping = False
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        #: Entries committed by the writer thread per transaction, for the benchmark and metrics.
+        #: Transactions written by the writer thread, and the entries in them (for metrics and
+        #: the benchmark: their ratio is the mean batch).
         self.batches = 0
         self.batched_entries = 0
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        with self._lock:
+        with self._cond:
             if self._thread is not None:
                 return
+            self._stopping = False
             self._thread = threading.Thread(
                 target=self._run, name="rampart-audit-writer", daemon=True
             )
@@ -61,11 +100,12 @@ class AuditLog:
 
     def stop(self) -> None:
         """Write what is queued, then stop the writer thread."""
-        with self._lock:
+        with self._cond:
             thread, self._thread = self._thread, None
             if thread is None:
                 return
-            self._queue.put(_STOP)
+            self._stopping = True
+            self._cond.notify()
         thread.join()
 
     @property
@@ -79,26 +119,48 @@ class AuditLog:
     def append(self, event: AuditEvent) -> int:
         """Append one event and wait until it is durable; returns its sequence number."""
         entry = self._prepare(event)
-        future = self._submit(entry)
-        if future is None:
+        joined = self._join(entry, None)
+        if joined is None:
             return self._write_now([entry])
-        return future.result()
+        group, index, _ = joined
+        group.done.wait()
+        if group.error is not None:
+            raise _unavailable(group.error)
+        return group.first + index
 
     async def append_async(self, event: AuditEvent) -> int:
         """`append` for async code: the event loop keeps serving while the entry commits."""
         entry = self._prepare(event)
-        future = self._submit(entry)
-        if future is None:
+        joined = self._join(entry, asyncio.get_running_loop())
+        if joined is None:
             return await asyncio.to_thread(self._write_now, [entry])
-        return await asyncio.wrap_future(future)
+        group, index, future = joined
+        assert future is not None
+        # Shielded: the future is shared by every caller of this loop in the group, and one
+        # caller being cancelled must not cancel it for the others.
+        first = await asyncio.shield(future)
+        return first + index
 
-    def _submit(self, entry: PreparedEntry) -> Future[int] | None:
-        with self._lock:
+    def _join(
+        self, entry: PreparedEntry, loop: asyncio.AbstractEventLoop | None
+    ) -> tuple[_Group, int, asyncio.Future[int] | None] | None:
+        with self._cond:
             if self._thread is None:
                 return None
-            future: Future[int] = Future()
-            self._queue.put((entry, future))
-            return future
+            groups = self._groups
+            if not groups or len(groups[-1].entries) >= self._batch_max:
+                groups.append(_Group())
+                if len(groups) == 1:
+                    self._cond.notify()
+            group = groups[-1]
+            index = len(group.entries)
+            group.entries.append(entry)
+            future = None
+            if loop is not None:
+                future = group.loops.get(loop)
+                if future is None:
+                    future = group.loops[loop] = loop.create_future()
+            return group, index, future
 
     def _write_now(self, entries: list[PreparedEntry]) -> int:
         session = self._db.write_session()
@@ -111,36 +173,30 @@ class AuditLog:
 
     # --- the writer thread ---------------------------------------------------------------
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            batch: list[tuple[PreparedEntry, Future[int]]] = []
-            if item is _STOP:
-                stopping = True
-            else:
-                batch.append(item)  # type: ignore[arg-type]
-            # Take whatever else is already waiting: that is the group in group commit.
-            while len(batch) < self._batch_max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    continue
-                batch.append(item)  # type: ignore[arg-type]
-            if batch:
-                self._commit(batch)
+        while True:
+            with self._cond:
+                while not self._groups and not self._stopping:
+                    self._cond.wait()
+                if not self._groups:
+                    return
+                # Taken out under the lock: from here on nobody joins this group.
+                group = self._groups.popleft()
+            self._commit(group)
 
-    def _commit(self, batch: list[tuple[PreparedEntry, Future[int]]]) -> None:
+    def _commit(self, group: _Group) -> None:
         try:
-            first = self._write_now([entry for entry, _ in batch])
+            group.first = self._write_now(group.entries)
         except Exception as exc:  # noqa: BLE001 - every waiter learns its entry was not written
-            log.error("audit batch not written", error=type(exc).__name__, entries=len(batch))
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        self.batches += 1
-        self.batched_entries += len(batch)
-        for offset, (_, future) in enumerate(batch):
-            future.set_result(first + offset)
+            log.error(
+                "audit batch not written", error=type(exc).__name__, entries=len(group.entries)
+            )
+            group.error = exc
+        else:
+            self.batches += 1
+            self.batched_entries += len(group.entries)
+        group.done.set()
+        for loop, future in group.loops.items():
+            try:
+                loop.call_soon_threadsafe(_settle, future, group.first, group.error)
+            except RuntimeError:
+                pass  # that loop is closed: nobody is waiting there any more

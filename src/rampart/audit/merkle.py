@@ -17,12 +17,20 @@ equal sizes verify only with an empty proof and equal roots. Every hash, root in
 
 `CompactRange` keeps a growing tree's right border (the roots of its perfect subtrees), which is
 all that is needed to append leaves and to compute the root without the leaves themselves.
+
+Proofs from stored subtrees: every node an RFC 9162 proof needs is the hash of a range of leaves
+that splits into at most log2(n) perfect subtrees (`perfect_subtrees`). `inclusion_proof_from` and
+`consistency_proof_from` build the standard proofs from any `SubtreeHash` function, so a log that
+keeps the hashes of its perfect subtrees answers a proof with O(log n) reads; `proof_ranges` and
+`consistency_ranges` say in advance which ranges a proof will ask for, so they can be fetched in
+one query.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from operator import methodcaller
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"
@@ -36,7 +44,13 @@ __all__ = [
     "HASH_SIZE",
     "CompactRange",
     "consistency_proof",
+    "consistency_proof_from",
+    "consistency_ranges",
     "inclusion_proof",
+    "inclusion_proof_from",
+    "inclusion_ranges",
+    "perfect_levels",
+    "perfect_subtrees",
     "leaf_hash",
     "node_hash",
     "root_hash",
@@ -279,6 +293,49 @@ class CompactRange:
         for leaf in leaves:
             self.append(leaf)
 
+    def extend_recording(
+        self, leaves: Sequence[bytes], min_height: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Append `leaves`; return every perfect subtree they complete of height >= min_height,
+        as (height, index, hash). This is how the log stores the subtrees proofs are built from.
+        """
+        completed: list[tuple[int, int, bytes]] = []
+        border = self._border
+        for leaf in leaves:
+            s = self.size
+            h = leaf
+            height = 0
+            while s & 1:
+                h = _sha256(NODE_PREFIX + border.pop() + h).digest()
+                s >>= 1
+                height += 1
+                if height >= min_height:
+                    completed.append((height, ((self.size + 1) >> height) - 1, h))
+            border.append(h)
+            self.size += 1
+        return completed
+
+    def push(self, node: bytes, height: int) -> list[tuple[int, int, bytes]]:
+        """Append a whole perfect subtree of 2**height leaves (the size must be a multiple of
+        2**height); return the perfect subtrees this completes above it, as in
+        `extend_recording`."""
+        width = 1 << height
+        if self.size % width:
+            raise ValueError("a perfect subtree goes at a multiple of its width")
+        completed: list[tuple[int, int, bytes]] = []
+        border = self._border
+        s = self.size >> height
+        h = node
+        end = self.size + width
+        while s & 1:
+            h = _sha256(NODE_PREFIX + border.pop() + h).digest()
+            s >>= 1
+            height += 1
+            completed.append((height, (end >> height) - 1, h))
+        border.append(h)
+        self.size = end
+        return completed
+
     def root(self) -> bytes:
         border = self._border
         if not border:
@@ -338,3 +395,100 @@ def extension_consistency_proof(old: CompactRange, new_leaves: Sequence[bytes]) 
         return _mth(new_leaves, lo - m, hi - m)
 
     return _consistency_path(m, 0, n, subtree)
+
+
+# --- Proofs from stored perfect subtrees -----------------------------------------------------------
+_digest = methodcaller("digest")
+
+
+def perfect_subtrees(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The perfect subtrees whose MTHs make up the MTH of leaves [lo, hi), left to right.
+
+    Each is (height, index): the node covering leaves [index << height, (index + 1) << height).
+    RFC 6962 splits n leaves at the largest power of two below n, so [lo, hi) is the perfect
+    subtrees of the set bits of hi - lo, largest first; `lo` must be a multiple of the first one's
+    width, which holds for every range a proof asks for (they come from splitting the tree).
+    """
+    if not 0 <= lo < hi:
+        raise ValueError("needs 0 <= lo < hi")
+    pieces = []
+    start = lo
+    n = hi - lo
+    for height in range(n.bit_length() - 1, -1, -1):
+        if n >> height & 1:
+            if start % (1 << height):
+                raise ValueError("the range is not aligned to the tree's subtrees")
+            pieces.append((height, start >> height))
+            start += 1 << height
+    return pieces
+
+
+def fold_subtrees(hashes: Sequence[bytes]) -> bytes:
+    """The MTH of consecutive perfect subtrees given largest first (as `perfect_subtrees`)."""
+    r = hashes[-1]
+    for i in range(len(hashes) - 2, -1, -1):
+        r = _sha256(NODE_PREFIX + hashes[i] + r).digest()
+    return r
+
+
+def _recording() -> tuple[list[tuple[int, int]], SubtreeHash]:
+    ranges: list[tuple[int, int]] = []
+
+    def record(lo: int, hi: int) -> bytes:
+        ranges.append((lo, hi))
+        return EMPTY_ROOT
+
+    return ranges, record
+
+
+def inclusion_ranges(index: int, tree_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [lo, hi) whose MTHs form the inclusion proof of `index` (leaf first)."""
+    if not 0 <= index < tree_size:
+        raise ValueError("index out of range")
+    ranges, record = _recording()
+    _inclusion_path(index, 0, tree_size, record)
+    ranges.reverse()
+    return ranges
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose MTHs form the consistency proof from old_size to new_size."""
+    if not 0 < old_size <= new_size:
+        raise ValueError("old_size must satisfy 0 < old_size <= new_size")
+    if old_size == new_size:
+        return []
+    ranges, record = _recording()
+    _consistency_path(old_size, 0, new_size, record)
+    ranges.reverse()
+    return ranges
+
+
+def inclusion_proof_from(index: int, tree_size: int, subtree: SubtreeHash) -> list[bytes]:
+    """`inclusion_proof` for a tree known only through `subtree(lo, hi)` (the MTH of a range)."""
+    return [subtree(lo, hi) for lo, hi in inclusion_ranges(index, tree_size)]
+
+
+def consistency_proof_from(old_size: int, new_size: int, subtree: SubtreeHash) -> list[bytes]:
+    """`consistency_proof` for a tree known only through `subtree(lo, hi)`."""
+    return [subtree(lo, hi) for lo, hi in consistency_ranges(old_size, new_size)]
+
+
+def perfect_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every complete node above `leaves`, level by level: levels[0] is the leaves themselves and
+    levels[h][j] the root of leaves [j << h, (j + 1) << h) (complete pairs only).
+
+    Built a whole level at a time with C-level `map`s: this is what makes full verification fast.
+    The leaves must start at a multiple of 2**len(levels) for the nodes to be the tree's own.
+    """
+    level = list(leaves)
+    levels = [level]
+    join = NODE_PREFIX.__add__
+    while len(level) > 1:
+        level = list(map(_digest, map(_sha256, map(join, map(bytes.__add__, level[0::2], level[1::2])))))
+        levels.append(level)
+    return levels
+
+
+def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
+    """`leaf_hash` of every entry, in one C-level pass."""
+    return list(map(_digest, map(_sha256, map(LEAF_PREFIX.__add__, entries))))

@@ -107,7 +107,9 @@ class AccountService:
     def _send_verification(self, uow: UnitOfWork, user_id: str, email: str, purpose: str) -> None:
         hours = self._settings.email_verification_hours
         token = self._link_token(uow, user_id, purpose, email, timedelta(hours=hours))
-        self._send(uow, email, notices.verify_email(f"{self._url}/verify-email?token={token}", hours))
+        self._send(
+            uow, email, notices.verify_email(f"{self._url}/verify-email?token={token}", hours)
+        )
 
     def _take_link(self, uow: UnitOfWork, token: str, purposes: tuple[str, ...]) -> EmailTokenRow:
         """Consume a link token: exactly once, before it expires, for a live account."""
@@ -156,7 +158,9 @@ class AccountService:
                 self._send(
                     uow,
                     email,
-                    notices.already_registered(f"{self._url}/login", f"{self._url}/forgot-password"),
+                    notices.already_registered(
+                        f"{self._url}/login", f"{self._url}/forgot-password"
+                    ),
                 )
             uow.audit(
                 AuditEvent(
@@ -208,7 +212,9 @@ class AccountService:
         )
         uow.session.add(user)
         uow.session.flush()
-        self._roles.assign_role(uow, user.id, role, granted_by=created_by, reason="created by operator")
+        self._roles.assign_role(
+            uow, user.id, role, granted_by=created_by, reason="created by operator"
+        )
         if not verified:
             self._send_verification(uow, user.id, email, PURPOSE_VERIFY)
         uow.audit(
@@ -282,13 +288,21 @@ class AccountService:
         if (open_links or 0) >= MAX_OPEN_RESETS:
             return
         minutes = self._settings.password_reset_minutes
-        token = self._link_token(uow, user.id, PURPOSE_RESET, user.email, timedelta(minutes=minutes))
-        self._send(uow, user.email, notices.password_reset(f"{self._url}/reset-password?token={token}", minutes))
+        token = self._link_token(
+            uow, user.id, PURPOSE_RESET, user.email, timedelta(minutes=minutes)
+        )
+        self._send(
+            uow,
+            user.email,
+            notices.password_reset(f"{self._url}/reset-password?token={token}", minutes),
+        )
         uow.audit(AuditEvent(action="identity.password.reset_requested", subject=f"user:{user.id}"))
 
     def reset_target(self, session: Session, token: str) -> str:
         """The address a reset link belongs to (for the password policy), without using it."""
-        row = session.scalar(select(EmailTokenRow).where(EmailTokenRow.token_hash == token_hash(token)))
+        row = session.scalar(
+            select(EmailTokenRow).where(EmailTokenRow.token_hash == token_hash(token))
+        )
         if (
             row is None
             or row.purpose != PURPOSE_RESET
@@ -336,7 +350,11 @@ class AccountService:
         user.password_changed_at = now
         user.updated_at = now
         self._sessions.revoke_all(
-            uow, user.id, reason="password-changed", keep_session_id=keep_session_id, not_before=False
+            uow,
+            user.id,
+            reason="password-changed",
+            keep_session_id=keep_session_id,
+            not_before=False,
         )
         self._send(uow, user.email, notices.password_changed("changed"))
         uow.audit(AuditEvent(action="identity.password.changed", subject=f"user:{user.id}"))

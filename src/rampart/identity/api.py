@@ -23,6 +23,7 @@ from rampart.identity.sessions import KIND_API, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.platform.http.access import public
 from rampart.platform.http.deps import get_container
+from rampart.ratelimit.api import rate_limit
 
 router = APIRouter(tags=["identity"])
 
@@ -89,7 +90,7 @@ class Accepted(BaseModel):
 
 class TokensOut(BaseModel):
     status: str = "complete"
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
     access_token: str
     expires_in: int
     refresh_token: str
@@ -146,7 +147,9 @@ def client_info(request: Request, device_id: str | None) -> ClientInfo:
 
 
 def _tokens_out(issued: IssuedLogin, now_epoch: float) -> TokensOut:
-    assert issued.access_token and issued.refresh_token and issued.refresh_expires_at
+    assert issued.access_token
+    assert issued.refresh_token
+    assert issued.refresh_expires_at
     assert issued.access_expires_at is not None
     return TokensOut(
         access_token=issued.access_token,
@@ -169,7 +172,10 @@ def _login_out(outcome: LoginOutcome, now_epoch: float) -> TokensOut | SecondFac
 
 
 @router.post(
-    "/v1/auth/register", status_code=202, response_model=Accepted, dependencies=[Depends(public)]
+    "/v1/auth/register",
+    status_code=202,
+    response_model=Accepted,
+    dependencies=[Depends(public), Depends(rate_limit("ip.signup"))],
 )
 async def register(body: RegisterIn, request: Request) -> Accepted:
     """Create an account; a link to confirm the address is emailed. Same answer for an address
@@ -203,7 +209,7 @@ async def resend_verification(request: Request, me: Me) -> Accepted:
 @router.post(
     "/v1/auth/login",
     response_model=TokensOut | SecondFactorOut,
-    dependencies=[Depends(public)],
+    dependencies=[Depends(public), Depends(rate_limit("ip.login"))],
 )
 async def login(body: LoginIn, request: Request) -> TokensOut | SecondFactorOut:
     """Sign in a program: an access token (15 minutes) and a refresh token (24 hours), or, for
@@ -243,7 +249,9 @@ async def logout(request: Request, me: Me, body: LogoutIn | None = None) -> Resp
     if me.method == "session":
         from rampart.identity.authn import SESSION_COOKIE
 
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict"
+        )
     return response
 
 
@@ -251,7 +259,7 @@ async def logout(request: Request, me: Me, body: LogoutIn | None = None) -> Resp
     "/v1/auth/password/forgot",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(public)],
+    dependencies=[Depends(public), Depends(rate_limit("ip.password-reset"))],
 )
 async def forgot_password(body: ForgotIn, request: Request) -> Accepted:
     container = get_container(request)
@@ -272,7 +280,11 @@ async def forgot_password(body: ForgotIn, request: Request) -> Accepted:
     )
 
 
-@router.post("/v1/auth/password/reset", response_model=Accepted, dependencies=[Depends(public)])
+@router.post(
+    "/v1/auth/password/reset",
+    response_model=Accepted,
+    dependencies=[Depends(public), Depends(rate_limit("ip.password-reset"))],
+)
 async def reset_password(body: ResetIn, request: Request) -> Accepted:
     """Set a new password from a reset link. Every session and token of the account ends."""
     await flows.reset_password(get_container(request), body.token, body.password)
@@ -315,7 +327,9 @@ async def change_password(body: ChangePasswordIn, request: Request, me: Me) -> R
 @router.post("/v1/me/email", status_code=202, response_model=Accepted)
 async def change_email(body: ChangeEmailIn, request: Request, me: Me) -> Accepted:
     """Ask to change the sign-in address; it changes once the link sent to it is opened."""
-    await flows.change_email(get_container(request), me.user_id or "", body.password, body.new_email)
+    await flows.change_email(
+        get_container(request), me.user_id or "", body.password, body.new_email
+    )
     return Accepted(
         status="verification_sent",
         detail="Open the link sent to the new address to complete the change.",

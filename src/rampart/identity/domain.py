@@ -105,8 +105,10 @@ class HashingBusyError(UnavailableError):
 # --- emails ---------------------------------------------------------------------------------
 
 MAX_EMAIL = 254
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 
 
 def normalise_email(raw: str) -> str:
@@ -266,7 +268,7 @@ def after_failure(state: ThrottleState, now: datetime, policy: ThrottlePolicy) -
 class LoginStep(StrEnum):
     """Where a sign-in stands. Tokens and sessions are issued only from `COMPLETE`."""
 
-    PASSWORD = "password"  # nothing proven yet
+    PASSWORD = "password"  # noqa: S105 - nothing proven yet
     SECOND_FACTOR = "second_factor"  # password proven; a second factor is owed
     COMPLETE = "complete"  # every required factor proven
 

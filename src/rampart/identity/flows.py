@@ -7,7 +7,9 @@ the caller of the services, like a route. No transaction stays open while a hash
 
 from __future__ import annotations
 
+import asyncio
 import math
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +34,28 @@ T = TypeVar("T")
 log = get_logger(__name__)
 
 
+#: Worker threads the credential flows (sign-in, sign-up, reset) may hold at once for database
+#: work. Those flows are what an attacker can flood; without a bound, fifty sign-ins queued on the
+#: database write lock would hold the shared thread pool that every other request's reads need.
+CREDENTIAL_DB_SLOTS = 2
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(CREDENTIAL_DB_SLOTS)
+    return gate
+
+
+async def _bounded(fn: Callable[..., T], *args: Any) -> T:
+    async with _gate():
+        return await run_in_threadpool(fn, *args)
+
+
 def _in_uow(container: Container, work: Callable[[UnitOfWork], T]) -> T:
     with container.uow() as uow:
         result = work(uow)
@@ -42,6 +66,10 @@ def _in_uow(container: Container, work: Callable[[UnitOfWork], T]) -> T:
 async def in_transaction(container: Container, work: Callable[[UnitOfWork], T]) -> T:
     """Run `work` in a unit of work on a worker thread and commit it."""
     return await run_in_threadpool(_in_uow, container, work)
+
+
+async def _credential_transaction(container: Container, work: Callable[[UnitOfWork], T]) -> T:
+    return await _bounded(_in_uow, container, work)
 
 
 async def audit_outside_transaction(container: Container, event: AuditEvent) -> None:
@@ -69,7 +97,7 @@ async def login_with_password(
             return login.check_throttle(session, raw_email, client.ip)
 
     try:
-        check = await run_in_threadpool(read)
+        check = await _bounded(read)
     except LoginThrottledError as exc:
         await audit_outside_transaction(
             container,
@@ -84,10 +112,12 @@ async def login_with_password(
     stored = check.stored_hash or hasher.dummy_hash()
     matched = await identity.hashing.verify(stored, password)
     if not matched or check.user_id is None:
-        await in_transaction(container, lambda uow: login.record_failure(uow, check, client.ip))
+        await _credential_transaction(
+            container, lambda uow: login.record_failure(uow, check, client.ip)
+        )
         raise InvalidCredentialsError
     new_hash = await identity.hashing.hash(password) if hasher.needs_rehash(stored) else None
-    return await in_transaction(
+    return await _credential_transaction(
         container,
         lambda uow: login.password_verified(uow, check, kind, client, new_hash=new_hash),
     )
@@ -100,7 +130,7 @@ async def register(container: Container, raw_email: str, password: str) -> None:
     normal = identity.policy.check(password, email)
     password_hash = await identity.hashing.hash(normal)
     try:
-        await in_transaction(
+        await _credential_transaction(
             container, lambda uow: identity.accounts.register(uow, email, password_hash)
         )
     except IntegrityError:
@@ -115,7 +145,7 @@ async def reset_password(container: Container, token: str, password: str) -> str
         with container.db.read() as session:
             return identity.accounts.reset_target(session, token)
 
-    email = await run_in_threadpool(target)
+    email = await _bounded(target)
     normal = identity.policy.check(password, email)
     password_hash = await identity.hashing.hash(normal)
     return await in_transaction(
@@ -135,7 +165,7 @@ async def verify_current_password(container: Container, user_id: str, password: 
                 return None
             return row.email, row.password_hash
 
-    found = await run_in_threadpool(read)
+    found = await _bounded(read)
     hashing = container.identity.hashing
     stored = found[1] if found else hashing.hasher.dummy_hash()
     if not await hashing.verify(stored, password) or found is None:

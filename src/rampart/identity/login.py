@@ -32,8 +32,8 @@ from rampart.identity.domain import (
     LoginStep,
     LoginThrottledError,
     PendingLoginError,
-    next_login_step,
     new_token,
+    next_login_step,
     normalise_email,
     token_hash,
 )
@@ -121,9 +121,7 @@ class LoginService:
         wait = self.throttle.wait(session, key, ip)
         if wait > 0:
             raise LoginThrottledError(retry_after=wait)
-        user = (
-            session.scalar(select(UserRow).where(UserRow.email == email)) if email else None
-        )
+        user = session.scalar(select(UserRow).where(UserRow.email == email)) if email else None
         if user is None or user.status != AccountStatus.ACTIVE or not user.password_hash:
             return PasswordCheck(email=email, email_key=key, user_id=None, stored_hash=None)
         return PasswordCheck(
@@ -259,7 +257,13 @@ class LoginService:
 
     # --- issuing -----------------------------------------------------------------------------
     def _complete(
-        self, uow: UnitOfWork, user: UserRow, kind: str, client: ClientInfo, *, mfa_at: datetime | None
+        self,
+        uow: UnitOfWork,
+        user: UserRow,
+        kind: str,
+        client: ClientInfo,
+        *,
+        mfa_at: datetime | None,
     ) -> IssuedLogin:
         now = self.clock.now()
         device_id, is_new = self.sessions.record_device(uow, user.id, client)
@@ -379,11 +383,15 @@ class LoginService:
             )
         )
 
-    def logout(self, uow: UnitOfWork, user_id: str, session_id: str | None, *, everywhere: bool) -> None:
+    def logout(
+        self, uow: UnitOfWork, user_id: str, session_id: str | None, *, everywhere: bool
+    ) -> None:
         if everywhere or session_id is None:
             self.sessions.revoke_all(uow, user_id, reason="logout-everywhere")
             return
         self.sessions.revoke(uow, user_id, session_id, reason="logout")
         uow.audit(
-            AuditEvent(action="auth.logout", subject=f"user:{user_id}", details={"session_id": session_id})
+            AuditEvent(
+                action="auth.logout", subject=f"user:{user_id}", details={"session_id": session_id}
+            )
         )

@@ -59,7 +59,8 @@ def new_device(user_agent: str | None, ip: str | None, when: str) -> Notice:
         "new-device",
         "New sign-in to your account",
         "Your Rampart account was just signed in to from a device we have not seen before.\n\n"
-        f"When: {when}\nDevice: {(user_agent or 'unknown')[:200]}\nIP address: {ip or 'unknown'}\n\n"
+        f"When: {when}\nDevice: {(user_agent or 'unknown')[:200]}\n"
+        f"IP address: {ip or 'unknown'}\n\n"
         "If this was you, nothing to do. If not, change your password and sign out the device "
         "from your security page.",
     )

@@ -209,7 +209,8 @@ class SessionStore:
         if active and user is not None:
             roles = self._roles.roles_of(session, user.id, now)
             permissions = effective_permissions(
-                self._roles.permissions_of(session, user.id, now), user.email_verified_at is not None
+                self._roles.permissions_of(session, user.id, now),
+                user.email_verified_at is not None,
             )
         not_before = 0
         if user is not None and user.tokens_not_before is not None:
@@ -286,11 +287,14 @@ class SessionStore:
                 lambda k, v: k in session_ids or (user_id is not None and v.user_id == user_id)
             )
             self._by_secret.delete_where(
-                lambda _k, v: v.session_id in session_ids
-                or (user_id is not None and v.user_id == user_id)
+                lambda _k, v: (
+                    v.session_id in session_ids or (user_id is not None and v.user_id == user_id)
+                )
             )
             self._tokens.forget(
-                lambda t: t.session_id in session_ids or (user_id is not None and t.user_id == user_id)
+                lambda t: (
+                    t.session_id in session_ids or (user_id is not None and t.user_id == user_id)
+                )
             )
 
         uow.after_commit(forget)
@@ -307,7 +311,9 @@ class SessionStore:
             # Unused refresh tokens of these families die with them.
             uow.session.execute(
                 update(RefreshTokenRow)
-                .where(RefreshTokenRow.session_id.in_(sorted(ids)), RefreshTokenRow.used_at.is_(None))
+                .where(
+                    RefreshTokenRow.session_id.in_(sorted(ids)), RefreshTokenRow.used_at.is_(None)
+                )
                 .values(used_at=now)
             )
         uow.session.flush()
@@ -334,9 +340,7 @@ class SessionStore:
         """Reload the user's sessions from the database after this commit (permissions moved)."""
         self._forget_after_commit(uow, session_ids=set(), user_id=user_id)
 
-    def revoke(
-        self, uow: UnitOfWork, user_id: str, session_id: str, *, reason: str
-    ) -> SessionRow:
+    def revoke(self, uow: UnitOfWork, user_id: str, session_id: str, *, reason: str) -> SessionRow:
         """End one of the user's sessions; another user's session is `NotFoundError`."""
         row = uow.session.get(SessionRow, session_id)
         if row is None or row.user_id != user_id:
@@ -411,7 +415,9 @@ class SessionStore:
 
     # --- listing -----------------------------------------------------------------------------
     def list_sessions(self, session: Session, user_id: str) -> list[SessionView]:
+        """The user's live sessions, most recently active first (idle browser ones left out)."""
         now = self._clock.now()
+        idle_since = now - timedelta(minutes=self._settings.session_idle_minutes)
         rows = session.scalars(
             select(SessionRow)
             .where(
@@ -434,6 +440,7 @@ class SessionStore:
                 expires_at=utc(r.expires_at),
             )
             for r in rows
+            if r.kind != KIND_BROWSER or utc(r.last_seen_at) >= idle_since
         ]
 
     def list_devices(self, session: Session, user_id: str) -> list[DeviceView]:

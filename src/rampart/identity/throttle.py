@@ -63,7 +63,8 @@ class LoginThrottle:
         account = self._state(session.get(LoginThrottleRow, account_key(email_key)))
         by_ip = self._state(session.get(LoginThrottleRow, ip_key(ip)))
         return max(
-            wait_seconds(account, now, self.account_policy), wait_seconds(by_ip, now, self.ip_policy)
+            wait_seconds(account, now, self.account_policy),
+            wait_seconds(by_ip, now, self.ip_policy),
         )
 
     def _bump(self, uow: UnitOfWork, key: str, policy: ThrottlePolicy) -> ThrottleState:
@@ -91,11 +92,12 @@ class LoginThrottle:
     def clear_account(self, uow: UnitOfWork, email_key: str) -> None:
         """Forget an account's failures: after a successful sign-in or a password reset. The IP
         counter is kept, or one valid account would let an attacker reset it between guesses."""
-        uow.session.execute(delete(LoginThrottleRow).where(LoginThrottleRow.key == account_key(email_key)))
+        uow.session.execute(
+            delete(LoginThrottleRow).where(LoginThrottleRow.key == account_key(email_key))
+        )
 
     def lock_ends(self, session: Session, email_key: str) -> float:
         row = session.get(LoginThrottleRow, account_key(email_key))
         if row is None or row.locked_until is None:
             return 0.0
         return max(0.0, (utc(row.locked_until) - self._clock.now()).total_seconds())
-

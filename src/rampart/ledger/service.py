@@ -63,7 +63,10 @@ def _account(row: Any) -> CashAccount:
 class LedgerService:
     # --- writing -----------------------------------------------------------------------------
     def load_accounts(
-        self, uow: UnitOfWork, batch: LedgerBatch, user_ids: Iterable[str] = (),
+        self,
+        uow: UnitOfWork,
+        batch: LedgerBatch,
+        user_ids: Iterable[str] = (),
         system: Iterable[str] = (),
     ) -> None:
         """Lock and load cash accounts (created on first use) and system accounts into `batch`."""
@@ -121,7 +124,11 @@ class LedgerService:
             key = (row.user_id, row.symbol)
             if key in wanted:
                 batch.positions[key] = Position(
-                    row.user_id, row.symbol, row.quantity, row.cost_basis, row.realised_pnl,
+                    row.user_id,
+                    row.symbol,
+                    row.quantity,
+                    row.cost_basis,
+                    row.realised_pnl,
                     new=False,
                 )
         for key in wanted:
@@ -143,8 +150,12 @@ class LedgerService:
             conn.execute(
                 POSTINGS.insert(),
                 [
-                    {"id": new_id(), "entry_id": e.id, "account_id": p.account_id,
-                     "amount": p.amount}
+                    {
+                        "id": new_id(),
+                        "entry_id": e.id,
+                        "account_id": p.account_id,
+                        "amount": p.amount,
+                    }
                     for e in batch.entries
                     for p in e.postings
                 ],
@@ -161,8 +172,12 @@ class LedgerService:
                     updated_at=bindparam("b_now"),
                 ),
                 [
-                    {"b_id": a.account_id, "b_balance": a.balance, "b_reserved": a.reserved,
-                     "b_now": now}
+                    {
+                        "b_id": a.account_id,
+                        "b_balance": a.balance,
+                        "b_reserved": a.reserved,
+                        "b_now": now,
+                    }
                     for a in dirty
                 ],
             )
@@ -174,9 +189,14 @@ class LedgerService:
             conn.execute(
                 POSITIONS.insert(),
                 [
-                    {"user_id": p.user_id, "symbol": p.symbol, "quantity": p.quantity,
-                     "cost_basis": p.cost_basis, "realised_pnl": p.realised_pnl,
-                     "updated_at": now}
+                    {
+                        "user_id": p.user_id,
+                        "symbol": p.symbol,
+                        "quantity": p.quantity,
+                        "cost_basis": p.cost_basis,
+                        "realised_pnl": p.realised_pnl,
+                        "updated_at": now,
+                    }
                     for p in new
                 ],
             )
@@ -194,8 +214,14 @@ class LedgerService:
                     updated_at=bindparam("b_now"),
                 ),
                 [
-                    {"b_user": p.user_id, "b_symbol": p.symbol, "b_quantity": p.quantity,
-                     "b_cost": p.cost_basis, "b_realised": p.realised_pnl, "b_now": now}
+                    {
+                        "b_user": p.user_id,
+                        "b_symbol": p.symbol,
+                        "b_quantity": p.quantity,
+                        "b_cost": p.cost_basis,
+                        "b_realised": p.realised_pnl,
+                        "b_now": now,
+                    }
                     for p in changed
                 ],
             )
@@ -212,16 +238,18 @@ class LedgerService:
         except MoneyError as exc:
             raise InvalidAmountError(str(exc)) from None
         if value <= 0 or value > MAX_DEPOSIT or value != value.quantize(CASH_PLACES):
-            raise InvalidAmountError(
-                f"Deposits are positive whole cents, at most {MAX_DEPOSIT}."
-            )
+            raise InvalidAmountError(f"Deposits are positive whole cents, at most {MAX_DEPOSIT}.")
         batch = LedgerBatch()
         self.load_accounts(uow, batch, [user_id], system=[EXTERNAL_ACCOUNT])
         entry_id = new_id()
         batch.post(
             JournalEntry.transfer(
-                entry_id, "deposit", (memo or "")[:80] or None, EXTERNAL_ACCOUNT,
-                cash_account_id(user_id), value,
+                entry_id,
+                "deposit",
+                (memo or "")[:80] or None,
+                EXTERNAL_ACCOUNT,
+                cash_account_id(user_id),
+                value,
             )
         )
         self.flush(uow, batch)
@@ -236,9 +264,11 @@ class LedgerService:
 
     # --- reading -----------------------------------------------------------------------------
     def account(self, session: Session, user_id: str) -> CashAccount:
-        row = session.connection().execute(
-            select(ACCOUNTS).where(ACCOUNTS.c.id == cash_account_id(user_id))
-        ).first()
+        row = (
+            session.connection()
+            .execute(select(ACCOUNTS).where(ACCOUNTS.c.id == cash_account_id(user_id)))
+            .first()
+        )
         if row is None:
             return CashAccount(cash_account_id(user_id), user_id)
         return _account(row)
@@ -258,8 +288,9 @@ class LedgerService:
         conn = session.connection()
         sums: dict[str, Decimal] = {}
         by_entry: dict[str, Decimal] = {}
-        for row in conn.execute(select(POSTINGS.c.entry_id, POSTINGS.c.account_id,
-                                       POSTINGS.c.amount)):
+        for row in conn.execute(
+            select(POSTINGS.c.entry_id, POSTINGS.c.account_id, POSTINGS.c.amount)
+        ):
             sums[row.account_id] = sums.get(row.account_id, ZERO) + row.amount
             by_entry[row.entry_id] = by_entry.get(row.entry_id, ZERO) + row.amount
         for entry_id, total in by_entry.items():
@@ -282,5 +313,6 @@ class LedgerService:
         return problems
 
     def entry_count(self, session: Session) -> int:
-        return int(session.connection().execute(select(func.count()).select_from(ENTRIES))
-                   .scalar_one())
+        return int(
+            session.connection().execute(select(func.count()).select_from(ENTRIES)).scalar_one()
+        )

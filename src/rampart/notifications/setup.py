@@ -16,14 +16,16 @@ from rampart.notifications.worker import OutboxWorker
 from rampart.platform.db import Database
 
 
-def mailbox_dir(settings: Settings) -> str:
-    return str(settings.data_dir / "outbox")
-
-
 def build_notifications(
     settings: Settings, clock: Clock, db: Database
 ) -> tuple[NotificationService, OutboxWorker]:
     cfg = settings.notifications
+    if settings.profile == "production" and "mailbox" in (cfg.email_transport, cfg.sms_provider):
+        # The mailbox writes one-time codes and reset links to local files: never in production.
+        raise ValueError(
+            "notifications: production needs RAMPART_NOTIFICATIONS__EMAIL_TRANSPORT=smtp and "
+            "RAMPART_NOTIFICATIONS__SMS_PROVIDER=http; the dev mailbox is refused"
+        )
     sink = MailboxSink(settings.data_dir / "outbox")
     email: EmailTransport = SmtpEmailTransport(cfg) if cfg.email_transport == "smtp" else sink
     sms: SmsProvider = HttpSmsProvider(cfg) if cfg.sms_provider == "http" else sink

@@ -63,7 +63,11 @@ class SmtpEmailTransport:
     def send_email(self, message: EmailMessage, now: datetime) -> None:
         settings = self._settings
         context = ssl.create_default_context()
-        host, port, timeout = settings.smtp_host or "", settings.smtp_port, settings.smtp_timeout_seconds
+        host, port, timeout = (
+            settings.smtp_host or "",
+            settings.smtp_port,
+            settings.smtp_timeout_seconds,
+        )
         try:
             smtp: smtplib.SMTP
             if settings.smtp_security == "tls":

@@ -62,11 +62,20 @@ class RootKeys:
         self._dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self._dir, 0o700)
         text = DEV_KEY_MARKER + new_key_text()
-        # O_EXCL: two processes starting together must not each write a different key.
+        # Written in full under a private name, then linked into place: two processes starting
+        # together must neither each write a different key nor read the other's half-written
+        # (empty) file. `link` fails if the name exists, so exactly one key wins.
+        staging = self._dir / f".{name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text(encoding="utf-8")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(staging, path)
+            except FileExistsError:
+                return path.read_text(encoding="utf-8")
+        finally:
+            staging.unlink(missing_ok=True)
         return text

@@ -20,15 +20,38 @@ import structlog
 
 from rampart.kernel.secret import REDACTED, Secret
 
+# `(?<![a-z])x(?![a-z])` rather than `\bx\b`: `_` is a word character, so `\bkek\b` would miss
+# `vault_kek` and `\bpan\b` would miss `card_pan`.
 SENSITIVE_KEY = re.compile(
     r"pass(word|wd|phrase)?|secret|token|authorization|auth_header|cookie|session_id|"
-    r"api[_-]?key|private[_-]?key|signing[_-]?key|\bkek\b|seed|otp|totp|backup[_-]?code|"
-    r"account[_-]?(number|no)|iban|routing|card[_-]?(number|no)|\bpan\b|cvv|cvc|tax[_-]?id|ssn|"
-    r"credential|signature",
+    r"api[_-]?key|private[_-]?key|signing[_-]?key|(?<![a-z])keks?(?![a-z]|_id)|"
+    r"(?<![a-z])(data|file|user|master|encryption|wrapping|hmac|root)[_-]?keys?(?![a-z]|_id)|"
+    r"(?<![a-z])deks?(?![a-z])|seed|otp|totp|(backup|recovery)[_-]?codes?|(?<![a-z])pin(?![a-z])|"
+    r"account[_-]?(number|no)|iban|routing|card[_-]?(number|no)|(?<![a-z])pan(?![a-z])|cvv|cvc|"
+    r"tax[_-]?id|ssn|credential|signature",
     re.IGNORECASE,
 )
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # PEM private keys (an unterminated block is cut to the end of the text).
+    (
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
+        ),
+        REDACTED,
+    ),
+    # Generated dev keys carry a marker, wherever they are pasted.
+    (re.compile(r"rampart-dev-key:[A-Za-z0-9+/=_-]+"), REDACTED),
+    # The password of a URL's userinfo: database, Redis and SMTP URLs in error messages.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/@]+@"), r"\1" + REDACTED + "@"),
+    # `password=...`, `api_key: ...` and the like in free text (a config dump, a DSN, a repr).
+    (
+        re.compile(
+            r"(?i)\b(pass(?:word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|keks?)"
+            r"([\"']?\s*[=:]\s*[\"']?)(?!\[REDACTED\])[^\s\"',;&}]+"
+        ),
+        r"\1\2" + REDACTED,
+    ),
     # Authorization header values, wherever they appear.
     (re.compile(r"(?i)\b(bearer|basic|digest)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     # JWTs: three base64url segments, the first two starting like JSON objects.
@@ -148,8 +171,11 @@ class _StdlibFilter(logging.Filter):
     """Format stdlib records' arguments through the redactor before they are rendered."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, dict):
+        if isinstance(record.msg, dict) and hasattr(record, "_logger"):
             return True  # from structlog: its processors have redacted it already
+        if isinstance(record.msg, Mapping):
+            # A library logging a mapping of its own: redact it by key, like our own fields.
+            record.msg = str(redact(record.msg))
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken log call must not break the caller

@@ -195,5 +195,5 @@ class RiskWorker:
                 if now - self._last_reload >= self._interval:
                     self._last_reload = now
                     self.reload()
-            except Exception:  # noqa: BLE001 - keep the worker alive; the next round retries
+            except Exception:
                 log.error("risk worker round failed", exc_info=True)

@@ -47,9 +47,7 @@ class ControlBook:
             return limits
         overrides = self._account_overrides.get(account_id)
         limits = (
-            self._platform_limits.with_overrides(overrides)
-            if overrides
-            else self._platform_limits
+            self._platform_limits.with_overrides(overrides) if overrides else self._platform_limits
         )
         self._limits[account_id] = limits
         return limits

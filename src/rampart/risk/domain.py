@@ -744,9 +744,7 @@ class RiskPipeline:
                 f"the {name} check failed ({type(exc).__name__}); the order is refused",
                 name,
             )
-        if order.order_type is _MARKET or (
-            order.order_type is _STOP and order.limit_price is None
-        ):
+        if order.order_type is _MARKET or (order.order_type is _STOP and order.limit_price is None):
             return Decision(True, protection_price=ev.price, flags=self._flags(order, instrument))
         if instrument.threshold_security and order.side is _SHORT:
             return Decision(True, flags=(FLAG_THRESHOLD_SECURITY,))
@@ -797,9 +795,7 @@ class RiskPipeline:
             return reject(RejectCode.ACCOUNT_HALTED, "trading on this account is halted")
         if i.status is _INSTRUMENT_RESTRICTED or o.symbol in c.restricted_symbols:
             return reject(RejectCode.RESTRICTED_SECURITY, f"{o.symbol} is on the restricted list")
-        if (
-            state is _STATE_REDUCING or c.platform_state is _STATE_REDUCING
-        ) and not ev.reducing:
+        if (state is _STATE_REDUCING or c.platform_state is _STATE_REDUCING) and not ev.reducing:
             return reject(
                 RejectCode.REDUCE_ONLY, "only orders that reduce exposure are accepted now"
             )
@@ -940,9 +936,7 @@ class RiskPipeline:
         reference = i.reference_price
         if reference is None:
             return reject(RejectCode.NO_REFERENCE_PRICE, f"{o.symbol} has no reference price")
-        fraction = (
-            self._default_collar if i.collar_percent is None else i.collar_percent / HUNDRED
-        )
+        fraction = self._default_collar if i.collar_percent is None else i.collar_percent / HUNDRED
         band = reference * fraction
         for price in (o.limit_price, o.stop_price):
             if price is not None and abs(price - reference) > band:
@@ -1011,8 +1005,7 @@ class RiskPipeline:
             )
         else:
             crosses = h.open_market_buy or (
-                h.highest_open_buy is not None
-                and (price is None or price <= h.highest_open_buy)
+                h.highest_open_buy is not None and (price is None or price <= h.highest_open_buy)
             )
         if crosses:
             return reject(

@@ -146,7 +146,7 @@ class RiskGate:
             request = self._request(order, context)
             instrument = instrument_snapshot(context.instrument, context.last_price)
             account = self.account_snapshot(request, context)
-        except Exception as exc:  # noqa: BLE001 - fail closed: no snapshot, no order
+        except Exception as exc:
             log.error("risk snapshot failed", exc_info=True)
             return Decision(
                 False,
@@ -212,7 +212,9 @@ class RiskGate:
             replaces=replaces,
         )
 
-    def account_snapshot(self, request: OrderRequest, context: Any | None = None) -> AccountSnapshot:
+    def account_snapshot(
+        self, request: OrderRequest, context: Any | None = None
+    ) -> AccountSnapshot:
         """The account as the pipeline sees it: cached facts, overlaid with the engine's live
         cash, reservations and position in the order's symbol when a context is given."""
         if not self.full and context is not None:
@@ -387,9 +389,7 @@ class RiskGate:
     def drain(self, uow: UnitOfWork, max_records: int = 500) -> int:
         """Write queued refusals (and their escalations) into `uow`; returns how many."""
         with self._pending_lock:
-            records = [
-                self._pending.popleft() for _ in range(min(max_records, len(self._pending)))
-            ]
+            records = [self._pending.popleft() for _ in range(min(max_records, len(self._pending)))]
         if records:
             self.service.record_rejections(uow, records)
         return len(records)

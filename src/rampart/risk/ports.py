@@ -78,6 +78,4 @@ class AccountFacts:
 
 
 class AccountFactsSource(Protocol):
-    def account_facts(self, session: Session, account_id: str, today: date) -> AccountFacts:
-        ...
-
+    def account_facts(self, session: Session, account_id: str, today: date) -> AccountFacts: ...

@@ -460,7 +460,8 @@ class RiskService:
         """Risk events, newest first, for compliance staff. `before` is the id of the last event
         of the previous page (ids sort by time)."""
         if not (
-            principal.can(Permission.COMPLIANCE_AUDIT) or principal.can(Permission.COMPLIANCE_REPORT)
+            principal.can(Permission.COMPLIANCE_AUDIT)
+            or principal.can(Permission.COMPLIANCE_REPORT)
         ):
             ensure_permission(principal, Permission.COMPLIANCE_AUDIT)
         limit = max(1, min(limit, MAX_PAGE))
@@ -497,9 +498,7 @@ class RiskService:
         scope = PLATFORM_SCOPE if account_id is None else f"account:{account_id}"
         row = session.get(RiskLimitRow, scope)
         effective = (
-            self.book.platform_limits
-            if account_id is None
-            else self.book.limits_for(account_id)
+            self.book.platform_limits if account_id is None else self.book.limits_for(account_id)
         )
         return {
             "scope": scope,
@@ -726,8 +725,10 @@ class RiskService:
                 symbol=target if scope is HaltScope.SYMBOL else None,
                 reason=CANCEL_REASON_HALT,
             )
-        except Exception:  # noqa: BLE001 - the halt stands; the failure is loud, not fatal
-            log.error("cancelling orders after a halt failed", halt_id=ticket.halt.id, exc_info=True)
+        except Exception:
+            log.error(
+                "cancelling orders after a halt failed", halt_id=ticket.halt.id, exc_info=True
+            )
 
     def _regulator_record(
         self, uow: UnitOfWork, halt_id: str, event: str, facts: dict[str, Any]
@@ -793,14 +794,6 @@ class RiskService:
         if row.resume_requested_by is None:
             raise ResumeNotRequestedError
         if row.resume_requested_by == principal.actor:
-            uow.audit(
-                AuditEvent(
-                    action="risk.halt.resume-refused",
-                    outcome="denied",
-                    subject=f"halt:{row.id}",
-                    details={"why": "same person asked and approved"},
-                )
-            )
             raise FourEyesError("The person who asked to resume cannot also approve it.")
         now = self._clock.now()
         row.status = "resumed"
@@ -838,6 +831,25 @@ class RiskService:
 
         uow.after_commit(lift)
         return _halt_view(row)
+
+    def record_four_eyes_refusal(self, uow: UnitOfWork, principal: Principal, halt_id: str) -> None:
+        """Audit a refused single-person resume (in its own transaction: the attempt rolled
+        back)."""
+        uow.audit(
+            AuditEvent(
+                action="risk.halt.resume-refused",
+                outcome="denied",
+                subject=f"halt:{halt_id[:36]}",
+                details={"why": "the person who asked to resume tried to approve it"},
+            )
+        )
+        self._event(
+            uow,
+            "resume-refused",
+            actor=principal.actor,
+            detail="four eyes: the requester cannot approve",
+            data={"halt_id": halt_id[:36]},
+        )
 
     def halts(
         self, session: Session, *, active_only: bool = True, limit: int = 100
@@ -882,7 +894,11 @@ class RiskService:
         self.book.set_restricted(symbol, True)
         self._event(uow, "restricted", actor=principal.actor, detail=reason, symbol=symbol)
         uow.audit(
-            AuditEvent(action="risk.restricted.added", subject=f"symbol:{symbol}", details={"reason": reason})
+            AuditEvent(
+                action="risk.restricted.added",
+                subject=f"symbol:{symbol}",
+                details={"reason": reason},
+            )
         )
 
     def unrestrict(self, uow: UnitOfWork, principal: Principal, symbol: str, reason: str) -> None:
@@ -897,7 +913,9 @@ class RiskService:
         self._event(uow, "unrestricted", actor=principal.actor, detail=reason, symbol=symbol)
         uow.audit(
             AuditEvent(
-                action="risk.restricted.removed", subject=f"symbol:{symbol}", details={"reason": reason}
+                action="risk.restricted.removed",
+                subject=f"symbol:{symbol}",
+                details={"reason": reason},
             )
         )
         uow.after_commit(lambda: self.book.set_restricted(symbol, False))
@@ -941,10 +959,19 @@ class RiskService:
         )
         uow.session.add(row)
         uow.session.flush()
-        details = {"locate_id": row.id, "symbol": symbol, "quantity": str(quantity), "source": source}
+        details = {
+            "locate_id": row.id,
+            "symbol": symbol,
+            "quantity": str(quantity),
+            "source": source,
+        }
         self._event(uow, "locate", actor=principal.actor, detail=f"located {quantity} {symbol}",
                     account_id=account_id, symbol=symbol, data=details)  # fmt: skip
-        uow.audit(AuditEvent(action="risk.locate.recorded", subject=f"account:{account_id}", details=details))
+        uow.audit(
+            AuditEvent(
+                action="risk.locate.recorded", subject=f"account:{account_id}", details=details
+            )
+        )
         return {**details, "account_id": account_id, "trade_date": today}
 
     def located(self, session: Session, account_id: str, day: date) -> dict[str, Decimal]:
@@ -1035,7 +1062,7 @@ class RiskService:
         def cancel() -> None:
             try:
                 canceller.cancel_open_orders(account_id=account_id, reason=CANCEL_REASON_DISCONNECT)
-            except Exception:  # noqa: BLE001 - logged; the orders' owner still sees them open
+            except Exception:
                 log.error("cancel-on-disconnect failed", exc_info=True)
 
         uow.after_commit(cancel)

@@ -144,7 +144,7 @@ class MarketSimulator:
     def _place(self, user: str, request: OrderRequest) -> dict[str, object]:
         result = self._orders.engine.call(Place(user, ACTOR, request), timeout=10)
         self.placed += 1
-        return result.order  # type: ignore[no-any-return]
+        return result.order
 
     def _quote(self, s: _Symbol) -> None:
         maker = self._random.choice(MAKERS)
@@ -156,31 +156,37 @@ class MarketSimulator:
             size = Decimal(self._random.randint(1, 10) * 10)
             bid = self._round(s.fair - spread * (level + 1), tick)
             ask = self._round(s.fair + spread * (level + 1), tick)
-            self._place(maker, OrderRequest(symbol, OrderSide.BUY, OrderType.LIMIT, size,
-                                            TimeInForce.DAY, bid))
+            self._place(
+                maker,
+                OrderRequest(symbol, OrderSide.BUY, OrderType.LIMIT, size, TimeInForce.DAY, bid),
+            )
             side = OrderSide.SELL if held >= size else OrderSide.SELL_SHORT
             if side is OrderSide.SELL:
                 held -= size
-            self._place(maker, OrderRequest(symbol, side, OrderType.LIMIT, size,
-                                            TimeInForce.DAY, ask))
+            self._place(
+                maker, OrderRequest(symbol, side, OrderType.LIMIT, size, TimeInForce.DAY, ask)
+            )
 
     def _noise(self, s: _Symbol) -> None:
         trader = self._random.choice(NOISE)
         symbol = s.instrument.symbol
         size = Decimal(self._random.randint(1, 5))
-        buy = self._random.random() < 0.5 + float((s.fair - (self._orders.mark(symbol) or s.fair))
-                                                  / s.fair) * 5
+        buy = (
+            self._random.random()
+            < 0.5 + float((s.fair - (self._orders.mark(symbol) or s.fair)) / s.fair) * 5
+        )
         held = self._orders_position(trader, symbol)
         side = OrderSide.BUY if buy else (OrderSide.SELL if held >= size else OrderSide.SELL_SHORT)
         if self._random.random() < 0.6:
-            self._place(trader, OrderRequest(symbol, side, OrderType.MARKET, size,
-                                             TimeInForce.IOC))
+            self._place(trader, OrderRequest(symbol, side, OrderType.MARKET, size, TimeInForce.IOC))
         else:
             offset = s.instrument.tick_size * self._random.randint(-5, 5)
-            price = max(s.instrument.tick_size, self._round(s.fair + offset,
-                                                            s.instrument.tick_size))
-            self._place(trader, OrderRequest(symbol, side, OrderType.LIMIT, size,
-                                             TimeInForce.IOC, price))
+            price = max(
+                s.instrument.tick_size, self._round(s.fair + offset, s.instrument.tick_size)
+            )
+            self._place(
+                trader, OrderRequest(symbol, side, OrderType.LIMIT, size, TimeInForce.IOC, price)
+            )
 
     def _orders_position(self, user: str, symbol: str) -> Decimal:
         for p in self._orders.positions(user):

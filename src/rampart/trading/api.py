@@ -56,7 +56,7 @@ class OrderIn(BaseModel):
     @classmethod
     def _no_floats(cls, value: Any) -> Any:
         # A JSON float has already lost precision; integers are exact and accepted.
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, (bool, float)):
             raise ValueError("give amounts as decimal strings, not JSON numbers with a fraction")
         return str(value) if isinstance(value, int) else value
 
@@ -196,13 +196,15 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=36)] = None,
     status: Annotated[
-        Literal["open", "accepted", "partially_filled", "filled", "cancelled", "rejected",
-                "expired"] | None,
+        Literal[
+            "open", "accepted", "partially_filled", "filled", "cancelled", "rejected", "expired"
+        ]
+        | None,
         Query(),
     ] = None,
     symbol: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
-    page = _service(request).list(
+    page = _service(request).list_orders(
         _user(principal), limit=limit, before=cursor, status=status, symbol=symbol
     )
     return _json({"items": page.items, "next_cursor": page.next_cursor})
@@ -351,7 +353,9 @@ async def stream(
             try:
                 message = orjson.loads(raw)
                 op = message["op"]
-                symbols = [str(s)[:16] for s in message.get("symbols", [])][:MAX_SYMBOLS_PER_SUBSCRIPTION]
+                symbols = [str(s)[:16] for s in message.get("symbols", [])][
+                    :MAX_SYMBOLS_PER_SUBSCRIPTION
+                ]
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 await websocket.send_text('{"type":"error","data":{"code":"bad-message"}}')
                 continue
@@ -361,18 +365,31 @@ async def stream(
                 sub.symbols = set(list(wanted)[:MAX_SYMBOLS_PER_SUBSCRIPTION])
                 await websocket.send_text(
                     orjson.dumps(
-                        {"type": "subscribed",
-                         "data": {"symbols": sorted(sub.symbols), "unknown": unknown}}
+                        {
+                            "type": "subscribed",
+                            "data": {"symbols": sorted(sub.symbols), "unknown": unknown},
+                        }
                     ).decode()
                 )
                 for symbol in symbols:
                     snap = container.orders.engine.snapshot(symbol)
                     if snap is not None and symbol in sub.symbols:
-                        await websocket.send_text(orjson.dumps({"type": "book", "data": {
-                            "symbol": symbol,
-                            "bids": [[fmt(lv.price), fmt(lv.quantity)] for lv in snap.bids],
-                            "asks": [[fmt(lv.price), fmt(lv.quantity)] for lv in snap.asks],
-                        }}).decode())
+                        await websocket.send_text(
+                            orjson.dumps(
+                                {
+                                    "type": "book",
+                                    "data": {
+                                        "symbol": symbol,
+                                        "bids": [
+                                            [fmt(lv.price), fmt(lv.quantity)] for lv in snap.bids
+                                        ],
+                                        "asks": [
+                                            [fmt(lv.price), fmt(lv.quantity)] for lv in snap.asks
+                                        ],
+                                    },
+                                }
+                            ).decode()
+                        )
             elif op == "unsubscribe":
                 sub.symbols = sub.symbols - set(symbols)
             else:

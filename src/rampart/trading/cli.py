@@ -30,8 +30,14 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         try:
             table = Table("symbol", "name", "tick", "lot", "status", "reference")
             for i in c.orders.instruments():
-                table.add_row(i.symbol, i.name, str(i.tick_size), str(i.lot_size),
-                              i.status.value, str(i.reference_price))
+                table.add_row(
+                    i.symbol,
+                    i.name,
+                    str(i.tick_size),
+                    str(i.lot_size),
+                    i.status.value,
+                    str(i.reference_price),
+                )
             Console().print(table)
         finally:
             c.close()
@@ -49,9 +55,16 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         """Create or redefine an instrument."""
         c = container()
         try:
-            instrument = Instrument(symbol, name, Decimal(tick), Decimal(lot),
-                                    InstrumentStatus.ACTIVE, Decimal(price), easy_to_borrow,
-                                    threshold)
+            instrument = Instrument(
+                symbol,
+                name,
+                Decimal(tick),
+                Decimal(lot),
+                InstrumentStatus.ACTIVE,
+                Decimal(price),
+                easy_to_borrow,
+                threshold,
+            )
             with c.uow() as uow:
                 c.instruments.upsert(uow, instrument)
                 uow.commit()

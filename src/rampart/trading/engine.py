@@ -210,7 +210,7 @@ class OrderEngine:
         self._pending_sell: dict[tuple[str, str], Decimal] = {}
         self._priority = 0
         self._snapshots: dict[str, BookSnapshot] = {}
-        self._quotes: dict[str, tuple[Any, ...]] = {}
+        self._quotes: dict[str, tuple[Decimal | None, ...]] = {}
         self.batches = 0
         self.commands = 0
 
@@ -310,7 +310,7 @@ class OrderEngine:
                 self._write(batch, epoch)
                 uow.commit()
                 self._epoch = epoch + 1
-        except Exception as exc:  # noqa: BLE001 - the batch fails as a whole, books are rebuilt
+        except Exception as exc:
             log.error("order engine batch failed", error=type(exc).__name__, exc_info=True)
             self._epoch = None
             for _, future in items:
@@ -520,7 +520,11 @@ class OrderEngine:
         return PlaceResult(order.view(), created=True)
 
     def _check(
-        self, batch: _Batch, order: Order, instrument: Instrument, action: str,
+        self,
+        batch: _Batch,
+        order: Order,
+        instrument: Instrument,
+        action: str,
         quantity: Decimal,
     ) -> tuple[str | None, Decimal]:
         """Built-in checks, then the registered pre-trade checks: (reason or None, reservation).
@@ -549,8 +553,14 @@ class OrderEngine:
                 reservation = per_unit * quantity
             else:
                 probe = VenueOrder(
-                    order.id, order.user_id, order.symbol, order.side.book_side, quantity,
-                    None, order.time_in_force, 0,
+                    order.id,
+                    order.user_id,
+                    order.symbol,
+                    order.side.book_side,
+                    quantity,
+                    None,
+                    order.time_in_force,
+                    0,
                 )
                 fillable, reservation = self.venue.executable(probe)
                 if fillable <= 0:
@@ -567,9 +577,9 @@ class OrderEngine:
                 buying_power=account.buying_power,
                 position_quantity=position.quantity,
                 open_orders=sum(
-                    1 for o in self._open.values()
-                    if o.user_id == order.user_id and o.symbol == order.symbol
-                    and o.id != order.id
+                    1
+                    for o in self._open.values()
+                    if o.user_id == order.user_id and o.symbol == order.symbol and o.id != order.id
                 ),
                 last_price=book.last_price or instrument.reference_price,
                 reservation=reservation,
@@ -597,11 +607,21 @@ class OrderEngine:
         if quantity <= order.filled_quantity:
             raise InvalidOrderError("The new quantity must exceed the quantity already filled.")
         candidate = Order(
-            id=order.id, user_id=order.user_id, symbol=order.symbol, side=order.side,
-            type=order.type, time_in_force=order.time_in_force, quantity=quantity,
-            limit_price=limit, stop_price=stop, client_order_id=order.client_order_id,
-            created_at=order.created_at, updated_at=batch.now, status=order.status,
-            filled_quantity=order.filled_quantity, triggered=order.triggered,
+            id=order.id,
+            user_id=order.user_id,
+            symbol=order.symbol,
+            side=order.side,
+            type=order.type,
+            time_in_force=order.time_in_force,
+            quantity=quantity,
+            limit_price=limit,
+            stop_price=stop,
+            client_order_id=order.client_order_id,
+            created_at=order.created_at,
+            updated_at=batch.now,
+            status=order.status,
+            filled_quantity=order.filled_quantity,
+            triggered=order.triggered,
         )
         instrument = batch.instruments.get(order.symbol)
         if instrument is None:
@@ -622,8 +642,8 @@ class OrderEngine:
                 )
             )
             raise ModifyRejectedError(reason)
-        keeps_priority = limit == order.limit_price and stop == order.stop_price and (
-            quantity <= order.quantity
+        keeps_priority = (
+            limit == order.limit_price and stop == order.stop_price and (quantity <= order.quantity)
         )
         account = self._account(batch, order.user_id)
         if order.reserves_cash:
@@ -637,12 +657,21 @@ class OrderEngine:
             self._pending_sell[key] = self._pending_sell.get(key, ZERO) + (
                 remaining - order.remaining
             )
-        previous = {"quantity": str(order.quantity), "limit_price": fmt(order.limit_price),
-                    "stop_price": fmt(order.stop_price)}
+        previous = {
+            "quantity": str(order.quantity),
+            "limit_price": fmt(order.limit_price),
+            "stop_price": fmt(order.stop_price),
+        }
         order.quantity, order.limit_price, order.stop_price = quantity, limit, stop
         before = order.transition(order.status, batch.now)
-        self._record(batch, order, before, "modified", command.actor,
-                     {"previous": previous, "priority_kept": keeps_priority})
+        self._record(
+            batch,
+            order,
+            before,
+            "modified",
+            command.actor,
+            {"previous": previous, "priority_kept": keeps_priority},
+        )
         if order.is_stop and not order.triggered:
             pass
         elif keeps_priority:
@@ -658,9 +687,13 @@ class OrderEngine:
         if order is not None and order.user_id == user_id:
             return order
         # Another user's order looks exactly like no order at all.
-        row = batch.uow.session.connection().execute(
-            select(ORDERS.c.status).where(ORDERS.c.id == order_id, ORDERS.c.user_id == user_id)
-        ).first()
+        row = (
+            batch.uow.session.connection()
+            .execute(
+                select(ORDERS.c.status).where(ORDERS.c.id == order_id, ORDERS.c.user_id == user_id)
+            )
+            .first()
+        )
         if row is None:
             raise OrderNotFoundError
         raise OrderNotOpenError(f"The order is {row.status}.")
@@ -687,8 +720,9 @@ class OrderEngine:
         for resting in report.self_trade_cancelled:
             maker = self._open.get(resting.order_id)
             if maker is not None:
-                self._finish(batch, maker, OrderStatus.CANCELLED, Reason.SELF_TRADE_PREVENTED,
-                             "system")
+                self._finish(
+                    batch, maker, OrderStatus.CANCELLED, Reason.SELF_TRADE_PREVENTED, "system"
+                )
         for match in report.matches:
             maker = self._open[match.maker_id]
             self._trade(batch, order, maker, match.price, match.quantity, actor)
@@ -701,7 +735,12 @@ class OrderEngine:
             self._finish(batch, order, OrderStatus.CANCELLED, reason, actor)
 
     def _trade(
-        self, batch: _Batch, taker: Order, maker: Order, price: Decimal, quantity: Decimal,
+        self,
+        batch: _Batch,
+        taker: Order,
+        maker: Order,
+        price: Decimal,
+        quantity: Decimal,
         actor: str,
     ) -> None:
         buyer, seller = (taker, maker) if taker.side is OrderSide.BUY else (maker, taker)
@@ -723,21 +762,39 @@ class OrderEngine:
             )
         )
         for order, liquidity in ((taker, "taker"), (maker, "maker")):
-            self._apply_fill(batch, order, price, quantity, trade_id, liquidity,
-                             actor if order is taker else "system")
+            self._apply_fill(
+                batch,
+                order,
+                price,
+                quantity,
+                trade_id,
+                liquidity,
+                actor if order is taker else "system",
+            )
         batch.events.append(
             StreamEvent(
                 "trade",
-                {"symbol": taker.symbol, "price": fmt(price), "quantity": fmt(quantity),
-                 "trade_id": trade_id, "at": batch.now.isoformat(),
-                 "aggressor": taker.side.book_side.value},
+                {
+                    "symbol": taker.symbol,
+                    "price": fmt(price),
+                    "quantity": fmt(quantity),
+                    "trade_id": trade_id,
+                    "at": batch.now.isoformat(),
+                    "aggressor": taker.side.book_side.value,
+                },
                 symbol=taker.symbol,
             )
         )
 
     def _apply_fill(
-        self, batch: _Batch, order: Order, price: Decimal, quantity: Decimal, trade_id: str,
-        liquidity: str, actor: str,
+        self,
+        batch: _Batch,
+        order: Order,
+        price: Decimal,
+        quantity: Decimal,
+        trade_id: str,
+        liquidity: str,
+        actor: str,
     ) -> None:
         account = self._account(batch, order.user_id)
         if order.reserved > 0:
@@ -752,14 +809,30 @@ class OrderEngine:
         if order.side is OrderSide.SELL:
             key = (order.user_id, order.symbol)
             self._pending_sell[key] = self._pending_sell.get(key, ZERO) - quantity
-        fill = Fill(new_id(), trade_id, order.id, order.user_id, order.symbol, order.side,
-                    price, quantity, liquidity, batch.now)
+        fill = Fill(
+            new_id(),
+            trade_id,
+            order.id,
+            order.user_id,
+            order.symbol,
+            order.side,
+            price,
+            quantity,
+            liquidity,
+            batch.now,
+        )
         batch.fills.append(fill)
         batch.events.append(StreamEvent("fill", fill.view(), user_id=order.user_id))
         status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         before = order.transition(status, batch.now)
-        self._record(batch, order, before, status.value, actor,
-                     {"fill_price": str(price), "fill_quantity": str(quantity)})
+        self._record(
+            batch,
+            order,
+            before,
+            status.value,
+            actor,
+            {"fill_price": str(price), "fill_quantity": str(quantity)},
+        )
         if status is OrderStatus.FILLED:
             self._close(batch, order)
 
@@ -799,10 +872,13 @@ class OrderEngine:
             if not stops or last is None:
                 return
             ready = [
-                o for o in stops.values()
+                o
+                for o in stops.values()
                 if o.stop_price is not None
-                and ((o.side is OrderSide.BUY and last >= o.stop_price)
-                     or (o.side is not OrderSide.BUY and last <= o.stop_price))
+                and (
+                    (o.side is OrderSide.BUY and last >= o.stop_price)
+                    or (o.side is not OrderSide.BUY and last <= o.stop_price)
+                )
             ]
             if not ready:
                 return
@@ -818,12 +894,16 @@ class OrderEngine:
                 order.reserved = ZERO
                 fillable, cost = self.venue.executable(self._venue_order(order))
                 if fillable <= 0:
-                    self._finish(batch, order, OrderStatus.CANCELLED, Reason.NO_LIQUIDITY,
-                                 "system")
+                    self._finish(batch, order, OrderStatus.CANCELLED, Reason.NO_LIQUIDITY, "system")
                     continue
                 if cost > account.buying_power:
-                    self._finish(batch, order, OrderStatus.CANCELLED,
-                                 Reason.INSUFFICIENT_BUYING_POWER, "system")
+                    self._finish(
+                        batch,
+                        order,
+                        OrderStatus.CANCELLED,
+                        Reason.INSUFFICIENT_BUYING_POWER,
+                        "system",
+                    )
                     continue
                 account.reserve(cost)
                 order.reserved = cost
@@ -831,7 +911,12 @@ class OrderEngine:
 
     # --- recording ---------------------------------------------------------------------------
     def _record(
-        self, batch: _Batch, order: Order, before: OrderStatus, action: str, actor: str,
+        self,
+        batch: _Batch,
+        order: Order,
+        before: OrderStatus,
+        action: str,
+        actor: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
         batch.orders[order.id] = order
@@ -853,8 +938,9 @@ class OrderEngine:
         if extra:
             details.update(extra)
         batch.uow.audit(
-            AuditEvent(action=f"order.{action}", subject=f"order:{order.id}", details=details,
-                       actor=actor)
+            AuditEvent(
+                action=f"order.{action}", subject=f"order:{order.id}", details=details, actor=actor
+            )
         )
         view = order.view()
         batch.outbox.append(
@@ -867,8 +953,7 @@ class OrderEngine:
                 "attempts": 0,
             }
         )
-        batch.events.append(StreamEvent("order", {"event": action, **view},
-                                        user_id=order.user_id))
+        batch.events.append(StreamEvent("order", {"event": action, **view}, user_id=order.user_id))
 
     def _write(self, batch: _Batch, epoch: int) -> None:
         conn = batch.uow.session.connection()
@@ -881,8 +966,13 @@ class OrderEngine:
                 update(ORDERS)
                 .where(ORDERS.c.id == bindparam("b_id"))
                 .values({c: bindparam(f"b_{c}") for c in _MUTABLE}),
-                [{"b_id": o.id, **{f"b_{c}": v for c, v in _order_row(o).items()
-                                   if c in _MUTABLE}} for o in changed],
+                [
+                    {
+                        "b_id": o.id,
+                        **{f"b_{c}": v for c, v in _order_row(o).items() if c in _MUTABLE},
+                    }
+                    for o in changed
+                ],
             )
         for order in new:
             order.persisted = True
@@ -903,8 +993,11 @@ class OrderEngine:
             self._snapshots[symbol] = snapshot
             bid = snapshot.bids[0] if snapshot.bids else None
             ask = snapshot.asks[0] if snapshot.asks else None
-            quote = (
-                bid and bid.price, bid and bid.quantity, ask and ask.price, ask and ask.quantity
+            quote: tuple[Decimal | None, ...] = (
+                bid.price if bid else None,
+                bid.quantity if bid else None,
+                ask.price if ask else None,
+                ask.quantity if ask else None,
             )
             if self._quotes.get(symbol) == quote:
                 continue
@@ -914,8 +1007,10 @@ class OrderEngine:
                     "quote",
                     {
                         "symbol": symbol,
-                        "bid": fmt(quote[0]), "bid_size": fmt(quote[1]),
-                        "ask": fmt(quote[2]), "ask_size": fmt(quote[3]),
+                        "bid": fmt(quote[0]),
+                        "bid_size": fmt(quote[1]),
+                        "ask": fmt(quote[2]),
+                        "ask_size": fmt(quote[3]),
                         "at": batch.now.isoformat(),
                     },
                     symbol=symbol,
@@ -924,8 +1019,18 @@ class OrderEngine:
 
 
 _MUTABLE = (
-    "quantity", "limit_price", "stop_price", "status", "filled_quantity", "filled_notional",
-    "reserved", "priority", "triggered", "reason", "version", "updated_at",
+    "quantity",
+    "limit_price",
+    "stop_price",
+    "status",
+    "filled_quantity",
+    "filled_notional",
+    "reserved",
+    "priority",
+    "triggered",
+    "reason",
+    "version",
+    "updated_at",
 )
 
 
@@ -1003,7 +1108,15 @@ def order_from_row(row: Any) -> Order:
 
 
 __all__ = [
-    "Cancel", "CancelAll", "ClientOrderIdReusedError", "ExpireDay", "Modify",
-    "ModifyRejectedError", "OrderEngine", "OrderNotFoundError", "OrderNotOpenError", "Place",
+    "Cancel",
+    "CancelAll",
+    "ClientOrderIdReusedError",
+    "ExpireDay",
+    "Modify",
+    "ModifyRejectedError",
+    "OrderEngine",
+    "OrderNotFoundError",
+    "OrderNotOpenError",
+    "Place",
     "PlaceResult",
 ]

@@ -45,7 +45,10 @@ class Page:
 
 class OrderService:
     def __init__(
-        self, db: Database, engine: OrderEngine, ledger: LedgerService,
+        self,
+        db: Database,
+        engine: OrderEngine,
+        ledger: LedgerService,
         instruments: InstrumentService,
     ) -> None:
         self._db = db
@@ -62,8 +65,14 @@ class OrderService:
         return result
 
     async def modify(
-        self, user_id: str, actor: str, order_id: str, *, quantity: Decimal | None = None,
-        limit_price: Decimal | None = None, stop_price: Decimal | None = None,
+        self,
+        user_id: str,
+        actor: str,
+        order_id: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._await(
             Modify(user_id, actor, order_id, quantity, limit_price, stop_price)
@@ -95,9 +104,14 @@ class OrderService:
                 raise OrderNotFoundError
             return order_from_row(row).view()
 
-    def list(
-        self, user_id: str, *, limit: int = 50, before: str | None = None,
-        status: str | None = None, symbol: str | None = None,
+    def list_orders(
+        self,
+        user_id: str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        status: str | None = None,
+        symbol: str | None = None,
     ) -> Page:
         """Newest first; `before` is the cursor (an order id) of the previous page."""
         limit = max(1, min(limit, MAX_PAGE))
@@ -123,9 +137,17 @@ class OrderService:
         with self._db.read() as session:
             rows = list(session.scalars(stmt.order_by(FillRow.id.desc()).limit(limit + 1)))
         items = [
-            {"id": r.id, "trade_id": r.trade_id, "order_id": r.order_id, "symbol": r.symbol,
-             "side": r.side, "price": fmt(r.price), "quantity": fmt(r.quantity),
-             "liquidity": r.liquidity, "created_at": r.created_at.isoformat()}
+            {
+                "id": r.id,
+                "trade_id": r.trade_id,
+                "order_id": r.order_id,
+                "symbol": r.symbol,
+                "side": r.side,
+                "price": fmt(r.price),
+                "quantity": fmt(r.quantity),
+                "liquidity": r.liquidity,
+                "created_at": r.created_at.isoformat(),
+            }
             for r in rows[:limit]
         ]
         return Page(items, rows[limit - 1].id if len(rows) > limit else None)

@@ -31,6 +31,7 @@ How to use it (the signature is stable)::
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
 from collections.abc import Callable, Iterable
@@ -39,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import column as sql_column
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy import table as sql_table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -94,10 +95,55 @@ def _audit(db: SessionLike, action: str, subject: str, **details: Any) -> None:
 
 
 def _after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` when the transaction that is open now commits, and never if it rolls back.
+
+    A plain `after_commit` listener would outlive a rollback and fire at the session's next,
+    unrelated commit (a rolled-back shred would still reach the shred register).
+    """
+    opened = session.get_nested_transaction() or session.get_transaction()
+    chain = []
+    while opened is not None:
+        chain.append(opened)
+        opened = opened.parent
+    live = True
+
     def fire(_session: Session) -> None:
-        callback()
+        nonlocal live
+        if live:
+            live = False
+            callback()
+
+    def on_rollback(_session: Session, previous: Any) -> None:
+        nonlocal live
+        # Only the rollback of the transaction we ran in (or of one around it) undoes our work;
+        # a savepoint opened and rolled back later inside it does not.
+        if any(previous is tx for tx in chain):
+            live = False
 
     event.listen(session, "after_commit", fire, once=True)
+    event.listen(session, "after_soft_rollback", on_rollback)
+
+
+def _text_equal(a: str, b: str) -> bool:
+    # compare_digest refuses non-ASCII str: compare the UTF-8 bytes instead.
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def _lock_user_keys(session: Session, user_id: str, *, exclusive: bool) -> None:
+    """Serialise creating a user's keys against shredding that user (PostgreSQL).
+
+    Under READ COMMITTED a shred cannot see a user key that a concurrent transaction has created
+    but not yet committed, and that transaction's "is this user shredded?" check cannot see the
+    shred: both commit, and the shredded user has a live key. Creators take this transaction lock
+    shared, a shred takes it exclusively, each until commit. SQLite needs nothing: its writers
+    run one at a time (`BEGIN IMMEDIATE`).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(b"rampart.vault.user-keys\x00" + user_id.encode("utf-8")).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    session.execute(text(f"SELECT {function}(:key)"), {"key": key})
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +409,14 @@ class VaultService:
     ) -> tuple[UserKeyRow, bool]:
         from rampart.vault.domain import aead_wrap
 
+        _lock_user_keys(session, user_id, exclusive=False)
+        # Checked again under the lock: a shred may have committed while we waited for it.
+        if session.scalar(
+            select(func.count())
+            .select_from(ShreddedUserRow)
+            .where(ShreddedUserRow.user_id == user_id)
+        ):
+            raise ShreddedError()
         key_id = new_id().replace("-", "")
         assert len(bytes.fromhex(key_id)) == USER_KEY_ID_BYTES
         context = user_key_context(purpose, version, user_id, bytes.fromhex(key_id))
@@ -412,20 +466,20 @@ class VaultService:
         cached = self._cache.get(("user-id", key_hex))
         if cached is not None:
             owner, key = cached
-            if not hmac.compare_digest(owner, user_id):
+            if not _text_equal(owner, user_id):
                 raise UnreadableError()
             return bytes(key)
         row = session.get(UserKeyRow, key_hex)
-        if row is None:
+        # Ownership first: "shredded" is an answer for the owner only, not for anyone who asks.
+        if (
+            row is None
+            or row.purpose != header.purpose.value
+            or row.key_version != header.key_version
+            or not _text_equal(row.user_id, user_id)
+        ):
             raise UnreadableError()
         if row.wrapped_key is None:
             raise ShreddedError()
-        if (
-            row.purpose != header.purpose.value
-            or row.key_version != header.key_version
-            or not hmac.compare_digest(row.user_id, user_id)
-        ):
-            raise UnreadableError()
         purpose_key = self._data_key(session, row.purpose, row.key_version)
         key = self._unwrap_user_key(row, purpose_key)
         if row not in session.new:
@@ -437,7 +491,10 @@ class VaultService:
         """Start a new data-key version for `purpose` (or every purpose). New writes use it as
         soon as the transaction commits; older versions keep opening until re-encrypted."""
         session = _session(db)
-        purposes = [Purpose(purpose)] if purpose is not None else list(Purpose)
+        # Locks in (family, version) order, the order rewrap_all takes them too: no deadlock.
+        purposes = (
+            [Purpose(purpose)] if purpose is not None else sorted(Purpose, key=lambda p: p.value)
+        )
         created: list[tuple[str, int]] = []
         now = self._clock.now()
         for item in purposes:
@@ -642,6 +699,7 @@ class VaultService:
         now = self._clock.now()
         row.wrapped_key = None
         row.destroyed_at = now
+        destroyed_user_keys: list[str] = []
         for user_key in session.scalars(
             select(UserKeyRow).where(
                 UserKeyRow.purpose == purpose.value, UserKeyRow.key_version == version
@@ -649,8 +707,18 @@ class VaultService:
         ):
             user_key.wrapped_key = None
             user_key.destroyed_at = user_key.destroyed_at or now
+            destroyed_user_keys.append(user_key.id)
         session.flush()
-        self._cache.evict(lambda k: purpose.value in k and version in k)
+
+        def forget() -> None:
+            self._cache.evict(lambda k: purpose.value in k and version in k)
+            for key_id in destroyed_user_keys:
+                self._cache.evict(lambda k, key_id=key_id: k == ("user-id", key_id))
+
+        # Now, and again after commit: a reader between the two may have cached the key anew
+        # from the rows that were still committed.
+        forget()
+        _after_commit(session, forget)
         log.info("vault.key.destroyed", family=purpose.value, version=version)
         _audit(db, "vault.key.destroyed", f"key:{purpose.value}:{version}")
 
@@ -664,6 +732,7 @@ class VaultService:
         for row in session.scalars(
             select(DataKeyRow)
             .where(DataKeyRow.wrapped_key.is_not(None), DataKeyRow.kek_id.is_not(None))
+            .order_by(DataKeyRow.family, DataKeyRow.version)
             .with_for_update()
         ):
             if row.kek_id == self._provider.kek_id or row.wrapped_key is None:
@@ -730,6 +799,8 @@ class VaultService:
         session = _session(db)
         now = self._clock.now()
         destroyed = 0
+        # Before the SELECT: it must see every key whose creator we waited for.
+        _lock_user_keys(session, user_id, exclusive=True)
         for row in session.scalars(
             select(UserKeyRow).where(UserKeyRow.user_id == user_id).with_for_update()
         ):

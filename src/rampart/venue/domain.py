@@ -194,7 +194,9 @@ class _SideBook:
     def depth(self, count: int) -> tuple[Level, ...]:
         out = []
         for price, level in self.levels():
-            out.append(Level(price, sum((o.remaining for o in level.values()), Decimal(0)), len(level)))
+            out.append(
+                Level(price, sum((o.remaining for o in level.values()), Decimal(0)), len(level))
+            )
             if len(out) >= count:
                 break
         return tuple(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -26,7 +27,8 @@ class InvalidInstrumentError(ValidationError):
     title = "The instrument definition is not valid"
 
 
-def to_instrument(row: InstrumentRow) -> Instrument:
+def to_instrument(row: Any) -> Instrument:
+    """An instrument from an `InstrumentRow` or a `venue_instrument` result row."""
     return Instrument(
         symbol=row.symbol,
         name=row.name,
@@ -40,7 +42,7 @@ def to_instrument(row: InstrumentRow) -> Instrument:
 
 
 class InstrumentService:
-    def list(self, uow: UnitOfWork) -> list[Instrument]:
+    def all(self, uow: UnitOfWork) -> list[Instrument]:
         rows = uow.session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
         return [to_instrument(r) for r in rows]
 
@@ -98,10 +100,23 @@ class InstrumentService:
 
 
 DEMO_INSTRUMENTS = [
-    Instrument("ACME", "Acme Corp", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE,
-               Decimal("100.00")),
-    Instrument("GLOBX", "Globex Industries", Decimal("0.01"), Decimal("1"),
-               InstrumentStatus.ACTIVE, Decimal("42.50")),
-    Instrument("INTK", "Initech", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE,
-               Decimal("18.20")),
+    Instrument(
+        "ACME",
+        "Acme Corp",
+        Decimal("0.01"),
+        Decimal("1"),
+        InstrumentStatus.ACTIVE,
+        Decimal("100.00"),
+    ),
+    Instrument(
+        "GLOBX",
+        "Globex Industries",
+        Decimal("0.01"),
+        Decimal("1"),
+        InstrumentStatus.ACTIVE,
+        Decimal("42.50"),
+    ),
+    Instrument(
+        "INTK", "Initech", Decimal("0.01"), Decimal("1"), InstrumentStatus.ACTIVE, Decimal("18.20")
+    ),
 ]

@@ -70,6 +70,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
     from rampart.audit.api import router as audit_router
     from rampart.identity.api import router as identity_router
     from rampart.identity.mfa.api import router as mfa_router
+    from rampart.risk.api import router as risk_router
     from rampart.trading.api import router as trading_router
 
     return [
@@ -78,5 +79,6 @@ def domain_routers(container: Container) -> list[APIRouter]:
         access_router,
         apikeys_router,
         trading_router,
+        risk_router,
         audit_router,
     ]

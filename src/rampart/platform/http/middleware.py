@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rampart.kernel.context import RequestContext, reset_context, set_context
@@ -34,8 +35,19 @@ log = get_logger("rampart.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """The streamed body passed the limit.
+
+    An HTTPException so that code between here and the route that catches "any error while
+    reading the body" (FastAPI turns those into 400) lets it through, and it ends as a 413 problem.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The body may be at most {limit} bytes.")
+
+
+#: WebSocket close code "message too big" (RFC 6455, 7.4.1).
+WS_MESSAGE_TOO_BIG = 1009
 
 
 def _csp(nonce: str, path: str) -> str:
@@ -83,9 +95,12 @@ class EdgeMiddleware:
         ip = peer[0] if peer else None
         if ip is None or not self.trusted or not self._is_trusted(ip):
             return ip
-        forwarded = headers.get(b"x-forwarded-for")
-        if not forwarded:
+        # Repeated header lines are one list, in order (RFC 9110, 5.3): proxies that add a line
+        # of their own rather than extend the last one must not hide the client.
+        lines = [v for k, v in scope.get("headers") or () if k == b"x-forwarded-for"]
+        if not lines:
             return ip
+        forwarded = b",".join(lines)
         # Walk from the nearest hop back; the first one we do not trust is the client.
         for hop in reversed([h.strip() for h in forwarded.decode("latin-1").split(",")]):
             if not hop:
@@ -104,7 +119,8 @@ class EdgeMiddleware:
         started = time.perf_counter()
         headers = dict(scope.get("headers") or ())
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else new_id()
+        # fullmatch: `$` in `match` also accepts a trailing newline, which must never be echoed.
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else new_id()
         ctx = RequestContext(
             request_id=request_id,
             client_ip=self.client_ip(scope, headers),
@@ -119,7 +135,7 @@ class EdgeMiddleware:
         status_holder = {"status": 0}
         try:
             if scope["type"] == "websocket":
-                await self.app(scope, receive, send)
+                await self._websocket(scope, receive, send)
                 return
             await self._http(scope, receive, send, headers, request_id, nonce, path, status_holder)
         finally:
@@ -201,7 +217,7 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_body_bytes)
             return message
 
         try:
@@ -229,6 +245,38 @@ class EdgeMiddleware:
                     "Internal error",
                     "Something went wrong on our side. Quote the request id to support.",
                 )
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The body limit for WebSocket messages: one too large closes the socket with 1009.
+
+        The server has already buffered the frame (bounded by its own `ws_max_size`), but the
+        application never sees it, so a stream handler cannot be made to parse megabytes.
+        """
+        closed = False
+
+        async def send_unless_closed(message: Message) -> None:
+            if closed and message["type"] in ("websocket.send", "websocket.close"):
+                return
+            await send(message)
+
+        async def limited_receive() -> Message:
+            nonlocal closed
+            message = await receive()
+            if message["type"] == "websocket.receive" and not closed:
+                data = message.get("bytes")
+                if data is None:
+                    data = message.get("text") or ""
+                # A character is at most 4 bytes in UTF-8; count exactly only when it may matter.
+                size = len(data)
+                if isinstance(data, str) and size * 4 > self.max_body_bytes:
+                    size = len(data.encode("utf-8"))
+                if size > self.max_body_bytes:
+                    closed = True
+                    await send({"type": "websocket.close", "code": WS_MESSAGE_TOO_BIG})
+                    return {"type": "websocket.disconnect", "code": WS_MESSAGE_TOO_BIG}
+            return message
+
+        await self.app(scope, limited_receive, send_unless_closed)
 
     @staticmethod
     async def _problem(

@@ -81,9 +81,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("created_by", sa.String(100), nullable=False),
     )
-    op.create_index(
-        "ix_risk_locate_account", "risk_locate", ["account_id", "symbol", "trade_date"]
-    )
+    op.create_index("ix_risk_locate_account", "risk_locate", ["account_id", "symbol", "trade_date"])
     op.create_table(
         "risk_cancel_on_disconnect",
         sa.Column("credential_id", sa.String(100), primary_key=True),

@@ -39,9 +39,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.UniqueConstraint(
-            "user_id", "client_order_id", name="uq_trading_order_client_order_id"
-        ),
+        sa.UniqueConstraint("user_id", "client_order_id", name="uq_trading_order_client_order_id"),
     )
     op.create_index("ix_trading_order_user", "trading_order", ["user_id", "id"])
     op.create_index("ix_trading_order_open", "trading_order", ["status"])

@@ -32,6 +32,7 @@ from rampart.identity.sessions import KIND_BROWSER, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access, public
+from rampart.ratelimit.api import rate_limit
 from rampart.web.pages.templating import ANON_CSRF_COOKIE, render, set_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -80,8 +81,14 @@ async def signup_page(request: Request) -> HTMLResponse:
     return render(request, "signup.html", {"email": "", **_policy_context(request)})
 
 
-@router.post("/signup", response_class=HTMLResponse, dependencies=Public)
-async def signup(request: Request, email: Text, password: Text, csrf_token: Csrf = "") -> HTMLResponse:
+@router.post(
+    "/signup",
+    response_class=HTMLResponse,
+    dependencies=[*Public, Depends(rate_limit("ip.signup"))],
+)
+async def signup(
+    request: Request, email: Text, password: Text, csrf_token: Csrf = ""
+) -> HTMLResponse:
     _check_anon_csrf(request, csrf_token)
     try:
         await flows.register(_container(request), email, password)
@@ -119,7 +126,9 @@ async def verify_email(request: Request, token: Csrf, csrf_token: Csrf = "") -> 
             container, lambda uow: container.identity.accounts.verify_email(uow, token)
         )
     except InvalidLinkError as exc:
-        return render(request, "verify_email.html", {"token": "", "errors": [exc.detail]}, status=422)
+        return render(
+            request, "verify_email.html", {"token": "", "errors": [exc.detail]}, status=422
+        )
     return render(
         request,
         "message.html",
@@ -138,7 +147,7 @@ async def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", {"email": ""})
 
 
-@router.post("/login", dependencies=Public)
+@router.post("/login", dependencies=[*Public, Depends(rate_limit("ip.login"))])
 async def login(request: Request, email: Text, password: Text, csrf_token: Csrf = "") -> Response:
     _check_anon_csrf(request, csrf_token)
     container = _container(request)
@@ -153,14 +162,14 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
     except InvalidCredentialsError as exc:
         return render(request, "login.html", {"email": email, "errors": [exc.title]}, status=401)
     except LoginThrottledError as exc:
-        response = render(
+        refused = render(
             request,
             "login.html",
             {"email": email, "errors": [f"{exc.title} (about {int(exc.retry_after) + 1} s)."]},
             status=429,
         )
-        response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
-        return response
+        refused.headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        return refused
     response: Response
     if outcome.pending is not None:
         # The MFA pages finish this sign-in; the pending token stays in an HttpOnly cookie.
@@ -172,7 +181,8 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
             max_age=container.settings.identity.pending_login_minutes * 60,
         )
     else:
-        assert outcome.issued is not None and outcome.issued.session_secret is not None
+        assert outcome.issued is not None
+        assert outcome.issued.session_secret is not None
         response = RedirectResponse("/security", status_code=303)
         apply_browser_session(response, container, outcome.issued.session_secret)
     if new_device_cookie:
@@ -209,7 +219,11 @@ async def forgot_page(request: Request) -> HTMLResponse:
     return render(request, "forgot_password.html")
 
 
-@router.post("/forgot-password", response_class=HTMLResponse, dependencies=Public)
+@router.post(
+    "/forgot-password",
+    response_class=HTMLResponse,
+    dependencies=[*Public, Depends(rate_limit("ip.password-reset"))],
+)
 async def forgot(request: Request, email: Text, csrf_token: Csrf = "") -> HTMLResponse:
     _check_anon_csrf(request, csrf_token)
     container = _container(request)
@@ -236,11 +250,19 @@ async def forgot(request: Request, email: Text, csrf_token: Csrf = "") -> HTMLRe
 
 @router.get("/reset-password", response_class=HTMLResponse, dependencies=Public)
 async def reset_page(request: Request, token: str = "") -> HTMLResponse:
-    return render(request, "reset_password.html", {"token": token[:128], **_policy_context(request)})
+    return render(
+        request, "reset_password.html", {"token": token[:128], **_policy_context(request)}
+    )
 
 
-@router.post("/reset-password", response_class=HTMLResponse, dependencies=Public)
-async def reset(request: Request, token: Csrf, password: Text, csrf_token: Csrf = "") -> HTMLResponse:
+@router.post(
+    "/reset-password",
+    response_class=HTMLResponse,
+    dependencies=[*Public, Depends(rate_limit("ip.password-reset"))],
+)
+async def reset(
+    request: Request, token: Csrf, password: Text, csrf_token: Csrf = ""
+) -> HTMLResponse:
     _check_anon_csrf(request, csrf_token)
     try:
         await flows.reset_password(_container(request), token, password)

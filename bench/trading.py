@@ -1,0 +1,156 @@
+"""Trading: matching throughput in-process, and order entry end to end over HTTP.
+
+1. `matching`: the built-in venue alone (pure Python, no I/O), crossing limit orders.
+2. `order entry over HTTP`: the real app in one uvicorn worker (a separate process), orders sent
+   by a load generator in another process over loopback keep-alive connections; SQLite and
+   PostgreSQL; audit on; every order committed before its response. The baseline is an echo
+   endpoint of the same app with the same authentication and permission check, same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+from rampart.venue.domain import MatchingVenue, Side, TimeInForce, VenueOrder
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PG_ADMIN = os.environ.get(
+    "RAMPART_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SECONDS = float(os.environ.get("RAMPART_BENCH_SECONDS", "5"))
+CONNECTIONS = int(os.environ.get("RAMPART_BENCH_CONNECTIONS", "32"))
+
+
+def matching() -> dict[str, object]:
+    rng = random.Random(1)
+    venue = MatchingVenue()
+    orders = [
+        VenueOrder(
+            f"o{i}",
+            f"u{i % 50}",
+            "X",
+            Side.BUY if rng.random() < 0.5 else Side.SELL,
+            Decimal(rng.randint(1, 10)),
+            Decimal(rng.randint(9900, 10100)) / 100,
+            TimeInForce.DAY,
+            i,
+        )
+        for i in range(100_000)
+    ]
+    started = time.perf_counter()
+    trades = 0
+    for order in orders:
+        trades += len(venue.submit(order).matches)
+    elapsed = time.perf_counter() - started
+    return {
+        "name": "matching (in-process, built-in venue)",
+        "value": len(orders) / elapsed,
+        "unit": "orders/s",
+        "note": f"{trades} trades, 100k crossing limit orders",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the bench server did not start")
+
+
+def _load(port: int, path: str) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "_loadgen.py"),
+            str(port),
+            path,
+            str(SECONDS),
+            str(CONNECTIONS),
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def http(backend: str) -> list[dict[str, object]]:
+    tmp = Path(tempfile.mkdtemp(prefix="rampart-bench-"))
+    db_name = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    else:
+        from sqlalchemy import create_engine, text
+
+        db_name = f"rampart_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{db_name}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{db_name}"
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "_trading_server.py"), url, str(tmp / "var"), str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(port)
+        echo = _load(port, "/bench/echo")
+        orders = _load(port, "/v1/orders")
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if db_name:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+            admin.dispose()
+    ok = orders["statuses"].get("201", 0) / max(1, sum(orders["statuses"].values()))
+    return [
+        {
+            "name": f"order entry over HTTP ({backend})",
+            "value": orders["rps"],
+            "unit": "orders/s",
+            "baseline": f"echo {echo['rps']:.0f} req/s",
+            "note": f"ratio {orders['rps'] / echo['rps']:.2f}; p50 {orders['p50_ms']:.1f} ms, "
+            f"p99 {orders['p99_ms']:.1f} ms; {ok:.0%} 201",
+        },
+        {
+            "name": f"echo over HTTP ({backend})",
+            "value": echo["rps"],
+            "unit": "req/s",
+            "note": f"p50 {echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms",
+        },
+    ]
+
+
+def run() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [matching()]
+    rows += http("sqlite")
+    rows += http("postgresql")
+    return rows

@@ -1,0 +1,245 @@
+"""Risk over HTTP: halts and the four-eyes resume (compliance, admins), limits (admins), trading
+states, the restricted list, locates, the risk event log, and cancel-on-disconnect."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from rampart.access.api import requires
+from rampart.access.domain import Permission, Principal
+from rampart.kernel.errors import ValidationError
+from rampart.kernel.money import MoneyError, to_decimal
+from rampart.platform.http.deps import get_uow
+from rampart.platform.uow import UnitOfWork
+from rampart.risk.domain import HaltScope, TradingState
+from rampart.risk.service import MAX_PAGE, MAX_REASON, FourEyesError, RiskService
+
+router = APIRouter(prefix="/v1/risk", tags=["risk"])
+
+Halter = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_HALT))]
+LimitsAdmin = Annotated[Principal, Depends(requires(Permission.RISK_LIMITS))]
+Auditor = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_AUDIT))]
+Trader = Annotated[Principal, Depends(requires(Permission.ORDER_PLACE))]
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def _risk(request: Request) -> RiskService:
+    service: RiskService = request.app.state.container.risk
+    return service
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HaltIn(_In):
+    scope: Literal["market", "symbol", "account"]
+    #: The symbol or account id (omitted for a market-wide halt).
+    target: str | None = Field(default=None, max_length=100)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class ReasonIn(_In):
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class LimitsIn(_In):
+    #: Omitted: the platform's defaults.
+    account_id: str | None = Field(default=None, max_length=100)
+    #: Limit name -> decimal string or integer; null removes the override.
+    limits: dict[str, str | int | None] = Field(max_length=32)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class StateIn(_In):
+    account_id: str | None = Field(default=None, max_length=100)
+    state: Literal["active", "reducing"]
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class LocateIn(_In):
+    account_id: str = Field(max_length=100)
+    symbol: str = Field(max_length=16)
+    quantity: str = Field(max_length=40)
+    source: str = Field(min_length=1, max_length=200)
+
+
+def _no_content() -> Response:
+    return Response(status_code=204)
+
+
+@router.post("/halts", status_code=201)
+def halt(body: HaltIn, principal: Halter, uow: Uow, request: Request) -> dict[str, Any]:
+    """Halt one symbol, one account, or the whole market: new orders are refused at once and
+    pending orders are cancelled before this responds."""
+    ticket = _risk(request).halt(uow, principal, HaltScope(body.scope), body.target, body.reason)
+    uow.commit()
+    return ticket.as_dict()
+
+
+@router.get("/halts")
+def halts(
+    principal: Halter,
+    request: Request,
+    active: bool = True,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> dict[str, Any]:
+    container = request.app.state.container
+    with container.db.read() as session:
+        items = _risk(request).halts(session, active_only=active, limit=limit)
+    return {"items": [h.as_dict() for h in items]}
+
+
+@router.post("/halts/{halt_id}/resume-request")
+def request_resume(
+    halt_id: str, body: ReasonIn, principal: Halter, uow: Uow, request: Request
+) -> dict[str, Any]:
+    """First of four eyes: ask to resume. Trading stays halted until someone else approves."""
+    view = _risk(request).request_resume(uow, principal, halt_id, body.reason)
+    uow.commit()
+    return view.as_dict()
+
+
+@router.post("/halts/{halt_id}/approve")
+def approve_resume(halt_id: str, principal: Halter, uow: Uow, request: Request) -> dict[str, Any]:
+    """Second of four eyes: a different person approves, and trading resumes."""
+    risk = _risk(request)
+    try:
+        view = risk.approve_resume(uow, principal, halt_id)
+    except FourEyesError:
+        # The refused attempt is itself a record compliance wants: audit it on its own.
+        uow.rollback()
+        risk.record_four_eyes_refusal(uow, principal, halt_id)
+        uow.commit()
+        raise
+    uow.commit()
+    return view.as_dict()
+
+
+@router.get("/halts/{halt_id}/regulator-notifications")
+def regulator_notifications(halt_id: str, principal: Halter, request: Request) -> dict[str, Any]:
+    container = request.app.state.container
+    with container.db.read() as session:
+        return {"items": _risk(request).regulator_notifications(session, halt_id[:36])}
+
+
+@router.get("/limits")
+def limits(
+    principal: LimitsAdmin,
+    request: Request,
+    account_id: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, Any]:
+    container = request.app.state.container
+    with container.db.read() as session:
+        return _risk(request).limits(session, account_id)
+
+
+@router.put("/limits")
+def set_limits(
+    body: LimitsIn, principal: LimitsAdmin, uow: Uow, request: Request
+) -> dict[str, Any]:
+    changes = {k: (None if v is None else str(v)) for k, v in body.limits.items()}
+    result = _risk(request).set_limits(uow, principal, body.account_id, changes, body.reason)
+    uow.commit()
+    return result
+
+
+@router.put("/states", status_code=204)
+def set_state(body: StateIn, principal: Halter, uow: Uow, request: Request) -> Response:
+    _risk(request).set_trading_state(
+        uow, principal, body.account_id, TradingState(body.state), body.reason
+    )
+    uow.commit()
+    return _no_content()
+
+
+@router.get("/restricted")
+def restricted(principal: Halter, request: Request) -> dict[str, Any]:
+    container = request.app.state.container
+    with container.db.read() as session:
+        return {"items": _risk(request).restricted(session)}
+
+
+@router.put("/restricted/{symbol}", status_code=204)
+def restrict(
+    symbol: str, body: ReasonIn, principal: Halter, uow: Uow, request: Request
+) -> Response:
+    _risk(request).restrict(uow, principal, symbol, body.reason)
+    uow.commit()
+    return _no_content()
+
+
+@router.delete("/restricted/{symbol}", status_code=204)
+def unrestrict(
+    symbol: str,
+    principal: Halter,
+    uow: Uow,
+    request: Request,
+    reason: Annotated[str, Query(min_length=1, max_length=MAX_REASON)],
+) -> Response:
+    _risk(request).unrestrict(uow, principal, symbol, reason)
+    uow.commit()
+    return _no_content()
+
+
+@router.post("/locates", status_code=201)
+def record_locate(
+    body: LocateIn, principal: LimitsAdmin, uow: Uow, request: Request
+) -> dict[str, Any]:
+    try:
+        quantity = to_decimal(body.quantity)
+    except MoneyError as exc:
+        raise ValidationError(str(exc)) from None
+    result = _risk(request).record_locate(
+        uow, principal, body.account_id, body.symbol, quantity, body.source
+    )
+    uow.commit()
+    return result
+
+
+@router.get("/events")
+def events(
+    principal: Auditor,
+    request: Request,
+    account_id: Annotated[str | None, Query(max_length=100)] = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    code: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> dict[str, Any]:
+    """Risk events (rejections, halts, resumes, limit and state changes), newest first."""
+    for value in (since, until):
+        if value is not None and value.tzinfo is None:
+            raise ValidationError("Times need a timezone.")
+    container = request.app.state.container
+    with container.db.read() as session:
+        items = _risk(request).events(
+            session, principal, account_id=account_id, kind=kind, code=code, since=since,
+            until=until, before=before, limit=limit,
+        )  # fmt: skip
+    return {
+        "items": [e.as_dict() for e in items],
+        "next_before": items[-1].id if len(items) == limit else None,
+    }
+
+
+@router.put("/cancel-on-disconnect", status_code=204)
+def enable_cancel_on_disconnect(principal: Trader, uow: Uow, request: Request) -> Response:
+    """Cancel this credential's account's open orders when its stream connection drops."""
+    _risk(request).enable_cancel_on_disconnect(uow, principal)
+    uow.commit()
+    return _no_content()
+
+
+@router.delete("/cancel-on-disconnect", status_code=204)
+def disable_cancel_on_disconnect(principal: Trader, uow: Uow, request: Request) -> Response:
+    _risk(request).disable_cancel_on_disconnect(uow, principal)
+    uow.commit()
+    return _no_content()

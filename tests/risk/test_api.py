@@ -1,0 +1,163 @@
+"""Risk over HTTP, in front of the real order engine: halts (who may, what they do at once),
+the four-eyes resume, limits, events, cancel-on-disconnect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rampart.bootstrap import Container
+from rampart.trading.engine import CancelAll
+from tests.access.support import as_user, install, new_user
+from tests.trading.support import fund, place, seed
+
+
+class EngineCanceller:
+    """Cancels through the real engine, for the accounts a test uses (the production adapter
+    belongs to trading: an engine command cancelling by account and/or symbol)."""
+
+    def __init__(self, container: Container, accounts: list[str]) -> None:
+        self._engine = container.orders.engine
+        self._accounts = accounts
+
+    def cancel_open_orders(
+        self, *, account_id: str | None = None, symbol: str | None = None, reason: str
+    ) -> int:
+        accounts = [account_id] if account_id is not None else self._accounts
+        cancelled = 0
+        for account in accounts:
+            cancelled += len(self._engine.call(CancelAll(account, "system", symbol)))
+        return cancelled
+
+
+@pytest.fixture
+def market(container: Container, client: TestClient) -> dict[str, str]:
+    install(container)
+    seed(container)
+    users = {
+        "alice": new_user(container, "COMPLIANCE"),
+        "bob": new_user(container, "COMPLIANCE"),
+        "admin": new_user(container, "ADMIN"),
+        "trader": new_user(container, "TRADER"),
+        "other": new_user(container, "TRADER"),
+    }
+    for name in ("trader", "other"):
+        fund(container, users[name], "100000")
+    container.risk.canceller = EngineCanceller(container, [users["trader"], users["other"]])
+    return users
+
+
+def halt(client: TestClient, who: str, **body: Any) -> Any:
+    return client.post("/v1/risk/halts", json=body, headers=as_user(who))
+
+
+def test_a_trader_cannot_halt_and_compliance_can(
+    client: TestClient, market: dict[str, str]
+) -> None:
+    refused = halt(client, market["trader"], scope="market", reason="panic")
+    assert refused.status_code == 403
+    assert refused.json()["type"] == "urn:rampart:problem:permission-denied"
+    assert halt(client, market["alice"], scope="market", reason="outage").status_code == 201
+
+
+def test_a_symbol_halt_cancels_pending_orders_and_refuses_new_ones_in_one_request(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
+    trader, other = market["trader"], market["other"]
+    resting = place(container, trader, "buy", "10", "99.00")
+    elsewhere = place(container, other, "buy", "5", "9.00", symbol="FRAC")
+    assert resting["status"] == "accepted"
+    response = halt(client, market["alice"], scope="symbol", target="ACME", reason="bad print")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["cancelled_orders"] == 1
+    assert body["status"] == "active"
+    # By the time the halt's response is out, the resting order is cancelled...
+    listed = client.get(f"/v1/orders/{resting['id']}", headers=as_user(trader)).json()
+    assert listed["status"] == "cancelled"
+    # ...new orders in the symbol are refused with the halt's code, and others still trade.
+    assert place(container, trader, "buy", "1", "99.00")["reason"] == "symbol-halted"
+    assert place(container, trader, "buy", "1", "9.00", symbol="FRAC")["status"] == "accepted"
+    kept = client.get(f"/v1/orders/{elsewhere['id']}", headers=as_user(other)).json()
+    assert kept["status"] == "accepted"
+
+
+def test_resume_needs_a_second_person(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
+    alice, bob, trader = market["alice"], market["bob"], market["trader"]
+    halt_id = halt(client, alice, scope="account", target=trader, reason="odd activity").json()[
+        "id"
+    ]
+    assert place(container, trader, "buy", "1", "99.00")["reason"] == "account-halted"
+    asked = client.post(
+        f"/v1/risk/halts/{halt_id}/resume-request", json={"reason": "cleared"},
+        headers=as_user(alice),
+    )  # fmt: skip
+    assert asked.status_code == 200
+    alone = client.post(f"/v1/risk/halts/{halt_id}/approve", headers=as_user(alice))
+    assert alone.status_code == 403
+    assert alone.json()["type"] == "urn:rampart:problem:four-eyes-required"
+    assert place(container, trader, "buy", "1", "99.00")["reason"] == "account-halted"
+    approved = client.post(f"/v1/risk/halts/{halt_id}/approve", headers=as_user(bob))
+    assert approved.status_code == 200
+    assert approved.json()["resumed_by"] == f"user:{bob}"
+    assert place(container, trader, "buy", "1", "99.00")["status"] == "accepted"
+    notes = client.get(
+        f"/v1/risk/halts/{halt_id}/regulator-notifications", headers=as_user(bob)
+    ).json()["items"]
+    assert [n["event"] for n in notes] == ["halt", "resume"]
+    # The refused single-person approval is on the record.
+    events = client.get(
+        "/v1/risk/events", params={"kind": "resume-refused"}, headers=as_user(alice)
+    ).json()["items"]
+    assert [e["actor"] for e in events] == [f"user:{alice}"]
+
+
+def test_limits_are_for_admins(client: TestClient, market: dict[str, str]) -> None:
+    body = {"account_id": market["trader"], "limits": {"max_order_quantity": "5"},
+            "reason": "new account"}  # fmt: skip
+    assert (
+        client.put("/v1/risk/limits", json=body, headers=as_user(market["alice"])).status_code
+        == 403
+    )
+    changed = client.put("/v1/risk/limits", json=body, headers=as_user(market["admin"]))
+    assert changed.status_code == 200
+    view = client.get(
+        "/v1/risk/limits", params={"account_id": market["trader"]},
+        headers=as_user(market["admin"]),
+    ).json()  # fmt: skip
+    assert view["effective"]["max_order_quantity"] == "5"
+    bad = {**body, "limits": {"max_order_quantity": 1.5}}
+    assert (
+        client.put("/v1/risk/limits", json=bad, headers=as_user(market["admin"])).status_code == 422
+    )
+
+
+def test_a_trader_cannot_read_risk_events(client: TestClient, market: dict[str, str]) -> None:
+    assert client.get("/v1/risk/events", headers=as_user(market["trader"])).status_code == 403
+    assert client.get("/v1/risk/events", headers=as_user(market["alice"])).status_code == 200
+
+
+def test_restricted_list(client: TestClient, container: Container, market: dict[str, str]) -> None:
+    put = client.put(
+        "/v1/risk/restricted/acme", json={"reason": "MNPI"}, headers=as_user(market["alice"])
+    )
+    assert put.status_code == 204
+    assert (
+        place(container, market["trader"], "buy", "1", "99.00")["reason"] == "restricted-security"
+    )
+    listed = client.get("/v1/risk/restricted", headers=as_user(market["alice"])).json()["items"]
+    assert [r["symbol"] for r in listed] == ["ACME"]
+
+
+def test_cancel_on_disconnect_registration(client: TestClient, market: dict[str, str]) -> None:
+    trader = as_user(market["trader"])
+    assert client.put("/v1/risk/cancel-on-disconnect", headers=trader).status_code == 204
+    assert client.delete("/v1/risk/cancel-on-disconnect", headers=trader).status_code == 204
+    assert (
+        client.put("/v1/risk/cancel-on-disconnect", headers=as_user(market["alice"])).status_code
+        == 403
+    )
