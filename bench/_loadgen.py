@@ -1,8 +1,14 @@
-"""A small asyncio HTTP/1.1 load generator (keep-alive connections, pre-built requests).
+"""A small asyncio HTTP/1.1 load generator: keep-alive connections, every request signed.
 
-`python bench/_loadgen.py PORT PATH SECONDS CONNECTIONS` prints one JSON line: requests/s, p50,
-p99 (ms), and the status counts. Each request body alternates buy/sell orders near 100 from
-eight users so that some orders rest and some trade.
+`python bench/_loadgen.py PORT PATH SECONDS CONNECTIONS < keys.json` prints one JSON line:
+requests/s, p50, p99 (ms), and the status counts. `keys.json` (on stdin, so that no secret shows
+in a process list) is a list of `{"key_id": ..., "secret": ...}` hmac-sha256 API keys, one per
+user. Each request is signed as `rampart.client` signs it (RFC 9421: `@method`, `@target-uri`,
+`content-digest`, `content-type`; a fresh nonce and `created` every time), so the server does its
+full verification per request: digest, signature, nonce replay check, key state, permissions.
+
+Bodies alternate buy/sell orders near 100 across the users, so that some orders rest and some
+trade. The same signed bodies go to the echo endpoint for the baseline.
 """
 
 from __future__ import annotations
@@ -11,34 +17,50 @@ import asyncio
 import json
 import sys
 import time
+from typing import Any
+
+from rampart.client.signing import HmacSigner, content_digest, sign_request
 
 
-def requests(path: str) -> list[bytes]:
-    out = []
-    for i in range(64):
-        side = "buy" if i % 2 else "sell_short"
-        price = f"{100 + (i % 7) - 3}.{i % 10}0"
-        body = json.dumps(
-            {
-                "symbol": "ACME",
-                "side": side,
-                "type": "limit",
-                "quantity": str(1 + i % 5),
-                "limit_price": price,
-                "time_in_force": "day",
-            }
-        ).encode()
+class Signed:
+    """Pre-computes what does not change per request; signs the rest (created, nonce)."""
+
+    def __init__(self, port: int, path: str, keys: list[dict[str, str]]) -> None:
+        self.url = f"http://127.0.0.1:{port}{path}"
+        self.path = path
+        self.items: list[tuple[bytes, str, HmacSigner, str]] = []
+        for i in range(64):
+            side = "buy" if i % 2 else "sell_short"
+            price = f"{100 + (i % 7) - 3}.{i % 10}0"
+            body = json.dumps(
+                {
+                    "symbol": "ACME",
+                    "side": side,
+                    "type": "limit",
+                    "quantity": str(1 + i % 5),
+                    "limit_price": price,
+                    "time_in_force": "day",
+                }
+            ).encode()
+            key = keys[i % len(keys)]
+            self.items.append((body, key["key_id"], HmacSigner(key["secret"]), content_digest(body)))
+
+    def request(self, i: int) -> bytes:
+        body, key_id, signer, digest = self.items[i % len(self.items)]
+        headers = {"Content-Type": "application/json"}
+        added = sign_request("POST", self.url, headers, body, key_id=key_id, signer=signer)
+        assert added["Content-Digest"] == digest
         head = (
-            f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            f"x-bench-user: bench-{i % 8}\r\ncontent-length: {len(body)}\r\n\r\n"
-        ).encode()
-        out.append(head + body)
-    return out
+            f"POST {self.path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-digest: {digest}\r\nsignature-input: {added['Signature-Input']}\r\n"
+            f"signature: {added['Signature']}\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
 
 
 async def worker(
     port: int,
-    reqs: list[bytes],
+    signed: Signed,
     stop: float,
     lat: list[float],
     statuses: dict[int, int],
@@ -47,7 +69,7 @@ async def worker(
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
     while time.perf_counter() < stop:
-        req = reqs[i % len(reqs)]
+        req = signed.request(i)
         i += 1
         started = time.perf_counter()
         writer.write(req)
@@ -67,18 +89,21 @@ async def worker(
     writer.close()
 
 
-async def main(port: int, path: str, seconds: float, connections: int) -> None:
-    reqs = requests(path)
-    # Warm up (connections, caches, JIT-less but still: first-touch paths).
+async def main(port: int, path: str, seconds: float, connections: int, keys: Any) -> None:
+    signed = Signed(port, path, keys)
+    # Warm up: connections, caches, first-touch paths.
     warm: list[float] = []
     await asyncio.gather(
-        *(worker(port, reqs, time.perf_counter() + 0.5, warm, {}, c) for c in range(connections))
+        *(worker(port, signed, time.perf_counter() + 0.5, warm, {}, c) for c in range(connections))
     )
     lat: list[float] = []
     statuses: dict[int, int] = {}
     started = time.perf_counter()
     await asyncio.gather(
-        *(worker(port, reqs, started + seconds, lat, statuses, c * 7) for c in range(connections))
+        *(
+            worker(port, signed, started + seconds, lat, statuses, c * 7)
+            for c in range(connections)
+        )
     )
     elapsed = time.perf_counter() - started
     lat.sort()
@@ -101,4 +126,12 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
+    asyncio.run(
+        main(
+            int(sys.argv[1]),
+            sys.argv[2],
+            float(sys.argv[3]),
+            int(sys.argv[4]),
+            json.loads(sys.stdin.read()),
+        )
+    )

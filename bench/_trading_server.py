@@ -1,19 +1,26 @@
-"""Bench only: serve the real app (one uvicorn worker) with a header authenticator.
+"""Bench only: serve the real app in one uvicorn worker, as production would.
 
-Not a test double of the order path: orders go through the same routes, access checks (recorded
-to the audit log), engine, ledger and audit writes as in production. Only authentication is a
-header naming the user, because signed API-key requests (`rampart.client`) were not available when
-this bench was written. The echo route takes the same authentication and permission check.
+`python bench/_trading_server.py DATABASE_URL DATA_DIR PORT` migrates the database, defines the
+demo instruments, creates eight funded traders each with an hmac-sha256 API key (scope `trade`),
+writes the keys to `DATA_DIR/bench-keys.json` (mode 0600) for the load generator, and serves.
+
+Nothing on the order path is replaced: requests are verified by the real RFC 9421 authenticator,
+permission checks are recorded in the audit log, orders go through the order engine, ledger and
+audit writes. The echo route takes the same authentication and permission check (and so the
+same durable audit entry of its access decision) and does nothing else: the baseline.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
+import orjson
 import uvicorn
-from fastapi import Depends
-from starlette.requests import HTTPConnection
+from fastapi import Depends, Response
 
 from rampart.access.api import requires
 from rampart.access.domain import Permission, Principal, Role, permissions_for
@@ -23,43 +30,62 @@ from rampart.platform.migrate import upgrade
 from rampart.venue.service import DEMO_INSTRUMENTS
 from rampart.web.app import create_app
 
+USERS = 8
 
-class BenchAuthenticator:
-    permissions = permissions_for({Role.TRADER})
 
-    async def authenticate(self, conn: HTTPConnection) -> Principal | None:
-        user = conn.headers.get("x-bench-user")
-        if not user:
-            return None
-        return Principal(
-            actor=f"user:{user}",
-            user_id=user,
-            roles=frozenset({Role.TRADER}),
-            permissions=self.permissions,
-            credential_id=f"bench:{user}",
-        )
+def setup(container: object, data_dir: Path) -> None:
+    from rampart.bootstrap import Container
+
+    assert isinstance(container, Container)
+    keys = []
+    with container.uow() as uow:
+        for instrument in DEMO_INSTRUMENTS:
+            container.instruments.upsert(uow, instrument)
+        uow.commit()
+    for i in range(USERS):
+        user = f"bench-{i}"
+        with container.uow() as uow:
+            container.access.assign_role(uow, user, Role.TRADER)
+            container.ledger.deposit(uow, user, "10000000")
+            owner = Principal(
+                actor=f"user:{user}",
+                user_id=user,
+                roles=frozenset({Role.TRADER}),
+                permissions=permissions_for({Role.TRADER}),
+                method="session",
+                mfa_at=time.time(),
+            )
+            created = container.apikeys.create(
+                uow, owner, algorithm="hmac-sha256", scopes=["trade"], label="bench"
+            )
+            uow.commit()
+        assert created.secret is not None
+        keys.append({"key_id": created.key.id, "secret": created.secret.reveal()})
+    path = data_dir / "bench-keys.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(keys, f)
 
 
 def main(database_url: str, data_dir: str, port: int) -> None:
     upgrade(database_url)
     settings = Settings(
-        profile="dev", data_dir=Path(data_dir), database_url=database_url, log_level="warning"
+        profile="dev",
+        data_dir=Path(data_dir),
+        database_url=database_url,
+        log_level="warning",
+        mfa={"required_for_trading": False},  # type: ignore[arg-type]
     )
     container = bootstrap(settings)
-    with container.uow() as uow:
-        for instrument in DEMO_INSTRUMENTS:
-            container.instruments.upsert(uow, instrument)
-        for i in range(8):
-            container.ledger.deposit(uow, f"bench-{i}", "10000000")
-        uow.commit()
-    container.authenticators.insert(0, BenchAuthenticator())
+    setup(container, Path(data_dir))
     app = create_app(container)
 
     @app.post("/bench/echo")
     async def echo(
         body: dict[str, str], principal: Principal = Depends(requires(Permission.ORDER_PLACE))
-    ) -> dict[str, str]:
-        return body
+    ) -> Response:
+        # Answered like the order route answers: orjson bytes, no response model.
+        return Response(orjson.dumps(body), media_type="application/json")
 
     uvicorn.run(
         app,

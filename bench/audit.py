@@ -29,6 +29,7 @@ from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
 from rampart.kernel.context import RequestContext
 from rampart.kernel.events import AuditEvent
+from rampart.kernel.ids import new_id
 from rampart.platform.migrate import upgrade
 
 THREADS = 256
@@ -42,11 +43,17 @@ UOW_EVENTS = 32
 VERIFY_ENTRIES = 200_000
 
 
+#: Realistic keys for the search indexes: a thousand users, time-ordered order ids (UUIDv7, as
+#: `new_id()` makes them), a handful of actions.
+_USERS = [f"user:{new_id()}" for _ in range(1000)]
+_ACTIONS = ("order.placed", "order.accepted", "order.filled", "order.cancelled", "access.allowed")
+
+
 def _event(i: int) -> AuditEvent:
     return AuditEvent(
-        "order.placed",
-        subject=f"order:{i}",
-        actor="user:0192b2c4",
+        _ACTIONS[i % len(_ACTIONS)],
+        subject=f"order:{new_id()}",
+        actor=_USERS[i * 7919 % len(_USERS)],
         details={"qty": "10", "px": "101.25", "client_order_id": f"c-{i}"},
     )
 

@@ -21,6 +21,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from rampart.venue.domain import MatchingVenue, Side, TimeInForce, VenueOrder
 
@@ -79,7 +80,7 @@ def _wait(port: int) -> None:
     raise RuntimeError("the bench server did not start")
 
 
-def _load(port: int, path: str) -> dict[str, float]:
+def _load(port: int, path: str, keys: str) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -89,10 +90,12 @@ def _load(port: int, path: str) -> dict[str, float]:
             str(SECONDS),
             str(CONNECTIONS),
         ],
+        input=keys,
         capture_output=True,
         check=True,
         text=True,
         cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -120,8 +123,11 @@ def http(backend: str) -> list[dict[str, object]]:
     )
     try:
         _wait(port)
-        echo = _load(port, "/bench/echo")
-        orders = _load(port, "/v1/orders")
+        keys = (tmp / "var" / "bench-keys.json").read_text()
+        load_before = os.getloadavg()[0]
+        echo = _load(port, "/bench/echo", keys)
+        orders = _load(port, "/v1/orders", keys)
+        load_after = os.getloadavg()[0]
     finally:
         server.terminate()
         server.wait(30)
@@ -138,7 +144,8 @@ def http(backend: str) -> list[dict[str, object]]:
             "unit": "orders/s",
             "baseline": f"echo {echo['rps']:.0f} req/s",
             "note": f"ratio {orders['rps'] / echo['rps']:.2f}; p50 {orders['p50_ms']:.1f} ms, "
-            f"p99 {orders['p99_ms']:.1f} ms; {ok:.0%} 201",
+            f"p99 {orders['p99_ms']:.1f} ms; {ok:.0%} 201; "
+            f"load {load_before:.1f} -> {load_after:.1f}",
         },
         {
             "name": f"echo over HTTP ({backend})",

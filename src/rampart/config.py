@@ -16,7 +16,7 @@ import ipaddress
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -111,6 +111,9 @@ class IdentitySettings(Section):
     revocation_cache_seconds: float = Field(default=1.0, ge=0, le=30)
     verified_token_cache_entries: int = Field(default=100_000, ge=1, le=10_000_000)
     max_sessions_listed: int = Field(default=100, ge=1, le=1000)
+    #: The common-password blocklist; defaults to `data/passwords/common-passwords.txt` of the
+    #: source tree. The service refuses to start without it.
+    password_blocklist_path: Path | None = None
 
 
 class NotificationSettings(Section):
@@ -283,8 +286,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, WithoutFileVariants(settings_cls, env_settings),
-                SecretFileSource(settings_cls))
+        return (
+            init_settings,
+            WithoutFileVariants(settings_cls, env_settings),
+            SecretFileSource(settings_cls),
+        )
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -349,8 +355,23 @@ class SecretFileSource(PydanticBaseSettingsSource):
                 target = target.setdefault(part, {})
             # The explicit environment variable wins over its _FILE variant.
             if f"{ENV_PREFIX}{name.upper()}" not in {k.upper() for k in os.environ}:
-                target[parts[-1]] = content
+                target[parts[-1]] = (
+                    [line.strip() for line in content.splitlines() if line.strip()]
+                    if _is_list_field(self.settings_cls, parts)
+                    else content
+                )
         return values
+
+
+def _is_list_field(model: Any, parts: list[str]) -> bool:
+    """Whether `a__b` names a list setting: its _FILE holds one item per line (previous KEKs)."""
+    annotation: Any = model
+    for part in parts:
+        fields = getattr(annotation, "model_fields", None)
+        if not fields or part not in fields:
+            return False
+        annotation = fields[part].annotation
+    return get_origin(annotation) is list
 
 
 class ConfigError(Exception):

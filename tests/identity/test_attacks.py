@@ -325,3 +325,17 @@ def test_operator_lock_ends_every_token_at_once(client: TestClient, container: C
         "/v1/auth/login", json={"email": "locked@example.com", "password": PASSWORD}
     )
     assert response.status_code == 401
+
+
+def test_signing_key_rotates_by_age_and_old_tokens_keep_working(
+    client: TestClient, container: Container, clock: FrozenClock, victim: dict
+) -> None:
+    keys = container.identity.keys
+    old_kid = jwt.get_unverified_header(victim["access_token"])["kid"]
+    clock.advance(timedelta(days=container.settings.identity.jwt_key_rotation_days))
+    assert keys.rotation_due()
+    # Still signing with the old key until the rotator runs: nothing breaks in between.
+    assert keys.signing_key()[0] == old_kid
+    keys.load()  # what KeyRotator does when due
+    assert keys.signing_key()[0] != old_kid
+    assert not keys.rotation_due()

@@ -114,3 +114,11 @@ def test_unverified_accounts_cannot_trade() -> None:
     granted = frozenset({"order:place", "account:view", "account:withdraw", "market:data"})
     assert effective_permissions(granted, True) == granted
     assert effective_permissions(granted, False) == {"account:view", "market:data"}
+
+
+def test_service_refuses_to_start_without_its_blocklist(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rampart.config import Settings
+    from rampart.identity.service import BlocklistMissingError, load_password_policy
+
+    with pytest.raises(BlocklistMissingError):
+        load_password_policy(Settings(), tmp_path / "missing.txt")

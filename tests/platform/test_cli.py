@@ -39,7 +39,9 @@ def test_db_upgrade_then_serve_check(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert (tmp_path / "rampart.db").exists()
 
 
-def test_serve_refuses_an_unmigrated_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_serve_refuses_an_unmigrated_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("RAMPART_DATA_DIR", str(tmp_path))
     result = runner.invoke(app, ["serve", "--port", "1"])
     assert result.exit_code == 2

@@ -59,8 +59,16 @@ def test_production_lists_every_problem_not_just_the_first() -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(profile="production", debug=True, cookie_secure=False)
     problems = " ".join(refused.value.problems)
-    for expected in ("SQLite", "RAMPART_DEBUG", "COOKIE_SECURE", "PUBLIC_URL", "TRUSTED_PROXIES",
-                     "VAULT__KEK", "AUDIT__SIGNING_KEY", "JWT_SIGNING_KEY"):
+    for expected in (
+        "SQLite",
+        "RAMPART_DEBUG",
+        "COOKIE_SECURE",
+        "PUBLIC_URL",
+        "TRUSTED_PROXIES",
+        "VAULT__KEK",
+        "AUDIT__SIGNING_KEY",
+        "JWT_SIGNING_KEY",
+    ):
         assert expected in problems
     assert len(refused.value.problems) >= 8
 
@@ -146,9 +154,7 @@ def test_malformed_keys_are_refused() -> None:
         ({"ratelimit": {"enabled": False}}, "RAMPART_RATELIMIT__ENABLED"),
     ],
 )
-def test_production_refuses_more_unsafe_settings(
-    change: dict[str, object], complaint: str
-) -> None:
+def test_production_refuses_more_unsafe_settings(change: dict[str, object], complaint: str) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(**production(**change))
     assert any(complaint in problem for problem in refused.value.problems)
@@ -194,3 +200,16 @@ def test_dev_key_creation_never_hands_out_an_empty_key(
     monkeypatch.setattr(os, "open", racing_open)
     key = RootKeys(settings).get("vault_kek", None)
     assert len(key.reveal()) == 32
+
+
+def test_a_list_setting_reads_its_file_one_item_per_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # KEK rotation with file-mounted secrets: the previous KEKs come from a file too.
+    old_keys = [new_key_text(), new_key_text()]
+    path = tmp_path / "previous-keks"
+    path.write_text("\n".join(old_keys) + "\n")
+    monkeypatch.setenv("RAMPART_VAULT__PREVIOUS_KEKS_FILE", str(path))
+    settings = Settings()
+    assert [k.get_secret_value() for k in settings.vault.previous_keks] == old_keys
+    assert old_keys[0] not in repr(settings)

@@ -93,7 +93,8 @@ def test_exceptions_are_logged_without_message_or_trace(log_output: io.StringIO)
     except RuntimeError:
         get_logger("test").error("failed", exc_info=True)
     text = log_output.getvalue()
-    assert "hunter2" not in text and "INSERT" not in text
+    assert "hunter2" not in text
+    assert "INSERT" not in text
     assert "Traceback" not in text
     assert lines(log_output)[-1]["exc_type"] == "builtins.RuntimeError"
 
@@ -101,7 +102,9 @@ def test_exceptions_are_logged_without_message_or_trace(log_output: io.StringIO)
 def test_ordinary_values_pass_through(log_output: io.StringIO) -> None:
     get_logger("test").info("order", symbol="ACME", quantity=10, price="12.34", order_id="o-1")
     entry = lines(log_output)[-1]
-    assert entry["symbol"] == "ACME" and entry["quantity"] == 10 and entry["price"] == "12.34"
+    assert entry["symbol"] == "ACME"
+    assert entry["quantity"] == 10
+    assert entry["price"] == "12.34"
 
 
 # --- review findings: kinds of secret that used to slip through ---------------------------------

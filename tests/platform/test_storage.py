@@ -78,7 +78,7 @@ def test_timestamps_come_back_as_utc(container: Container, probe_table: Table) -
     assert stored == local
     assert stored.tzinfo == UTC
     with pytest.raises(Exception, match="naive"), container.db.engine.begin() as conn:
-        conn.execute(insert(probe_table).values(id="n", at=datetime(2026, 3, 1)))  # noqa: DTZ001
+        conn.execute(insert(probe_table).values(id="n", at=datetime(2026, 3, 1)))
 
 
 def test_outbox_messages_commit_with_the_unit_of_work(container: Container) -> None:
@@ -94,9 +94,13 @@ def test_outbox_messages_commit_with_the_unit_of_work(container: Container) -> N
 
 
 def test_an_exception_rolls_the_unit_of_work_back(container: Container) -> None:
-    with pytest.raises(RuntimeError), container.uow() as uow:
-        uow.emit(OutboxMessage("notify.email", {"to": "user:3"}))
-        raise RuntimeError("use case failed")
+    def use_case() -> None:
+        with container.uow() as uow:
+            uow.emit(OutboxMessage("notify.email", {"to": "user:3"}))
+            raise RuntimeError("use case failed")
+
+    with pytest.raises(RuntimeError):
+        use_case()
     with container.db.read() as session:
         assert session.scalars(select(OutboxRow)).all() == []
 

@@ -3,6 +3,7 @@ the four-eyes resume, limits, events, cancel-on-disconnect."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -161,3 +162,27 @@ def test_cancel_on_disconnect_registration(client: TestClient, market: dict[str,
         client.put("/v1/risk/cancel-on-disconnect", headers=as_user(market["alice"])).status_code
         == 403
     )
+
+
+def test_a_dropped_stream_cancels_the_accounts_orders_when_asked(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
+    trader, other = market["trader"], market["other"]
+    mine = place(container, trader, "buy", "10", "99.00")
+    theirs = place(container, other, "buy", "10", "98.00")
+    assert client.put("/v1/risk/cancel-on-disconnect", headers=as_user(trader)).status_code == 204
+    with client.websocket_connect("/v1/stream", headers=as_user(trader)) as ws:
+        assert ws.receive_json()["type"] == "welcome"
+    # The other trader's stream did not ask: dropping it cancels nothing.
+    with client.websocket_connect("/v1/stream", headers=as_user(other)) as ws:
+        assert ws.receive_json()["type"] == "welcome"
+    # The server notices the drop after the client has gone: wait for it (bounded).
+    status = "accepted"
+    for _ in range(400):
+        status = client.get(f"/v1/orders/{mine['id']}", headers=as_user(trader)).json()["status"]
+        if status != "accepted":
+            break
+        time.sleep(0.025)
+    assert status == "cancelled"
+    kept = client.get(f"/v1/orders/{theirs['id']}", headers=as_user(other)).json()["status"]
+    assert kept == "accepted"

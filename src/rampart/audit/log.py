@@ -9,8 +9,9 @@ no lock held), then join the open *group*. One writer thread takes the oldest gr
 in one transaction while new callers fill the next one: the longer a commit takes, the more
 callers pile into the next group, so batches grow with load by themselves (up to `batch_max`
 entries). A group is settled as a whole: one `threading.Event` for the threads waiting on it and,
-for async callers, one future per event loop resolved with a single `call_soon_threadsafe`, so
-waking a thousand callers costs a handful of cross-thread hand-offs, not a thousand.
+for async callers, one `call_soon_threadsafe` per event loop that resolves all of that loop's
+futures at once, so waking a thousand callers costs a handful of cross-thread hand-offs, not a
+thousand.
 
 When the writer thread is not running (a CLI command, a test that never started the container)
 `append` writes its entry in a transaction of its own, in the caller's thread: slower, equally
@@ -51,17 +52,21 @@ class _Group:
         self.done = threading.Event()
         self.first = -1
         self.error: BaseException | None = None
-        #: One future per event loop that has callers waiting in this group.
-        self.loops: dict[asyncio.AbstractEventLoop, asyncio.Future[int]] = {}
+        #: The async callers waiting in this group, per event loop: (future, index).
+        self.loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
 
 
-def _settle(future: asyncio.Future[int], first: int, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(_unavailable(error))
-    else:
-        future.set_result(first)
+def _settle(
+    waiters: list[tuple[asyncio.Future[int], int]], first: int, error: BaseException | None
+) -> None:
+    """Resolve one loop's waiters (runs in that loop, scheduled once per group)."""
+    for future, index in waiters:
+        if future.done():
+            continue  # its caller was cancelled
+        if error is not None:
+            future.set_exception(_unavailable(error))
+        else:
+            future.set_result(first + index)
 
 
 def _unavailable(error: BaseException) -> AuditUnavailableError:
@@ -134,12 +139,9 @@ class AuditLog:
         joined = self._join(entry, asyncio.get_running_loop())
         if joined is None:
             return await asyncio.to_thread(self._write_now, [entry])
-        group, index, future = joined
+        future = joined[2]
         assert future is not None
-        # Shielded: the future is shared by every caller of this loop in the group, and one
-        # caller being cancelled must not cancel it for the others.
-        first = await asyncio.shield(future)
-        return first + index
+        return await future
 
     def _join(
         self, entry: PreparedEntry, loop: asyncio.AbstractEventLoop | None
@@ -157,9 +159,12 @@ class AuditLog:
             group.entries.append(entry)
             future = None
             if loop is not None:
-                future = group.loops.get(loop)
-                if future is None:
-                    future = group.loops[loop] = loop.create_future()
+                future = loop.create_future()
+                waiters = group.loops.get(loop)
+                if waiters is None:
+                    group.loops[loop] = [(future, index)]
+                else:
+                    waiters.append((future, index))
             return group, index, future
 
     def _write_now(self, entries: list[PreparedEntry]) -> int:
@@ -195,8 +200,8 @@ class AuditLog:
             self.batches += 1
             self.batched_entries += len(group.entries)
         group.done.set()
-        for loop, future in group.loops.items():
+        for loop, waiters in group.loops.items():
             try:
-                loop.call_soon_threadsafe(_settle, future, group.first, group.error)
+                loop.call_soon_threadsafe(_settle, waiters, group.first, group.error)
             except RuntimeError:
                 pass  # that loop is closed: nobody is waiting there any more

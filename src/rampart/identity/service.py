@@ -23,7 +23,7 @@ from rampart.identity.passwords import HashingPool, PasswordHasher
 from rampart.identity.ports import Notifier, RoleDirectory
 from rampart.identity.sessions import SessionStore
 from rampart.identity.throttle import LoginThrottle
-from rampart.identity.tokens import AccessTokens, SigningKeys
+from rampart.identity.tokens import AccessTokens, KeyRotator, SigningKeys
 from rampart.kernel.clock import Clock
 from rampart.kernel.secret import Secret
 from rampart.platform.db import Database
@@ -55,13 +55,10 @@ _POLICY_CACHE: dict[tuple[int, int, str], PasswordPolicy] = {}
 
 def _policy(settings: Settings) -> PasswordPolicy:
     # The list is 50,000 entries; parse it once per process, not once per container.
-    key = (
-        settings.identity.password_min_length,
-        settings.identity.password_max_length,
-        str(BLOCKLIST_PATH),
-    )
+    path = settings.identity.password_blocklist_path or BLOCKLIST_PATH
+    key = (settings.identity.password_min_length, settings.identity.password_max_length, str(path))
     if key not in _POLICY_CACHE:
-        _POLICY_CACHE[key] = load_password_policy(settings)
+        _POLICY_CACHE[key] = load_password_policy(settings, path)
     return _POLICY_CACHE[key]
 
 
@@ -83,11 +80,16 @@ class IdentityService:
         reverse without the key."""
         return hmac.new(self.pseudonym_key.reveal(), email.encode(), hashlib.sha256).hexdigest()
 
+    rotator: KeyRotator | None = None
+
     def start(self) -> None:
-        self.keys.load()
+        self.rotator = self.rotator or KeyRotator(self.keys)
+        self.rotator.start()
         self.hashing.start()
 
     def stop(self) -> None:
+        if self.rotator is not None:
+            self.rotator.stop()
         self.hashing.stop()
 
 

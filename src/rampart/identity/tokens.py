@@ -106,65 +106,84 @@ class SigningKeys:
         # A retired key verifies what it signed until that expires (plus the tolerated skew).
         return self._settings.access_token_minutes * 60 + SKEW_SECONDS
 
+    def _usable(self, row: SigningKeyRow | None) -> bool:
+        if row is None:
+            return False
+        rotate_after = timedelta(days=self._settings.jwt_key_rotation_days)
+        return (
+            self._clock.now() - utc(row.created_at) < rotate_after
+            and _b64url(_public_raw(self._derive(row.kid).public_key())) == row.public_key
+        )
+
+    @staticmethod
+    def _newest_active(rows: list[SigningKeyRow]) -> SigningKeyRow | None:
+        active = [r for r in rows if r.retired_at is None]
+        return max(active, key=lambda r: utc(r.created_at)) if active else None
+
     def load(self) -> None:
         """Read the key set; make a new active key when there is none, when it is older than
-        the rotation period, or when it was derived from another root key."""
+        the rotation period, or when it was derived from another root key.
+
+        Only that last case writes, and it runs at start-up and from `KeyRotator`, never inside a
+        request's transaction (on SQLite a second writer there would wait on itself)."""
         with self._lock:
-            now = self._clock.now()
-            with self._db.write_session() as session:
+            with self._db.read() as session:
                 rows = list(session.scalars(select(SigningKeyRow)))
-                active = [r for r in rows if r.retired_at is None]
-                active.sort(key=lambda r: utc(r.created_at), reverse=True)
-                current = active[0] if active else None
-                rotate_after = timedelta(days=self._settings.jwt_key_rotation_days)
-                usable = (
-                    current is not None
-                    and now - utc(current.created_at) < rotate_after
-                    and _b64url(_public_raw(self._derive(current.kid).public_key()))
-                    == current.public_key
-                )
-                if not usable:
-                    for row in active:
-                        row.retired_at = now
-                    kid = new_id()
-                    current = SigningKeyRow(
-                        kid=kid,
-                        public_key=_b64url(_public_raw(self._derive(kid).public_key())),
-                        created_at=now,
-                        retired_at=None,
-                    )
-                    session.add(current)
-                    rows.append(current)
-                    session.commit()
-                    log.info("jwt signing key rotated", kid=kid)
-                else:
-                    session.rollback()
-                assert current is not None
-                self._active = (current.kid, self._derive(current.kid))
-                self._active_since = utc(current.created_at).timestamp()
-                public: dict[str, Ed25519PublicKey] = {}
-                published: list[dict[str, str]] = []
-                for row in sorted(rows, key=lambda r: utc(r.created_at)):
-                    if row.retired_at is not None and (
-                        (now - utc(row.retired_at)).total_seconds() > self._trust_seconds
-                    ):
-                        continue
-                    public[row.kid] = Ed25519PublicKey.from_public_bytes(
-                        _b64url_decode(row.public_key)
-                    )
-                    published.append(
-                        {
-                            "kty": "OKP",
-                            "crv": "Ed25519",
-                            "kid": row.kid,
-                            "x": row.public_key,
-                            "alg": ALGORITHM,
-                            "use": "sig",
-                        }
-                    )
-                self._public = public
-                self._published = published
-                self._loaded_at = self._clock.monotonic()
+            current = self._newest_active(rows)
+            if not self._usable(current):
+                with self._db.write_session() as session:
+                    rows = list(session.scalars(select(SigningKeyRow).with_for_update()))
+                    current = self._newest_active(rows)
+                    if not self._usable(current):
+                        now = self._clock.now()
+                        for row in rows:
+                            if row.retired_at is None:
+                                row.retired_at = now
+                        kid = new_id()
+                        current = SigningKeyRow(
+                            kid=kid,
+                            public_key=_b64url(_public_raw(self._derive(kid).public_key())),
+                            created_at=now,
+                            retired_at=None,
+                        )
+                        session.add(current)
+                        rows.append(current)
+                        session.commit()
+                        log.info("jwt signing key rotated", kid=kid)
+            assert current is not None
+            self._active = (current.kid, self._derive(current.kid))
+            self._active_since = utc(current.created_at).timestamp()
+            self._publish(rows)
+
+    def _publish(self, rows: list[SigningKeyRow]) -> None:
+        now = self._clock.now()
+        public: dict[str, Ed25519PublicKey] = {}
+        published: list[dict[str, str]] = []
+        for row in sorted(rows, key=lambda r: utc(r.created_at)):
+            if row.retired_at is not None and (
+                (now - utc(row.retired_at)).total_seconds() > self._trust_seconds
+            ):
+                continue
+            public[row.kid] = Ed25519PublicKey.from_public_bytes(_b64url_decode(row.public_key))
+            published.append(
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "kid": row.kid,
+                    "x": row.public_key,
+                    "alg": ALGORITHM,
+                    "use": "sig",
+                }
+            )
+        self._public = public
+        self._published = published
+        self._loaded_at = self._clock.monotonic()
+
+    def _reload_public(self) -> None:
+        """Re-read the published keys only (a read: never waits for the write lock)."""
+        with self._db.read() as session:
+            rows = list(session.scalars(select(SigningKeyRow)))
+        self._publish(rows)
 
     def rotate(self) -> str:
         """Retire the active key now and start signing with a new one."""
@@ -179,12 +198,18 @@ class SigningKeys:
         return self._active[0]
 
     def signing_key(self) -> tuple[str, Ed25519PrivateKey]:
+        """The active key. A key past its rotation age keeps signing until `KeyRotator` (or the
+        next start) replaces it: its tokens stay valid either way, and this may run inside a
+        request's transaction, where rotating could deadlock."""
         with self._lock:
-            age = self._clock.now().timestamp() - self._active_since
-            if self._active is None or age >= self._settings.jwt_key_rotation_days * 86_400:
+            if self._active is None:
                 self.load()
             assert self._active is not None
             return self._active
+
+    def rotation_due(self) -> bool:
+        age = self._clock.now().timestamp() - self._active_since
+        return self._active is None or age >= self._settings.jwt_key_rotation_days * 86_400
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
         key = self._public.get(kid)
@@ -193,14 +218,47 @@ class SigningKeys:
         # Perhaps another process rotated; look again, but not more than once a second.
         with self._lock:
             if self._clock.monotonic() - self._loaded_at >= RELOAD_INTERVAL_SECONDS:
-                self.load()
+                self._reload_public()
             return self._public.get(kid)
 
     def jwks(self) -> dict[str, Any]:
         with self._lock:
-            if self._clock.monotonic() - self._loaded_at >= 60:
+            if self._active is None:
                 self.load()
+            elif self._clock.monotonic() - self._loaded_at >= 60:
+                self._reload_public()
             return {"keys": list(self._published)}
+
+
+class KeyRotator:
+    """A background thread that rotates the signing key when it is due (checked every minute)."""
+
+    def __init__(self, keys: SigningKeys, interval_seconds: float = 60.0) -> None:
+        self._keys = keys
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._keys.load()
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="rampart-jwt-keys", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if self._keys.rotation_due():
+                    self._keys.load()
+            except Exception as exc:  # noqa: BLE001 - keep trying; the old key still works
+                log.error("jwt signing key rotation failed", error=type(exc).__name__)
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=10)
 
 
 class AccessTokens:

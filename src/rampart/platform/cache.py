@@ -61,6 +61,15 @@ class TTLCache(Generic[K, V]):
                 self._items.popitem(last=False)
             return True
 
+    def purge_expired(self) -> int:
+        """Drop every expired entry now (a `get` drops only the one it looks at)."""
+        now = self._clock()
+        with self._lock:
+            doomed = [k for k, (expires, _) in self._items.items() if expires <= now]
+            for key in doomed:
+                del self._items[key]
+            return len(doomed)
+
     def delete(self, key: K) -> None:
         with self._lock:
             self._items.pop(key, None)

@@ -61,7 +61,7 @@ class ControlBook:
         self,
         controls: TradingControls,
         platform_overrides: Mapping[str, str],
-        account_overrides: dict[str, Mapping[str, str]],
+        account_overrides: Mapping[str, Mapping[str, str]],
     ) -> None:
         """Replace everything with what the database holds, keeping unexpired pins."""
         platform_limits = self._defaults.with_overrides(platform_overrides)
@@ -136,10 +136,12 @@ def _with_halt(
 ) -> TradingControls:
     if scope is HaltScope.MARKET:
         return replace(controls, market_halted=halted)
-    field_name = "halted_symbols" if scope is HaltScope.SYMBOL else "halted_accounts"
-    members = set(getattr(controls, field_name))
+    symbol = scope is HaltScope.SYMBOL
+    members = set(controls.halted_symbols if symbol else controls.halted_accounts)
     (members.add if halted else members.discard)(target)
-    return replace(controls, **{field_name: frozenset(members)})
+    if symbol:
+        return replace(controls, halted_symbols=frozenset(members))
+    return replace(controls, halted_accounts=frozenset(members))
 
 
 def _with_state(

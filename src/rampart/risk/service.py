@@ -309,28 +309,28 @@ class RiskService:
         market = False
         symbols: set[str] = set()
         accounts: set[str] = set()
-        for row in session.scalars(select(HaltRow).where(HaltRow.status == "active")):
-            if row.scope == HaltScope.MARKET:
+        for halt in session.scalars(select(HaltRow).where(HaltRow.status == "active")):
+            if halt.scope == HaltScope.MARKET:
                 market = True
-            elif row.scope == HaltScope.SYMBOL:
-                symbols.add(row.target)
+            elif halt.scope == HaltScope.SYMBOL:
+                symbols.add(halt.target)
             else:
-                accounts.add(row.target)
+                accounts.add(halt.target)
         platform_state = TradingState.ACTIVE
         states: dict[str, TradingState] = {}
-        for row in session.scalars(select(TradingStateRow)):
-            if row.scope == PLATFORM_SCOPE:
-                platform_state = TradingState(row.state)
-            elif row.state != TradingState.ACTIVE:
-                states[row.scope.removeprefix("account:")] = TradingState(row.state)
+        for state in session.scalars(select(TradingStateRow)):
+            if state.scope == PLATFORM_SCOPE:
+                platform_state = TradingState(state.state)
+            elif state.state != TradingState.ACTIVE:
+                states[state.scope.removeprefix("account:")] = TradingState(state.state)
         restricted = frozenset(session.scalars(select(RestrictedSecurityRow.symbol)))
         platform_overrides: dict[str, str] = {}
         account_overrides: dict[str, dict[str, str]] = {}
-        for row in session.scalars(select(RiskLimitRow)):
-            if row.scope == PLATFORM_SCOPE:
-                platform_overrides = dict(row.limits)
+        for limits in session.scalars(select(RiskLimitRow)):
+            if limits.scope == PLATFORM_SCOPE:
+                platform_overrides = dict(limits.limits)
             else:
-                account_overrides[row.scope.removeprefix("account:")] = dict(row.limits)
+                account_overrides[limits.scope.removeprefix("account:")] = dict(limits.limits)
         controls = TradingControls(
             platform_state=platform_state,
             account_states=states,

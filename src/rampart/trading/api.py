@@ -408,7 +408,17 @@ async def stream(
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
                 await task
         hub.unsubscribe(sub)
+        # Cancel-on-disconnect (rampart.risk): if this credential asked for it, its account's
+        # open orders are cancelled now that the connection is gone.
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(_connection_dropped, container, principal.credential_id)
         if sub.dropped and websocket.client_state is WebSocketState.CONNECTED:
             # 1008: policy violation - the client did not keep up with its stream.
             with contextlib.suppress(Exception):
                 await websocket.close(code=1008, reason="slow consumer")
+
+
+def _connection_dropped(container: Any, credential_id: str | None) -> None:
+    with container.uow() as uow:
+        if container.risk.on_disconnect(uow, credential_id):
+            uow.commit()

@@ -162,6 +162,12 @@ def keys_rotate_kek() -> None:
                 "a data key could not be unwrapped: is its KEK in RAMPART_VAULT__PREVIOUS_KEKS?"
             ) from None
         console.print(f"re-wrapped {moved} data keys under KEK {container.vault.provider.kek_id}")
+        # Backups carry their own file key wrapped by the KEK of their day: dropping the previous
+        # KEK makes them unrestorable (by design, it also shreds old backups). Say so now.
+        console.print(
+            "backups made before now open only with the previous KEK: keep it offline for as "
+            "long as you keep those backups, and take a new backup under this KEK"
+        )
 
 
 @keys_app.command("destroy")

@@ -35,7 +35,7 @@ import hashlib
 import hmac
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,6 +50,7 @@ from rampart.kernel.clock import Clock
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
 from rampart.kernel.secret import Secret
+from rampart.platform.cache import TTLCache
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
 from rampart.vault.db import DataKeyRow, ShreddedUserRow, UserKeyRow
@@ -180,39 +181,39 @@ class BatchResult:
     last_id: str | None = None
 
 
-@dataclass
-class _Cached:
-    value: Any
-    expires: float
+#: Unwrapped keys held in memory at most: per-user keys are one per (user, purpose, version), and
+#: a re-encryption pass over a million users must not leave a million keys in the heap.
+MAX_CACHED_KEYS = 10_000
 
 
-@dataclass
 class _KeyCache:
-    """Unwrapped keys and current versions, for `ttl` seconds (evicted at once in this process)."""
+    """Unwrapped keys and current versions, for `ttl` seconds (evicted at once in this process).
 
-    ttl: float
-    clock: Clock
-    entries: dict[tuple[Any, ...], _Cached] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    Bounded (least recently used out first) and expiring on every access path, so key material
+    does not linger in memory past `key_cache_seconds` or pile up with the number of users.
+    """
+
+    def __init__(self, ttl: float, clock: Clock, max_entries: int = MAX_CACHED_KEYS) -> None:
+        self.ttl = ttl
+        self._items: TTLCache[tuple[Any, ...], Any] = TTLCache(max_entries, clock.monotonic, ttl)
+        self._puts = 0
 
     def get(self, key: tuple[Any, ...]) -> Any | None:
-        with self.lock:
-            hit = self.entries.get(key)
-            if hit is None:
-                return None
-            if hit.expires < self.clock.monotonic():
-                del self.entries[key]
-                return None
-            return hit.value
+        return self._items.get(key)
 
     def put(self, key: tuple[Any, ...], value: Any) -> None:
-        with self.lock:
-            self.entries[key] = _Cached(value, self.clock.monotonic() + self.ttl)
+        if self.ttl <= 0:
+            return
+        self._items.set(key, value)
+        self._puts += 1
+        if self._puts % 256 == 0:
+            self._items.purge_expired()
 
-    def evict(self, match: Callable[[tuple[Any, ...]], bool]) -> None:
-        with self.lock:
-            for key in [k for k in self.entries if match(k)]:
-                del self.entries[key]
+    def evict(self, match: Callable[[tuple[Any, ...], Any], bool]) -> None:
+        self._items.delete_where(match)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class VaultService:
@@ -516,7 +517,7 @@ class VaultService:
         families = {family for family, _ in created}
         _after_commit(
             session,
-            lambda: self._cache.evict(lambda k: k[0] == "current" and k[1] in families),
+            lambda: self._cache.evict(lambda k, _v: k[0] == "current" and k[1] in families),
         )
         return created
 
@@ -710,10 +711,12 @@ class VaultService:
             destroyed_user_keys.append(user_key.id)
         session.flush()
 
+        doomed_user_keys = {("user-id", key_id) for key_id in destroyed_user_keys}
+
         def forget() -> None:
-            self._cache.evict(lambda k: purpose.value in k and version in k)
-            for key_id in destroyed_user_keys:
-                self._cache.evict(lambda k, key_id=key_id: k == ("user-id", key_id))
+            self._cache.evict(
+                lambda k, _v: (purpose.value in k and version in k) or k in doomed_user_keys
+            )
 
         # Now, and again after commit: a reader between the two may have cached the key anew
         # from the rows that were still committed.
@@ -836,16 +839,11 @@ class VaultService:
 
     def _forget_user(self, user_id: str) -> None:
         self._cache.evict(
-            lambda k: (
-                (k[0] == "user" and k[-1] == user_id)
-                or (k[0] == "user-id" and self._cached_owner(k) == user_id)
+            lambda k, v: (
+                (k[0] == "user" and k[-1] == user_id) or (k[0] == "user-id" and v[0] == user_id)
             )
         )
 
-    def _cached_owner(self, key: tuple[Any, ...]) -> str | None:
-        hit = self._cache.entries.get(key)
-        return None if hit is None else str(hit.value[0])
-
     def forget_cached_keys(self) -> None:
         """Drop every unwrapped key from memory (tests, and after a KEK rotation)."""
-        self._cache.evict(lambda _k: True)
+        self._cache.evict(lambda _k, _v: True)
