@@ -28,6 +28,7 @@ class Signed:
     def __init__(self, port: int, path: str, keys: list[dict[str, str]]) -> None:
         self.url = f"http://127.0.0.1:{port}{path}"
         self.path = path
+        self.host = f"127.0.0.1:{port}"
         self.items: list[tuple[bytes, str, HmacSigner, str]] = []
         for i in range(64):
             side = "buy" if i % 2 else "sell_short"
@@ -51,7 +52,7 @@ class Signed:
         added = sign_request("POST", self.url, headers, body, key_id=key_id, signer=signer)
         assert added["Content-Digest"] == digest
         head = (
-            f"POST {self.path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"POST {self.path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-type: application/json\r\n"
             f"content-digest: {digest}\r\nsignature-input: {added['Signature-Input']}\r\n"
             f"signature: {added['Signature']}\r\ncontent-length: {len(body)}\r\n\r\n"
         )

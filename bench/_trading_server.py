@@ -26,6 +26,7 @@ from rampart.access.api import requires
 from rampart.access.domain import Permission, Principal, Role, permissions_for
 from rampart.bootstrap import bootstrap
 from rampart.config import Settings
+from rampart.platform.logging import configure_logging
 from rampart.platform.migrate import upgrade
 from rampart.venue.service import DEMO_INSTRUMENTS
 from rampart.web.app import create_app
@@ -68,14 +69,15 @@ def setup(container: object, data_dir: Path) -> None:
 
 
 def main(database_url: str, data_dir: str, port: int) -> None:
-    upgrade(database_url)
     settings = Settings(
         profile="dev",
         data_dir=Path(data_dir),
         database_url=database_url,
-        log_level="warning",
         mfa={"required_for_trading": False},  # type: ignore[arg-type]
     )
+    # Logging as `rampart serve` sets it up (JSON, the configured level: the access log is on).
+    configure_logging(settings.log_level, json=True)
+    upgrade(database_url)
     container = bootstrap(settings)
     setup(container, Path(data_dir))
     app = create_app(container)
