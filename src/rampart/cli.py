@@ -117,6 +117,8 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # Uvicorn would otherwise buffer WebSocket frames up to 16 MiB before our limit applies.
+        ws_max_size=settings.max_body_bytes,
     )
 
 

@@ -53,7 +53,8 @@ class VaultSettings(Section):
     #: Earlier KEKs, kept only while `rampart keys rotate-kek` re-wraps the data keys they wrapped.
     previous_keks: list[SecretStr] = Field(default_factory=list, max_length=8)
     rotation_days: int = Field(default=90, ge=1, le=365)
-    reencrypt_batch: int = Field(default=500, ge=1, le=100_000)
+    # Each batch takes one PostgreSQL advisory lock per user key: keep it well inside the lock table.
+    reencrypt_batch: int = Field(default=500, ge=1, le=2_000)
     #: How long unwrapped keys and "current version" answers are kept in memory. Another process's
     #: rotation or shred takes effect here within this time (in this process: at once).
     key_cache_seconds: float = Field(default=5.0, ge=0, le=300)

@@ -1,17 +1,31 @@
-"""Every permission check, allowed or denied, goes to the audit log.
+"""Every permission check, allowed or denied, goes to the audit log, durably, before the response.
 
-The recorder hands each decision to the audit log's asynchronous append, which group-commits
-concurrent entries: an order costs one queued entry here, not one database transaction. If the
-audit log cannot take the entry, the request fails (503): an action whose authorisation cannot be
-recorded does not happen.
+Three ways a decision becomes durable, cheapest first:
+
+1. *Carried*: a route that commits a transaction of its own (order entry) takes the request's
+   allowed decisions (`rampart.access.api.carried_decisions`) and writes them in that
+   transaction, so a request costs one commit, not two. The transaction marks each decision
+   `committed`; one that was not (the transaction failed, or never happened) is appended as in 3
+   before the response leaves.
+2. *Overlapped*: for any other route, an allowed decision starts its append to the audit log's
+   group commit at once, and the handler runs while it commits; the response waits for it.
+3. *Awaited*: a denied decision, and any decision outside an HTTP request/response cycle (a
+   WebSocket handshake, a dependency called by hand), is appended and awaited before going on.
+
+If the audit log cannot take an entry, the request fails (503): an action whose authorisation
+cannot be recorded is not answered as done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rampart.access.domain import Principal
+from rampart.audit.writer import PreparedEntry, prepare
+from rampart.kernel.context import current_context
 from rampart.kernel.errors import UnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.logging import get_logger
@@ -48,6 +62,20 @@ def access_event(principal: Principal, permission: str, allowed: bool, route: st
     )
 
 
+@dataclass(eq=False, slots=True)
+class CarriedDecision:
+    """An allowed decision a route writes in its own transaction.
+
+    `entry` is the prepared audit entry (request id, client IP and actor of the request, time of
+    the check), for `SqlAuditWriter.write_prepared`. Whoever commits it sets `committed`, after
+    the commit and before the request goes on; until then it is owed to the audit log.
+    """
+
+    event: AuditEvent
+    entry: PreparedEntry
+    committed: bool = False
+
+
 class AuditLogAccessRecorder:
     """`AccessDecisionRecorder` writing through the audit log (`container.audit_log`).
 
@@ -61,12 +89,32 @@ class AuditLogAccessRecorder:
     async def record(
         self, principal: Principal, permission: str, allowed: bool, route: str
     ) -> None:
+        """Append the decision and wait until it is durable."""
+        await self.append(access_event(principal, permission, allowed, route))
+
+    def start(self, principal: Principal, permission: str, route: str) -> Awaitable[None]:
+        """Start appending an allowed decision now; await the result before responding."""
+        return asyncio.ensure_future(self.append(access_event(principal, permission, True, route)))
+
+    def carry(
+        self, principal: Principal, permission: str, route: str, ts_ns: int
+    ) -> CarriedDecision:
+        """An allowed decision, checked at `ts_ns`, for the route's own transaction to write."""
+        event = access_event(principal, permission, True, route)
+        try:
+            entry = prepare(event, current_context(), ts_ns)
+        except Exception as exc:  # noqa: BLE001 - an entry that cannot be kept refuses the action
+            log.error("access decision not recorded", error=type(exc).__name__)
+            raise AuditUnavailableError from None
+        return CarriedDecision(event, entry)
+
+    async def append(self, event: AuditEvent) -> None:
         audit_log = self._audit_log()
         if audit_log is None:
             log.error("access decision not recorded: no audit log is configured")
             raise AuditUnavailableError
         try:
-            await audit_log.append_async(access_event(principal, permission, allowed, route))
+            await audit_log.append_async(event)
         except Exception as exc:  # noqa: BLE001 - any failure to record refuses the action
             log.error("access decision not recorded", error=type(exc).__name__)
             raise AuditUnavailableError from None

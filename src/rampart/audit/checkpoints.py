@@ -11,6 +11,16 @@ Every signed checkpoint is also shipped to a sink outside the database: a direct
 files (fsynced) or an HTTP witness. A rewrite of the database, even with the triggers disabled,
 cannot reach back into the sink, so verification against the newest shipped checkpoint catches
 truncated and rolled-back entries.
+
+Guarantees of shipping. A checkpoint is committed to the database before it is shipped. Shipping
+the newest stored checkpoint is retried every round (`checkpoint_seconds`) until the sink accepts
+it (at least once; the sink takes the same note again as a no-op), so a sink that was down catches
+up with the newest checkpoint when it returns; checkpoints signed during the outage and superseded
+before it ended stay in the database only (each is consistent with the next, which is what the
+sink then holds). Appends do not wait for the sink: while it is down, the entries since the newest
+shipped checkpoint are protected by the database alone, and the log says so (a warning every
+round). A sink that answers with a different checkpoint of the same size is a fork: reported as
+critical, never overwritten.
 """
 
 from __future__ import annotations
@@ -61,6 +71,11 @@ class InconsistentLogError(RuntimeError):
 
 class SinkConflictError(RuntimeError):
     """The sink already holds a different checkpoint of the same size: a fork."""
+
+
+class SinkUnavailableError(RuntimeError):
+    """The sink could not take the checkpoint now; it stays in the database and is shipped again
+    on the next round (every `checkpoint_seconds`) until the sink takes it."""
 
 
 class CheckpointSink(Protocol):
@@ -285,6 +300,12 @@ class Checkpointer:
             self.checkpoint()
         except InconsistentLogError:
             pass  # logged where detected; nothing is signed any more
+        except SinkUnavailableError as exc:
+            log.warning("audit checkpoint not shipped yet; retrying", sink=self.sink.describe(),
+                        error=type(exc.__cause__).__name__)
+        except SinkConflictError:
+            log.critical("audit checkpoint sink holds a different checkpoint of the same size",
+                         sink=self.sink.describe())
         except Exception as exc:  # noqa: BLE001 - the thread must survive a database outage
             log.error("audit checkpoint failed", error=type(exc).__name__)
 
@@ -382,5 +403,17 @@ class Checkpointer:
             newest = newest_checkpoint(session)
         if newest is None or newest.size <= self._shipped_size:
             return
-        self.sink.put(newest.size, newest.ts_ns, newest.note)
+        try:
+            self.sink.put(newest.size, newest.ts_ns, newest.note)
+        except SinkConflictError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any sink failure: keep it, ship it next round
+            raise SinkUnavailableError(
+                f"checkpoint {newest.size} not shipped to {self.sink.describe()}"
+            ) from exc
         self._shipped_size = newest.size
+
+    @property
+    def shipped_size(self) -> int | None:
+        """The size of the newest checkpoint this process shipped (None: none yet)."""
+        return None if self._shipped_size < 0 else self._shipped_size

@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rampart.audit.checkpoints import CheckpointSink, DirectorySink, HttpWitnessSink, build_sink
+from rampart.audit.checkpoints import (
+    CheckpointSink,
+    DirectorySink,
+    HttpWitnessSink,
+    SinkUnavailableError,
+    build_sink,
+)
 from rampart.audit.domain import NoteError, parse_verifier_key
 from rampart.audit.verify import ExportFormatError, VerifyReport, read_export, verify_log
 
@@ -221,6 +227,12 @@ def checkpoint() -> None:
     try:
         audit = build_audit(settings, RootKeys(settings), SystemClock(), db)
         signed = audit.checkpointer.checkpoint()
+    except SinkUnavailableError as exc:
+        console.print(
+            f"[bold yellow]Signed and stored, but not shipped:[/] {exc} "
+            f"({type(exc.__cause__).__name__}); the running service ships it on its next round."
+        )
+        raise typer.Exit(1) from None
     finally:
         db.dispose()
     if signed is None:
