@@ -4,17 +4,22 @@ Authentication is pluggable: each credential kind (bearer token, browser session
 request) registers an `Authenticator` on the container. The first that recognises the request's
 credentials returns a `Principal`; a credential that is present but invalid raises
 `UnauthorizedError` with its own problem type. No credential at all is 401; a principal without
-the permission is 403 (the check is audited either way: see `AccessDecisionRecorder`).
+the permission is 403. The check is audited either way, durable before the response (see
+`rampart.access.recorder` for the three ways it gets there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from rampart.access.domain import PermissionDeniedError, Principal
+from rampart.access.recorder import AuditUnavailableError, CarriedDecision
+from rampart.kernel.events import AuditEvent
 from rampart.kernel.context import current_context, set_context
 from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access
@@ -28,11 +33,75 @@ class Authenticator(Protocol):
 
 
 class AccessDecisionRecorder(Protocol):
-    """Writes one permission check, allowed or denied, to the audit log."""
+    """Writes one permission check, allowed or denied, to the audit log (see `recorder`)."""
 
     async def record(
         self, principal: Principal, permission: str, allowed: bool, route: str
-    ) -> None: ...
+    ) -> None:
+        """Append the decision and wait until it is durable."""
+        ...
+
+    def start(self, principal: Principal, permission: str, route: str) -> Awaitable[None]:
+        """Start appending an allowed decision; the awaitable completes once it is durable."""
+        ...
+
+    def carry(
+        self, principal: Principal, permission: str, route: str, ts_ns: int
+    ) -> CarriedDecision:
+        """An allowed decision prepared for the route's own transaction."""
+        ...
+
+    async def append(self, event: AuditEvent) -> None:
+        """Append an event and wait until it is durable."""
+        ...
+
+
+class _Pending:
+    """The allowed decisions of one request that are not durable yet."""
+
+    __slots__ = ("carried", "started")
+
+    def __init__(self) -> None:
+        self.started: list[Awaitable[None]] = []
+        self.carried: list[CarriedDecision] = []
+
+
+async def _settle_decisions(request: HTTPConnection) -> AsyncIterator[None]:
+    """Hold the response until every allowed decision of the request is durable.
+
+    Runs as a function-scoped dependency of every `requires()`: its exit runs after the handler
+    returns (or raises) and before the response is sent, so nothing answers, success or error,
+    while an access decision of the request could still be lost. A carried decision the handler's
+    transaction did not commit is appended here.
+    """
+    pending = _Pending()
+    request.state.access_pending = pending
+    try:
+        yield
+    finally:
+        request.state.access_pending = None
+        waits = list(pending.started)
+        owed = [d for d in pending.carried if not d.committed]
+        if owed:
+            recorder: AccessDecisionRecorder = request.app.state.container.access_recorder
+            waits.extend(recorder.append(d.event) for d in owed)
+        if waits:
+            results = await asyncio.gather(*waits, return_exceptions=True)
+            if any(isinstance(r, BaseException) for r in results):
+                raise AuditUnavailableError
+
+
+def carried_decisions(request: HTTPConnection) -> list[CarriedDecision]:
+    """The request's allowed decisions for its own transaction to write.
+
+    For routes declared with `requires(..., carried=True)`. Write each `entry` in the
+    transaction (`SqlAuditWriter.write_prepared`) and set `committed` once it has committed;
+    whatever is not marked is appended to the audit log before the response.
+    """
+    pending: _Pending | None = getattr(request.state, "access_pending", None)
+    if pending is None:
+        return []
+    return [d for d in pending.carried if not d.committed]
 
 
 async def authenticate(request: HTTPConnection) -> Principal:
@@ -50,17 +119,36 @@ async def authenticate(request: HTTPConnection) -> Principal:
     raise UnauthorizedError("Sign in, or sign the request with an API key.")
 
 
-def requires(permission: str) -> Callable[[HTTPConnection], Awaitable[Principal]]:
-    """A dependency that returns the principal when it holds `permission`, and refuses otherwise."""
+def requires(
+    permission: str, *, carried: bool = False
+) -> Callable[[HTTPConnection], Awaitable[Principal]]:
+    """A dependency that returns the principal when it holds `permission`, and refuses otherwise.
 
-    async def dependency(request: HTTPConnection) -> Principal:
+    The check is recorded in the audit log, durable before the response, allowed or denied. A
+    denied check is recorded before the 403. An allowed one is recorded while the handler runs;
+    with `carried=True` the route writes it in its own transaction instead (see
+    `carried_decisions`), so that the request commits once.
+    """
+
+    async def dependency(
+        request: HTTPConnection, _settled: None = Depends(_settle_decisions, scope="function")
+    ) -> Principal:
         principal = await authenticate(request)
         allowed = principal.can(permission)
-        recorder: AccessDecisionRecorder | None = getattr(
-            request.app.state.container, "access_recorder", None
-        )
+        container = request.app.state.container
+        recorder: AccessDecisionRecorder | None = getattr(container, "access_recorder", None)
         if recorder is not None:
-            await recorder.record(principal, permission, allowed, request.url.path)
+            route = str(request.scope.get("path", ""))
+            pending: _Pending | None = getattr(request.state, "access_pending", None)
+            if not allowed or pending is None or request.scope["type"] != "http":
+                # Denied, a WebSocket handshake, or called outside a route's dependency tree:
+                # nothing would hold the answer back, so the entry is durable before going on.
+                await recorder.record(principal, permission, allowed, route)
+            elif carried:
+                ts_ns = container.clock.time_ns()
+                pending.carried.append(recorder.carry(principal, permission, route, ts_ns))
+            else:
+                pending.started.append(recorder.start(principal, permission, route))
         if not allowed:
             raise PermissionDeniedError(f"This needs the `{permission}` permission.")
         return principal
