@@ -44,7 +44,9 @@ class Signed:
                 }
             ).encode()
             key = keys[i % len(keys)]
-            self.items.append((body, key["key_id"], HmacSigner(key["secret"]), content_digest(body)))
+            self.items.append(
+                (body, key["key_id"], HmacSigner(key["secret"]), content_digest(body))
+            )
 
     def request(self, i: int) -> bytes:
         body, key_id, signer, digest = self.items[i % len(self.items)]
@@ -101,10 +103,7 @@ async def main(port: int, path: str, seconds: float, connections: int, keys: Any
     statuses: dict[int, int] = {}
     started = time.perf_counter()
     await asyncio.gather(
-        *(
-            worker(port, signed, started + seconds, lat, statuses, c * 7)
-            for c in range(connections)
-        )
+        *(worker(port, signed, started + seconds, lat, statuses, c * 7) for c in range(connections))
     )
     elapsed = time.perf_counter() - started
     lat.sort()

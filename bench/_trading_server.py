@@ -1,8 +1,9 @@
 """Bench only: serve the real app in one uvicorn worker, as production would.
 
 `python bench/_trading_server.py DATABASE_URL DATA_DIR PORT` migrates the database, defines the
-demo instruments, creates eight funded traders each with an hmac-sha256 API key (scope `trade`),
-writes the keys to `DATA_DIR/bench-keys.json` (mode 0600) for the load generator, and serves.
+demo instruments, creates eight funded traders (real identity accounts) each with an hmac-sha256
+API key (scope `trade`), writes the keys to `DATA_DIR/bench-keys.json` (mode 0600) for the load
+generator, and serves.
 
 Nothing on the order path is replaced: requests are verified by the real RFC 9421 authenticator,
 permission checks are recorded in the audit log, orders go through the order engine, ledger and
@@ -43,11 +44,21 @@ def setup(container: object, data_dir: Path) -> None:
         for instrument in DEMO_INSTRUMENTS:
             container.instruments.upsert(uow, instrument)
         uow.commit()
+    # Real, active identity accounts: API keys act only for an active owner.
+    password_hash = container.identity.hashing.hasher.hash("bench passphrase, not a secret 8")
     for i in range(USERS):
-        user = f"bench-{i}"
         with container.uow() as uow:
-            container.access.assign_role(uow, user, Role.TRADER)
+            user = container.identity.accounts.create_user(
+                uow,
+                f"bench-{i}@example.com",
+                password_hash,
+                role=Role.TRADER,
+                verified=True,
+                created_by="bench",
+            )
             container.ledger.deposit(uow, user, "10000000")
+            uow.commit()
+        with container.uow() as uow:
             owner = Principal(
                 actor=f"user:{user}",
                 user_id=user,

@@ -13,6 +13,7 @@ from typing import Any
 from rampart.access.recorder import AuditLogAccessRecorder
 from rampart.access.service import AccessService
 from rampart.apikeys.auth import SignatureAuthenticator
+from rampart.apikeys.jobs import OldKeySweeper
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from rampart.apikeys.service import ApiKeyService
 from rampart.audit.checkpoints import Checkpointer
@@ -160,6 +161,13 @@ def _wire_apikeys(container: Container) -> None:
         container.access,
         container.mfa,
         environment="live" if settings.profile == "production" else "test",
+        # Read on every signed request: a closed or locked owner's keys stop at once.
+        owner_active=container.identity.accounts.is_active,
+        notifier=container.notifications,
+        owner_email=container.identity.accounts.contact_email,
+    )
+    container.closers.append(
+        OldKeySweeper(container.apikeys, container.uow, settings.apikeys.old_key_check_seconds)
     )
     nonces: NonceStore = (
         RedisNonceStore(container.redis)
@@ -191,6 +199,8 @@ def _wire_trading(container: Container) -> None:
         checks=container.pre_trade_checks,
         batch_max=trading.engine_batch_max,
         queue_max=trading.engine_queue_max,
+        # Order events and the requests' access decisions go into each batch's transaction.
+        write_audit=getattr(container.audit_writer, "write_prepared", None),
     )
     container.orders = OrderService(container.db, engine, container.ledger, container.instruments)
     # After the audit log in `closers`: started after it, stopped (drained) before it.
@@ -252,7 +262,9 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
     container.access_recorder = AuditLogAccessRecorder(
         lambda: getattr(container, "audit_log", None)
     )
-    container.notifications, container.outbox_worker = build_notifications(settings, clock, db)
+    container.notifications, container.outbox_worker = build_notifications(
+        settings, clock, db, container.vault
+    )
     container.closers.append(container.outbox_worker)
     container.mfa = build_mfa(
         settings, clock, container.vault, getattr(container, "notifications", None)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from rampart import __version__
+from rampart.apikeys.cli import mount as mount_apikeys_cli
 from rampart.audit.cli import app as audit_app
 from rampart.identity.cli import mount as mount_users_cli
 from rampart.ledger.cli import mount as mount_ledger_cli
@@ -55,6 +56,7 @@ def _container(database_url: str | None = None):  # type: ignore[no-untyped-def]
 
 mount_vault_cli(app, _container)  # `rampart keys ...` and `rampart backup ...`
 mount_users_cli(app, _container)  # `rampart users create|lock|unlock|rotate-signing-key`
+mount_apikeys_cli(app, _container)  # `rampart apikeys list|revoke|revoke-leaked|flag-old`
 mount_ledger_cli(app, _container)  # `rampart ledger deposit|verify`
 mount_trading_cli(app, _container)  # `rampart trading instruments|define|status|expire-day`
 mount_risk_cli(app, _container)  # `rampart halt ...` (kill switch) and `rampart risk ...`

@@ -112,8 +112,8 @@ class IdentitySettings(Section):
     revocation_cache_seconds: float = Field(default=1.0, ge=0, le=30)
     verified_token_cache_entries: int = Field(default=100_000, ge=1, le=10_000_000)
     max_sessions_listed: int = Field(default=100, ge=1, le=1000)
-    #: The common-password blocklist; defaults to `data/passwords/common-passwords.txt` of the
-    #: source tree. The service refuses to start without it.
+    #: The common-password blocklist; defaults to the list shipped in the package
+    #: (`rampart/identity/data/common-passwords.txt`). The service refuses to start without it.
     password_blocklist_path: Path | None = None
 
 
@@ -154,6 +154,9 @@ class ApiKeySettings(Section):
     rotation_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
     #: Keys older than this are flagged and their owners told to rotate them.
     max_age_days: int = Field(default=90, ge=1)
+    #: How often the app looks for such keys (`OldKeySweeper`); 0 turns the sweeper off
+    #: (`rampart apikeys flag-old` still works, e.g. from cron).
+    old_key_check_seconds: float = Field(default=3600.0, ge=0, le=7 * 86_400)
     max_keys_per_user: int = Field(default=20, ge=1, le=1000)
     max_allowed_cidrs: int = Field(default=32, ge=1, le=1000)
     #: Last use (time, IP) is written at most this often per key, unless the IP changes.

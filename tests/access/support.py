@@ -1,7 +1,11 @@
-"""Test principals: a header-mapped authenticator standing in for identity's login.
+"""Test users and principals.
 
-`X-Test-User: <user id>` authenticates as that user with the permissions their real role grants
-(`container.access`); `X-Test-Mfa-At: <epoch seconds>` says when they last passed a second factor.
+`new_account` makes a real identity account (what API keys, bearer tokens and sessions need: an
+active owner). `HeaderAuthenticator` stands in for identity's login in tests whose subject is not
+authentication (managing keys, the shape of a route's answer): `X-Test-User: <user id>`
+authenticates as that user with the permissions their real role grants (`container.access`);
+`X-Test-Mfa-At: <epoch seconds>` says when they last passed a second factor. Tests about signing
+in, step-up or credentials use the real flows instead (`tests/identity/support.py`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,32 @@ def new_user(container: Container, role: str | None = "TRADER") -> str:
             container.access.assign_role(uow, user_id, role)
             uow.commit()
     return user_id
+
+
+#: The password of every `new_account` (hashed once per process: argon2 is slow on purpose).
+ACCOUNT_PASSWORD = "isolation test passphrase 31"
+_hashes: dict[str, str] = {}
+
+
+def new_account(
+    container: Container, role: str = "TRADER", *, email: str | None = None, verified: bool = True
+) -> str:
+    """A real, active identity account with `role`, created as `rampart users create` does."""
+    hasher = container.identity.hashing.hasher
+    if "hash" not in _hashes:
+        _hashes["hash"] = hasher.hash(ACCOUNT_PASSWORD)
+    address = email or f"user-{new_id()[-12:]}@example.com"
+    with container.uow() as uow:
+        user_id = container.identity.accounts.create_user(
+            uow, address, _hashes["hash"], role=role, verified=verified, created_by="test"
+        )
+        uow.commit()
+    return user_id
+
+
+def email_of(container: Container, user_id: str) -> str:
+    with container.db.read() as session:
+        return container.identity.accounts.get(session, user_id).email
 
 
 def as_user(user_id: str, *, mfa_at: float | None = None) -> dict[str, str]:

@@ -20,7 +20,7 @@ from rampart.apikeys.domain import secret_is_well_formed
 from rampart.bootstrap import Container
 from rampart.client import RampartClient
 from rampart.kernel.clock import FrozenClock
-from tests.access.support import as_user, new_user
+from tests.access.support import as_user, email_of, new_account
 
 BASE = "https://testserver"
 WHOAMI = "/api/v1/apikeys/whoami"
@@ -75,7 +75,7 @@ def library_headers(
 
 # --- the secret ------------------------------------------------------------------------------
 def test_secret_is_recognisable_checksummed_and_shown_once(client: TestClient) -> None:
-    user = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    user = new_account(client.app.state.container)  # type: ignore[attr-defined]
     created = create_key(client, user, label="bot")
     secret = created["secret"]
     assert secret.startswith("rmp_test_")
@@ -90,7 +90,7 @@ def test_secret_is_recognisable_checksummed_and_shown_once(client: TestClient) -
 
 # --- accepted signatures ---------------------------------------------------------------------
 def test_our_client_signs_hmac_requests(client: TestClient, clock: FrozenClock) -> None:
-    user = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    user = new_account(client.app.state.container)  # type: ignore[attr-defined]
     key = create_key(client, user, scopes=["trade", "data"])
     response = bot(client, clock, key, secret=key["secret"]).get(WHOAMI)
     assert response.status_code == 200, response.text
@@ -104,7 +104,7 @@ def test_our_client_signs_hmac_requests(client: TestClient, clock: FrozenClock) 
 
 
 def test_our_client_signs_ed25519_and_posts_a_body(client: TestClient, clock: FrozenClock) -> None:
-    user = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    user = new_account(client.app.state.container)  # type: ignore[attr-defined]
     private = Ed25519PrivateKey.generate()
     public = base64.b64encode(
         private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -122,7 +122,7 @@ def test_our_client_signs_ed25519_and_posts_a_body(client: TestClient, clock: Fr
 def test_http_message_signatures_library_is_accepted(
     client: TestClient, clock: FrozenClock, algorithm: str
 ) -> None:
-    user = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    user = new_account(client.app.state.container)  # type: ignore[attr-defined]
     if algorithm == "ed25519":
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -150,7 +150,7 @@ def test_http_message_signatures_library_is_accepted(
 
 
 def test_requests_http_signature_is_accepted(client: TestClient, clock: FrozenClock) -> None:
-    user = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    user = new_account(client.app.state.container)  # type: ignore[attr-defined]
     key = create_key(client, user)
 
     class ClockedAuth(HTTPSignatureAuth):
@@ -178,7 +178,7 @@ def test_requests_http_signature_is_accepted(client: TestClient, clock: FrozenCl
 # --- refused signatures ----------------------------------------------------------------------
 @pytest.fixture
 def hmac_key(client: TestClient) -> dict[str, Any]:
-    user = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    user = new_account(client.app.state.container)  # type: ignore[attr-defined]
     return create_key(client, user, scopes=["trade", "read"])
 
 
@@ -300,7 +300,7 @@ def test_a_rotated_key_works_through_its_grace_period_only(
 def test_a_key_is_refused_outside_its_allow_list(
     app: Any, clock: FrozenClock, container: Container
 ) -> None:
-    user = new_user(container)
+    user = new_account(container)
     with TestClient(app, base_url=BASE, client=("10.1.2.3", 5000)) as inside:
         key = create_key(inside, user, allowed_cidrs=["10.1.0.0/16"])
         assert bot(inside, clock, key, secret=key["secret"]).get(WHOAMI).status_code == 200
@@ -310,7 +310,7 @@ def test_a_key_is_refused_outside_its_allow_list(
 
 
 def test_a_data_key_cannot_place_an_order(client: TestClient, clock: FrozenClock) -> None:
-    user = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    user = new_account(client.app.state.container)  # type: ignore[attr-defined]
     key = create_key(client, user, scopes=["data"])
     response = bot(client, clock, key, secret=key["secret"]).post("/test/orders", json={"q": 1})
     assert (response.status_code, problem(response)) == (403, "permission-denied")
@@ -326,7 +326,7 @@ def test_a_key_cannot_manage_keys(
 
 
 def test_another_users_key_is_not_found(client: TestClient, hmac_key: dict[str, Any]) -> None:
-    other = new_user(client.app.state.container)  # type: ignore[attr-defined]
+    other = new_account(client.app.state.container)  # type: ignore[attr-defined]
     key_id = hmac_key["key_id"]
     for method, path in [
         ("GET", f"/api/v1/apikeys/{key_id}"),
@@ -351,18 +351,31 @@ def test_last_use_is_recorded(
 def test_old_keys_are_flagged_and_owners_told_once(
     client: TestClient, clock: FrozenClock, container: Container, hmac_key: dict[str, Any]
 ) -> None:
-    from sqlalchemy import select
+    from rampart.notifications.mailbox import Mailbox
 
-    from rampart.platform.outbox import OutboxRow
-
-    clock.advance(timedelta(days=90))
+    user = bot(client, clock, hmac_key, secret=hmac_key["secret"]).get(WHOAMI).json()["user_id"]
+    clock.advance(timedelta(days=89))
+    with container.uow() as uow:
+        assert container.apikeys.flag_old_keys(uow) == 0
+        uow.commit()
+    clock.advance(timedelta(days=1))
     for expected in (1, 0):
         with container.uow() as uow:
             assert container.apikeys.flag_old_keys(uow) == expected
             uow.commit()
-    with container.db.read() as session:
-        topics = session.scalars(select(OutboxRow.topic)).all()
-    assert topics.count("apikey.old") == 1
+    container.outbox_worker.drain()
+    notices = [
+        m
+        for m in Mailbox(container.settings.data_dir / "outbox").messages(to=email_of(container, user))
+        if m.kind == "apikey-old"
+    ]
+    assert len(notices) == 1
+    assert hmac_key["key_id"] in notices[0].text
+    assert hmac_key["secret"] not in notices[0].text
+    shown = client.get(f"/api/v1/apikeys/{hmac_key['key_id']}", headers=as_user(user)).json()
+    assert shown["old"] is True
+    # Flagged, not stopped: the owner is asked to rotate, the bot keeps running meanwhile.
+    assert bot(client, clock, hmac_key, secret=hmac_key["secret"]).get(WHOAMI).status_code == 200
 
 
 def test_a_leaked_secret_is_revoked_by_its_hash(

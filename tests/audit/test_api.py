@@ -118,7 +118,9 @@ def test_inclusion_and_consistency_proofs_verify(api: TestClient, container: Con
     for i in range(12, 20):
         container.audit_log.append(AuditEvent("order.placed", subject=f"order:{i}"))
     # Every request above was itself audited (access.allowed), so the tree is larger than 20.
-    size = container.audit_checkpointer.checkpoint().size
+    newest = container.audit_checkpointer.checkpoint()
+    assert newest is not None
+    size = newest.size
     cons = api.get("/audit/consistency", params={"old_size": 12}, headers=AS_COMPLIANCE).json()
     assert cons["new_size"] == size
     assert verify_consistency(

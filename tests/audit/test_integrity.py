@@ -61,19 +61,19 @@ def behind_the_apps_back(container: Container, *statements: str) -> None:
         engine.dispose()
         return
     path = url.removeprefix("sqlite:///")
-    conn = sqlite3.connect(path, isolation_level=None)
-    triggers = conn.execute(
+    raw = sqlite3.connect(path, isolation_level=None)
+    triggers = raw.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'audit_%'"
     ).fetchall()
-    conn.execute("BEGIN IMMEDIATE")
+    raw.execute("BEGIN IMMEDIATE")
     for name, _ in triggers:
-        conn.execute(f"DROP TRIGGER {name}")
+        raw.execute(f"DROP TRIGGER {name}")
     for statement in statements:
-        conn.execute(statement)
+        raw.execute(statement)
     for _, sql in triggers:
-        conn.execute(sql)
-    conn.execute("COMMIT")
-    conn.close()
+        raw.execute(sql)
+    raw.execute("COMMIT")
+    raw.close()
 
 
 def test_checkpoint_is_a_signed_c2sp_note_shipped_to_the_sink(container: Container) -> None:
@@ -102,12 +102,15 @@ def test_checkpoint_is_a_signed_c2sp_note_shipped_to_the_sink(container: Contain
     assert [k["verifier_key"] for k in keys] == [signer.verifier_key]
     # A second checkpoint extends the first, proven consistent before signing.
     fill(container, 3, start=5)
-    assert container.audit_checkpointer.checkpoint().size == 8
+    second = container.audit_checkpointer.checkpoint()
+    assert second is not None
+    assert second.size == 8
 
 
 def test_sink_refuses_a_different_checkpoint_of_the_same_size(container: Container) -> None:
     fill(container, 2)
     signed = container.audit_checkpointer.checkpoint()
+    assert signed is not None
     sink = container.audit_checkpointer.sink
     sink.put(signed.size, signed.ts_ns, signed.note)  # the same note again is fine
     with pytest.raises(SinkConflictError):
@@ -275,7 +278,7 @@ def test_checkpointer_thread_signs_while_entries_arrive(container: Container) ->
     container.start()
     try:
         signed = threading.Event()
-        container.audit_writer.listeners.append(lambda size: None)
+        container.audit_writer.listeners.append(lambda size: None)  # type: ignore[union-attr]
         fill(container, 3)
         for _ in range(100):
             if container.audit_checkpointer.sink.latest() is not None:

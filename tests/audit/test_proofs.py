@@ -152,9 +152,10 @@ def test_a_proof_reads_logarithmically_many_rows(container: Container) -> None:
     for old in (1, 17, 4096, 4999):
         container.audit.consistency(old, n)
         assert container.audit.proof_rows_read <= bound
-    assert container.audit.inclusion(4999, n)["root"] == __import__("base64").b64encode(
-        root_hash(leaves)
-    ).decode()
+    assert (
+        container.audit.inclusion(4999, n)["root"]
+        == __import__("base64").b64encode(root_hash(leaves)).decode()
+    )
 
 
 def test_a_damaged_subtree_row_refuses_the_proof_instead_of_lying(container: Container) -> None:
@@ -163,8 +164,7 @@ def test_a_damaged_subtree_row_refuses_the_proof_instead_of_lying(container: Con
     container.audit.inclusion(3, 64)
     behind_the_apps_back(
         container,
-        f"UPDATE audit_subtree SET hash = {blob(container, b'x' * 32)} "
-        "WHERE level = 4 AND idx = 1",
+        f"UPDATE audit_subtree SET hash = {blob(container, b'x' * 32)} WHERE level = 4 AND idx = 1",
     )
     with pytest.raises(AuditIntegrityError):
         container.audit.inclusion(3, 64)

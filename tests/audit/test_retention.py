@@ -78,8 +78,7 @@ def test_no_application_code_removes_audit_rows() -> None:
                 for table in AUDIT_TABLES:
                     name = table.upper()
                     if any(
-                        f"{verb} {name}" in sql
-                        for verb in ("DELETE FROM", "TRUNCATE", "UPDATE")
+                        f"{verb} {name}" in sql for verb in ("DELETE FROM", "TRUNCATE", "UPDATE")
                     ):
                         offenders.append(f"{path.relative_to(SRC)}: {node.value[:60]!r}")
         if "audit" in path.parts:

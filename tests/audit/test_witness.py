@@ -35,7 +35,7 @@ class Witness:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 note = self.rfile.read(length).decode()
                 witness.posts += 1
@@ -47,7 +47,7 @@ class Witness:
                 witness.notes[size] = note
                 self._answer(201, b"")
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if not witness.notes:
                     self._answer(404, b"")
                     return
@@ -140,7 +140,8 @@ def test_a_witness_outage_keeps_the_checkpoint_and_ships_it_when_back(
     # Signed and stored in the database all the same; appends go on meanwhile.
     with container.db.read() as session:
         stored = newest_checkpoint(session)
-    assert stored is not None and stored.size == 4
+    assert stored is not None
+    assert stored.size == 4
     assert cp.shipped_size is None
     fill(container, 2)
     with pytest.raises(SinkUnavailableError):

@@ -124,3 +124,70 @@ def test_append_async_and_uow_interleave(container: Container) -> None:
     container.audit_log.stop()
     assert sorted(seqs) == list(range(20))
     assert entries(container)[-1].seq == 20
+
+
+def test_a_failed_group_fails_each_of_its_callers_and_the_log_goes_on(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rampart.audit.log import AuditUnavailableError
+
+    log = container.audit_log
+    writer = container.audit_writer
+    real = writer.write_prepared  # type: ignore[union-attr]
+    calls = {"n": 0}
+
+    def failing_once(session, entries):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database went away")
+        return real(session, entries)
+
+    monkeypatch.setattr(writer, "write_prepared", failing_once)
+    log.start()
+    gate = threading.Barrier(6)
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        gate.wait()
+        try:
+            result: object = log.append(AuditEvent("access.denied"))
+        except AuditUnavailableError as exc:
+            result = exc
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=caller) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = [o for o in outcomes if isinstance(o, AuditUnavailableError)]
+    written = sorted(o for o in outcomes if isinstance(o, int))
+    assert failed, "the first group failed"
+    # Whoever was not in the failed group got dense numbers from 0: nothing was half-written.
+    assert written == list(range(len(written)))
+    assert log.append(AuditEvent("access.allowed")) == len(written)
+    log.stop()
+    assert [r.seq for r in entries(container)] == list(range(len(written) + 1))
+
+
+def test_a_cancelled_async_caller_does_not_disturb_the_others(container: Container) -> None:
+    log = container.audit_log
+    log.start()
+
+    async def main() -> list[int]:
+        tasks = [asyncio.ensure_future(log.append_async(AuditEvent("x.y"))) for _ in range(10)]
+        tasks[3].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        return [d for d in done if isinstance(d, int)]
+
+    seqs = asyncio.run(main())
+    log.stop()
+    # The cancelled caller's entry may or may not have been written (it was already queued or
+    # not); the others all were, each with its own sequence number.
+    assert len(seqs) >= 9
+    assert len(set(seqs)) == len(seqs)
+    stored = [r.seq for r in entries(container)]
+    assert set(seqs) <= set(stored)
+    assert stored == list(range(len(stored)))

@@ -22,13 +22,13 @@ from rampart.identity.domain import (
     normalise_email,
     wait_seconds,
 )
-from rampart.identity.service import BLOCKLIST_PATH, load_blocklist
+from rampart.identity.service import load_blocklist, shipped_blocklist
 
 POLICY = PasswordPolicy(min_length=8, max_length=256, blocklist=frozenset({"password123"}))
 
 
 def test_shipped_blocklist_is_loaded_and_normalised() -> None:
-    with BLOCKLIST_PATH.open(encoding="utf-8") as handle:
+    with shipped_blocklist().open(encoding="utf-8") as handle:
         blocklist = load_blocklist(handle)
     assert len(blocklist) > 40_000
     assert {"password", "qwertyuiop", "iloveyou"} <= blocklist

@@ -44,10 +44,14 @@ def outbox(container: Container, *, kind: str | None = None) -> list[dict[str, A
 
 
 def last_code(container: Container, *, to: str | None = None) -> str:
-    """The newest one-time code sent (to `to` when given), read from the message text."""
-    for payload in reversed(outbox(container, kind="mfa-code")):
-        if to is None or payload["to"] == to:
-            match = _CODE.search(payload["text"])
+    """The newest one-time code sent (to `to` when given), read from the delivered message as
+    the user would (bodies in the outbox are sealed; the dev mailbox shows what was sent)."""
+    from rampart.notifications.mailbox import Mailbox
+
+    container.outbox_worker.drain()
+    for message in Mailbox(container.settings.data_dir / "outbox").messages(to=to, limit=500):
+        if message.kind == "mfa-code":
+            match = _CODE.search(message.text)
             assert match, "a code message without a code"
             return match.group(1)
     raise AssertionError("no code was sent")

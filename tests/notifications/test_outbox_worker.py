@@ -58,6 +58,7 @@ def _worker(container: Container, transport: FlakyTransport) -> OutboxWorker:
         container.db,
         container.clock,
         container.settings.notifications,
+        container.vault,
         email=transport,
         sms=transport,
     )

@@ -11,17 +11,17 @@ the permission is 403. The check is audited either way, durable before the respo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Protocol
 
-from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from rampart.access.domain import PermissionDeniedError, Principal
 from rampart.access.recorder import AuditUnavailableError, CarriedDecision
-from rampart.kernel.events import AuditEvent
 from rampart.kernel.context import current_context, set_context
 from rampart.kernel.errors import UnauthorizedError
+from rampart.kernel.events import AuditEvent
 from rampart.platform.http.access import declare_access
 
 
@@ -66,39 +66,52 @@ class _Pending:
         self.carried: list[CarriedDecision] = []
 
 
-async def _settle_decisions(request: HTTPConnection) -> AsyncIterator[None]:
-    """Hold the response until every allowed decision of the request is durable.
+_PENDING = "rampart.access_pending"
 
-    Runs as a function-scoped dependency of every `requires()`: its exit runs after the handler
-    returns (or raises) and before the response is sent, so nothing answers, success or error,
-    while an access decision of the request could still be lost. A carried decision the handler's
-    transaction did not commit is appended here.
+
+def _pending(request: HTTPConnection) -> _Pending | None:
+    """The request's pending decisions, holding its response until they are durable.
+
+    The hold is a callback on the exit stack FastAPI closes after the handler returns (or raises)
+    and before it sends the response (the stack its function-scoped dependencies use), so nothing
+    answers, success or error, while an access decision of the request could still be lost.
+    Without that stack (a WebSocket, a dependency called by hand) there is no hold: None, and the
+    caller records the decision durably before going on.
     """
-    pending = _Pending()
-    request.state.access_pending = pending
-    try:
-        yield
-    finally:
-        request.state.access_pending = None
-        waits = list(pending.started)
-        owed = [d for d in pending.carried if not d.committed]
-        if owed:
-            recorder: AccessDecisionRecorder = request.app.state.container.access_recorder
-            waits.extend(recorder.append(d.event) for d in owed)
-        if waits:
-            results = await asyncio.gather(*waits, return_exceptions=True)
-            if any(isinstance(r, BaseException) for r in results):
-                raise AuditUnavailableError
+    scope = request.scope
+    pending: _Pending | None = scope.get(_PENDING)
+    if pending is not None:
+        return pending
+    stack = scope.get("fastapi_function_astack")
+    if scope["type"] != "http" or not isinstance(stack, AsyncExitStack):
+        return None
+    pending = scope[_PENDING] = _Pending()
+    stack.push_async_callback(_settle, request, pending)
+    return pending
+
+
+async def _settle(request: HTTPConnection, pending: _Pending) -> None:
+    """Wait for the started appends; append what a transaction was to carry but did not."""
+    request.scope.pop(_PENDING, None)
+    waits = list(pending.started)
+    owed = [d for d in pending.carried if not d.committed]
+    if owed:
+        recorder: AccessDecisionRecorder = request.app.state.container.access_recorder
+        waits.extend(recorder.append(d.event) for d in owed)
+    if waits:
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        if any(isinstance(r, BaseException) for r in results):
+            raise AuditUnavailableError
 
 
 def carried_decisions(request: HTTPConnection) -> list[CarriedDecision]:
     """The request's allowed decisions for its own transaction to write.
 
-    For routes declared with `requires(..., carried=True)`. Write each `entry` in the
-    transaction (`SqlAuditWriter.write_prepared`) and set `committed` once it has committed;
-    whatever is not marked is appended to the audit log before the response.
+    For routes declared with `requires(..., carried=True)`. Write each one's `event` (with its
+    `context` and `ts_ns`) in the transaction and set `committed` once it has committed; whatever
+    is not marked is appended to the audit log before the response.
     """
-    pending: _Pending | None = getattr(request.state, "access_pending", None)
+    pending: _Pending | None = request.scope.get(_PENDING)
     if pending is None:
         return []
     return [d for d in pending.carried if not d.committed]
@@ -130,17 +143,15 @@ def requires(
     `carried_decisions`), so that the request commits once.
     """
 
-    async def dependency(
-        request: HTTPConnection, _settled: None = Depends(_settle_decisions, scope="function")
-    ) -> Principal:
+    async def dependency(request: HTTPConnection) -> Principal:
         principal = await authenticate(request)
         allowed = principal.can(permission)
         container = request.app.state.container
         recorder: AccessDecisionRecorder | None = getattr(container, "access_recorder", None)
         if recorder is not None:
             route = str(request.scope.get("path", ""))
-            pending: _Pending | None = getattr(request.state, "access_pending", None)
-            if not allowed or pending is None or request.scope["type"] != "http":
+            pending = _pending(request) if allowed else None
+            if pending is None:
                 # Denied, a WebSocket handshake, or called outside a route's dependency tree:
                 # nothing would hold the answer back, so the entry is durable before going on.
                 await recorder.record(principal, permission, allowed, route)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rampart.access.domain import Principal
-from rampart.audit.writer import PreparedEntry, prepare
-from rampart.kernel.context import current_context
+from rampart.kernel.context import RequestContext, current_context
 from rampart.kernel.errors import UnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.logging import get_logger
@@ -66,13 +65,15 @@ def access_event(principal: Principal, permission: str, allowed: bool, route: st
 class CarriedDecision:
     """An allowed decision a route writes in its own transaction.
 
-    `entry` is the prepared audit entry (request id, client IP and actor of the request, time of
-    the check), for `SqlAuditWriter.write_prepared`. Whoever commits it sets `committed`, after
-    the commit and before the request goes on; until then it is owed to the audit log.
+    The event with the request's context (request id, client IP, actor) and the time of the
+    check: what the transaction needs to write the entry as the audit log would have. Whoever
+    commits it sets `committed`, after the commit and before the request goes on; until then it
+    is owed to the audit log.
     """
 
     event: AuditEvent
-    entry: PreparedEntry
+    context: RequestContext
+    ts_ns: int
     committed: bool = False
 
 
@@ -101,12 +102,7 @@ class AuditLogAccessRecorder:
     ) -> CarriedDecision:
         """An allowed decision, checked at `ts_ns`, for the route's own transaction to write."""
         event = access_event(principal, permission, True, route)
-        try:
-            entry = prepare(event, current_context(), ts_ns)
-        except Exception as exc:  # noqa: BLE001 - an entry that cannot be kept refuses the action
-            log.error("access decision not recorded", error=type(exc).__name__)
-            raise AuditUnavailableError from None
-        return CarriedDecision(event, entry)
+        return CarriedDecision(event, current_context(), ts_ns)
 
     async def append(self, event: AuditEvent) -> None:
         audit_log = self._audit_log()

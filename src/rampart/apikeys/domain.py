@@ -185,7 +185,10 @@ class KeyDates:
 
 
 def key_state(dates: KeyDates, now: datetime) -> KeyState:
-    if dates.revoked_at is not None and dates.revoked_at <= now:
+    # Revocation is never scheduled: whatever time it carries, it holds from the moment it is
+    # stored. Comparing it with `now` would let a revocation stamped by a process whose clock
+    # runs ahead (the CLI on another host) wait for this process's clock to catch up.
+    if dates.revoked_at is not None:
         return KeyState.REVOKED
     if dates.expires_at is not None and dates.expires_at <= now:
         return KeyState.EXPIRED

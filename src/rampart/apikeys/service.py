@@ -1,5 +1,8 @@
 """API key use cases: create (with step-up), list, rotate, revoke, flag old keys, authenticate.
 
+Owners are told by email (through the notifications outbox, in the same transaction) when a key
+is flagged as old, revoked by an operator, or revoked because its secret was reported leaked.
+
 Queries are scoped to the owner in code (`WHERE user_id = ...`) and, on PostgreSQL, by row-level
 security (`rampart.access.rls`). Another user's key answers 404, exactly like a key that does not
 exist.
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import (
@@ -53,7 +56,7 @@ from rampart.apikeys.signatures import load_ed25519_public_key
 from rampart.config import ApiKeySettings
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import NotFoundError, ValidationError
-from rampart.kernel.events import AuditEvent, OutboxMessage
+from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
 from rampart.kernel.secret import Secret
 from rampart.platform.cache import TTLCache
@@ -64,7 +67,14 @@ from rampart.vault.service import VaultService
 
 log = get_logger(__name__)
 
-TOPIC_KEY_OLD = "apikey.old"
+#: Most keys one listing returns (a user has at most `apikeys.max_keys_per_user` active ones).
+MAX_LISTED = 200
+
+
+def _name(row: ApiKeyRow) -> str:
+    """How an email names a key: its label and id, never any part of its secret."""
+    label = (row.label or "").replace("\r", " ").replace("\n", " ")[:100]
+    return f'"{label}" ({row.id})' if label else f"({row.id})"
 
 
 class StepUp(Protocol):
@@ -75,6 +85,18 @@ class OwnerStatus(Protocol):
     def __call__(self, session: Session, user_id: str) -> bool:
         """Whether the user may act at all (not locked, not closed)."""
         ...
+
+
+class OwnerEmail(Protocol):
+    def __call__(self, session: Session, user_id: str) -> str | None:
+        """The address to tell the owner at (None: nobody to tell, e.g. a closed account)."""
+        ...
+
+
+class Notifier(Protocol):
+    """Implemented by `rampart.notifications.service.NotificationService`."""
+
+    def email(self, uow: UnitOfWork, *, to: str, subject: str, text: str, kind: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +157,8 @@ class ApiKeyService:
         *,
         environment: str,
         owner_active: OwnerStatus | None = None,
+        notifier: Notifier | None = None,
+        owner_email: OwnerEmail | None = None,
     ) -> None:
         self._clock = clock
         self._settings = settings
@@ -143,6 +167,8 @@ class ApiKeyService:
         self._step_up = step_up
         self._environment = environment
         self._owner_active = owner_active
+        self._notifier = notifier
+        self._owner_email = owner_email
         # Unsealed material by (key id, sealed bytes): a re-sealed or rotated key misses the cache,
         # and lifecycle state is read from the row on every request, so revocation is immediate.
         self._material: TTLCache[tuple[str, bytes], Secret[bytes]] = TTLCache(
@@ -309,7 +335,7 @@ class ApiKeyService:
             select(ApiKeyRow)
             .where(ApiKeyRow.user_id == user_id)
             .order_by(ApiKeyRow.created_at.desc(), ApiKeyRow.id.desc())
-            .limit(200)
+            .limit(MAX_LISTED)
         ).all()
         return [self._view(r, now) for r in rows]
 
@@ -379,20 +405,72 @@ class ApiKeyService:
         )
         if row is None:
             return None
+        newly = row.revoked_at is None
         self._revoke_row(uow, row, "secret reported leaked")
-        uow.emit(
-            OutboxMessage(
-                topic="apikey.leaked",
-                payload={"user_id": row.user_id, "key_id": row.id, "label": row.label},
+        if newly:
+            self._tell_owner(
+                uow,
+                row.user_id,
+                "Your API key was revoked: its secret was found in public",
+                f"The secret of your API key {_name(row)} was reported as exposed in public "
+                "(for example in a code repository), so we revoked the key at once. Requests "
+                "signed with it are refused.\n\nCreate a new key, and remove the old secret "
+                "from wherever it was published.",
+                kind="apikey-leaked",
             )
-        )
         return row.id
 
+    # --- operators (`rampart apikeys`) ------------------------------------------------------
+    def list_for_user(self, session: Session, user_id: str) -> list[ApiKeyView]:
+        """Every key of `user_id`, newest first, never a secret (for operators)."""
+        scope_to_user(session, user_id)
+        now = self._clock.now()
+        rows = session.scalars(
+            select(ApiKeyRow)
+            .where(ApiKeyRow.user_id == user_id)
+            .order_by(ApiKeyRow.created_at.desc(), ApiKeyRow.id.desc())
+            .limit(MAX_LISTED)
+        ).all()
+        return [self._view(r, now) for r in rows]
+
+    def revoke_by_operator(self, uow: UnitOfWork, key_id: str, *, reason: str) -> ApiKeyView:
+        """Stop any user's key at once (support, incident response); the owner is told."""
+        scope_to_system(uow.session)
+        row = uow.session.get(ApiKeyRow, key_id)
+        if row is None:
+            raise NotFoundError("No such API key.")
+        newly = row.revoked_at is None
+        view = self._revoke_row(uow, row, f"revoked by operator: {reason}")
+        if newly:
+            self._tell_owner(
+                uow,
+                row.user_id,
+                "Your API key was revoked",
+                f"Your API key {_name(row)} was revoked by Rampart support. Requests signed "
+                "with it are refused. If you did not expect this, contact support.",
+                kind="apikey-revoked",
+            )
+        return view
+
+    def _tell_owner(
+        self, uow: UnitOfWork, user_id: str, subject: str, text: str, *, kind: str
+    ) -> None:
+        if self._notifier is None or self._owner_email is None:
+            return
+        address = self._owner_email(uow.session, user_id)
+        if address:
+            self._notifier.email(uow, to=address, subject=subject, text=text, kind=kind)
+
     def flag_old_keys(self, uow: UnitOfWork, *, limit: int = 1000) -> int:
-        """Flag active keys older than `max_age_days` and queue a note to each owner (once)."""
+        """Flag active keys older than `max_age_days` and email each owner to rotate (once).
+
+        Safe to run from several processes at once: a key is flagged by a conditional update,
+        and only the run whose update took it tells the owner.
+        """
         scope_to_system(uow.session)
         now = self._clock.now()
-        cutoff = now - timedelta(days=self._settings.max_age_days)
+        max_age = self._settings.max_age_days
+        cutoff = now - timedelta(days=max_age)
         rows = uow.session.scalars(
             select(ApiKeyRow)
             .where(
@@ -408,18 +486,24 @@ class ApiKeyService:
         for row in rows:
             if self._state(row, now) is not KeyState.ACTIVE:
                 continue
-            row.flagged_old_at = now
+            taken = uow.session.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.id == row.id, ApiKeyRow.flagged_old_at.is_(None))
+                .values(flagged_old_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another process flagged it first, and told the owner
             age_days = (now - utc(row.created_at)).days
-            uow.emit(
-                OutboxMessage(
-                    topic=TOPIC_KEY_OLD,
-                    payload={
-                        "user_id": row.user_id,
-                        "key_id": row.id,
-                        "label": row.label,
-                        "age_days": age_days,
-                    },
-                )
+            self._tell_owner(
+                uow,
+                row.user_id,
+                "Rotate your API key",
+                f"Your API key {_name(row)} is {age_days} days old. Keys older than {max_age} "
+                "days should be replaced: rotate it from your API keys (the old key keeps "
+                f"working for {self._settings.rotation_grace_hours} hours while your bots "
+                "switch), or revoke it if nothing uses it any more.",
+                kind="apikey-old",
             )
             uow.audit(
                 AuditEvent(

@@ -301,11 +301,16 @@ class Checkpointer:
         except InconsistentLogError:
             pass  # logged where detected; nothing is signed any more
         except SinkUnavailableError as exc:
-            log.warning("audit checkpoint not shipped yet; retrying", sink=self.sink.describe(),
-                        error=type(exc.__cause__).__name__)
+            log.warning(
+                "audit checkpoint not shipped yet; retrying",
+                sink=self.sink.describe(),
+                error=type(exc.__cause__).__name__,
+            )
         except SinkConflictError:
-            log.critical("audit checkpoint sink holds a different checkpoint of the same size",
-                         sink=self.sink.describe())
+            log.critical(
+                "audit checkpoint sink holds a different checkpoint of the same size",
+                sink=self.sink.describe(),
+            )
         except Exception as exc:  # noqa: BLE001 - the thread must survive a database outage
             log.error("audit checkpoint failed", error=type(exc).__name__)
 
@@ -407,7 +412,7 @@ class Checkpointer:
             self.sink.put(newest.size, newest.ts_ns, newest.note)
         except SinkConflictError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any sink failure: keep it, ship it next round
+        except Exception as exc:
             raise SinkUnavailableError(
                 f"checkpoint {newest.size} not shipped to {self.sink.describe()}"
             ) from exc

@@ -1,9 +1,10 @@
 """The audit log's tables.
 
 `audit_entry`, `audit_subtree` and `audit_checkpoint` are append-only (database triggers refuse
-UPDATE and DELETE, and TRUNCATE on PostgreSQL). `audit_tree_state` is the one mutable row: the tree's size and right
-border, updated under a row lock in the same transaction as the entries it counts, so sequence
-numbers are dense and in commit order. It can always be recomputed from the entries.
+UPDATE and DELETE, and TRUNCATE on PostgreSQL). `audit_tree_state` is the one mutable row: the
+tree's size and right border, updated under a row lock in the same transaction as the entries it
+counts, so sequence numbers are dense and in commit order. It can always be recomputed from the
+entries.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from rampart.platform.base import Base
 class AuditEntryRow(Base):
     __tablename__ = "audit_entry"
 
-    #: The leaf index in the Merkle tree: 0, 1, 2, ... with no gaps.
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: The leaf index in the Merkle tree: 0, 1, 2, ... with no gaps (SQLite: the rowid itself).
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
     ts_ns: Mapped[int] = mapped_column(BigInteger)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100))
@@ -94,3 +97,5 @@ class AuditSubtreeRow(Base):
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+    __table_args__ = {"sqlite_with_rowid": False}

@@ -204,9 +204,7 @@ def make_record(
         and 0 < len(action) <= MAX_ACTION
         and 0 < len(outcome) <= MAX_OUTCOME
         and (subject is None or (type(subject) is str and len(subject) <= MAX_SUBJECT))
-        and (
-            request_id is None or (type(request_id) is str and len(request_id) <= MAX_REQUEST_ID)
-        )
+        and (request_id is None or (type(request_id) is str and len(request_id) <= MAX_REQUEST_ID))
         and (client_ip is None or (type(client_ip) is str and len(client_ip) <= MAX_CLIENT_IP))
     ):
         _bounded("actor", actor, MAX_ACTOR, required=True)
@@ -299,7 +297,11 @@ def parse_entry(data: bytes) -> EntryRecord:
         client_ip=value["client_ip"],
         details=value["details"],
     )
-    if canonical_json(record.to_json()) != data:
+    try:
+        canonical = canonical_json(record.to_json())
+    except Exception as exc:
+        raise MalformedEntryError("holds a value canonical JSON cannot represent") from exc
+    if canonical != data:
         raise MalformedEntryError("not in canonical form")
     return record
 

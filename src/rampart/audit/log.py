@@ -21,6 +21,7 @@ durable, never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 
@@ -201,7 +202,6 @@ class AuditLog:
             self.batched_entries += len(group.entries)
         group.done.set()
         for loop, waiters in group.loops.items():
-            try:
+            # A closed loop (RuntimeError) has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, waiters, group.first, group.error)
-            except RuntimeError:
-                pass  # that loop is closed: nobody is waiting there any more

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from operator import methodcaller
 
 HASH_SIZE = 32
@@ -38,6 +39,8 @@ NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
+#: Runs of at least this many leaves are hashed a whole level at a time.
+_BLOCK_MIN = 32
 
 __all__ = [
     "EMPTY_ROOT",
@@ -49,10 +52,10 @@ __all__ = [
     "inclusion_proof",
     "inclusion_proof_from",
     "inclusion_ranges",
-    "perfect_levels",
-    "perfect_subtrees",
     "leaf_hash",
     "node_hash",
+    "perfect_levels",
+    "perfect_subtrees",
     "root_hash",
     "verify_consistency",
     "verify_inclusion",
@@ -301,18 +304,33 @@ class CompactRange:
         """
         completed: list[tuple[int, int, bytes]] = []
         border = self._border
-        for leaf in leaves:
-            s = self.size
-            h = leaf
+        i, n = 0, len(leaves)
+        while i < n:
+            size = self.size
+            # The largest perfect subtree that can go here whole: aligned, and not past the end.
+            width = min(size & -size if size else 1 << 62, 1 << ((n - i).bit_length() - 1))
+            if width >= _BLOCK_MIN:
+                levels = perfect_levels(leaves[i : i + width])
+                top = len(levels) - 1
+                for height in range(min_height, top + 1):
+                    start = size >> height
+                    level = levels[height]
+                    completed.extend(zip(repeat(height), range(start, start + len(level)), level))
+                completed.extend(self.push(levels[top][0], top))
+                i += width
+                continue
+            s = size
+            h = leaves[i]
             height = 0
             while s & 1:
                 h = _sha256(NODE_PREFIX + border.pop() + h).digest()
                 s >>= 1
                 height += 1
                 if height >= min_height:
-                    completed.append((height, ((self.size + 1) >> height) - 1, h))
+                    completed.append((height, ((size + 1) >> height) - 1, h))
             border.append(h)
             self.size += 1
+            i += 1
         return completed
 
     def push(self, node: bytes, height: int) -> list[tuple[int, int, bytes]]:
@@ -397,7 +415,7 @@ def extension_consistency_proof(old: CompactRange, new_leaves: Sequence[bytes]) 
     return _consistency_path(m, 0, n, subtree)
 
 
-# --- Proofs from stored perfect subtrees -----------------------------------------------------------
+# --- Proofs from stored perfect subtrees ---------------------------------------------------
 _digest = methodcaller("digest")
 
 
@@ -484,7 +502,9 @@ def perfect_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     levels = [level]
     join = NODE_PREFIX.__add__
     while len(level) > 1:
-        level = list(map(_digest, map(_sha256, map(join, map(bytes.__add__, level[0::2], level[1::2])))))
+        level = list(
+            map(_digest, map(_sha256, map(join, map(bytes.__add__, level[0::2], level[1::2]))))
+        )
         levels.append(level)
     return levels
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Connection, Table, and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from rampart.audit.checkpoints import CheckpointSink, newest_checkpoint
@@ -35,7 +35,15 @@ from rampart.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from rampart.audit.verify import StoredEntry, VerifyReport, export_lines, key_record, verify_log
+from rampart.audit.verify import (
+    BATCH,
+    EntryBatch,
+    StoredEntry,
+    VerifyReport,
+    export_lines,
+    key_record,
+    verify_log,
+)
 from rampart.audit.writer import load_state
 from rampart.kernel.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from rampart.platform.db import Database
@@ -47,8 +55,20 @@ _ENTRY = cast(Table, AuditEntryRow.__table__)
 _CHECKPOINT = cast(Table, AuditCheckpointRow.__table__)
 _KEY = cast(Table, AuditSigningKeyRow.__table__)
 _SUBTREE = cast(Table, AuditSubtreeRow.__table__)
-#: Rows fetched per query when streaming the whole log.
-STREAM_CHUNK = 20_000
+#: What verification reads of each entry: the bytes, the stored leaf hash, the searchable columns
+#: (the timestamp as text, as the entry holds it).
+_BATCH_COLUMNS = (
+    "seq",
+    "entry",
+    "leaf_hash",
+    "CAST(ts_ns AS TEXT)",
+    "actor",
+    "action",
+    "outcome",
+    "subject",
+    "request_id",
+    "client_ip",
+)
 
 
 class ProofUnavailableError(ConflictError):
@@ -217,13 +237,13 @@ class AuditReader:
         leaves: dict[int, bytes] = {}
         for start in range(0, len(seqs), 500):
             part = seqs[start : start + 500]
-            rows = session.execute(
+            found = session.execute(
                 select(_ENTRY.c.seq, _ENTRY.c.leaf_hash).where(
                     _ENTRY.c.seq >= part[0], _ENTRY.c.seq <= part[-1], _ENTRY.c.seq.in_(part)
                 )
             ).all()
-            reads += len(rows)
-            leaves.update({row.seq: bytes(row.leaf_hash) for row in rows})
+            reads += len(found)
+            leaves.update({row.seq: bytes(row.leaf_hash) for row in found})
         if len(leaves) != len(seqs):
             raise ProofUnavailableError("the log is missing entries; run `rampart audit verify`")
         for h, i in from_leaves:
@@ -298,40 +318,73 @@ class AuditReader:
     def stored_entries(
         self, *, columns: bool = True, limit: int | None = None
     ) -> Iterator[StoredEntry]:
-        """Every entry in sequence order, streamed in chunks."""
-        cols = [_ENTRY.c.seq, _ENTRY.c.entry, _ENTRY.c.leaf_hash]
-        if columns:
-            cols += [
-                _ENTRY.c.ts_ns,
-                _ENTRY.c.actor,
-                _ENTRY.c.action,
-                _ENTRY.c.outcome,
-                _ENTRY.c.subject,
-                _ENTRY.c.request_id,
-                _ENTRY.c.client_ip,
-            ]
+        """Every entry in sequence order (one read snapshot), streamed in batches."""
+        with self._db.read() as session:
+            conn = self._snapshot(session)
+            for batch in self._batches(conn, columns=columns, limit=limit, subtrees=False):
+                for row in batch.rows:
+                    yield StoredEntry(row[0], row[1], row[2], row[3:] if columns else None)
+
+    @staticmethod
+    def _snapshot(session: Session) -> Connection:
+        """The session's connection in one consistent snapshot for all the reads to come.
+
+        PostgreSQL: REPEATABLE READ. SQLite: the read transaction itself is a snapshot (WAL).
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            return session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return session.connection()
+
+    def _batches(
+        self, conn: Connection, *, columns: bool, limit: int | None, subtrees: bool
+    ) -> Iterator[EntryBatch]:
+        """Entries in batches of `BATCH` (aligned), fetched as plain tuples from the driver."""
+        postgres = conn.dialect.name == "postgresql"
+        raw: Any = conn.connection.driver_connection
+        mark = "%s" if postgres else "?"
+        fields = _BATCH_COLUMNS if columns else _BATCH_COLUMNS[:3]
+        # Only constants are interpolated (column names, the driver's placeholder).
+        query = (
+            f"SELECT {', '.join(fields)} FROM audit_entry "  # noqa: S608
+            f"WHERE seq >= {mark} AND seq < {mark} ORDER BY seq"
+        )
+        after = f"SELECT seq FROM audit_entry WHERE seq >= {mark} LIMIT 1"  # noqa: S608
         lo = 0
         while limit is None or lo < limit:
-            hi = lo + STREAM_CHUNK if limit is None else min(lo + STREAM_CHUNK, limit)
-            with self._db.read() as session:
-                rows = session.execute(
-                    select(*cols)
-                    .where(_ENTRY.c.seq >= lo, _ENTRY.c.seq < hi)
-                    .order_by(_ENTRY.c.seq)
-                ).all()
-            if not rows:
-                # A gap is reported by the verifier; past the last entry there is nothing more.
-                with self._db.read() as session:
-                    later = session.execute(
-                        select(_ENTRY.c.seq).where(_ENTRY.c.seq >= hi).limit(1)
-                    ).first()
-                if later is None:
-                    return
-            for row in rows:
-                yield StoredEntry(
-                    row[0], bytes(row[1]), bytes(row[2]), tuple(row[3:]) if columns else None
-                )
+            hi = lo + BATCH if limit is None else min(lo + BATCH, limit)
+            cursor = raw.cursor()
+            try:
+                cursor.execute(query, (lo, hi))
+                rows = cursor.fetchall()
+                if not rows:
+                    # A gap is reported by the verifier; past the last entry there is nothing.
+                    cursor.execute(after, (hi,))
+                    if cursor.fetchone() is None:
+                        return
+            finally:
+                cursor.close()
+            nodes = self._stored_subtrees(conn, lo, lo + len(rows)) if subtrees else None
+            yield EntryBatch(rows, columns, nodes)
             lo = hi
+
+    @staticmethod
+    def _stored_subtrees(conn: Connection, lo: int, hi: int) -> dict[tuple[int, int], bytes]:
+        """The stored subtrees completed by entries [lo, hi): ending in (lo, hi]."""
+        ranges = [
+            and_(
+                _SUBTREE.c.level == height,
+                _SUBTREE.c.idx >= lo >> height,
+                _SUBTREE.c.idx <= (hi >> height) - 1,
+            )
+            for height in range(SUBTREE_MIN_HEIGHT, hi.bit_length() + 1)
+            if (hi >> height) - 1 >= lo >> height
+        ]
+        if not ranges:
+            return {}
+        rows = conn.execute(
+            select(_SUBTREE.c.level, _SUBTREE.c.idx, _SUBTREE.c.hash).where(or_(*ranges))
+        ).all()
+        return {(row[0], row[1]): bytes(row[2]) for row in rows}
 
     def checkpoint_notes(self) -> list[str]:
         with self._db.read() as session:
@@ -359,21 +412,33 @@ class AuditReader:
     ) -> VerifyReport:
         """Verify the database's log, and against the sink's newest checkpoint when given.
 
-        `trusted_keys` (the configured signing key, keys given by the auditor) verify the sink's
-        checkpoint: whoever rewrites the database can add a key to its table, not to these.
+        Entries, subtrees, checkpoints and the tree state are read in one snapshot, so appends
+        running meanwhile are simply not part of what is verified. `trusted_keys` (the configured
+        signing key, keys given by the auditor) verify the sink's checkpoint: whoever rewrites
+        the database can add a key to its table, not to these.
         """
-        keys = self.key_pairs() + trusted_keys
-        state = self.state()
-        return verify_log(
-            self.stored_entries(),
-            checkpoint_notes=self.checkpoint_notes(),
-            keys=keys,
-            origin=self.origin,
-            sink_note=sink.latest() if sink is not None else None,
-            sink_keys=trusted_keys or keys,
-            state=state,
-            progress=progress,
-        )
+        sink_note = sink.latest() if sink is not None else None
+        with self._db.read() as session:
+            conn = self._snapshot(session)
+            keys = [
+                (row[0], bytes(row[1]))
+                for row in conn.execute(select(_KEY.c.name, _KEY.c.public_key))
+            ] + trusted_keys
+            rng = load_state(session, lock=False)
+            notes = [
+                str(n)
+                for (n,) in conn.execute(select(_CHECKPOINT.c.note).order_by(_CHECKPOINT.c.size))
+            ]
+            return verify_log(
+                batches=self._batches(conn, columns=True, limit=None, subtrees=True),
+                checkpoint_notes=notes,
+                keys=keys,
+                origin=self.origin,
+                sink_note=sink_note,
+                sink_keys=trusted_keys or keys,
+                state=(rng.size, rng.root()),
+                progress=progress,
+            )
 
     def export(self, exported_at_ns: int) -> Iterator[bytes]:
         """The whole log as an export file that `rampart audit verify --export` checks offline."""

@@ -53,8 +53,8 @@ ENTRY_COLUMNS = (
     "leaf_hash",
 )
 _COLUMN_LIST = ", ".join(ENTRY_COLUMNS)
-_SQLITE_INSERT_ENTRIES = (
-    f"INSERT INTO audit_entry ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
+_SQLITE_INSERT_ENTRIES = (  # constants only
+    f"INSERT INTO audit_entry ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"  # noqa: S608
 )
 _SQLITE_INSERT_SUBTREES = "INSERT INTO audit_subtree (level, idx, hash) VALUES (?, ?, ?)"
 _PG_COPY_ENTRIES = f"COPY audit_entry ({_COLUMN_LIST}) FROM STDIN"

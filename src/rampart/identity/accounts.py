@@ -141,6 +141,23 @@ class AccountService:
             raise NotFoundError("No such user.")
         return _user(row)
 
+    def is_active(self, session: Session, user_id: str) -> bool:
+        """Whether the account may act at all: it exists and is neither locked nor closed.
+
+        Credentials that outlive a sign-in (API keys) ask this on every use, so that closing or
+        locking an account stops them at once. Any status but active answers False, including
+        ones added later."""
+        status = session.scalar(select(UserRow.status).where(UserRow.id == user_id))
+        return status == AccountStatus.ACTIVE
+
+    def contact_email(self, session: Session, user_id: str) -> str | None:
+        """Where to tell an account about its own security (keys, factors): its confirmed
+        address while it is open; None for an unconfirmed address or a closed account."""
+        row = session.get(UserRow, user_id)
+        if row is None or row.status == AccountStatus.CLOSED or row.email_verified_at is None:
+            return None
+        return row.email
+
     def by_email(self, session: Session, email: str) -> UserRow | None:
         return session.scalar(select(UserRow).where(UserRow.email == email))
 

@@ -19,6 +19,8 @@ from rampart.identity import flows
 from rampart.identity.authn import DEVICE_COOKIE
 from rampart.identity.domain import RefreshTokenReusedError, clean_device_id
 from rampart.identity.login import IssuedLogin, LoginOutcome
+from rampart.identity.mfa.api import require_step_up
+from rampart.identity.mfa.domain import SensitiveAction
 from rampart.identity.sessions import KIND_API, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.platform.http.access import public
@@ -135,6 +137,12 @@ class DeviceOut(BaseModel):
 
 
 Me = Annotated[Principal, Depends(authenticated())]
+#: Changing the password or the address takes a fresh second factor from a user who has one: a
+#: stolen session (or token) alone must not be enough to take the account over for good.
+PasswordChanger = Annotated[
+    Principal, Depends(require_step_up(None, SensitiveAction.PASSWORD_CHANGE))
+]
+EmailChanger = Annotated[Principal, Depends(require_step_up(None, SensitiveAction.EMAIL_CHANGE))]
 
 
 def client_info(request: Request, device_id: str | None) -> ClientInfo:
@@ -312,8 +320,12 @@ async def me(request: Request, principal: Me) -> MeOut:
 
 
 @router.post("/v1/me/password", status_code=204)
-async def change_password(body: ChangePasswordIn, request: Request, me: Me) -> Response:
-    """Change the password (the current one is required); every other session ends."""
+async def change_password(
+    body: ChangePasswordIn, request: Request, me: PasswordChanger
+) -> Response:
+    """Change the password (the current one is required, and a second factor passed within
+    `mfa.step_up_minutes` when the user has one: else 401 `step-up-required`); every other
+    session ends."""
     await flows.change_password(
         get_container(request),
         me.user_id or "",
@@ -325,8 +337,9 @@ async def change_password(body: ChangePasswordIn, request: Request, me: Me) -> R
 
 
 @router.post("/v1/me/email", status_code=202, response_model=Accepted)
-async def change_email(body: ChangeEmailIn, request: Request, me: Me) -> Accepted:
-    """Ask to change the sign-in address; it changes once the link sent to it is opened."""
+async def change_email(body: ChangeEmailIn, request: Request, me: EmailChanger) -> Accepted:
+    """Ask to change the sign-in address; it changes once the link sent to it is opened. Needs
+    the password, and a fresh second factor when the user has one (401 `step-up-required`)."""
     await flows.change_email(
         get_container(request), me.user_id or "", body.password, body.new_email
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -29,24 +31,36 @@ from rampart.kernel.secret import Secret
 from rampart.platform.db import Database
 from rampart.platform.keys import RootKeys
 
-#: The shipped blocklist (see data/passwords/README.md for its sources and licences).
-BLOCKLIST_PATH = Path(__file__).resolve().parents[3] / "data" / "passwords" / "common-passwords.txt"
+#: The shipped blocklist: package data (`rampart/identity/data/`), so an installed wheel has it.
+#: Sources and licences: `rampart/identity/data/README.md` and `data/SOURCES.md`.
+BLOCKLIST_RESOURCE = "data/common-passwords.txt"
 
 
 class BlocklistMissingError(RuntimeError):
     pass
 
 
-def load_password_policy(settings: Settings, path: Path = BLOCKLIST_PATH) -> PasswordPolicy:
+def _read_blocklist(source: Traversable | Path) -> frozenset[str]:
     # Without its blocklist the policy would quietly accept "password123": refuse to start.
-    if not path.is_file():
-        raise BlocklistMissingError(f"password blocklist not found at {path}")
-    with path.open(encoding="utf-8") as handle:
-        blocklist = load_blocklist(handle)
+    if not source.is_file():
+        raise BlocklistMissingError(f"password blocklist not found at {source}")
+    with source.open(encoding="utf-8") as handle:
+        return load_blocklist(handle)
+
+
+def shipped_blocklist() -> Traversable:
+    """The blocklist inside the installed package (a file, or a member of a zip import)."""
+    return resources.files("rampart.identity").joinpath(*BLOCKLIST_RESOURCE.split("/"))
+
+
+def load_password_policy(settings: Settings, path: Path | None = None) -> PasswordPolicy:
+    """The password policy with its blocklist: `path` (or the configured
+    `identity.password_blocklist_path`) when given, else the list shipped in the package."""
+    source = path or settings.identity.password_blocklist_path or shipped_blocklist()
     return PasswordPolicy(
         min_length=settings.identity.password_min_length,
         max_length=settings.identity.password_max_length,
-        blocklist=blocklist,
+        blocklist=_read_blocklist(source),
     )
 
 
@@ -55,8 +69,12 @@ _POLICY_CACHE: dict[tuple[int, int, str], PasswordPolicy] = {}
 
 def _policy(settings: Settings) -> PasswordPolicy:
     # The list is 50,000 entries; parse it once per process, not once per container.
-    path = settings.identity.password_blocklist_path or BLOCKLIST_PATH
-    key = (settings.identity.password_min_length, settings.identity.password_max_length, str(path))
+    path = settings.identity.password_blocklist_path
+    key = (
+        settings.identity.password_min_length,
+        settings.identity.password_max_length,
+        str(path) if path is not None else "<package>",
+    )
     if key not in _POLICY_CACHE:
         _POLICY_CACHE[key] = load_password_policy(settings, path)
     return _POLICY_CACHE[key]

@@ -14,10 +14,11 @@ from rampart.notifications.transports import (
 )
 from rampart.notifications.worker import OutboxWorker
 from rampart.platform.db import Database
+from rampart.vault.service import VaultService
 
 
 def build_notifications(
-    settings: Settings, clock: Clock, db: Database
+    settings: Settings, clock: Clock, db: Database, vault: VaultService
 ) -> tuple[NotificationService, OutboxWorker]:
     cfg = settings.notifications
     if settings.profile == "production" and "mailbox" in (cfg.email_transport, cfg.sms_provider):
@@ -29,5 +30,5 @@ def build_notifications(
     sink = MailboxSink(settings.data_dir / "outbox")
     email: EmailTransport = SmtpEmailTransport(cfg) if cfg.email_transport == "smtp" else sink
     sms: SmsProvider = HttpSmsProvider(cfg) if cfg.sms_provider == "http" else sink
-    worker = OutboxWorker(db, clock, cfg, email=email, sms=sms)
-    return NotificationService(wake=worker.wake), worker
+    worker = OutboxWorker(db, clock, cfg, vault, email=email, sms=sms)
+    return NotificationService(vault, clock, wake=worker.wake), worker

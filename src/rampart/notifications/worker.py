@@ -3,14 +3,18 @@
 Claiming uses a lease: a batch of due messages is pushed `LEASE_SECONDS` into the future and its
 attempt count raised in one short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
 workers share the work; SQLite's single writer serialises the claim). Delivery happens outside
-any transaction, so a slow SMTP server holds no locks. A success marks the row delivered and
-scrubs its body: links in emails carry single-use tokens, which must not outlive delivery in the
-database. A worker that dies mid-batch leaves leased rows that become due again when the lease
-ends, so delivery is at least once, never lost.
+any transaction, so a slow SMTP server holds no locks. Bodies are sealed by the vault for their
+row (`rampart.notifications.service`) and opened only for the send; one that does not open (copied
+from another row, altered, its key destroyed) is a permanent failure, never sent. A success marks
+the row delivered and scrubs what is left of the message: links in emails carry single-use tokens,
+which must not outlive delivery in the database. A worker that dies mid-batch leaves leased rows
+that become due again when the lease ends, so delivery is at least once, never lost.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from datetime import timedelta
 from typing import Any
@@ -29,10 +33,13 @@ from rampart.notifications.domain import (
     SmsMessage,
     backoff_seconds,
 )
+from rampart.notifications.service import SEALED_FIELD, body_context
 from rampart.notifications.transports import EmailTransport, SmsProvider
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 from rampart.platform.outbox import OutboxRow
+from rampart.vault.domain import Purpose, UnreadableError
+from rampart.vault.service import VaultService
 
 log = get_logger(__name__)
 
@@ -45,11 +52,13 @@ class OutboxWorker:
         db: Database,
         clock: Clock,
         settings: NotificationSettings,
+        vault: VaultService,
         *,
         email: EmailTransport,
         sms: SmsProvider,
     ) -> None:
         self._db = db
+        self._vault = vault
         self._clock = clock
         self._settings = settings
         self._email = email
@@ -127,6 +136,24 @@ class OutboxWorker:
         finally:
             session.close()
 
+    def _body(self, row_id: str, payload: dict[str, Any]) -> str:
+        """The message text, opened from its seal for this row only."""
+        sealed = payload.get(SEALED_FIELD)
+        if sealed is None:
+            # Queued before bodies were sealed: delivered as it is, then scrubbed like the rest.
+            return str(payload["text"])
+        try:
+            with self._db.read() as session:
+                text = self._vault.open_text(
+                    session,
+                    Purpose.NOTIFICATION_BODY,
+                    base64.b64decode(str(sealed), validate=True),
+                    body_context(row_id),
+                )
+        except (UnreadableError, binascii.Error, ValueError):
+            raise PermanentDeliveryError("sealed body cannot be opened") from None
+        return text.reveal()
+
     def _send(self, row_id: str, topic: str, payload: dict[str, Any]) -> None:
         now = self._clock.now()
         try:
@@ -135,7 +162,7 @@ class OutboxWorker:
                     EmailMessage(
                         to=str(payload["to"]),
                         subject=str(payload["subject"]),
-                        text=str(payload["text"]),
+                        text=self._body(row_id, payload),
                         kind=str(payload.get("kind", "")),
                         id=row_id,
                     ),
@@ -145,7 +172,7 @@ class OutboxWorker:
                 self._sms.send_sms(
                     SmsMessage(
                         to=str(payload["to"]),
-                        text=str(payload["text"]),
+                        text=self._body(row_id, payload),
                         kind=str(payload.get("kind", "")),
                         id=row_id,
                     ),

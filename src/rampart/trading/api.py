@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from rampart.access.api import requires
+from rampart.access.api import carried_decisions, requires
 from rampart.access.domain import Permission, Principal
+from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import MoneyError, to_decimal
 from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType, fmt
@@ -171,6 +172,12 @@ def _user(principal: Principal) -> str:
     return principal.user_id
 
 
+def _carry(request: Request) -> dict[str, Any]:
+    # The access decision goes into the order engine's batch: one commit per batch of orders
+    # records both, instead of a separate durable audit append per request before the handler.
+    return {"context": current_context(), "carried": carried_decisions(request)}
+
+
 def _json(body: Any, status: int = 200) -> Response:
     # The dicts are built from Decimals as strings already: orjson writes them directly.
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
@@ -180,12 +187,14 @@ def _json(body: Any, status: int = 200) -> Response:
 async def place_order(
     body: OrderIn,
     request: Request,
-    principal: Principal = Depends(requires(Permission.ORDER_PLACE)),
+    principal: Principal = Depends(requires(Permission.ORDER_PLACE, carried=True)),
 ) -> Response:
     """Place an order. A rejected order is still created (status `rejected`, with a `reason`).
 
     Idempotent with `client_order_id`: a retry returns the existing order with 200."""
-    result = await _service(request).place(_user(principal), principal.actor, body.to_request())
+    result = await _service(request).place(
+        _user(principal), principal.actor, body.to_request(), **_carry(request)
+    )
     return _json(result.order, 201 if result.created else 200)
 
 
@@ -224,7 +233,7 @@ async def modify_order(
     order_id: str,
     body: OrderPatch,
     request: Request,
-    principal: Principal = Depends(requires(Permission.ORDER_MODIFY)),
+    principal: Principal = Depends(requires(Permission.ORDER_MODIFY, carried=True)),
 ) -> Response:
     """Change price or quantity. A price change or a larger quantity loses time priority; a
     smaller quantity keeps it."""
@@ -237,6 +246,7 @@ async def modify_order(
         quantity=_decimal(body.quantity, "quantity"),
         limit_price=_decimal(body.limit_price, "limit_price"),
         stop_price=_decimal(body.stop_price, "stop_price"),
+        **_carry(request),
     )
     return _json(view)
 
@@ -245,19 +255,25 @@ async def modify_order(
 async def cancel_order(
     order_id: str,
     request: Request,
-    principal: Principal = Depends(requires(Permission.ORDER_CANCEL)),
+    principal: Principal = Depends(requires(Permission.ORDER_CANCEL, carried=True)),
 ) -> Response:
-    return _json(await _service(request).cancel(_user(principal), principal.actor, order_id[:36]))
+    view = await _service(request).cancel(
+        _user(principal), principal.actor, order_id[:36], **_carry(request)
+    )
+    return _json(view)
 
 
 @router.delete("/v1/orders", response_model=list[OrderOut])
 async def cancel_all_orders(
     request: Request,
-    principal: Principal = Depends(requires(Permission.ORDER_CANCEL)),
+    principal: Principal = Depends(requires(Permission.ORDER_CANCEL, carried=True)),
     symbol: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
     """Cancel every open order (of one symbol, when given)."""
-    return _json(await _service(request).cancel_all(_user(principal), principal.actor, symbol))
+    views = await _service(request).cancel_all(
+        _user(principal), principal.actor, symbol, **_carry(request)
+    )
+    return _json(views)
 
 
 @router.get("/v1/positions", response_model=list[PositionOut])

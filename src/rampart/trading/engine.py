@@ -22,19 +22,24 @@ in-memory books are rebuilt from the database before the next batch.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
+from rampart.audit.writer import PreparedEntry, prepare
+from rampart.kernel.context import RequestContext
 from rampart.kernel.errors import ConflictError, NotFoundError, RampartError, UnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
@@ -80,6 +85,7 @@ ENGINE_STATE: Table = EngineStateRow.__table__  # type: ignore[assignment]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
 INSTRUMENTS: Table = InstrumentRow.__table__  # type: ignore[assignment]
 ZERO = Decimal(0)
+_SYSTEM = RequestContext()
 
 
 class OrderNotOpenError(ConflictError):
@@ -116,12 +122,31 @@ class OrderNotFoundError(NotFoundError):
     title = "No such order"
 
 
+class CarriedAudit(Protocol):
+    """An audit event the request hands over (`rampart.access.recorder.CarriedDecision`)."""
+
+    event: AuditEvent
+    #: The request's context and the time of the event: the entry is written as if appended then.
+    context: RequestContext
+    ts_ns: int
+    #: Set by the engine once the batch holding the entry has committed.
+    committed: bool
+
+
+#: `SqlAuditWriter.write_prepared`: appends prepared entries in the session's transaction.
+WritePrepared = Callable[[Session, Sequence[Any]], int]
+
+
 # --- Commands ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Place:
     user_id: str
     actor: str
     request: OrderRequest
+    #: The request that sent it (request id, client IP), for its audit entries.
+    context: RequestContext | None = None
+    #: Audit entries the command's transaction must write (the request's access decisions).
+    carried: tuple[CarriedAudit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +157,8 @@ class Modify:
     quantity: Decimal | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    context: RequestContext | None = None
+    carried: tuple[CarriedAudit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +166,8 @@ class Cancel:
     user_id: str
     actor: str
     order_id: str
+    context: RequestContext | None = None
+    carried: tuple[CarriedAudit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +175,15 @@ class CancelAll:
     user_id: str
     actor: str
     symbol: str | None = None
+    context: RequestContext | None = None
+    carried: tuple[CarriedAudit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ExpireDay:
     actor: str = "system"
+    context: RequestContext | None = None
+    carried: tuple[CarriedAudit, ...] = ()
 
 
 Command = Place | Modify | Cancel | CancelAll | ExpireDay
@@ -166,6 +199,43 @@ class PlaceResult:
 _STOP = object()
 
 
+@dataclass(frozen=True, slots=True)
+class _LoopWaiter:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+_Waiter = Future[Any] | _LoopWaiter
+
+
+def _resolve(future: Future[Any] | asyncio.Future[Any], result: Any) -> None:
+    if future.done():
+        return  # the caller went away (cancelled)
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def _resolve_all(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in settled:
+        _resolve(future, result)
+
+
+def _settle(outcomes: list[tuple[_Waiter, Any]]) -> None:
+    """Hand each waiter its result or exception: one thread-safe call per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for waiter, result in outcomes:
+        if isinstance(waiter, _LoopWaiter):
+            by_loop.setdefault(waiter.loop, []).append((waiter.future, result))
+        else:
+            _resolve(waiter, result)
+    for loop, settled in by_loop.items():
+        # A closed loop has nobody waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve_all, settled)
+
+
 @dataclass
 class _Batch:
     uow: UnitOfWork
@@ -178,6 +248,11 @@ class _Batch:
     events: list[StreamEvent] = field(default_factory=list)
     symbols: set[str] = field(default_factory=set)
     client_ids: dict[tuple[str, str], Order] = field(default_factory=dict)
+    #: Audit entries in the order they happened, written with one `write_prepared`.
+    audit: list[PreparedEntry] = field(default_factory=list)
+    #: The context of the command being handled (its audit entries carry its request id).
+    context: RequestContext = field(default_factory=RequestContext)
+    ts_ns: int = 0
 
 
 class OrderEngine:
@@ -193,8 +268,14 @@ class OrderEngine:
         checks: list[PreTradeCheck] | None = None,
         batch_max: int = 256,
         queue_max: int = 10_000,
+        write_audit: WritePrepared | None = None,
     ) -> None:
         self._uow = uow_factory
+        #: With it, the batch's audit entries (order transitions and the access decisions the
+        #: commands carry) go in with one call, each stamped with its own request's context;
+        #: without it, order events go through the unit of work and carried entries are left
+        #: to their requests (which then append them on their own).
+        self._write_audit = write_audit
         self._ledger = ledger
         self.hub = hub
         self.venue = venue or MatchingVenue()
@@ -206,6 +287,9 @@ class OrderEngine:
         self._ready = threading.Event()
         self._epoch: int | None = None
         self._open: dict[str, Order] = {}
+        #: Open orders per (user, symbol), kept with `_open`: the pre-trade context's count
+        #: without a scan of every open order per order.
+        self._open_count: dict[tuple[str, str], int] = {}
         self._stops: dict[str, dict[str, Order]] = {}
         self._pending_sell: dict[tuple[str, str], Decimal] = {}
         self._priority = 0
@@ -237,15 +321,29 @@ class OrderEngine:
     # --- submitting --------------------------------------------------------------------------
     def submit(self, command: Command) -> Future[Any]:
         """Queue a command; the future resolves after the batch holding it has committed."""
+        future: Future[Any] = Future()
+        self._put(command, future)
+        return future
+
+    async def execute(self, command: Command) -> Any:
+        """Submit from async code and await the committed result.
+
+        Resolved per batch and per event loop with one thread-safe call, as the audit log does:
+        a batch of a hundred orders wakes the loop once, not a hundred times.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._put(command, _LoopWaiter(loop, future))
+        return await future
+
+    def _put(self, command: Command, waiter: _Waiter) -> None:
         if not self.running:
             raise EngineStoppedError
-        future: Future[Any] = Future()
         try:
-            self._queue.put_nowait((command, future))
+            self._queue.put_nowait((command, waiter))
         except queue.Full:
             # Bounded: under overload callers get a fast 503 instead of unbounded latency.
             raise EngineBusyError from None
-        return future
 
     def call(self, command: Command, timeout: float = 30.0) -> Any:
         """Submit and wait (for threads: CLI, simulator, tests)."""
@@ -293,16 +391,23 @@ class OrderEngine:
             except queue.Empty:
                 break
             if item is not _STOP:
-                item[1].set_exception(EngineStoppedError())
+                _settle([(item[1], EngineStoppedError())])
 
-    def _process(self, items: list[tuple[Command, Future[Any]]]) -> None:
+    def _process(self, items: list[tuple[Command, _Waiter]]) -> None:
         results: list[Any] = []
+        carry = self._write_audit is not None
         try:
             with self._uow() as uow:
-                batch = _Batch(uow, uow.clock.now())
+                batch = _Batch(uow, uow.clock.now(), ts_ns=uow.clock.time_ns())
                 epoch = self._lock_epoch(batch)
                 self._prefetch(batch, [c for c, _ in items])
                 for command, _ in items:
+                    batch.context = command.context or _SYSTEM
+                    if carry:
+                        # The access check came first: its entry precedes the order's.
+                        batch.audit.extend(
+                            prepare(c.event, c.context, c.ts_ns) for c in command.carried
+                        )
                     try:
                         results.append(self._handle(batch, command))
                     except RampartError as exc:
@@ -313,16 +418,15 @@ class OrderEngine:
         except Exception as exc:
             log.error("order engine batch failed", error=type(exc).__name__, exc_info=True)
             self._epoch = None
-            for _, future in items:
-                future.set_exception(UnavailableError("The order could not be processed."))
+            _settle([(w, UnavailableError("The order could not be processed.")) for _, w in items])
             return
         self.batches += 1
         self.commands += len(items)
-        for (_, future), result in zip(items, results, strict=True):
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        if carry:
+            for command, _ in items:
+                for carried in command.carried:
+                    carried.committed = True
+        _settle([(w, r) for (_, w), r in zip(items, results, strict=True)])
         self._publish_market(batch)
         self.hub.publish(batch.events)
 
@@ -351,6 +455,7 @@ class OrderEngine:
         conn = batch.uow.session.connection()
         self.venue.clear()
         self._open.clear()
+        self._open_count.clear()
         self._stops.clear()
         self._pending_sell.clear()
         rows = conn.execute(
@@ -361,7 +466,7 @@ class OrderEngine:
         resting: list[VenueOrder] = []
         for row in rows:
             order = _order_from_row(row)
-            self._open[order.id] = order
+            self._add_open(order)
             if order.side is OrderSide.SELL:
                 key = (order.user_id, order.symbol)
                 self._pending_sell[key] = self._pending_sell.get(key, ZERO) + order.remaining
@@ -508,7 +613,7 @@ class OrderEngine:
             order.reserved = reservation
         order.transition(OrderStatus.ACCEPTED, batch.now)
         self._record(batch, order, OrderStatus.NEW, "accepted", command.actor)
-        self._open[order.id] = order
+        self._add_open(order)
         if order.side is OrderSide.SELL:
             key = (order.user_id, order.symbol)
             self._pending_sell[key] = self._pending_sell.get(key, ZERO) + order.quantity
@@ -576,11 +681,8 @@ class OrderEngine:
                 cash_reserved=account.reserved,
                 buying_power=account.buying_power,
                 position_quantity=position.quantity,
-                open_orders=sum(
-                    1
-                    for o in self._open.values()
-                    if o.user_id == order.user_id and o.symbol == order.symbol and o.id != order.id
-                ),
+                open_orders=self._open_count.get((order.user_id, order.symbol), 0)
+                - (1 if order.id in self._open else 0),
                 last_price=book.last_price or instrument.reference_price,
                 reservation=reservation,
                 book=self._snapshots.get(order.symbol),
@@ -632,14 +734,15 @@ class OrderEngine:
         remaining = quantity - order.filled_quantity
         reason, reservation = self._check(batch, candidate, instrument, "modify", remaining)
         if reason is not None:
-            batch.uow.audit(
+            self._audit(
+                batch,
                 AuditEvent(
                     action="order.modify.rejected",
                     outcome="failure",
                     subject=f"order:{order.id}",
                     details={"reason": reason, "user_id": order.user_id},
                     actor=command.actor,
-                )
+                ),
             )
             raise ModifyRejectedError(reason)
         keeps_priority = (
@@ -699,6 +802,11 @@ class OrderEngine:
         raise OrderNotOpenError(f"The order is {row.status}.")
 
     # --- execution ---------------------------------------------------------------------------
+    def _add_open(self, order: Order) -> None:
+        self._open[order.id] = order
+        key = (order.user_id, order.symbol)
+        self._open_count[key] = self._open_count.get(key, 0) + 1
+
     def _venue_order(self, order: Order) -> VenueOrder:
         return VenueOrder(
             order_id=order.id,
@@ -859,8 +967,13 @@ class OrderEngine:
         if order.reserved > 0:
             self._account(batch, order.user_id).release(order.reserved)
             order.reserved = ZERO
-        self._open.pop(order.id, None)
         key = (order.user_id, order.symbol)
+        if self._open.pop(order.id, None) is not None:
+            left = self._open_count.get(key, 0) - 1
+            if left > 0:
+                self._open_count[key] = left
+            else:
+                self._open_count.pop(key, None)
         if self._pending_sell.get(key) == 0:
             del self._pending_sell[key]
 
@@ -937,10 +1050,11 @@ class OrderEngine:
             details["reason"] = order.reason
         if extra:
             details.update(extra)
-        batch.uow.audit(
+        self._audit(
+            batch,
             AuditEvent(
                 action=f"order.{action}", subject=f"order:{order.id}", details=details, actor=actor
-            )
+            ),
         )
         view = order.view()
         batch.outbox.append(
@@ -955,32 +1069,31 @@ class OrderEngine:
         )
         batch.events.append(StreamEvent("order", {"event": action, **view}, user_id=order.user_id))
 
+    def _audit(self, batch: _Batch, event: AuditEvent) -> None:
+        if self._write_audit is None:
+            batch.uow.audit(event)
+        else:
+            batch.audit.append(prepare(event, batch.context, batch.ts_ns))
+
     def _write(self, batch: _Batch, epoch: int) -> None:
         conn = batch.uow.session.connection()
         new = [o for o in batch.orders.values() if not o.persisted]
         changed = [o for o in batch.orders.values() if o.persisted]
         if new:
-            conn.execute(ORDERS.insert(), [_order_row(o) for o in new])
+            _executemany(conn, ORDERS, _ORDER_COLUMNS, [_order_row(o) for o in new])
         if changed:
-            conn.execute(
-                update(ORDERS)
-                .where(ORDERS.c.id == bindparam("b_id"))
-                .values({c: bindparam(f"b_{c}") for c in _MUTABLE}),
-                [
-                    {
-                        "b_id": o.id,
-                        **{f"b_{c}": v for c, v in _order_row(o).items() if c in _MUTABLE},
-                    }
-                    for o in changed
-                ],
+            _executemany(
+                conn, ORDERS, _MUTABLE, [_order_row(o) for o in changed], where=ORDERS.c.id
             )
         for order in new:
             order.persisted = True
         if batch.fills:
-            conn.execute(FILLS.insert(), [_fill_row(f) for f in batch.fills])
+            _executemany(conn, FILLS, _FILL_COLUMNS, [_fill_row(f) for f in batch.fills])
         self._ledger.flush(batch.uow, batch.ledger)
         if batch.outbox:
-            conn.execute(OUTBOX.insert(), batch.outbox)
+            _executemany(conn, OUTBOX, _OUTBOX_COLUMNS, batch.outbox)
+        if batch.audit and self._write_audit is not None:
+            self._write_audit(batch.uow.session, batch.audit)
         conn.execute(
             update(ENGINE_STATE)
             .where(ENGINE_STATE.c.venue == self.venue.name)
@@ -1018,6 +1131,67 @@ class OrderEngine:
             )
 
 
+_Processor = Callable[[Any], Any] | None
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...], str | None], tuple[str, list[_Processor]]] = {}
+
+
+def _statement(
+    conn: Any, table: Table, columns: tuple[str, ...], where: Any | None
+) -> tuple[str, list[_Processor]]:
+    """The SQL and the columns' bind processors, built once per dialect."""
+    dialect = conn.dialect
+    key = (dialect.name, table.name, columns, None if where is None else where.name)
+    found = _STATEMENTS.get(key)
+    if found is not None:
+        return found
+    # Only identifiers from the table's own metadata are spliced in (quoted); every value is a
+    # bound parameter.
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = list(columns)
+    if where is None:
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in names)}) "  # noqa: S608
+            f"VALUES ({', '.join([mark] * len(names))})"
+        )
+    else:
+        assignments = ", ".join(f"{quote(c)} = {mark}" for c in names)
+        target = f"{quote(where.name)} = {mark}"
+        sql = f"UPDATE {quote(table.name)} SET {assignments} WHERE {target}"  # noqa: S608
+        names.append(where.name)
+    processors: list[_Processor] = [
+        table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in names
+    ]
+    _STATEMENTS[key] = (sql, processors)
+    return sql, processors
+
+
+def _executemany(
+    conn: Any,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+    *,
+    where: Any | None = None,
+) -> None:
+    """INSERT (or UPDATE ... WHERE `where` = ...) `rows` in one driver-level executemany.
+
+    The same statement SQLAlchemy would send, with each value converted by its column type's
+    own bind processor (`Amount`, `UTCDateTime`, JSON): only SQLAlchemy's per-row, per-parameter
+    bookkeeping is skipped, which cost the engine thread more than the database did.
+    """
+    sql, processors = _statement(conn, table, columns, where)
+    names = (*columns, where.name) if where is not None else columns
+    params = [
+        tuple(
+            value if proc is None or value is None else proc(value)
+            for proc, value in zip(processors, (row[c] for c in names), strict=True)
+        )
+        for row in rows
+    ]
+    conn.exec_driver_sql(sql, params)
+
+
 _MUTABLE = (
     "quantity",
     "limit_price",
@@ -1032,6 +1206,43 @@ _MUTABLE = (
     "version",
     "updated_at",
 )
+
+
+_ORDER_COLUMNS = (
+    "id",
+    "user_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "type",
+    "time_in_force",
+    "quantity",
+    "limit_price",
+    "stop_price",
+    "status",
+    "filled_quantity",
+    "filled_notional",
+    "reserved",
+    "priority",
+    "triggered",
+    "reason",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_FILL_COLUMNS = (
+    "id",
+    "trade_id",
+    "order_id",
+    "user_id",
+    "symbol",
+    "side",
+    "price",
+    "quantity",
+    "liquidity",
+    "created_at",
+)
+_OUTBOX_COLUMNS = ("id", "topic", "payload", "created_at", "available_at", "attempts")
 
 
 def _order_row(order: Order) -> dict[str, Any]:

@@ -6,7 +6,7 @@ to the database through a read session, so they never wait for the engine's writ
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rampart.kernel.context import RequestContext
 from rampart.ledger.domain import ZERO
 from rampart.ledger.service import LedgerService
 from rampart.platform.db import Database
@@ -22,6 +23,7 @@ from rampart.trading.domain import OPEN_STATUSES, OrderRequest, fmt
 from rampart.trading.engine import (
     Cancel,
     CancelAll,
+    CarriedAudit,
     Command,
     ExpireDay,
     Modify,
@@ -58,10 +60,21 @@ class OrderService:
 
     # --- changes (through the engine) --------------------------------------------------------
     async def _await(self, command: Command) -> Any:
-        return await asyncio.wrap_future(self.engine.submit(command))
+        return await self.engine.execute(command)
 
-    async def place(self, user_id: str, actor: str, request: OrderRequest) -> PlaceResult:
-        result: PlaceResult = await self._await(Place(user_id, actor, request))
+    async def place(
+        self,
+        user_id: str,
+        actor: str,
+        request: OrderRequest,
+        *,
+        context: RequestContext | None = None,
+        carried: Sequence[CarriedAudit] = (),
+    ) -> PlaceResult:
+        """Place an order; `carried` audit entries are committed with it (see `OrderEngine`)."""
+        result: PlaceResult = await self._await(
+            Place(user_id, actor, request, context, tuple(carried))
+        )
         return result
 
     async def modify(
@@ -73,20 +86,49 @@ class OrderService:
         quantity: Decimal | None = None,
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
+        context: RequestContext | None = None,
+        carried: Sequence[CarriedAudit] = (),
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._await(
-            Modify(user_id, actor, order_id, quantity, limit_price, stop_price)
+            Modify(
+                user_id,
+                actor,
+                order_id,
+                quantity,
+                limit_price,
+                stop_price,
+                context,
+                tuple(carried),
+            )
         )
         return result
 
-    async def cancel(self, user_id: str, actor: str, order_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._await(Cancel(user_id, actor, order_id))
+    async def cancel(
+        self,
+        user_id: str,
+        actor: str,
+        order_id: str,
+        *,
+        context: RequestContext | None = None,
+        carried: Sequence[CarriedAudit] = (),
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._await(
+            Cancel(user_id, actor, order_id, context, tuple(carried))
+        )
         return result
 
     async def cancel_all(
-        self, user_id: str, actor: str, symbol: str | None = None
+        self,
+        user_id: str,
+        actor: str,
+        symbol: str | None = None,
+        *,
+        context: RequestContext | None = None,
+        carried: Sequence[CarriedAudit] = (),
     ) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self._await(CancelAll(user_id, actor, symbol))
+        result: list[dict[str, Any]] = await self._await(
+            CancelAll(user_id, actor, symbol, context, tuple(carried))
+        )
         return result
 
     def expire_day_orders(self, actor: str = "system") -> int:

@@ -69,6 +69,7 @@ class Purpose(StrEnum):
     WEBHOOK_SECRET = "webhook-secret"  # noqa: S105 - a purpose name, not a secret
     #: One-time recovery material that must be shown again later (not hashed recovery codes).
     RECOVERY_SECRET = "recovery-secret"  # noqa: S105 - a purpose name, not a secret
+    NOTIFICATION_BODY = "notification-body"  # links and codes waiting in the outbox
 
     @property
     def code(self) -> int:
@@ -93,6 +94,7 @@ _PURPOSE_CODES: dict[Purpose, int] = {
     Purpose.PERSONAL_DATA: 8,
     Purpose.WEBHOOK_SECRET: 9,
     Purpose.RECOVERY_SECRET: 10,
+    Purpose.NOTIFICATION_BODY: 11,
 }
 _PURPOSE_BY_CODE = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 assert len(_PURPOSE_BY_CODE) == len(Purpose), "every purpose needs a unique code"

@@ -21,7 +21,13 @@ APPEND_ONLY = ("audit_entry", "audit_checkpoint")
 def upgrade() -> None:
     op.create_table(
         "audit_entry",
-        sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+        # INTEGER on SQLite makes seq the rowid itself: one B-tree fewer to write per entry.
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=False,
+        ),
         sa.Column("ts_ns", sa.BigInteger(), nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("action", sa.String(100), nullable=False),

@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("level", sa.SmallInteger(), primary_key=True, autoincrement=False),
         sa.Column("idx", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
+        # Clustered on its key: SQLite writes one B-tree per row instead of a table and an index.
+        sqlite_with_rowid=False,
     )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
@@ -48,7 +50,7 @@ def upgrade() -> None:
 
 
 def _backfill(bind: sa.Connection, subtree: sa.Table) -> None:
-    """Store the subtrees of a log written before this revision (a compact range over its leaves)."""
+    """Store the subtrees of a log written before this revision (a compact range over it)."""
     border: list[bytes] = []
     size = 0
     last = -1

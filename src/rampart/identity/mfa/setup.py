@@ -37,7 +37,7 @@ def build_mfa(
     vault: VaultService,
     notifications: NotificationService | None = None,
 ) -> MfaService:
-    notifier = OutboxNotifier(notifications or NotificationService(), verified_email_of)
+    notifier = OutboxNotifier(notifications or NotificationService(vault, clock), verified_email_of)
     return MfaService(
         settings.mfa,
         clock,

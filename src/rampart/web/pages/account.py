@@ -1,5 +1,6 @@
 """Account pages: sign-up, email confirmation, sign-in, forgotten and reset password, and the
-security page (sessions, devices, sign out everywhere, change password).
+security page (sessions, devices, sign out everywhere, change password or email address; the
+last two ask for a fresh second factor through `/security/step-up` when the user has one).
 
 Forms shown before sign-in carry a double-submit CSRF token (cookie + hidden field); forms of a
 signed-in user carry the session's CSRF token, which `SessionAuthenticator` checks.
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from rampart.access.api import authenticate
-from rampart.access.domain import Principal
+from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
 from rampart.identity import flows
 from rampart.identity.authn import DEVICE_COOKIE, SESSION_COOKIE
 from rampart.identity.domain import (
@@ -28,6 +30,7 @@ from rampart.identity.domain import (
     new_token,
     normalise_email,
 )
+from rampart.identity.mfa.domain import SensitiveAction
 from rampart.identity.sessions import KIND_BROWSER, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import UnauthorizedError
@@ -366,10 +369,35 @@ async def logout_everywhere(request: Request, me: User) -> Response:
     return response
 
 
+async def _stepped_up(request: Request, me: Principal, action: SensitiveAction) -> bool:
+    """Whether `me` may do `action` now; False when a second factor must be passed first (the
+    caller sends the user to the step-up page, which brings them back here)."""
+    container = _container(request)
+
+    def check() -> None:
+        with container.db.read() as session:
+            container.mfa.require_step_up(session, me, action)
+
+    try:
+        await run_in_threadpool(check)
+    except (StepUpRequiredError, MfaEnrolmentRequiredError):
+        return False
+    return True
+
+
+def _to_step_up(section: str) -> Response:
+    return RedirectResponse(
+        f"/security/step-up?next={quote('/security#' + section)}", status_code=303
+    )
+
+
 @router.post("/security/password", response_class=HTMLResponse)
 async def change_password(
     request: Request, me: User, current_password: Text, new_password: Text
-) -> HTMLResponse:
+) -> Response:
+    # Checked before the password: a stolen session learns nothing about it without the factor.
+    if not await _stepped_up(request, me, SensitiveAction.PASSWORD_CHANGE):
+        return _to_step_up("password")
     try:
         await flows.change_password(
             _container(request),
@@ -382,6 +410,19 @@ async def change_password(
         problems = exc.extra.get("problems") or [exc.detail]
         return await _security(request, me, errors=problems, status=422)
     return await _security(request, me, notice="Your password is changed.")
+
+
+@router.post("/security/email", response_class=HTMLResponse)
+async def change_email(request: Request, me: User, password: Text, new_email: Text) -> Response:
+    if not await _stepped_up(request, me, SensitiveAction.EMAIL_CHANGE):
+        return _to_step_up("email")
+    try:
+        await flows.change_email(_container(request), me.user_id or "", password, new_email)
+    except (InvalidCredentialsError, InvalidEmailError) as exc:
+        return await _security(request, me, errors=[exc.detail], status=422)
+    return await _security(
+        request, me, notice="Open the link we sent to the new address to complete the change."
+    )
 
 
 __all__ = ["SignInRequired", "apply_browser_session", "router"]
