@@ -59,9 +59,17 @@ def run() -> list[dict[str, Any]]:
     )
     upgrade(settings.effective_database_url)
     container = bootstrap(settings)
-    user_id = new_id()
+    # A real account: a key works only while its owner's account is active.
+    password_hash = container.identity.hashing.hasher.hash("bench owner passphrase 42")
     with container.uow() as uow:
-        container.access.assign_role(uow, user_id, "TRADER")
+        user_id = container.identity.accounts.create_user(
+            uow,
+            f"bench-{new_id()[-12:]}@example.com",
+            password_hash,
+            role="TRADER",
+            verified=True,
+            created_by="bench",
+        )
         uow.commit()
     with container.db.read() as session:
         perms = container.access.permissions_of(session, user_id, container.clock.now())

@@ -87,11 +87,15 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
     from rampart.web.app import create_app
 
     port = port or int(os.environ.get("RAMPART_PORT", "8000"))
-    # The demo runs the market simulator: a live market of demo agents (rampart.simulator).
-    demo_overrides = {"profile": "dev", "trading": {"simulator": True}} if demo else {}
+    # The demo runs the market simulator: a live market of demo agents (rampart.simulator), and
+    # logs for a person at a console (`serve` keeps JSON lines for machines).
+    demo_overrides: dict[str, object] = (
+        {"profile": "dev", "trading": {"simulator": True}, "log_json": False} if demo else {}
+    )
     settings = _settings(host=host, port=port, **demo_overrides)
     configure_logging(settings.log_level, json=settings.log_json)
     if demo:
+        _quiet_demo_logs()
         upgrade(settings.effective_database_url)
     container = bootstrap(settings)
     try:
@@ -103,14 +107,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
         )
         raise typer.Exit(2) from None
     if demo:
-        base = f"http://{host}:{port}"
-        console.print(
-            f"\n[bold]Rampart demo[/] (embedded default: SQLite under {settings.data_dir}/)"
-        )
-        console.print(f"  API docs      {base}/docs")
-        console.print(f"  health        {base}/healthz   readiness {base}/readyz")
-        console.print(f"  market        {base}/market   (live book, trades; simulator running)")
-        console.print("  stop with Ctrl-C\n")
+        _start_demo(container, host, port, str(settings.data_dir))
     uvicorn.run(
         application,
         host=host,
@@ -122,6 +119,32 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
         # Uvicorn would otherwise buffer WebSocket frames up to 16 MiB before our limit applies.
         ws_max_size=settings.max_body_bytes,
     )
+
+
+def _quiet_demo_logs() -> None:
+    import logging
+
+    # One line per request, per audit checkpoint and per migration drowns the demo's own output;
+    # warnings and errors of these loggers still show.
+    for name in ("rampart.access", "rampart.audit.checkpoints", "alembic", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _start_demo(container, host: str, port: int, data_dir: str) -> None:  # type: ignore[no-untyped-def]
+    """Create the demo trader and bot (rampart.simulator.demo), print how to sign in, and have
+    the bot trade over HTTP once the server is up."""
+    from rampart.simulator.demo import DemoBotRunner, banner, provision_demo
+
+    accounts = provision_demo(container)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compared only
+    base = f"http://{local}:{port}"
+    # The trader's password is printed here, on stdout, and nowhere else (never logged).
+    out = Console(soft_wrap=True, highlight=False)
+    for line in banner(accounts, base, data_dir):
+        out.print(line)
+    sys.stdout.flush()
+    # Last in `closers`: started after the engine, stopped before it.
+    container.closers.append(DemoBotRunner(container, base, accounts.bot))
 
 
 @app.command()

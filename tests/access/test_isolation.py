@@ -1,6 +1,7 @@
 """Data isolation: every object route tried as another user of every role (generated from the
-route table, so it covers each domain's routes as they land); row-level security on PostgreSQL;
-and the start-up refusal of undeclared routes."""
+route table, so it covers each domain's routes as they land), each intruder a real account signed
+in with a real bearer token; row-level security on PostgreSQL; and the start-up refusal of
+undeclared routes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from rampart.access.domain import Role
 from rampart.bootstrap import Container
 from rampart.kernel.ids import new_id
 from rampart.platform.http.access import UndeclaredAccessError, route_table
-from tests.access.support import as_user, install, new_user
+from tests.access.support import ACCOUNT_PASSWORD, email_of, new_account, new_user
 
 STAFF_PREFIXES = ("admin:", "compliance:", "support:")
 
@@ -46,9 +47,19 @@ OBJECT_FACTORIES: dict[str, Callable[[Container, str], str]] = {
 def iso_client(container: Container) -> Any:
     from rampart.web.app import create_app
 
-    install(container)
     with TestClient(create_app(container), base_url="https://testserver") as client:
         yield client
+
+
+def _bearer_of(client: TestClient, container: Container, user_id: str) -> dict[str, str]:
+    """Sign the account in through the API, as its owner would, and use the access token."""
+    response = client.post(
+        "/v1/auth/login",
+        json={"email": email_of(container, user_id), "password": ACCOUNT_PASSWORD},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "complete"
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def _params(path: str) -> list[str]:
@@ -58,7 +69,7 @@ def _params(path: str) -> list[str]:
 def test_every_object_route_refuses_other_users_of_every_role(
     iso_client: TestClient, container: Container
 ) -> None:
-    owner = new_user(container, Role.TRADER)
+    owner = new_account(container, Role.TRADER)
     objects: dict[str, str] = {}
     routes = [
         (methods, path, decl)
@@ -69,9 +80,11 @@ def test_every_object_route_refuses_other_users_of_every_role(
     assert any("{key_id}" in path for _, path, _ in routes)
     tried = 0
     for role in (Role.TRADER, Role.ADMIN, Role.COMPLIANCE, Role.SUPPORT):
-        intruder = new_user(container, role)
-        with container.db.read() as session:
-            held = container.access.permissions_of(session, intruder, container.clock.now())
+        intruder = new_account(container, role)
+        credentials = _bearer_of(iso_client, container, intruder)
+        me = iso_client.get("/v1/me", headers=credentials).json()
+        assert me["roles"] == [role]
+        held = set(me["permissions"])
         for methods, path, declarations in routes:
             if any(d in held and d.startswith(STAFF_PREFIXES) for d in declarations):
                 continue  # a staff route the intruder's role is meant to use on other users
@@ -89,7 +102,7 @@ def test_every_object_route_refuses_other_users_of_every_role(
                 response = iso_client.request(
                     method,
                     url,
-                    headers=as_user(intruder),
+                    headers=credentials,
                     json={} if method != "GET" else None,
                     follow_redirects=False,
                 )
@@ -103,7 +116,8 @@ def test_every_object_route_refuses_other_users_of_every_role(
     assert tried > 0
     # The owner still reaches the object: the refusals above were about ownership.
     key_id = objects["key_id"]
-    assert iso_client.get(f"/api/v1/apikeys/{key_id}", headers=as_user(owner)).status_code == 200
+    owner_credentials = _bearer_of(iso_client, container, owner)
+    assert iso_client.get(f"/api/v1/apikeys/{key_id}", headers=owner_credentials).status_code == 200
 
 
 def test_row_level_security_is_a_second_wall(container: Container) -> None:

@@ -22,6 +22,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(container: Container):  # type: ignore[no-untyped-def]
+    # The header authenticator only stands in for the owner managing keys (not what these tests
+    # are about); every signed request is verified for real, for real accounts (`new_account`).
+    # Step-up and the bot's whole onboarding use real sign-in: test_step_up.py and
+    # tests/integration/test_bot_onboarding.py.
     from fastapi import APIRouter, Depends
 
     from rampart.access.api import requires

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -140,11 +139,10 @@ def test_the_app_starts_and_stops_the_sweeper(settings: Settings, clock: FrozenC
 
 # --- `rampart apikeys` -----------------------------------------------------------------------
 @pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAMPART_DATABASE_URL", settings.effective_database_url)
     monkeypatch.setenv("RAMPART_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("RAMPART_PROFILE", "dev")
-    yield
 
 
 def test_cli_lists_a_users_keys_without_secrets(
@@ -153,7 +151,9 @@ def test_cli_lists_a_users_keys_without_secrets(
     user = new_account(container)
     first = create_key(client, user, scopes=["read"], label="reporting")
     second = create_key(client, user, scopes=["trade"], label="market maker")
-    result = CliRunner().invoke(cli, ["apikeys", "list", "--email", email_of(container, user), "--json"])
+    result = CliRunner().invoke(
+        cli, ["apikeys", "list", "--email", email_of(container, user), "--json"]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["id"] for r in rows] == [second["key_id"], first["key_id"]]

@@ -366,7 +366,9 @@ def test_old_keys_are_flagged_and_owners_told_once(
     container.outbox_worker.drain()
     notices = [
         m
-        for m in Mailbox(container.settings.data_dir / "outbox").messages(to=email_of(container, user))
+        for m in Mailbox(container.settings.data_dir / "outbox").messages(
+            to=email_of(container, user)
+        )
         if m.kind == "apikey-old"
     ]
     assert len(notices) == 1

@@ -40,9 +40,7 @@ def test_the_wheel_carries_the_list_and_its_licence(wheel: Path) -> None:
         assert len(archive.read(MEMBER).splitlines()) > 40_000
 
 
-def test_an_installed_wheel_loads_it_without_the_source_tree(
-    wheel: Path, tmp_path: Path
-) -> None:
+def test_an_installed_wheel_loads_it_without_the_source_tree(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)

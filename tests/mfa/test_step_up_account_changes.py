@@ -26,9 +26,9 @@ def _csrf(text: str) -> str:
     return match.group(1)
 
 
-def _stale_mfa_session(client: TestClient, container: Container, clock: FrozenClock) -> tuple[
-    str, str
-]:
+def _stale_mfa_session(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> tuple[str, str]:
     """A signed-in TOTP user whose last second factor is older than the step-up window."""
     token = signed_up(client, container)
     secret, _ = enrol_totp(client, container, token)

@@ -84,7 +84,9 @@ def test_a_reset_link_is_not_in_the_raw_database(client: TestClient, container: 
     assert "/reset-password?token=" not in stored
     with container.db.read() as session:
         row = session.scalar(
-            select(OutboxRow).where(OutboxRow.delivered_at.is_(None), OutboxRow.topic == "notify.email")
+            select(OutboxRow).where(
+                OutboxRow.delivered_at.is_(None), OutboxRow.topic == "notify.email"
+            )
         )
         assert row is not None
         assert "text" not in row.payload

@@ -1,7 +1,7 @@
 """Every permission check on the trading API is in the audit log, durable, before the answer.
 
 An order route carries its allowed decision into the order engine's batch (one commit for both);
-other routes append it while the handler runs; a denied one is appended before the 403. Whatever
+other routes append it before the handler runs; a denied one is appended before the 403. Whatever
 fails on the way, the answer never leaves before the decision is recorded, and a decision that
 cannot be recorded turns the answer into a 503.
 """

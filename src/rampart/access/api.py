@@ -41,10 +41,6 @@ class AccessDecisionRecorder(Protocol):
         """Append the decision and wait until it is durable."""
         ...
 
-    def start(self, principal: Principal, permission: str, route: str) -> Awaitable[None]:
-        """Start appending an allowed decision; the awaitable completes once it is durable."""
-        ...
-
     def carry(
         self, principal: Principal, permission: str, route: str, ts_ns: int
     ) -> CarriedDecision:
@@ -57,12 +53,11 @@ class AccessDecisionRecorder(Protocol):
 
 
 class _Pending:
-    """The allowed decisions of one request that are not durable yet."""
+    """The allowed decisions a request's transaction is to carry, not durable yet."""
 
-    __slots__ = ("carried", "started")
+    __slots__ = ("carried",)
 
     def __init__(self) -> None:
-        self.started: list[Awaitable[None]] = []
         self.carried: list[CarriedDecision] = []
 
 
@@ -70,13 +65,13 @@ _PENDING = "rampart.access_pending"
 
 
 def _pending(request: HTTPConnection) -> _Pending | None:
-    """The request's pending decisions, holding its response until they are durable.
+    """The request's carried decisions, holding its response until they are durable.
 
     The hold is a callback on the exit stack FastAPI closes after the handler returns (or raises)
     and before it sends the response (the stack its function-scoped dependencies use), so nothing
-    answers, success or error, while an access decision of the request could still be lost.
-    Without that stack (a WebSocket, a dependency called by hand) there is no hold: None, and the
-    caller records the decision durably before going on.
+    answers, success or error, while a decision the handler's transaction was to carry could
+    still be lost. Without that stack (a WebSocket) there is no hold: None, and the caller records
+    the decision durably before going on.
     """
     scope = request.scope
     pending: _Pending | None = scope.get(_PENDING)
@@ -91,15 +86,14 @@ def _pending(request: HTTPConnection) -> _Pending | None:
 
 
 async def _settle(request: HTTPConnection, pending: _Pending) -> None:
-    """Wait for the started appends; append what a transaction was to carry but did not."""
+    """Append what the handler's transaction was to carry but did not commit."""
     request.scope.pop(_PENDING, None)
-    waits = list(pending.started)
     owed = [d for d in pending.carried if not d.committed]
     if owed:
         recorder: AccessDecisionRecorder = request.app.state.container.access_recorder
-        waits.extend(recorder.append(d.event) for d in owed)
-    if waits:
-        results = await asyncio.gather(*waits, return_exceptions=True)
+        results = await asyncio.gather(
+            *(recorder.append(d.event) for d in owed), return_exceptions=True
+        )
         if any(isinstance(r, BaseException) for r in results):
             raise AuditUnavailableError
 
@@ -137,10 +131,12 @@ def requires(
 ) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """A dependency that returns the principal when it holds `permission`, and refuses otherwise.
 
-    The check is recorded in the audit log, durable before the response, allowed or denied. A
-    denied check is recorded before the 403. An allowed one is recorded while the handler runs;
-    with `carried=True` the route writes it in its own transaction instead (see
-    `carried_decisions`), so that the request commits once.
+    The check is recorded in the audit log, allowed or denied, and is durable before the
+    handler runs. With `carried=True` an allowed check is instead written by the route's own
+    transaction (see `carried_decisions`), so that the request commits once, and is durable
+    before the response: only for routes that hold no write transaction of their own open past
+    the handler (on SQLite an open write transaction holds the database's one write lock, which
+    the audit log would then wait for).
     """
 
     async def dependency(request: HTTPConnection) -> Principal:
@@ -150,16 +146,12 @@ def requires(
         recorder: AccessDecisionRecorder | None = getattr(container, "access_recorder", None)
         if recorder is not None:
             route = str(request.scope.get("path", ""))
-            pending = _pending(request) if allowed else None
+            pending = _pending(request) if allowed and carried else None
             if pending is None:
-                # Denied, a WebSocket handshake, or called outside a route's dependency tree:
-                # nothing would hold the answer back, so the entry is durable before going on.
                 await recorder.record(principal, permission, allowed, route)
-            elif carried:
+            else:
                 ts_ns = container.clock.time_ns()
                 pending.carried.append(recorder.carry(principal, permission, route, ts_ns))
-            else:
-                pending.started.append(recorder.start(principal, permission, route))
         if not allowed:
             raise PermissionDeniedError(f"This needs the `{permission}` permission.")
         return principal

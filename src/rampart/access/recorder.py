@@ -1,16 +1,20 @@
 """Every permission check, allowed or denied, goes to the audit log, durably, before the response.
 
-Three ways a decision becomes durable, cheapest first:
+Two ways a decision becomes durable:
 
-1. *Carried*: a route that commits a transaction of its own (order entry) takes the request's
-   allowed decisions (`rampart.access.api.carried_decisions`) and writes them in that
-   transaction, so a request costs one commit, not two. The transaction marks each decision
-   `committed`; one that was not (the transaction failed, or never happened) is appended as in 3
-   before the response leaves.
-2. *Overlapped*: for any other route, an allowed decision starts its append to the audit log's
-   group commit at once, and the handler runs while it commits; the response waits for it.
-3. *Awaited*: a denied decision, and any decision outside an HTTP request/response cycle (a
-   WebSocket handshake, a dependency called by hand), is appended and awaited before going on.
+1. *Carried*: a route that commits a transaction of its own through the order engine (order
+   entry, modify, cancel) takes the request's allowed decision
+   (`rampart.access.api.carried_decisions`) and writes it in that transaction, so a request costs
+   one commit, not two. The transaction marks each decision `committed`; one that was not (the
+   transaction failed, or never happened) is appended as in 2 before the response leaves.
+2. *Awaited*: every other decision (denied ones, all other routes, WebSocket handshakes) is
+   appended to the audit log's group commit and awaited before the handler runs.
+
+Appending while the handler runs, and waiting only before the response, was measured and
+rejected: a handler's request-scoped unit of work (`platform.http.deps.get_uow`) stays open until
+after the response, and on SQLite an open write transaction holds the database's single write
+lock, so the audit log's commit would wait for a lock that is released only after the response it
+holds back (a deadlock until the 30 s busy timeout).
 
 If the audit log cannot take an entry, the request fails (503): an action whose authorisation
 cannot be recorded is not answered as done.
@@ -18,8 +22,7 @@ cannot be recorded is not answered as done.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,10 +95,6 @@ class AuditLogAccessRecorder:
     ) -> None:
         """Append the decision and wait until it is durable."""
         await self.append(access_event(principal, permission, allowed, route))
-
-    def start(self, principal: Principal, permission: str, route: str) -> Awaitable[None]:
-        """Start appending an allowed decision now; await the result before responding."""
-        return asyncio.ensure_future(self.append(access_event(principal, permission, True, route)))
 
     def carry(
         self, principal: Principal, permission: str, route: str, ts_ns: int

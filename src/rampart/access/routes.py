@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rampart.access.api import authenticated, requires
 from rampart.access.domain import Permission, Principal, ensure_permission
 from rampart.access.service import AccessService, RoleGrant
-from rampart.platform.http.deps import get_container, get_uow
-from rampart.platform.uow import UnitOfWork
+from rampart.platform.http.deps import get_container
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
 
@@ -106,10 +105,9 @@ def my_access(principal: Principal = Depends(me)) -> MyAccess:
 
 
 @router.get("/roles", summary="Every role and its permissions")
-def list_roles(
-    request: Request, _: Principal = Depends(admin_users), uow: UnitOfWork = Depends(get_uow)
-) -> RoleList:
-    roles = _access(request).list_roles(uow.session)
+def list_roles(request: Request, _: Principal = Depends(admin_users)) -> RoleList:
+    with get_container(request).db.read() as session:
+        roles = _access(request).list_roles(session)
     return RoleList(
         items=[RoleOut(name=n, permissions=sorted(p)) for n, p in sorted(roles.items())]
     )
@@ -121,13 +119,17 @@ def define_role(
     body: RoleIn,
     request: Request,
     principal: Principal = Depends(admin_config),
-    uow: UnitOfWork = Depends(get_uow),
 ) -> RoleOut:
     ensure_permission(principal, Permission.ADMIN_CONFIG)
-    role = _access(request).define_role(
-        uow, name, set(body.permissions), description=body.description, defined_by=principal.actor
-    )
-    uow.commit()
+    with get_container(request).uow() as uow:
+        role = _access(request).define_role(
+            uow,
+            name,
+            set(body.permissions),
+            description=body.description,
+            defined_by=principal.actor,
+        )
+        uow.commit()
     return RoleOut(name=role.name, permissions=sorted(role.permissions))
 
 
@@ -136,11 +138,11 @@ def user_grants(
     user_id: str,
     request: Request,
     _: Principal = Depends(admin_users),
-    uow: UnitOfWork = Depends(get_uow),
 ) -> GrantList:
     container = get_container(request)
     now = container.clock.now()
-    grants = _access(request).grants_of(uow.session, user_id)
+    with container.db.read() as session:
+        grants = _access(request).grants_of(session, user_id)
     return GrantList(items=[GrantOut.of(g, now) for g in grants])
 
 
@@ -154,12 +156,12 @@ def grant_role(
     body: GrantIn,
     request: Request,
     principal: Principal = Depends(admin_users),
-    uow: UnitOfWork = Depends(get_uow),
 ) -> GrantOut:
-    grant = _access(request).grant_as(
-        uow, principal, user_id, body.role, expires_at=body.expires_at, reason=body.reason
-    )
-    uow.commit()
+    with get_container(request).uow() as uow:
+        grant = _access(request).grant_as(
+            uow, principal, user_id, body.role, expires_at=body.expires_at, reason=body.reason
+        )
+        uow.commit()
     return GrantOut.of(grant, get_container(request).clock.now())
 
 
@@ -170,11 +172,11 @@ def revoke_role(
     body: RevokeIn,
     request: Request,
     principal: Principal = Depends(admin_users),
-    uow: UnitOfWork = Depends(get_uow),
 ) -> dict[str, int]:
     ensure_permission(principal, Permission.ADMIN_USERS)
-    ended = _access(request).revoke_role(
-        uow, user_id, role, revoked_by=principal.actor, reason=body.reason
-    )
-    uow.commit()
+    with get_container(request).uow() as uow:
+        ended = _access(request).revoke_role(
+            uow, user_id, role, revoked_by=principal.actor, reason=body.reason
+        )
+        uow.commit()
     return {"ended": ended}

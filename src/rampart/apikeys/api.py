@@ -1,4 +1,10 @@
-"""HTTP routes for API keys: create (step-up), list, show, rotate, revoke; and `whoami`."""
+"""HTTP routes for API keys: create (step-up), list, show, rotate, revoke; and `whoami`.
+
+Each handler opens and closes its own unit of work (reads use a read session) rather than taking
+one from a request-scoped dependency: the transaction then ends before the handler returns or
+raises, never while the request waits, after the handler, for its access decisions to become
+durable (on SQLite an open write transaction would hold up the audit log's write).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rampart.access.api import authenticated, requires
 from rampart.access.domain import Permission, Principal
 from rampart.apikeys.service import ApiKeyService, ApiKeyView, CreatedKey
-from rampart.platform.http.deps import get_container, get_uow
-from rampart.platform.uow import UnitOfWork
+from rampart.platform.http.deps import get_container
 from rampart.ratelimit.api import rate_limit
 
 router = APIRouter(prefix="/api/v1/apikeys", tags=["api keys"])
@@ -121,39 +126,35 @@ def create_key(
     body: CreateKey,
     request: Request,
     principal: Principal = Depends(manage),
-    uow: UnitOfWork = Depends(get_uow),
 ) -> CreatedKeyOut:
-    created = _keys(request).create(
-        uow,
-        principal,
-        algorithm=body.algorithm,
-        scopes=list(body.scopes),
-        label=body.label,
-        allowed_cidrs=body.allowed_cidrs,
-        expires_at=body.expires_at,
-        public_key=body.public_key,
-    )
-    uow.commit()
+    container = get_container(request)
+    with container.uow() as uow:
+        created = _keys(request).create(
+            uow,
+            principal,
+            algorithm=body.algorithm,
+            scopes=list(body.scopes),
+            label=body.label,
+            allowed_cidrs=body.allowed_cidrs,
+            expires_at=body.expires_at,
+            public_key=body.public_key,
+        )
+        uow.commit()
     return CreatedKeyOut.of(created)
 
 
 @router.get("", summary="Your API keys (never their secrets)")
-def list_keys(
-    request: Request,
-    principal: Principal = Depends(manage),
-    uow: UnitOfWork = Depends(get_uow),
-) -> KeyList:
-    return KeyList(items=[KeyOut.of(v) for v in _keys(request).list(uow.session, principal)])
+def list_keys(request: Request, principal: Principal = Depends(manage)) -> KeyList:
+    with get_container(request).db.read() as session:
+        views = _keys(request).list(session, principal)
+    return KeyList(items=[KeyOut.of(v) for v in views])
 
 
 @router.get("/{key_id}", summary="One of your API keys")
-def get_key(
-    key_id: str,
-    request: Request,
-    principal: Principal = Depends(manage),
-    uow: UnitOfWork = Depends(get_uow),
-) -> KeyOut:
-    return KeyOut.of(_keys(request).get(uow.session, principal, key_id))
+def get_key(key_id: str, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
+    with get_container(request).db.read() as session:
+        view = _keys(request).get(session, principal, key_id)
+    return KeyOut.of(view)
 
 
 @router.post(
@@ -166,22 +167,18 @@ def rotate_key(
     request: Request,
     body: RotateKey | None = None,
     principal: Principal = Depends(manage),
-    uow: UnitOfWork = Depends(get_uow),
 ) -> CreatedKeyOut:
-    created = _keys(request).rotate(
-        uow, principal, key_id, public_key=body.public_key if body else None
-    )
-    uow.commit()
+    with get_container(request).uow() as uow:
+        created = _keys(request).rotate(
+            uow, principal, key_id, public_key=body.public_key if body else None
+        )
+        uow.commit()
     return CreatedKeyOut.of(created)
 
 
 @router.delete("/{key_id}", summary="Revoke a key at once")
-def revoke_key(
-    key_id: str,
-    request: Request,
-    principal: Principal = Depends(manage),
-    uow: UnitOfWork = Depends(get_uow),
-) -> KeyOut:
-    view = _keys(request).revoke(uow, principal, key_id)
-    uow.commit()
+def revoke_key(key_id: str, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
+    with get_container(request).uow() as uow:
+        view = _keys(request).revoke(uow, principal, key_id)
+        uow.commit()
     return KeyOut.of(view)

@@ -60,9 +60,7 @@ class OldKeySweeper:
         if self.interval <= 0 or self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name="rampart-apikeys-old", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop, name="rampart-apikeys-old", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

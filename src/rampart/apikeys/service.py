@@ -11,6 +11,7 @@ exist.
 from __future__ import annotations
 
 import base64
+import builtins
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -421,7 +422,7 @@ class ApiKeyService:
         return row.id
 
     # --- operators (`rampart apikeys`) ------------------------------------------------------
-    def list_for_user(self, session: Session, user_id: str) -> list[ApiKeyView]:
+    def list_for_user(self, session: Session, user_id: str) -> builtins.list[ApiKeyView]:
         """Every key of `user_id`, newest first, never a secret (for operators)."""
         scope_to_user(session, user_id)
         now = self._clock.now()

@@ -106,6 +106,14 @@ def verify(
     no_sink: Annotated[
         bool, typer.Option("--no-sink", help="Do not compare with a shipped checkpoint.")
     ] = False,
+    thorough: Annotated[
+        bool,
+        typer.Option(
+            "--thorough",
+            help="Check the canonical form of every entry, not only of those no signed root "
+            "covers and a random sample of the rest (SQLite; slower).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute every leaf and root, check every checkpoint signature and the newest shipped
     checkpoint; report the first entry that does not match (exit code 1)."""
@@ -135,6 +143,7 @@ def verify(
                 sink=chosen,
                 trusted_keys=trusted,
                 progress=lambda n: progress.update(task, completed=n),  # type: ignore[arg-type]
+                thorough=thorough,
             )
     finally:
         db.dispose()

@@ -15,6 +15,16 @@ comparisons for the columns. Where orjson's canonical form could differ from RFC
 text, floats) the entry takes the reference check. A batch that fails anything is re-checked entry
 by entry (`_recheck`) to name the first bad entry and say why; tests hold the two to the same
 verdict.
+
+Columns checked by the database. A batch may come without its columns, the database having
+compared every entry's columns with its body itself (`EntryBatch.column_suspects`: the full rows of
+the entries it flagged, re-checked here exactly). The canonical-form check is then exact where the
+bytes are not authenticated by a signed root (at and after `exact_from`), for every entry with
+non-ASCII bytes (where orjson and RFC 8785 can differ) and for every flagged entry, and made on a
+random sample elsewhere (`sample_every`); a signed range whose root does not match is reported in
+`VerifyReport.suspect_ranges` for the caller to re-check exactly. docs/architecture.md (Audit,
+Verifying) gives the reasoning: the sample only tests the log's own serialiser, never what a
+forger could change unseen.
 """
 
 from __future__ import annotations
@@ -22,9 +32,10 @@ from __future__ import annotations
 import base64
 import gc
 import re
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -81,6 +92,10 @@ class EntryBatch:
     #: The stored perfect-subtree hashes completed by these entries, {(level, idx): hash};
     #: None when there is no subtree table to check (an export file).
     subtrees: dict[tuple[int, int], bytes] | None = None
+    #: When the database compared every entry's searchable columns with its body itself (rows
+    #: without columns): the full rows, with columns, of the entries it found disagreeing or could
+    #: not check; they are re-checked exactly. None when the columns were not checked that way.
+    column_suspects: list[tuple[Any, ...]] | None = None
 
 
 def batches_of(entries: Iterable[StoredEntry], size: int = BATCH) -> Iterator[EntryBatch]:
@@ -111,6 +126,13 @@ class VerifyReport:
     sink_size: int | None = None
     #: Batches whose fast check found something, re-checked entry by entry to say what.
     rechecked_batches: int = 0
+    #: Entries whose canonical form was checked exactly (all of them unless sampled).
+    canonical_checked: int = 0
+    #: Ranges [lo, hi) whose signed root did not match, when their entries' canonical form was
+    #: only sampled: the caller re-checks them exactly to name the entry (`recheck_exactly`).
+    suspect_ranges: list[tuple[int, int]] = field(default_factory=list)
+    #: True while `first_bad_seq` is only the start of a suspect range, not a named entry.
+    first_bad_is_range: bool = False
 
     @property
     def ok(self) -> bool:
@@ -142,7 +164,8 @@ def _columns(record: Any) -> tuple[Any, ...]:
 _SEQ = itemgetter(0)
 _DATA = itemgetter(1)
 _LEAF = itemgetter(2)
-_COLUMN_PAIRS = [(itemgetter(i), itemgetter(i + 3)) for i in range(7)]
+_ROW_COLUMNS = itemgetter(3, 4, 5, 6, 7, 8, 9)
+_REQUIRED_COLUMNS = itemgetter(1, 2, 3)
 _JSON_COLUMNS = itemgetter("ts", "actor", "action", "outcome", "subject", "request_id", "client_ip")
 _REQUIRED_TEXT = (itemgetter(1), itemgetter(2), itemgetter(3))
 _OPTIONAL_TEXT = (itemgetter(4), itemgetter(5), itemgetter(6))
@@ -189,11 +212,14 @@ def _batch_ok(rows: list[tuple[Any, ...]], datas: list[bytes], has_columns: bool
     if set(map(type, details)) != {dict}:
         return False
     if has_columns:
-        # Equal to the database's columns, so also of their types (text, or NULL where allowed).
-        # Column by column: lists of references, no tuple per entry.
-        for json_column, row_column in _COLUMN_PAIRS:
-            if list(map(json_column, columns)) != list(map(row_column, rows)):
-                return False
+        # Equal to the database's columns, and text (or NULL where allowed) on both sides: Python
+        # equality alone would take a JSON true for a column holding 1.
+        if list(map(_ROW_COLUMNS, rows)) != columns:
+            return False
+        if not set(map(type, chain.from_iterable(columns))) <= _OPTIONAL_STR:
+            return False
+        if None in set(chain.from_iterable(map(_REQUIRED_COLUMNS, columns))):
+            return False
     else:
         for getter in _REQUIRED_TEXT:
             if set(map(type, map(getter, columns))) != _STR:
@@ -242,12 +268,74 @@ def _recheck(
         index = first + i
         if computed[i] != row[2]:
             report.fail(f"entry {index}: its bytes do not match its stored leaf hash", index)
-        try:
-            record = parse_entry(row[1])
-            if has_columns and _columns(record) != tuple(row[3:10]):
-                report.fail(f"entry {index}: its searchable columns differ from its bytes", index)
-        except MalformedEntryError as exc:
-            report.fail(f"entry {index}: not a canonical audit entry ({exc})", index)
+        _recheck_entry(report, index, row, has_columns)
+
+
+def _recheck_entry(report: VerifyReport, index: int, row: tuple[Any, ...], columns: bool) -> None:
+    """The reference check of one entry's form (and columns, when the row has them)."""
+    data = row[1]
+    if type(data) is not bytes:
+        report.fail(f"entry {index}: stored as {type(data).__name__}, not bytes", index)
+        return
+    try:
+        record = parse_entry(data)
+        if columns and _columns(record) != tuple(row[3:10]):
+            report.fail(f"entry {index}: its searchable columns differ from its bytes", index)
+    except MalformedEntryError as exc:
+        report.fail(f"entry {index}: not a canonical audit entry ({exc})", index)
+
+
+def recheck_exactly(report: VerifyReport, batches: Iterable[EntryBatch]) -> None:
+    """Re-check entries (rows with their columns) one by one with the reference check, adding
+    what is wrong to `report`: how a suspect range (a signed root that does not match) is
+    narrowed down to the entries it holds that are not canonical or disagree with their columns.
+    """
+    named = VerifyReport()
+    for batch in batches:
+        for row in batch.rows:
+            _recheck_entry(named, int(row[0]), row, batch.has_columns)
+    for problem in named.problems:
+        report.fail(problem)
+    if named.first_bad_seq is not None and (
+        report.first_bad_seq is None
+        or report.first_bad_is_range
+        or named.first_bad_seq < report.first_bad_seq
+    ):
+        report.first_bad_seq = named.first_bad_seq
+        report.first_bad_is_range = False
+
+
+def _check_sampled(
+    report: VerifyReport,
+    rows: list[tuple[Any, ...]],
+    datas: list[bytes],
+    lo: int,
+    exact_from: int,
+    sample_every: int,
+    suspects: list[tuple[Any, ...]],
+) -> None:
+    """A batch whose columns the database checked: the flagged entries exactly (with their
+    columns), and the canonical form of the entries that need it (see the module docstring)."""
+    for row in suspects:
+        _recheck_entry(report, int(row[0]), row, True)
+    n = len(rows)
+    if lo + n <= exact_from:
+        chosen = {i for i, ascii_only in enumerate(map(bytes.isascii, datas)) if not ascii_only}
+        if n:
+            # Unpredictable: whoever could write a bad entry cannot know where the sample falls.
+            chosen.update(_RANDOM.sample(range(n), -(-n // sample_every)))
+        indices = sorted(chosen)
+    else:
+        indices = list(range(n))
+    report.canonical_checked += len(indices)
+    subset = [rows[i] for i in indices]
+    if subset and not _batch_ok(subset, [datas[i] for i in indices], False):
+        report.rechecked_batches += 1
+        for i, row in zip(indices, subset, strict=True):
+            _recheck_entry(report, lo + i, row, False)
+
+
+_RANDOM = secrets.SystemRandom()
 
 
 def _pieces(levels: list[list[bytes]], count: int) -> list[tuple[int, bytes]]:
@@ -288,12 +376,16 @@ def verify_log(
     expected_size: int | None = None,
     state: tuple[int, bytes] | None = None,
     progress: Callable[[int], None] | None = None,
+    sample_every: int = 16,
 ) -> VerifyReport:
     """Check a whole log; `report.ok` is True only when nothing at all is wrong.
 
     The entries come one by one (`entries`) or, faster, in batches (`batches`). `keys` verify the
     checkpoints stored with the log; `sink_keys` (default: `keys`) the one from the sink, which
-    should be keys the verifier trusts independently of the database.
+    should be keys the verifier trusts independently of the database. Batches whose columns the
+    database checked (`EntryBatch.column_suspects`) have their canonical form checked exactly
+    after the newest signed checkpoint and one entry in `sample_every` before it (plus every
+    non-ASCII entry); every other batch is checked exactly throughout.
     """
     report = VerifyReport()
     signed: dict[int, bytes] = {}
@@ -327,6 +419,9 @@ def verify_log(
         batches = batches_of(entries or ())
     # The batch checks make and drop millions of small objects and no cycles: the cyclic
     # collector would only walk them again and again (it cost two thirds of the time).
+    # Entries past every signed size are authenticated by no signature: their form is checked
+    # exactly. (A signed size whose root turns out wrong is a suspect range, re-checked later.)
+    exact_from = max(wanted, default=0)
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -341,6 +436,7 @@ def verify_log(
             expected_size,
             state,
             progress,
+            (exact_from, max(1, sample_every)),
         )
     finally:
         if collecting:
@@ -358,7 +454,10 @@ def _verify_entries(
     expected_size: int | None,
     state: tuple[int, bytes] | None,
     progress: Callable[[int], None] | None,
+    sampling: tuple[int, int],
 ) -> VerifyReport:
+    exact_from, sample_every = sampling
+    sampled = False
     ordered_wanted = sorted(s for s in wanted if s > 0)
     next_wanted = 0
     rng = CompactRange()
@@ -374,9 +473,25 @@ def _verify_entries(
             rows = rows[:cut]
         if rows:
             datas = list(map(_DATA, rows))
+            if set(map(type, datas)) != {bytes}:
+                # Named here, then hashed as the bytes they hold so the tree is still checked.
+                for i, data in enumerate(datas):
+                    if type(data) is not bytes:
+                        kind = type(data).__name__
+                        report.fail(f"entry {lo + i}: stored as {kind}, not bytes", lo + i)
+                datas = [d if type(d) is bytes else _as_bytes(d) for d in datas]
+                rows = [(r[0], d, *r[2:]) for r, d in zip(rows, datas, strict=True)]
             computed = leaf_hashes(datas)
-            if computed != list(map(_LEAF, rows)) or not _batch_ok(rows, datas, batch.has_columns):
-                _recheck(report, rows, computed, lo, batch.has_columns)
+            suspects = batch.column_suspects
+            if computed != list(map(_LEAF, rows)):
+                _recheck(report, rows, computed, lo, batch.has_columns or suspects is None)
+            elif suspects is None or batch.has_columns:
+                report.canonical_checked += len(rows)
+                if not _batch_ok(rows, datas, batch.has_columns):
+                    _recheck(report, rows, computed, lo, batch.has_columns)
+            else:
+                sampled = sampled or lo < exact_from
+                _check_sampled(report, rows, datas, lo, exact_from, sample_every, suspects)
             n = len(rows)
             levels: list[list[bytes]] | None = None
             if lo % (1 << (n - 1).bit_length()) == 0:
@@ -395,11 +510,15 @@ def _verify_entries(
                 roots[size] = root
                 if size in signed:
                     if signed[size] != root:
+                        if report.first_bad_seq is None:
+                            report.first_bad_is_range = True
                         report.fail(
                             f"entries {last_good_checkpoint}..{size - 1} differ from what "
                             f"checkpoint {size} signed",
                             last_good_checkpoint if report.first_bad_seq is None else None,
                         )
+                        if sampled:
+                            report.suspect_ranges.append((last_good_checkpoint, size))
                     else:
                         last_good_checkpoint = size
             completed: list[tuple[int, int, bytes]] = []
@@ -437,6 +556,14 @@ def _verify_entries(
     for size in sorted(signed):
         if size > rng.size:
             report.fail(f"checkpoint {size} was signed but the log holds {rng.size} entries")
+    if (
+        sampled
+        and sink_size is not None
+        and sink_size not in signed
+        and sink_size <= rng.size
+        and roots.get(sink_size) != sink_root
+    ):
+        report.suspect_ranges.append((last_good_checkpoint, sink_size))
     if sink_size is not None:
         if sink_size > rng.size:
             report.fail(
@@ -451,6 +578,12 @@ def _verify_entries(
     if state is not None and state != (rng.size, rng.root()):
         report.fail("the stored tree state does not match the entries")
     return report
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return bytes(value)
 
 
 # --- Export files ---------------------------------------------------------------------------

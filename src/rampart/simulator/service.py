@@ -76,9 +76,8 @@ class MarketSimulator:
         self._symbols: list[_Symbol] = []
         self.placed = 0
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
+    def prepare(self) -> None:
+        """Define the demo instruments, fund the agents and pick up the current marks."""
         ensure_demo_market(self._orders, self._uow)
         self._fund_agents()
         self._symbols = []
@@ -87,6 +86,11 @@ class MarketSimulator:
                 continue
             mark = self._orders.mark(instrument.symbol) or instrument.reference_price
             self._symbols.append(_Symbol(instrument, mark))
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.prepare()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="market-simulator", daemon=True)
         self._thread.start()
@@ -97,6 +101,10 @@ class MarketSimulator:
             return
         self._stop.set()
         thread.join(10)
+        self.cancel_open_orders()
+
+    def cancel_open_orders(self) -> None:
+        """Cancel every agent's resting orders (their reservations are released with them)."""
         engine = self._orders.engine
         if engine.running:
             for user in MAKERS + NOISE:
@@ -149,23 +157,29 @@ class MarketSimulator:
     def _quote(self, s: _Symbol) -> None:
         maker = self._random.choice(MAKERS)
         symbol, tick = s.instrument.symbol, s.instrument.tick_size
-        self._orders.engine.call(CancelAll(maker, ACTOR, symbol), timeout=10)
         spread = max(tick, self._round(s.fair * Decimal("0.001"), tick))
         held = self._orders_position(maker, symbol)
+        requests = []
         for level in range(3):
             size = Decimal(self._random.randint(1, 10) * 10)
             bid = self._round(s.fair - spread * (level + 1), tick)
             ask = self._round(s.fair + spread * (level + 1), tick)
-            self._place(
-                maker,
-                OrderRequest(symbol, OrderSide.BUY, OrderType.LIMIT, size, TimeInForce.DAY, bid),
+            requests.append(
+                OrderRequest(symbol, OrderSide.BUY, OrderType.LIMIT, size, TimeInForce.DAY, bid)
             )
             side = OrderSide.SELL if held >= size else OrderSide.SELL_SHORT
             if side is OrderSide.SELL:
                 held -= size
-            self._place(
-                maker, OrderRequest(symbol, side, OrderType.LIMIT, size, TimeInForce.DAY, ask)
-            )
+            requests.append(OrderRequest(symbol, side, OrderType.LIMIT, size, TimeInForce.DAY, ask))
+        # The cancel and the new ladder are queued together, without waiting in between, so they
+        # normally land in one engine batch: watchers see the old ladder replaced by the new one,
+        # never the empty book in between (and it is one commit instead of seven).
+        engine = self._orders.engine
+        futures = [engine.submit(CancelAll(maker, ACTOR, symbol))]
+        futures += [engine.submit(Place(maker, ACTOR, r)) for r in requests]
+        for future in futures:
+            future.result(10)
+        self.placed += len(requests)
 
     def _noise(self, s: _Symbol) -> None:
         trader = self._random.choice(NOISE)

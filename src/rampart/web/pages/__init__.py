@@ -15,11 +15,14 @@ if TYPE_CHECKING:
 
 
 def mount_pages(app: FastAPI, container: Container) -> None:
-    """The account pages, the dev mailbox (dev profile only) and `/static`."""
-    from rampart.web.pages import account, mailbox, mfa
+    """The home and market pages, the account pages, the dev mailbox (dev profile only) and
+    `/static`."""
+    from rampart.web.pages import account, mailbox, market, mfa
 
     app.include_router(account.router)
     app.include_router(mfa.router)
+    # The home page `/` and the market page `/market`.
+    app.include_router(market.router)
     if container.settings.profile == "dev":
         app.include_router(mailbox.router)
 

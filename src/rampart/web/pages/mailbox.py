@@ -1,7 +1,8 @@
 """The dev mailbox page: what the platform "sent", read as a person reads their inbox.
 
-Mounted in the dev profile only: in production nothing is written there and the page does not
-exist.
+Mounted in the dev profile only (`mount_pages`): in production nothing is written there and the
+page does not exist. Each request checks the profile again, so that mounting this router by
+mistake elsewhere still shows nobody's links and codes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(public)])
 
 
 def _mailbox(request: Request) -> Mailbox:
-    return Mailbox(request.app.state.container.settings.data_dir / "outbox")
+    settings = request.app.state.container.settings
+    if settings.profile != "dev":
+        raise NotFoundError("Not found.")
+    return Mailbox(settings.data_dir / "outbox")
 
 
 @router.get("/dev/mailbox", response_class=HTMLResponse)
