@@ -53,10 +53,27 @@ ENTRY_COLUMNS = (
     "leaf_hash",
 )
 _COLUMN_LIST = ", ".join(ENTRY_COLUMNS)
-_SQLITE_INSERT_ENTRIES = (  # constants only
-    f"INSERT INTO audit_entry ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"  # noqa: S608
-)
-_SQLITE_INSERT_SUBTREES = "INSERT INTO audit_subtree (level, idx, hash) VALUES (?, ?, ?)"
+#: SQLite: rows go in multi-row INSERTs of 2**k rows (k <= _SQLITE_CHUNK_BITS), so a batch of n
+#: rows takes at most a handful of statements (one prepared statement per size, cached by the
+#: driver). Each statement is one `sqlite3_step`, one release and re-acquisition of the GIL: with
+#: a row per step, a writer thread competing with a busy event loop waited for the GIL after
+#: every row.
+_SQLITE_CHUNK_BITS = 8
+_ENTRY_VALUES = f"({', '.join('?' * len(ENTRY_COLUMNS))})"
+
+
+def _sqlite_insert(table_columns: str, values: str, rows: int) -> str:
+    return f"INSERT INTO {table_columns} VALUES {', '.join([values] * rows)}"  # noqa: S608
+
+
+_SQLITE_INSERT_ENTRIES = {
+    1 << k: _sqlite_insert(f"audit_entry ({_COLUMN_LIST})", _ENTRY_VALUES, 1 << k)
+    for k in range(_SQLITE_CHUNK_BITS + 1)
+}
+_SQLITE_INSERT_SUBTREES = {
+    1 << k: _sqlite_insert("audit_subtree (level, idx, hash)", "(?, ?, ?)", 1 << k)
+    for k in range(_SQLITE_CHUNK_BITS + 1)
+}
 _PG_COPY_ENTRIES = f"COPY audit_entry ({_COLUMN_LIST}) FROM STDIN"
 _PG_COPY_SUBTREES = "COPY audit_subtree (level, idx, hash) FROM STDIN"
 
@@ -151,11 +168,24 @@ def insert_rows(
         return
     cursor = raw.cursor()
     try:
-        cursor.executemany(_SQLITE_INSERT_ENTRIES, rows)
+        _sqlite_insert_chunks(cursor, _SQLITE_INSERT_ENTRIES, rows)
         if subtrees:
-            cursor.executemany(_SQLITE_INSERT_SUBTREES, subtrees)
+            _sqlite_insert_chunks(cursor, _SQLITE_INSERT_SUBTREES, subtrees)
     finally:
         cursor.close()
+
+
+def _sqlite_insert_chunks(
+    cursor: Any, statements: dict[int, str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert `rows` with the multi-row statements of `statements`, largest chunks first."""
+    largest = 1 << _SQLITE_CHUNK_BITS
+    i, n = 0, len(rows)
+    while i < n:
+        size = min(largest, 1 << ((n - i).bit_length() - 1))
+        chunk = rows[i : i + size]
+        cursor.execute(statements[size], [value for row in chunk for value in row])
+        i += size
 
 
 class SqlAuditWriter:
