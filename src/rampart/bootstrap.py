@@ -225,9 +225,14 @@ def _wire_risk(container: Container) -> None:
         factors=container.mfa,
         marks=orders.mark,
         open_orders=open_orders_from_views(orders.list_orders),
+        activity=orders.day_activity,
     )
     container.risk, container.risk_gate = risk.service, risk.gate
     container.pre_trade_checks.append(risk.gate)
+    # Halts and cancel-on-disconnect cancel through the engine; fills feed the gate's
+    # repeated-execution throttle and trade counts once their batch has committed.
+    risk.service.canceller = orders
+    orders.engine.execution_listeners.append(risk.gate.record_execution)
     # Started before the engine, so that halts are loaded before the first order is checked.
     container.closers.insert(container.closers.index(orders.engine), risk.worker)
 

@@ -53,7 +53,7 @@ class VaultSettings(Section):
     #: Earlier KEKs, kept only while `rampart keys rotate-kek` re-wraps the data keys they wrapped.
     previous_keks: list[SecretStr] = Field(default_factory=list, max_length=8)
     rotation_days: int = Field(default=90, ge=1, le=365)
-    # Each batch takes one PostgreSQL advisory lock per user key: keep it well inside the lock table.
+    # A batch takes one PostgreSQL advisory lock per user key: keep it well inside the lock table.
     reencrypt_batch: int = Field(default=500, ge=1, le=2_000)
     #: How long unwrapped keys and "current version" answers are kept in memory. Another process's
     #: rotation or shred takes effect here within this time (in this process: at once).
@@ -159,8 +159,13 @@ class ApiKeySettings(Section):
     old_key_check_seconds: float = Field(default=3600.0, ge=0, le=7 * 86_400)
     max_keys_per_user: int = Field(default=20, ge=1, le=1000)
     max_allowed_cidrs: int = Field(default=32, ge=1, le=1000)
-    #: Last use (time, IP) is written at most this often per key, unless the IP changes.
+    #: Last use (time, IP) is written at most this often per key, and at most once a second
+    #: when the key's IP changes: never a database write per request.
     last_use_write_seconds: int = Field(default=60, ge=0, le=3600)
+    #: How long a verified key and its owner's permissions are trusted in memory (0: read them on
+    #: every request). Revocation, rotation and owner lock/close take effect at once anyway (see
+    #: `rampart.apikeys.changes`); this bounds role changes and processes without a shared marker.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
 
 class RateLimitSettings(Section):

@@ -29,6 +29,7 @@ from rampart.access.domain import (
 )
 from rampart.access.rls import scope_to_system, scope_to_user
 from rampart.access.service import AccessService
+from rampart.apikeys.changes import KeyChanges, LocalKeyChanges
 from rampart.apikeys.db import TABLE, ApiKeyRow
 from rampart.apikeys.domain import (
     STATE_ERRORS,
@@ -141,6 +142,21 @@ class VerificationKey:
     allowed_cidrs: list[str]
     state: KeyState
     material: Secret[bytes]
+    #: The lifecycle dates behind `state`, so that a cached key's state is re-derived per use.
+    dates: KeyDates | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedKey:
+    """A key and what its owner may do, as read at one moment: enough to authenticate a signed
+    request without the database while the cache trusts it (see `ApiKeyService.cached_key`)."""
+
+    key: VerificationKey
+    owner_active: bool
+    #: The principal a request signed with this key acts as (when the key and owner pass).
+    principal: Principal
+    #: The change token the entry was read under; an entry under an older one is not trusted.
+    token: object
 
 
 def _context(key_id: str) -> SealContext:
@@ -160,6 +176,7 @@ class ApiKeyService:
         owner_active: OwnerStatus | None = None,
         notifier: Notifier | None = None,
         owner_email: OwnerEmail | None = None,
+        changes: KeyChanges | None = None,
     ) -> None:
         self._clock = clock
         self._settings = settings
@@ -179,6 +196,16 @@ class ApiKeyService:
             100_000, clock.monotonic, default_ttl=3600
         )
         self._write_lock = threading.Lock()
+        # Verified keys by id, so a signed request needs no database read. Trusted only under the
+        # change token they were read under: a revoke, rotate, lock or close in this process
+        # bumps `_generation` right after its commit, and one in another process moves
+        # `_changes` (see `rampart.apikeys.changes`); the TTL bounds anything else (role grants
+        # made or lapsing, other hosts without a shared marker).
+        self._changes: KeyChanges = changes or LocalKeyChanges()
+        self._generation = 0
+        self._verified: TTLCache[str, VerifiedKey] = TTLCache(
+            100_000, clock.monotonic, default_ttl=settings.auth_cache_seconds or 1.0
+        )
 
     # --- views ------------------------------------------------------------------------------
     def _view(self, row: ApiKeyRow, now: datetime) -> ApiKeyView:
@@ -203,16 +230,17 @@ class ApiKeyService:
         )
 
     @staticmethod
-    def _state(row: ApiKeyRow, now: datetime) -> KeyState:
-        return key_state(
-            KeyDates(
-                created_at=utc(row.created_at),
-                expires_at=utc(row.expires_at) if row.expires_at else None,
-                revoked_at=utc(row.revoked_at) if row.revoked_at else None,
-                grace_until=utc(row.grace_until) if row.grace_until else None,
-            ),
-            now,
+    def _dates(row: ApiKeyRow) -> KeyDates:
+        return KeyDates(
+            created_at=utc(row.created_at),
+            expires_at=utc(row.expires_at) if row.expires_at else None,
+            revoked_at=utc(row.revoked_at) if row.revoked_at else None,
+            grace_until=utc(row.grace_until) if row.grace_until else None,
         )
+
+    @classmethod
+    def _state(cls, row: ApiKeyRow, now: datetime) -> KeyState:
+        return key_state(cls._dates(row), now)
 
     # --- owner's use cases ------------------------------------------------------------------
     def _check_manager(self, session: Session, principal: Principal, *, step_up: bool) -> str:
@@ -358,6 +386,7 @@ class ApiKeyService:
             row.revoked_at = now
             row.revoked_reason = reason[:500]
             uow.session.flush()
+            uow.after_commit(self.keys_changed)
             uow.audit(
                 AuditEvent(
                     action="apikey.revoked",
@@ -390,6 +419,7 @@ class ApiKeyService:
         old.grace_until = now + timedelta(hours=self._settings.rotation_grace_hours)
         old.replaced_by = created.key.id
         uow.session.flush()
+        uow.after_commit(self.keys_changed)
         return created
 
     # --- platform use cases -----------------------------------------------------------------
@@ -550,41 +580,101 @@ class ApiKeyService:
             allowed_cidrs=list(row.allowed_cidrs),
             state=state,
             material=material,
+            dates=self._dates(row),
         )
 
-    def principal_for(
-        self, session: Session, key: VerificationKey, client_ip: str | None
-    ) -> Principal:
-        """After the signature verified: refuse a dead key or a wrong IP, else the principal."""
-        error = STATE_ERRORS.get(key.state)
+    # --- the verified-key cache -------------------------------------------------------------
+    def _token(self) -> object:
+        return (self._generation, self._changes.current())
+
+    @property
+    def changes_may_block(self) -> bool:
+        """Whether looking at the cross-process change marker is network I/O."""
+        return self._changes.blocking
+
+    def cached_key(self, key_id: str) -> VerifiedKey | None:
+        """The key as verified recently, while nothing has changed since; None: read it."""
+        if self._settings.auth_cache_seconds <= 0:
+            return None
+        entry = self._verified.get(key_id)
+        if entry is None:
+            return None
+        if entry.token != self._token():
+            self._verified.delete(key_id)
+            return None
+        return entry
+
+    def load_key(self, session: Session, key_id: str) -> VerifiedKey:
+        """Read the key, its owner's status and permissions, and remember them for a while."""
+        # The token is taken before the reads: a change committed while they run leaves the
+        # entry under an older token, so it is never trusted.
+        token = self._token()
+        key = self.verification_key(session, key_id)
+        owner_active = self._owner_active is None or self._owner_active(session, key.user_id)
+        now = self._clock.now()
+        roles = self._access.roles_of(session, key.user_id, now)
+        owner_permissions = self._access.permissions_of(session, key.user_id, now)
+        entry = VerifiedKey(
+            key=key,
+            owner_active=owner_active,
+            principal=Principal(
+                actor=f"apikey:{key.id}",
+                user_id=key.user_id,
+                roles=roles,
+                permissions=scoped_permissions(owner_permissions, key.scopes),
+                method="apikey",
+                credential_id=key.id,
+                scopes=key.scopes,
+            ),
+            token=token,
+        )
+        if self._settings.auth_cache_seconds > 0:
+            self._verified.set(key_id, entry)
+        return entry
+
+    def keys_changed(self) -> None:
+        """Forget every verified key here, and tell the other processes to do the same.
+
+        Called right after a commit that revokes or rotates a key, or locks, unlocks or closes
+        an account (`owner_changed`). Changes are rare, so one counter for all keys is enough.
+        """
+        with self._write_lock:
+            self._generation += 1
+        self._verified.clear()
+        self._changes.bump()
+
+    def owner_changed(self, uow: UnitOfWork, user_id: str) -> None:
+        """The account `user_id` changed status in `uow`: its keys are re-read after the commit."""
+        uow.after_commit(self.keys_changed)
+
+    def principal_for(self, verified: VerifiedKey, client_ip: str | None) -> Principal:
+        """After the signature verified: refuse a dead key, a wrong IP or an inactive owner.
+
+        The key's state is derived from its dates now, so expiry and the end of a rotation's
+        grace period hold to the moment even for a cached key.
+        """
+        key = verified.key
+        state = key_state(key.dates, self._clock.now()) if key.dates is not None else key.state
+        error = STATE_ERRORS.get(state)
         if error is not None:
             raise error
         if not ip_allowed(client_ip, key.allowed_cidrs):
             raise ApiKeyIpNotAllowedError
-        if self._owner_active is not None and not self._owner_active(session, key.user_id):
+        if not verified.owner_active:
             raise ApiKeyOwnerInactiveError
-        now = self._clock.now()
-        roles = self._access.roles_of(session, key.user_id, now)
-        owner_permissions = self._access.permissions_of(session, key.user_id, now)
-        return Principal(
-            actor=f"apikey:{key.id}",
-            user_id=key.user_id,
-            roles=roles,
-            permissions=scoped_permissions(owner_permissions, key.scopes),
-            method="apikey",
-            credential_id=key.id,
-            scopes=key.scopes,
-        )
+        return verified.principal
 
     def needs_use_recorded(self, key_id: str, client_ip: str | None) -> bool:
-        """Last use is written at most every `last_use_write_seconds`, or when the IP changes."""
+        """Last use is written at most every `last_use_write_seconds` per key, or when the IP
+        changes, but then at most once a second (a bot behind rotating addresses must not make
+        every request a write). Uses in between are not written: last use is a sample."""
         now = self._clock.monotonic()
         with self._write_lock:
             last = self._last_write.get(key_id)
             if (
                 last is not None
-                and last[1] == client_ip
                 and now - last[0] < self._settings.last_use_write_seconds
+                and (last[1] == client_ip or now - last[0] < 1.0)
             ):
                 return False
             self._last_write.set(key_id, (now, client_ip))

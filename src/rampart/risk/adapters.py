@@ -84,26 +84,46 @@ class OpenOrders(Protocol):
     def __call__(self, account_id: str) -> list[OpenOrderFact]: ...
 
 
+class _DayActivity(Protocol):
+    orders_today: int
+    trades_today: int
+    short_sold_today: dict[str, Decimal]
+    day_trade_dates: tuple[date, ...]
+
+
+class DayActivitySource(Protocol):
+    """Today's activity of an account as the order engine recorded it (wired from trading:
+    `OrderService.day_activity`)."""
+
+    def __call__(self, session: Session, account_id: str, today: date) -> _DayActivity: ...
+
+
 class LedgerAccountFacts:
     """`AccountFactsSource` from the ledger (cash, reservations, positions, cost basis and
-    realised P&L), reference prices from `marks`, and open orders from `open_orders`.
+    realised P&L), reference prices from `marks`, open orders from `open_orders`, and today's
+    order, trade and short-sale counts and day-trade dates from `activity` (without it they are
+    left to the gate's running figures, which start again from zero after a restart).
 
-    Today's order, trade and short-sale counts are left to the gate's running figures."""
+    Today's realised P&L is the ledger's running total less its value at the gate's first load
+    of the day (the ledger keeps no per-day figure)."""
 
     def __init__(
         self,
         ledger: _Ledger,
         marks: Callable[[str], Decimal | None],
         open_orders: OpenOrders,
+        activity: DayActivitySource | None = None,
     ) -> None:
         self._ledger = ledger
         self._marks = marks
         self._open_orders = open_orders
+        self._activity = activity
 
     def account_facts(self, session: Session, account_id: str, today: date) -> AccountFacts:
         cash = self._ledger.account(session, account_id)
         every = self._ledger.positions(session, account_id)
         positions = [p for p in every if p.quantity != 0]
+        day = self._activity(session, account_id, today) if self._activity is not None else None
         return AccountFacts(
             cash=cash.balance,
             reserved=cash.reserved,
@@ -113,6 +133,10 @@ class LedgerAccountFacts:
             open_orders=tuple(self._open_orders(account_id)),
             cost_basis={p.symbol: p.cost_basis for p in positions},
             realised_pnl_total=sum((p.realised_pnl for p in every), Decimal(0)),
+            orders_today=day.orders_today if day is not None else None,
+            trades_today=day.trades_today if day is not None else None,
+            day_trade_dates=day.day_trade_dates if day is not None else (),
+            short_sold_today=dict(day.short_sold_today) if day is not None else None,
         )
 
 

@@ -25,7 +25,7 @@ Halter = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_HALT))]
 LimitsAdmin = Annotated[Principal, Depends(requires(Permission.RISK_LIMITS))]
 Auditor = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_AUDIT))]
 Trader = Annotated[Principal, Depends(requires(Permission.ORDER_PLACE))]
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
+Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 
 def _risk(request: Request) -> RiskService:

@@ -793,8 +793,16 @@ class RiskPipeline:
         state = c.account_states.get(o.account_id, _STATE_ACTIVE)
         if o.account_id in c.halted_accounts or state is _STATE_HALTED:
             return reject(RejectCode.ACCOUNT_HALTED, "trading on this account is halted")
-        if i.status is _INSTRUMENT_RESTRICTED or o.symbol in c.restricted_symbols:
-            return reject(RejectCode.RESTRICTED_SECURITY, f"{o.symbol} is on the restricted list")
+        if (
+            i.status is _INSTRUMENT_RESTRICTED or o.symbol in c.restricted_symbols
+        ) and not ev.reducing:
+            # Opening or adding to a position is refused; closing or reducing one is allowed,
+            # so that a customer is never trapped in a restricted security (trading's built-in
+            # rule for restricted instruments agrees).
+            return reject(
+                RejectCode.RESTRICTED_SECURITY,
+                f"{o.symbol} is on the restricted list: only orders reducing a position pass",
+            )
         if (state is _STATE_REDUCING or c.platform_state is _STATE_REDUCING) and not ev.reducing:
             return reject(
                 RejectCode.REDUCE_ONLY, "only orders that reduce exposure are accepted now"

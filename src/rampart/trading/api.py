@@ -21,12 +21,17 @@ from rampart.access.domain import Permission, Principal
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import MoneyError, to_decimal
+from rampart.ratelimit.api import rate_limit
 from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType, fmt
 from rampart.trading.service import MAX_PAGE, OrderService
 from rampart.trading.stream import MAX_SYMBOLS_PER_SUBSCRIPTION
 from rampart.venue.domain import TimeInForce
 
 router = APIRouter(tags=["trading"])
+
+# One object per route, shared with its rate limiter (`after=`), so the access check runs once.
+_may_place = requires(Permission.ORDER_PLACE, carried=True)
+_may_modify = requires(Permission.ORDER_MODIFY, carried=True)
 
 DecimalText = Annotated[str, Field(max_length=40, pattern=r"^[0-9]+(\.[0-9]+)?$")]
 Symbol = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z][A-Z0-9.]*$")]
@@ -183,17 +188,28 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-@router.post("/v1/orders", status_code=201, response_model=OrderOut)
+@router.post(
+    "/v1/orders",
+    status_code=201,
+    response_model=OrderOut,
+    # Order entry is throttled per user and per API key, failing closed (429 / 503).
+    dependencies=[Depends(rate_limit("user.orders", "key.orders", after=_may_place))],
+)
 async def place_order(
     body: OrderIn,
     request: Request,
-    principal: Principal = Depends(requires(Permission.ORDER_PLACE, carried=True)),
+    principal: Principal = Depends(_may_place),
 ) -> Response:
     """Place an order. A rejected order is still created (status `rejected`, with a `reason`).
 
     Idempotent with `client_order_id`: a retry returns the existing order with 200."""
     result = await _service(request).place(
-        _user(principal), principal.actor, body.to_request(), **_carry(request)
+        _user(principal),
+        principal.actor,
+        body.to_request(),
+        permissions=principal.permissions,
+        credential_id=principal.credential_id,
+        **_carry(request),
     )
     return _json(result.order, 201 if result.created else 200)
 
@@ -228,12 +244,16 @@ async def get_order(
     return _json(_service(request).get(_user(principal), order_id[:36]))
 
 
-@router.patch("/v1/orders/{order_id}", response_model=OrderOut)
+@router.patch(
+    "/v1/orders/{order_id}",
+    response_model=OrderOut,
+    dependencies=[Depends(rate_limit("user.orders", "key.orders", after=_may_modify))],
+)
 async def modify_order(
     order_id: str,
     body: OrderPatch,
     request: Request,
-    principal: Principal = Depends(requires(Permission.ORDER_MODIFY, carried=True)),
+    principal: Principal = Depends(_may_modify),
 ) -> Response:
     """Change price or quantity. A price change or a larger quantity loses time priority; a
     smaller quantity keeps it."""
@@ -246,6 +266,8 @@ async def modify_order(
         quantity=_decimal(body.quantity, "quantity"),
         limit_price=_decimal(body.limit_price, "limit_price"),
         stop_price=_decimal(body.stop_price, "stop_price"),
+        permissions=principal.permissions,
+        credential_id=principal.credential_id,
         **_carry(request),
     )
     return _json(view)

@@ -288,14 +288,18 @@ def check_shape(order: Order, instrument: Instrument) -> Reason | None:
 
 
 def check_restricted(
-    order: Order, instrument: Instrument, position_quantity: Decimal
+    order: Order, instrument: Instrument, position_quantity: Decimal, open_quantity: Decimal
 ) -> Reason | None:
-    """A restricted instrument takes only orders that reduce an existing position."""
+    """A restricted instrument takes only orders that reduce an existing position, so that
+    customers are never trapped in it; opening or increasing a position is refused (the risk
+    gate applies the same policy to its restricted list, counting open orders too).
+
+    `open_quantity` is what the order would have open (its remaining quantity on a modify)."""
     if instrument.status is not InstrumentStatus.RESTRICTED:
         return None
     reduces = (order.side is OrderSide.SELL and position_quantity > 0) or (
         order.side is OrderSide.BUY and position_quantity < 0
     )
-    if not reduces or order.quantity > abs(position_quantity):
+    if not reduces or open_quantity > abs(position_quantity):
         return Reason.INSTRUMENT_RESTRICTED
     return None

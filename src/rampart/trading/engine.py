@@ -147,6 +147,10 @@ class Place:
     context: RequestContext | None = None
     #: Audit entries the command's transaction must write (the request's access decisions).
     carried: tuple[CarriedAudit, ...] = ()
+    #: The principal's permissions and credential, for the pre-trade checks (`None`: an
+    #: in-process caller that has no principal, such as the CLI or the simulator).
+    permissions: frozenset[str] | None = None
+    credential_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,8 @@ class Modify:
     stop_price: Decimal | None = None
     context: RequestContext | None = None
     carried: tuple[CarriedAudit, ...] = ()
+    permissions: frozenset[str] | None = None
+    credential_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +192,20 @@ class ExpireDay:
     carried: tuple[CarriedAudit, ...] = ()
 
 
-Command = Place | Modify | Cancel | CancelAll | ExpireDay
+@dataclass(frozen=True, slots=True)
+class CancelOpen:
+    """Cancel every open order matching all the filters given (none: every open order), with a
+    stable `reason` code: trading halts and cancel-on-disconnect."""
+
+    reason: str
+    account_id: str | None = None
+    symbol: str | None = None
+    actor: str = "system"
+    context: RequestContext | None = None
+    carried: tuple[CarriedAudit, ...] = ()
+
+
+Command = Place | Modify | Cancel | CancelAll | CancelOpen | ExpireDay
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +272,8 @@ class _Batch:
     #: The context of the command being handled (its audit entries carry its request id).
     context: RequestContext = field(default_factory=RequestContext)
     ts_ns: int = 0
+    #: (user, symbol) of each fill, handed to the execution listeners after the commit.
+    executions: list[tuple[str, str]] = field(default_factory=list)
 
 
 class OrderEngine:
@@ -281,6 +302,9 @@ class OrderEngine:
         self.venue = venue or MatchingVenue()
         #: Pre-trade checks after the built-in ones (the risk engine appends its own).
         self.checks: list[PreTradeCheck] = checks if checks is not None else []
+        #: Called with (user_id, symbol) for each fill once its batch has committed (the risk
+        #: gate's repeated-execution throttle and trade counts). Must be fast and not raise.
+        self.execution_listeners: list[Callable[[str, str], None]] = []
         self._batch_max = batch_max
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
         self._thread: threading.Thread | None = None
@@ -427,8 +451,17 @@ class OrderEngine:
                 for carried in command.carried:
                     carried.committed = True
         _settle([(w, r) for (_, w), r in zip(items, results, strict=True)])
+        self._notify_executions(batch.executions)
         self._publish_market(batch)
         self.hub.publish(batch.events)
+
+    def _notify_executions(self, executions: list[tuple[str, str]]) -> None:
+        for listener in self.execution_listeners:
+            for user_id, symbol in executions:
+                try:
+                    listener(user_id, symbol)
+                except Exception:  # noqa: BLE001 - a listener never fails a committed batch
+                    log.error("execution listener failed", exc_info=True)
 
     # --- epoch and rebuild -------------------------------------------------------------------
     def _lock_epoch(self, batch: _Batch) -> int:
@@ -495,6 +528,10 @@ class OrderEngine:
                 symbols.add(command.request.symbol)
                 if command.request.client_order_id is not None:
                     client_ids.add((command.user_id, command.request.client_order_id))
+            elif isinstance(command, CancelOpen):
+                for order in self._matching_open(command.account_id, command.symbol):
+                    users.add(order.user_id)
+                    symbols.add(order.symbol)
             elif isinstance(command, Modify | Cancel):
                 order = self._open.get(command.order_id)
                 if order is not None:
@@ -562,12 +599,25 @@ class OrderEngine:
             for order in sorted(mine, key=lambda o: o.priority):
                 self._cancel(batch, order, Reason.USER_CANCELLED, command.actor)
             return [o.view() for o in mine]
+        if isinstance(command, CancelOpen):
+            matching = self._matching_open(command.account_id, command.symbol)
+            for order in sorted(matching, key=lambda o: o.priority):
+                self._cancel(batch, order, command.reason[:40], command.actor)
+            return len(matching)
         if isinstance(command, ExpireDay):
             day = [o for o in self._open.values() if o.time_in_force is TimeInForce.DAY]
             for order in day:
                 self._finish(batch, order, OrderStatus.EXPIRED, Reason.END_OF_DAY, command.actor)
             return len(day)
         raise TypeError(f"unknown command {type(command).__name__}")
+
+    def _matching_open(self, account_id: str | None, symbol: str | None) -> list[Order]:
+        return [
+            o
+            for o in self._open.values()
+            if (account_id is None or o.user_id == account_id)
+            and (symbol is None or o.symbol == symbol)
+        ]
 
     def _place(self, batch: _Batch, command: Place) -> PlaceResult:
         request = command.request
@@ -602,7 +652,16 @@ class OrderEngine:
         if instrument is None:
             reason = Reason.UNKNOWN_INSTRUMENT
         else:
-            reason, reservation = self._check(batch, order, instrument, "new", order.quantity)
+            reason, reservation = self._check(
+                batch,
+                order,
+                instrument,
+                "new",
+                order.quantity,
+                actor=command.actor,
+                permissions=command.permissions,
+                credential_id=command.credential_id,
+            )
         if reason is not None:
             order.transition(OrderStatus.REJECTED, batch.now, reason)
             self._record(batch, order, OrderStatus.NEW, "rejected", command.actor)
@@ -631,15 +690,21 @@ class OrderEngine:
         instrument: Instrument,
         action: str,
         quantity: Decimal,
+        *,
+        actor: str,
+        permissions: frozenset[str] | None,
+        credential_id: str | None,
+        replaced: Order | None = None,
     ) -> tuple[str | None, Decimal]:
         """Built-in checks, then the registered pre-trade checks: (reason or None, reservation).
 
-        `quantity` is what the order would then have open (its remaining quantity)."""
+        `quantity` is what the order would then have open (its remaining quantity); `replaced`
+        is the open order a modification replaces."""
         reason: str | None = check_shape(order, instrument)
         if reason is not None:
             return reason, ZERO
         position = self._position(batch, order.user_id, order.symbol)
-        reason = check_restricted(order, instrument, position.quantity)
+        reason = check_restricted(order, instrument, position.quantity, quantity)
         if reason is not None:
             return reason, ZERO
         account = self._account(batch, order.user_id)
@@ -686,6 +751,17 @@ class OrderEngine:
                 last_price=book.last_price or instrument.reference_price,
                 reservation=reservation,
                 book=self._snapshots.get(order.symbol),
+                actor=actor,
+                permissions=permissions,
+                credential_id=credential_id,
+                replaced_quantity=replaced.remaining if replaced is not None else None,
+                replaced_price=(
+                    None
+                    if replaced is None
+                    else replaced.limit_price
+                    if replaced.limit_price is not None
+                    else replaced.stop_price
+                ),
             )
             for check in self.checks:
                 verdict = check.check(order, context)
@@ -732,7 +808,17 @@ class OrderEngine:
         if instrument is None:
             raise ModifyRejectedError(Reason.UNKNOWN_INSTRUMENT)
         remaining = quantity - order.filled_quantity
-        reason, reservation = self._check(batch, candidate, instrument, "modify", remaining)
+        reason, reservation = self._check(
+            batch,
+            candidate,
+            instrument,
+            "modify",
+            remaining,
+            actor=command.actor,
+            permissions=command.permissions,
+            credential_id=command.credential_id,
+            replaced=order,
+        )
         if reason is not None:
             self._audit(
                 batch,
@@ -930,6 +1016,7 @@ class OrderEngine:
             batch.now,
         )
         batch.fills.append(fill)
+        batch.executions.append((order.user_id, order.symbol))
         batch.events.append(StreamEvent("fill", fill.view(), user_id=order.user_id))
         status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         before = order.transition(status, batch.now)

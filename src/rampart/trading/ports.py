@@ -41,6 +41,16 @@ class PreTradeContext:
     #: Cash the order would hold if accepted (0 for plain sells).
     reservation: Decimal
     book: BookSnapshot | None = None
+    #: Who sends the order: the audit actor (`user:<id>`, `apikey:<id>`), the principal's
+    #: permissions and the credential used. `permissions` is None only for in-process callers
+    #: without a principal (CLI, simulator); every HTTP route passes the principal's.
+    actor: str | None = None
+    permissions: frozenset[str] | None = None
+    credential_id: str | None = None
+    #: On a modify: what the replaced order still had open, and its limit (or stop) price, so a
+    #: modification is checked for the difference it makes, not counted twice.
+    replaced_quantity: Decimal | None = None
+    replaced_price: Decimal | None = None
 
 
 class PreTradeCheck(Protocol):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rampart.kernel.context import RequestContext
@@ -19,10 +20,17 @@ from rampart.ledger.domain import ZERO
 from rampart.ledger.service import LedgerService
 from rampart.platform.db import Database
 from rampart.trading.db import FillRow, OrderRow
-from rampart.trading.domain import OPEN_STATUSES, OrderRequest, fmt
+from rampart.trading.domain import (
+    OPEN_STATUSES,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    fmt,
+)
 from rampart.trading.engine import (
     Cancel,
     CancelAll,
+    CancelOpen,
     CarriedAudit,
     Command,
     ExpireDay,
@@ -37,6 +45,19 @@ from rampart.venue.domain import BookSnapshot, Instrument
 from rampart.venue.service import InstrumentService
 
 MAX_PAGE = 200
+#: Calendar days of fills read for day-trade dates: covers five business days.
+DAY_TRADE_LOOKBACK_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class DayActivity:
+    #: Orders accepted today (rejected ones are not counted), and fills today.
+    orders_today: int
+    trades_today: int
+    #: Quantity sold short today per symbol: open short orders in full, finished ones as filled.
+    short_sold_today: dict[str, Decimal]
+    #: One date per (day, symbol) both bought and sold, over the last week.
+    day_trade_dates: tuple[date, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +91,15 @@ class OrderService:
         *,
         context: RequestContext | None = None,
         carried: Sequence[CarriedAudit] = (),
+        permissions: frozenset[str] | None = None,
+        credential_id: str | None = None,
     ) -> PlaceResult:
-        """Place an order; `carried` audit entries are committed with it (see `OrderEngine`)."""
+        """Place an order; `carried` audit entries are committed with it (see `OrderEngine`).
+
+        `permissions` and `credential_id` are the principal's, for the pre-trade checks; the
+        HTTP routes always give them."""
         result: PlaceResult = await self._await(
-            Place(user_id, actor, request, context, tuple(carried))
+            Place(user_id, actor, request, context, tuple(carried), permissions, credential_id)
         )
         return result
 
@@ -88,6 +114,8 @@ class OrderService:
         stop_price: Decimal | None = None,
         context: RequestContext | None = None,
         carried: Sequence[CarriedAudit] = (),
+        permissions: frozenset[str] | None = None,
+        credential_id: str | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._await(
             Modify(
@@ -99,6 +127,8 @@ class OrderService:
                 stop_price,
                 context,
                 tuple(carried),
+                permissions,
+                credential_id,
             )
         )
         return result
@@ -130,6 +160,80 @@ class OrderService:
             CancelAll(user_id, actor, symbol, context, tuple(carried))
         )
         return result
+
+    def cancel_open_orders(
+        self,
+        *,
+        account_id: str | None = None,
+        symbol: str | None = None,
+        reason: str,
+        actor: str = "system",
+        timeout: float = 30.0,
+    ) -> int:
+        """Cancel every open order matching all the filters given (none: every open order on
+        the platform) with the stable code `reason`; returns how many. Blocks until the
+        cancellations are committed (risk's `OpenOrderCanceller`: halts, cancel-on-disconnect).
+        Call it from a thread, or from async code only where blocking briefly is acceptable."""
+        count: int = self.engine.call(
+            CancelOpen(reason, account_id=account_id, symbol=symbol, actor=actor), timeout
+        )
+        return count
+
+    def day_activity(self, session: Session, user_id: str, today: date) -> DayActivity:
+        """What the account did today (UTC day) and which days of the last week were day-trade
+        days: the facts the risk gate's daily limits, Regulation SHO locates and the legacy
+        pattern-day-trader rule read. Read from the database, so they survive a restart."""
+        start = datetime.combine(today, time.min, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        orders_today = session.scalar(
+            select(func.count())
+            .select_from(OrderRow)
+            .where(
+                OrderRow.user_id == user_id,
+                OrderRow.created_at >= start,
+                OrderRow.created_at < end,
+                OrderRow.status != OrderStatus.REJECTED.value,
+            )
+        )
+        open_statuses = {s.value for s in OPEN_STATUSES}
+        short_sold: dict[str, Decimal] = {}
+        for row in session.execute(
+            select(
+                OrderRow.symbol, OrderRow.status, OrderRow.quantity, OrderRow.filled_quantity
+            ).where(
+                OrderRow.user_id == user_id,
+                OrderRow.side == OrderSide.SELL_SHORT.value,
+                OrderRow.created_at >= start,
+                OrderRow.created_at < end,
+            )
+        ):
+            used = row.quantity if row.status in open_statuses else row.filled_quantity
+            if used:
+                short_sold[row.symbol] = short_sold.get(row.symbol, ZERO) + used
+        # A day trade: buying and selling the same symbol on the same day. Seven calendar days
+        # back covers the last five business days.
+        since = start - timedelta(days=DAY_TRADE_LOOKBACK_DAYS)
+        sides: dict[tuple[date, str], set[str]] = {}
+        trades_today = 0
+        for fill in session.execute(
+            select(FillRow.symbol, FillRow.side, FillRow.created_at).where(
+                FillRow.user_id == user_id,
+                FillRow.created_at >= since,
+                FillRow.created_at < end,
+            )
+        ):
+            day = fill.created_at.astimezone(UTC).date()
+            if day == today:
+                trades_today += 1
+            bought = fill.side == OrderSide.BUY.value
+            sides.setdefault((day, fill.symbol), set()).add("buy" if bought else "sell")
+        day_trades = tuple(sorted(day for (day, _), seen in sides.items() if len(seen) == 2))
+        return DayActivity(
+            orders_today=int(orders_today or 0),
+            trades_today=trades_today,
+            short_sold_today=short_sold,
+            day_trade_dates=day_trades,
+        )
 
     def expire_day_orders(self, actor: str = "system") -> int:
         """End of the trading day: every open day order expires."""

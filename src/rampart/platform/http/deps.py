@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from rampart.kernel.context import RequestContext, current_context
 from rampart.platform.uow import UnitOfWork
@@ -24,7 +24,15 @@ def get_request_context() -> RequestContext:
 
 
 def get_uow(request: Request) -> Iterator[UnitOfWork]:
-    """A unit of work for one request; the endpoint commits, an exception rolls back."""
+    """A unit of work for one request; the endpoint commits, an exception rolls back.
+
+    Use it through `UnitOfWorkDep`, which closes the unit of work when the endpoint returns:
+    with FastAPI's default request scope the transaction would stay open until the response is
+    sent, holding SQLite's write lock while the access recorder waits for the audit log.
+    """
     container = get_container(request)
     with container.uow() as uow:
         yield uow
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
