@@ -17,9 +17,11 @@ import json
 import os
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
+import pyotp
 import uvicorn
 from fastapi import Depends, Response
 
@@ -33,6 +35,25 @@ from rampart.venue.service import DEMO_INSTRUMENTS
 from rampart.web.app import create_app
 
 USERS = 8
+#: A bench trader sends hundreds of orders a second, all day: limits of a professional client.
+BENCH_LIMITS = {
+    "max_orders_per_second": "5000",
+    "max_orders_per_day": "10000000",
+    "max_trades_per_day": "10000000",
+    "max_executions_in_window": "1000000",
+    "max_window_notional": "1000000000000",
+    "max_gross_exposure": "1000000000000",
+    "max_position_quantity": "100000000",
+}
+#: Order-entry rate limits of the bench's keys and users (the defaults suit a retail bot).
+BENCH_RATE = "5000/second burst 5000"
+_ADMIN = Principal(
+    actor="user:bench-admin",
+    user_id="bench-admin",
+    roles=frozenset({Role.ADMIN}),
+    permissions=permissions_for({Role.ADMIN}),
+    method="session",
+)
 
 
 def setup(container: object, data_dir: Path) -> None:
@@ -57,6 +78,20 @@ def setup(container: object, data_dir: Path) -> None:
                 created_by="bench",
             )
             container.ledger.deposit(uow, user, "10000000")
+            # Every pre-trade check runs (`risk.pre_trade=full`): the owner enrols an
+            # authenticator app through the MFA service, as a customer does...
+            enrolment = container.mfa.begin_totp(uow, user, f"bench-{i}@example.com")
+            code = pyotp.TOTP(enrolment.secret).at(container.clock.now())
+            container.mfa.confirm_totp(uow, user, code).raise_for_failure()
+            uow.commit()
+        with container.uow() as uow:
+            # ...and, like a professional client, gets limits sized for its flow from an
+            # administrator (audited) and a borrow for its short sales (Regulation SHO).
+            container.risk.set_limits(uow, _ADMIN, user, dict(BENCH_LIMITS), "bench client")
+            for instrument in DEMO_INSTRUMENTS:
+                container.risk.record_locate(
+                    uow, _ADMIN, user, instrument.symbol, Decimal(10_000_000), "bench lender"
+                )
             uow.commit()
         with container.uow() as uow:
             owner = Principal(
@@ -84,7 +119,7 @@ def main(database_url: str, data_dir: str, port: int) -> None:
         profile="dev",
         data_dir=Path(data_dir),
         database_url=database_url,
-        mfa={"required_for_trading": False},  # type: ignore[arg-type]
+        ratelimit={"limits": {"user.orders": BENCH_RATE, "key.orders": BENCH_RATE}},  # type: ignore[arg-type]
     )
     # Logging as `rampart serve` sets it up (JSON, the configured level: the access log is on).
     configure_logging(settings.log_level, json=True)

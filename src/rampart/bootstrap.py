@@ -13,6 +13,7 @@ from typing import Any
 from rampart.access.recorder import AuditLogAccessRecorder
 from rampart.access.service import AccessService
 from rampart.apikeys.auth import SignatureAuthenticator
+from rampart.apikeys.changes import FileKeyChanges, RedisKeyChanges
 from rampart.apikeys.jobs import OldKeySweeper
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from rampart.apikeys.service import ApiKeyService
@@ -165,7 +166,13 @@ def _wire_apikeys(container: Container) -> None:
         owner_active=container.identity.accounts.is_active,
         notifier=container.notifications,
         owner_email=container.identity.accounts.contact_email,
+        changes=(
+            RedisKeyChanges(container.redis)
+            if container.redis is not None
+            else FileKeyChanges(settings.data_dir / "apikeys.changed")
+        ),
     )
+    _forget_keys_when_owners_change(container)
     container.closers.append(
         OldKeySweeper(container.apikeys, container.uow, settings.apikeys.old_key_check_seconds)
     )
@@ -184,8 +191,29 @@ def _wire_apikeys(container: Container) -> None:
             settings.apikeys,
             public_url=settings.public_url,
             ratelimits=container.ratelimits,
+            inline=container.redis is None,
         )
     )
+
+
+def _forget_keys_when_owners_change(container: Container) -> None:
+    """Cached API keys are re-read once their owner's account is locked, unlocked or closed.
+
+    Identity has no account-status hook yet, so its two status-changing calls are wrapped here.
+    """
+    accounts = container.identity.accounts
+    set_locked, close = accounts.set_locked, accounts.close
+
+    def set_locked_and_forget(uow: UnitOfWork, user_id: str, locked: bool, *, reason: str) -> None:
+        set_locked(uow, user_id, locked, reason=reason)
+        container.apikeys.owner_changed(uow, user_id)
+
+    def close_and_forget(uow: UnitOfWork, user_id: str) -> None:
+        close(uow, user_id)
+        container.apikeys.owner_changed(uow, user_id)
+
+    accounts.set_locked = set_locked_and_forget  # type: ignore[method-assign]
+    accounts.close = close_and_forget  # type: ignore[method-assign]
 
 
 def _wire_trading(container: Container) -> None:
@@ -206,10 +234,18 @@ def _wire_trading(container: Container) -> None:
     # After the audit log in `closers`: started after it, stopped (drained) before it.
     container.closers.append(engine)
     if trading.simulator:
+        from rampart.simulator.agents import SimulatorAgents
         from rampart.simulator.service import MarketSimulator
 
+        # The agents are provisioned on start, once risk is wired (their limits and locates).
         container.closers.append(
-            MarketSimulator(container.orders, container.ledger, container.uow, trading)
+            MarketSimulator(
+                container.orders,
+                container.ledger,
+                container.uow,
+                trading,
+                SimulatorAgents(container),
+            )
         )
 
 
@@ -225,7 +261,7 @@ def _wire_risk(container: Container) -> None:
         factors=container.mfa,
         marks=orders.mark,
         open_orders=open_orders_from_views(orders.list_orders),
-        activity=orders.day_activity,
+        day_activity=orders.day_activity,
     )
     container.risk, container.risk_gate = risk.service, risk.gate
     container.pre_trade_checks.append(risk.gate)

@@ -235,11 +235,11 @@ class RiskSettings(Section):
     #: of its owner (status, verified email, MFA) before reloading them.
     facts_ttl_seconds: float = Field(default=1.0, gt=0, le=60)
     profile_ttl_seconds: float = Field(default=10.0, gt=0, le=600)
-    #: What the order engine runs before the venue: `full`, every check of the pipeline; or
-    #: `controls`, only halts, trading states and the restricted list. `full` needs every
-    #: trading account to be an identity user (status, verified email, MFA); the demo's agents
-    #: and the trading tests' accounts are not yet, hence `controls` until they are.
-    pre_trade: Literal["full", "controls"] = "controls"
+    #: What the order engine runs before the venue: `full`, every check of the pipeline (the
+    #: default: every trading account is an identity user, so status, verified email and MFA
+    #: are checked on every order); or `controls`, only halts, trading states and the
+    #: restricted list, for measuring the pipeline's cost and nothing else.
+    pre_trade: Literal["full", "controls"] = "full"
 
 
 class Settings(BaseSettings):

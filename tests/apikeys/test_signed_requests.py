@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from requests_http_signature import HTTPSignatureAuth
 
 from rampart.apikeys.domain import secret_is_well_formed
@@ -409,3 +411,56 @@ def test_redis_nonce_store_accepts_each_nonce_once(redis_url: str) -> None:
         assert store.first_use("key-2", "nonce-aaaaaaaaaaaaaaaa", 30)
     finally:
         client.close()
+
+
+# --- the canonical-form parser agrees with the general Structured Fields parser ---------------
+_sf_strings = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=0, max_size=12
+)
+_sf_keys = st.from_regex(r"[a-z*][a-z0-9_\-.*]{0,8}", fullmatch=True)
+_sf_values = st.one_of(_sf_strings, st.integers(-(10**15) + 1, 10**15 - 1))
+
+
+@given(
+    label=_sf_keys,
+    components=st.lists(_sf_strings, max_size=5),
+    params=st.dictionaries(_sf_keys, _sf_values, max_size=6),
+    signature=st.binary(max_size=70),
+    spacing=st.sampled_from(["", " "]),
+)
+@settings(max_examples=400, deadline=None)
+def test_canonical_signature_headers_parse_like_structured_fields(
+    label: str, components: list[str], params: dict[str, Any], signature: bytes, spacing: str
+) -> None:
+    import http_sf
+
+    from rampart.apikeys.signatures import _parse_canonical
+
+    sig_input = spacing + http_sf.ser({label: ([(c, {}) for c in components], params)})
+    sig = http_sf.ser({label: (signature, {})})
+    fast = _parse_canonical(sig_input, sig)
+    expected_inputs = http_sf.parse(sig_input.encode(), tltype="dictionary")
+    expected_values = http_sf.parse(sig.encode(), tltype="dictionary")
+    if fast is None:  # not canonical (spacing, escapes): the general parser is used
+        return
+    inputs, values, params_line = fast
+    assert inputs == {k: (list(m), dict(p)) for k, (m, p) in expected_inputs.items()}
+    assert values == {k: (v, dict(p)) for k, (v, p) in expected_values.items()}
+    members, parsed_params = expected_inputs[label]
+    assert params_line == http_sf.ser({"x": (members, parsed_params)})[2:]
+
+
+@given(algorithm=_sf_keys, digest=st.binary(max_size=70), spacing=st.sampled_from(["", " "]))
+@settings(max_examples=200, deadline=None)
+def test_canonical_content_digests_parse_like_structured_fields(
+    algorithm: str, digest: bytes, spacing: str
+) -> None:
+    import http_sf
+
+    from rampart.apikeys.signatures import _parse_canonical_digest
+
+    field = spacing + http_sf.ser({algorithm: (digest, {})})
+    fast = _parse_canonical_digest(field)
+    if fast is not None:
+        expected = http_sf.parse(field.encode(), tltype="dictionary")
+        assert fast == {k: (v, dict(p)) for k, (v, p) in expected.items()}

@@ -8,6 +8,8 @@ import logging
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rampart.kernel.secret import Secret
 from rampart.platform.logging import configure_logging, get_logger
@@ -161,3 +163,31 @@ def test_a_dict_logged_through_the_stdlib_is_redacted_by_key(log_output: io.Stri
     text = log_output.getvalue()
     assert "D1ctPassw0rd" not in text
     assert "u1" in text
+
+
+# --- the fast path ---------------------------------------------------------------------------
+_SECRETISH = st.sampled_from(
+    [
+        "-----BEGIN PRIVATE KEY-----abc",
+        "rampart-dev-key:QUJD",
+        "postgres://u:pw@h/db",
+        "password=hunter2",
+        "API-KEY: x1",
+        "Bearer abcdefgh12345",
+        "eyJhbGciOi.eyJzdWIiOi.sig",
+        "rmp_live_" + "A" * 20,
+        "?code=abc",
+        "&Key=1",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "kek: zz",
+    ]
+)
+
+
+@given(st.lists(st.one_of(st.text(max_size=30), _SECRETISH), max_size=6).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_skipping_the_patterns_never_changes_what_is_redacted(text: str) -> None:
+    from rampart.platform.logging import _redact_all, redact_text
+
+    assert redact_text(text) == _redact_all(text)

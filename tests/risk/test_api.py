@@ -10,27 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rampart.bootstrap import Container
-from rampart.trading.engine import CancelAll
 from tests.access.support import as_user, install, new_user
 from tests.trading.support import fund, place, seed
-
-
-class EngineCanceller:
-    """Cancels through the real engine, for the accounts a test uses (the production adapter
-    belongs to trading: an engine command cancelling by account and/or symbol)."""
-
-    def __init__(self, container: Container, accounts: list[str]) -> None:
-        self._engine = container.orders.engine
-        self._accounts = accounts
-
-    def cancel_open_orders(
-        self, *, account_id: str | None = None, symbol: str | None = None, reason: str
-    ) -> int:
-        accounts = [account_id] if account_id is not None else self._accounts
-        cancelled = 0
-        for account in accounts:
-            cancelled += len(self._engine.call(CancelAll(account, "system", symbol)))
-        return cancelled
 
 
 @pytest.fixture
@@ -46,7 +27,8 @@ def market(container: Container, client: TestClient) -> dict[str, str]:
     }
     for name in ("trader", "other"):
         fund(container, users[name], "100000")
-    container.risk.canceller = EngineCanceller(container, [users["trader"], users["other"]])
+    # The production canceller (the order service, wired by bootstrap) cancels through the engine.
+    assert container.risk.canceller is container.orders
     return users
 
 
@@ -83,6 +65,53 @@ def test_a_symbol_halt_cancels_pending_orders_and_refuses_new_ones_in_one_reques
     assert place(container, trader, "buy", "1", "9.00", symbol="FRAC")["status"] == "accepted"
     kept = client.get(f"/v1/orders/{elsewhere['id']}", headers=as_user(other)).json()
     assert kept["status"] == "accepted"
+    assert cancelled_reason(client, trader, resting["id"]) == "trading-halted"
+
+
+def cancelled_reason(client: TestClient, user: str, order_id: str) -> str | None:
+    order = client.get(f"/v1/orders/{order_id}", headers=as_user(user)).json()
+    assert order["status"] == "cancelled"
+    reason: str | None = order["reason"]
+    return reason
+
+
+def test_an_account_halt_cancels_only_that_accounts_orders_and_refuses_its_new_ones(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
+    trader, other = market["trader"], market["other"]
+    mine = [place(container, trader, "buy", "1", p) for p in ("99.00", "98.00")]
+    theirs = place(container, other, "buy", "1", "97.00")
+    response = halt(client, market["alice"], scope="account", target=trader, reason="odd")
+    assert response.status_code == 201
+    assert response.json()["cancelled_orders"] == 2
+    for order in mine:
+        assert cancelled_reason(client, trader, order["id"]) == "trading-halted"
+    assert place(container, trader, "buy", "1", "96.00")["reason"] == "account-halted"
+    assert client.get(
+        f"/v1/orders/{theirs['id']}", headers=as_user(other)
+    ).json()["status"] == "accepted"  # fmt: skip
+    assert place(container, other, "buy", "1", "96.00")["status"] == "accepted"
+    # The reservations went with the cancelled orders.
+    assert client.get("/v1/account", headers=as_user(trader)).json()["reserved"] == "0"
+
+
+def test_a_market_wide_halt_cancels_every_pending_order_and_refuses_all_new_ones(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
+    trader, other = market["trader"], market["other"]
+    orders = [
+        (trader, place(container, trader, "buy", "1", "99.00")),
+        (other, place(container, other, "buy", "2", "9.00", symbol="FRAC")),
+    ]
+    response = halt(client, market["alice"], scope="market", reason="exchange outage")
+    assert response.status_code == 201
+    assert response.json()["cancelled_orders"] == 2
+    for user, order in orders:
+        assert cancelled_reason(client, user, order["id"]) == "trading-halted"
+    for user in (trader, other):
+        assert place(container, user, "buy", "1", "9.00", symbol="FRAC")["reason"] == (
+            "market-halted"
+        )
 
 
 def test_resume_needs_a_second_person(

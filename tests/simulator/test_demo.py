@@ -32,6 +32,7 @@ from rampart.trading.db import OrderRow
 from rampart.trading.domain import OrderRequest, OrderSide, OrderType
 from rampart.trading.engine import Place
 from rampart.venue.domain import TimeInForce
+from tests.trading.support import fund, locate
 
 
 @pytest.fixture
@@ -119,9 +120,9 @@ def test_demo_bot_key_signs_requests_and_a_restart_rekeys_both_users(
 
 def _liquidity(container: Container) -> None:
     """A resting bid and ask in every demo symbol, from another user."""
-    with container.uow() as uow:
-        container.ledger.deposit(uow, "maker", "10000000")
-        uow.commit()
+    fund(container, "maker", "10000000")
+    for instrument in container.orders.instruments():
+        locate(container, "maker", instrument.symbol)
     engine = container.orders.engine
     for instrument in container.orders.instruments():
         mid = instrument.reference_price

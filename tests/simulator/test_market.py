@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from rampart.bootstrap import Container
-from rampart.simulator.service import MAKERS, NOISE, MarketSimulator
+from rampart.simulator.agents import SimulatorAgents
+from rampart.simulator.service import MarketSimulator
 from rampart.trading.db import FillRow, OrderRow
 from rampart.trading.domain import OPEN_STATUSES
 from tests.trading.support import assert_invariants
@@ -17,7 +18,12 @@ def test_simulator_makes_a_two_sided_market_that_trades_and_keeps_the_books_exac
     client: TestClient, container: Container
 ) -> None:
     simulator = MarketSimulator(
-        container.orders, container.ledger, container.uow, container.settings.trading, seed=11
+        container.orders,
+        container.ledger,
+        container.uow,
+        container.settings.trading,
+        SimulatorAgents(container),
+        seed=11,
     )
     simulator.prepare()
     for _ in range(120):
@@ -42,11 +48,11 @@ def test_simulator_makes_a_two_sided_market_that_trades_and_keeps_the_books_exac
             select(func.count())
             .select_from(OrderRow)
             .where(
-                OrderRow.user_id.in_(MAKERS + NOISE),
+                OrderRow.user_id.in_(simulator.agent_ids()),
                 OrderRow.status.in_([s.value for s in OPEN_STATUSES]),
             )
         )
     assert resting == 0
-    for agent in MAKERS + NOISE:
+    for agent in simulator.agent_ids():
         assert container.orders.account(agent)["reserved"] == "0"
     assert_invariants(container)

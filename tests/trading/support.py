@@ -6,11 +6,13 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+import pyotp
 from sqlalchemy import select
 from starlette.requests import HTTPConnection
 
 from rampart.access.domain import Principal, Role, permissions_for
 from rampart.bootstrap import Container
+from rampart.identity.db import UserRow
 from rampart.ledger.db import AccountRow, PositionRow
 from rampart.trading.db import EngineStateRow, FillRow, OrderRow
 from rampart.trading.domain import OPEN_STATUSES, OrderRequest, OrderSide, OrderType
@@ -69,10 +71,85 @@ def seed(container: Container, *instruments: Instrument) -> None:
         uow.commit()
 
 
+def open_account(
+    container: Container, user: str, *, verified: bool = True, mfa: bool = True
+) -> str:
+    """Make `user` a trading account that passes the full pre-trade checks: an active identity
+    account with a verified address and an authenticator app (TOTP) enrolled through the MFA
+    service. Idempotent. Pass `verified=False` or `mfa=False` to test those refusals.
+
+    The identity row is written directly (with no password, so nobody can sign in as it) only
+    so that tests may keep readable fixed ids such as "alice"; the second factor goes through
+    the real MFA service."""
+    with container.uow() as uow:
+        fresh = uow.session.get(UserRow, user) is None
+        if fresh:
+            now = container.clock.now()
+            uow.session.add(
+                UserRow(
+                    id=user,
+                    email=f"{user}@trading-tests.invalid",
+                    email_verified_at=now if verified else None,
+                    password_hash=None,
+                    status="active",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            uow.session.flush()
+        uow.commit()
+    if mfa and fresh:
+        enrol_totp(container, user)
+    return user
+
+
+def enrol_totp(container: Container, user: str) -> None:
+    """Enrol an authenticator app (TOTP) for `user` through the MFA service, confirmed with its
+    first code as a person's authenticator would (the key is not kept)."""
+    with container.uow() as uow:
+        enrolment = container.mfa.begin_totp(uow, user, f"{user}@trading-tests.invalid")
+        code = pyotp.TOTP(enrolment.secret).at(container.clock.now())
+        container.mfa.confirm_totp(uow, user, code).raise_for_failure()
+        uow.commit()
+    container.risk_gate.forget(user)
+
+
 def fund(container: Container, user: str, amount: str) -> None:
+    """Deposit cash, opening the trading account first if needed (see `open_account`)."""
+    open_account(container, user)
     with container.uow() as uow:
         container.ledger.deposit(uow, user, amount)
         uow.commit()
+
+
+#: Who records the tests' locates: a compliance desk acting in-process.
+_LOCATE_DESK = Principal(
+    actor="system:test-desk", user_id=None, permissions=frozenset({"risk:limits"}), method="system"
+)
+
+
+def set_limits(container: Container, user: str, **limits: str) -> None:
+    """Override risk limits of `user`, as an administrator does (audited)."""
+    admin = Principal(
+        actor="user:test-admin",
+        user_id="test-admin",
+        permissions=frozenset({"risk:limits"}),
+        method="session",
+    )
+    with container.uow() as uow:
+        container.risk.set_limits(uow, admin, user, dict(limits), "test limits")
+        uow.commit()
+    container.risk_gate.forget(user)
+
+
+def locate(container: Container, user: str, symbol: str = "ACME", quantity: str = "100000") -> None:
+    """Record a borrow for `user`'s short sales of `symbol` today (Regulation SHO)."""
+    with container.uow() as uow:
+        container.risk.record_locate(
+            uow, _LOCATE_DESK, user, symbol, Decimal(quantity), "test stock-loan desk"
+        )
+        uow.commit()
+    container.risk_gate.forget(user)
 
 
 def place(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from rampart.bootstrap import Container
-from tests.trading.support import fund
+from tests.trading.support import fund, locate
 
 ALICE = {"x-test-user": "alice"}
 BOB = {"x-test-user": "bob"}
@@ -14,6 +14,8 @@ BOB = {"x-test-user": "bob"}
 def test_order_lifecycle_over_http(trader_client: TestClient, container: Container) -> None:
     fund(container, "alice", "10000")
     fund(container, "bob", "10000")
+    locate(container, "alice")
+    locate(container, "bob")
     body = {
         "symbol": "ACME",
         "side": "buy",
@@ -139,6 +141,8 @@ def test_stream_sends_own_orders_and_subscribed_market_data(
 ) -> None:
     fund(container, "alice", "10000")
     fund(container, "bob", "10000")
+    locate(container, "alice")
+    locate(container, "bob")
     with trader_client.websocket_connect("/v1/stream", headers=ALICE) as ws:
         assert ws.receive_json()["type"] == "welcome"
         ws.send_json({"op": "subscribe", "symbols": ["ACME", "NOPE"]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -19,7 +20,7 @@ from rampart.trading.engine import (
     OrderNotOpenError,
 )
 from rampart.venue.domain import InstrumentStatus
-from tests.trading.support import assert_invariants, cash, fund, place, position
+from tests.trading.support import assert_invariants, cash, fund, locate, place, position
 
 
 def call(c: Container, command):  # type: ignore[no-untyped-def]
@@ -30,6 +31,7 @@ def call(c: Container, command):  # type: ignore[no-untyped-def]
 def market(engine: Container) -> Container:
     for user in ("alice", "bob", "carol"):
         fund(engine, user, "100000")
+        locate(engine, user)
     return engine
 
 
@@ -186,7 +188,9 @@ def test_cancel_and_modify_races_with_fills(market: Container) -> None:
         call(market, Cancel("alice", "user:alice", order["id"]))
     with pytest.raises(OrderNotOpenError):
         call(market, Modify("alice", "user:alice", order["id"], quantity=D(9)))
-    # Cancel and fill submitted together: exactly one wins, the books stay right.
+    # Cancel and fill submitted together: exactly one wins, the books stay right. (A second
+    # later: the same order again at once would be refused as a duplicate.)
+    market.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
     resting = place(market, "alice", "buy", "5", "100.00")
     engine = market.orders.engine
     from rampart.trading.domain import OrderRequest, OrderSide, OrderType
@@ -223,6 +227,7 @@ def test_cancel_all_and_end_of_day(market: Container) -> None:
     cancelled = call(market, CancelAll("alice", "user:alice"))
     assert len(cancelled) == 2
     assert {o["status"] for o in cancelled} == {"cancelled"}
+    market.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
     place(market, "alice", "buy", "1", "91.00", tif="gtc")
     assert market.orders.expire_day_orders() == 1  # bob's day order; alice's GTC stays
     assert market.orders.list_orders("bob", status="open").items == []

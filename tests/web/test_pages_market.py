@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from fastapi.testclient import TestClient
 from tests.identity.support import PASSWORD, verified_user
+from tests.trading.support import enrol_totp, fund
 
 from rampart.bootstrap import Container
 from rampart.simulator.service import ensure_demo_market
@@ -46,6 +47,9 @@ def _signed_in_trader(client: TestClient, container: Container, email: str = EMA
         follow_redirects=False,
     )
     assert signed.status_code == 303
+    # Trading needs a second factor (`mfa.required_for_trading`, checked on every order by the
+    # risk gate): enrolled after the password sign-in, so this session stays as it is.
+    enrol_totp(container, user_id)
     return user_id
 
 
@@ -176,9 +180,7 @@ def test_another_users_order_cannot_be_cancelled_or_shown(
     client: TestClient, container: Container
 ) -> None:
     _signed_in_trader(client, container)
-    with container.uow() as uow:
-        container.ledger.deposit(uow, "someone-else", "10000")
-        uow.commit()
+    fund(container, "someone-else", "10000")
     theirs = container.orders.engine.call(
         Place(
             "someone-else",

@@ -6,6 +6,11 @@ itself (constant-time); only then the nonce, so that unauthenticated junk can ne
 nonce store nor burn a genuine client's nonces; then the key's state (revoked, expired, rotated
 out), its IP allow-list and the owner. Every failure also counts against the client IP (and the
 key, when known) in the rate limiter's adaptive mode.
+
+The key, its owner's status and permissions come from `ApiKeyService`'s verified-key cache when
+it holds them (revocation, rotation and owner changes empty it at once, see
+`rampart.apikeys.changes`); then, in the embedded default, the request is verified on the event
+loop without a database read or a thread hop. The nonce and `created` checks run on every request.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from rampart.apikeys.domain import (
     SignatureAlgorithmError,
     SignatureMismatchError,
 )
-from rampart.apikeys.nonces import NonceStore
+from rampart.apikeys.nonces import MemoryNonceStore, NonceStore
 from rampart.apikeys.service import ApiKeyService
 from rampart.apikeys.signatures import (
     ParsedSignature,
@@ -85,6 +90,10 @@ def signed_request(
     )
 
 
+class _NeedsDatabase(Exception):
+    """The key is not cached: verification must go on where blocking is allowed."""
+
+
 class SignatureAuthenticator:
     """Authenticates requests signed with an API key (RFC 9421)."""
 
@@ -99,6 +108,7 @@ class SignatureAuthenticator:
         *,
         public_url: str | None,
         ratelimits: Any | None = None,
+        inline: bool = True,
     ) -> None:
         self._keys = keys
         self._db = db
@@ -108,6 +118,14 @@ class SignatureAuthenticator:
         self._settings = settings
         self._public_url = public_url
         self._ratelimits = ratelimits
+        self._nonce_ttl = float(
+            settings.signature_max_age_seconds + settings.signature_future_skew_seconds + 1
+        )
+        # Verify on the event loop when nothing on the cached path blocks: an in-process nonce
+        # store, a change marker that is a `stat`, and in-process rate limits (failures only).
+        self._inline = (
+            inline and isinstance(nonces, MemoryNonceStore) and not keys.changes_may_block
+        )
 
     async def authenticate(self, request: HTTPConnection) -> Principal | None:
         headers = request.headers
@@ -119,28 +137,59 @@ class SignatureAuthenticator:
         client_ip = getattr(ctx, "client_ip", None) or (
             request.client.host if request.client else None
         )
+        if self._inline:
+            # The common case: the key is cached and the nonce store is in memory, so the whole
+            # check is CPU work (tens of microseconds), cheaper than a hop to a worker thread.
+            try:
+                principal, key_id = self.verify_in_memory(message, client_ip)
+            except _NeedsDatabase:
+                pass
+            else:
+                if self._keys.needs_use_recorded(key_id, client_ip):
+                    await anyio.to_thread.run_sync(self._record_use, key_id, client_ip)
+                return principal
         # Database, vault and Redis are blocking: one hop to a worker thread for all of them.
         return await anyio.to_thread.run_sync(self.verify, message, client_ip)
 
     def verify(self, message: SignedRequest, client_ip: str | None) -> Principal:
-        """Verify a signed request end to end; a principal, or an `ApiKeyAuthError`."""
+        """Verify a signed request end to end; a principal, or an `ApiKeyAuthError`. Blocking."""
+        principal, key_id = self._checked(message, client_ip, database=True)
+        if self._keys.needs_use_recorded(key_id, client_ip):
+            self._record_use(key_id, client_ip)
+        return principal
+
+    def verify_in_memory(
+        self, message: SignedRequest, client_ip: str | None
+    ) -> tuple[Principal, str]:
+        """Like `verify` from the cached key alone; raises `_NeedsDatabase` when it is not
+        cached (before anything is consumed, so the request can go on to `verify`)."""
+        return self._checked(message, client_ip, database=False)
+
+    def _checked(
+        self, message: SignedRequest, client_ip: str | None, *, database: bool
+    ) -> tuple[Principal, str]:
         key_id: str | None = None
         try:
             parsed = parse_signature(message.headers)
             if parsed is None:
                 raise ApiKeyAuthError("No signature.")
             key_id = parsed.keyid
-            principal = self._verify(parsed, message, client_ip)
+            principal = self._verify(parsed, message, client_ip, database=database)
         except ApiKeyAuthError as exc:
             self._count_failure(
                 client_ip, key_id if not isinstance(exc, ApiKeyUnknownError) else None
             )
             log.info("signed request refused", reason=exc.code, key_id=key_id, client_ip=client_ip)
             raise
-        return principal
+        return principal, parsed.keyid
 
     def _verify(
-        self, parsed: ParsedSignature, message: SignedRequest, client_ip: str | None
+        self,
+        parsed: ParsedSignature,
+        message: SignedRequest,
+        client_ip: str | None,
+        *,
+        database: bool,
     ) -> Principal:
         check_coverage(parsed, message)
         check_freshness(
@@ -150,26 +199,26 @@ class SignatureAuthenticator:
             future_skew=self._settings.signature_future_skew_seconds,
         )
         check_content_digest(message)
-        with self._db.read() as session:
-            key = self._keys.verification_key(session, parsed.keyid)
-            if "alg" in parsed.params and parsed.params["alg"] != key.algorithm:
-                raise SignatureAlgorithmError
-            base = signature_base(parsed, message)
-            if not verify(key.algorithm, key.material.reveal(), base, parsed.signature):
-                raise SignatureMismatchError
-            ttl = (
-                self._settings.signature_max_age_seconds
-                + self._settings.signature_future_skew_seconds
-                + 1
-            )
-            if not self._nonces.first_use(key.id, parsed.nonce, float(ttl)):
-                raise NonceReplayedError
-            principal = self._keys.principal_for(session, key, client_ip)
-        if self._keys.needs_use_recorded(key.id, client_ip):
-            with self._uow() as uow:
-                self._keys.record_use(uow, key.id, client_ip)
-                uow.commit()
-        return principal
+        verified = self._keys.cached_key(parsed.keyid)
+        if verified is None:
+            if not database:
+                raise _NeedsDatabase
+            with self._db.read() as session:
+                verified = self._keys.load_key(session, parsed.keyid)
+        key = verified.key
+        if "alg" in parsed.params and parsed.params["alg"] != key.algorithm:
+            raise SignatureAlgorithmError
+        base = signature_base(parsed, message)
+        if not verify(key.algorithm, key.material.reveal(), base, parsed.signature):
+            raise SignatureMismatchError
+        if not self._nonces.first_use(key.id, parsed.nonce, self._nonce_ttl):
+            raise NonceReplayedError
+        return self._keys.principal_for(verified, client_ip)
+
+    def _record_use(self, key_id: str, client_ip: str | None) -> None:
+        with self._uow() as uow:
+            self._keys.record_use(uow, key_id, client_ip)
+            uow.commit()
 
     def _count_failure(self, client_ip: str | None, key_id: str | None) -> None:
         if self._ratelimits is None:

@@ -74,8 +74,12 @@ _SQLITE_INSERT_SUBTREES = {
     1 << k: _sqlite_insert("audit_subtree (level, idx, hash)", "(?, ?, ?)", 1 << k)
     for k in range(_SQLITE_CHUNK_BITS + 1)
 }
-_PG_COPY_ENTRIES = f"COPY audit_entry ({_COLUMN_LIST}) FROM STDIN"
-_PG_COPY_SUBTREES = "COPY audit_subtree (level, idx, hash) FROM STDIN"
+#: PostgreSQL: binary COPY, so bytea goes as bytes, not hex text to format here and parse there
+#: (half the client CPU per row, measured).
+_PG_COPY_ENTRIES = f"COPY audit_entry ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
+_PG_ENTRY_TYPES = ("int8", "int8", "text", "text", "text", "text", "text", "text", "bytea", "bytea")
+_PG_COPY_SUBTREES = "COPY audit_subtree (level, idx, hash) FROM STDIN (FORMAT BINARY)"
+_PG_SUBTREE_TYPES = ("int2", "int8", "bytea")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +163,12 @@ def insert_rows(
     if conn.dialect.name == "postgresql":
         with raw.cursor() as cursor:
             with cursor.copy(_PG_COPY_ENTRIES) as copy:
+                copy.set_types(_PG_ENTRY_TYPES)
                 for row in rows:
                     copy.write_row(row)
             if subtrees:
                 with cursor.copy(_PG_COPY_SUBTREES) as copy:
+                    copy.set_types(_PG_SUBTREE_TYPES)
                     for node in subtrees:
                         copy.write_row(node)
         return

@@ -9,6 +9,7 @@ exception message may quote SQL or the value that failed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -87,10 +88,33 @@ def _redact_cards(text: str) -> str:
     return _CARD_CANDIDATE.sub(replace, text)
 
 
+# Something every match of `_PATTERNS` or a card candidate contains: text without any of these
+# cannot hold a secret the patterns would remove, and skips them (one scan instead of nine
+# substitutions). Wider than the patterns on purpose (case-insensitive, no word boundaries): a
+# false alarm only costs the full pipeline.
+_MAY_HOLD_SECRET = re.compile(
+    r"-----BEGIN|rampart-dev-key:|://|pass|secret|token|api[_-]?key|private[_-]?key|kek|"
+    r"bearer|basic|digest|eyJ|rmp_|[?&](?:code|key|signature)=|\d(?:[ -]?\d){12}",
+    re.IGNORECASE,
+)
+
+
 def redact_text(text: str) -> str:
+    if not _MAY_HOLD_SECRET.search(text):
+        return text
+    return _redact_all(text)
+
+
+def _redact_all(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return _redact_cards(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sensitive_key(key: str) -> bool:
+    # Log field names come from a small set fixed in the code: remember each verdict.
+    return SENSITIVE_KEY.search(key) is not None
 
 
 def redact(value: Any, depth: int = 0) -> Any:
@@ -106,7 +130,7 @@ def redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and SENSITIVE_KEY.search(key) and item is not None:
+            if isinstance(key, str) and _sensitive_key(key) and item is not None:
                 out[key] = REDACTED
             else:
                 out[key] = redact(item, depth + 1)
@@ -120,6 +144,8 @@ def redact(value: Any, depth: int = 0) -> Any:
 
 
 _EVENT_KEYS_KEPT = {"event", "level", "timestamp", "logger", "request_id"}
+#: Values that cannot carry text (exact types: a subclass may render as anything).
+_PLAIN = frozenset({int, float, bool})
 
 
 def redaction_processor(
@@ -129,8 +155,10 @@ def redaction_processor(
         value = event_dict[key]
         if key in _EVENT_KEYS_KEPT and isinstance(value, str):
             event_dict[key] = redact_text(value)
-        elif key not in _EVENT_KEYS_KEPT and SENSITIVE_KEY.search(key) and value is not None:
+        elif key not in _EVENT_KEYS_KEPT and _sensitive_key(key) and value is not None:
             event_dict[key] = REDACTED
+        elif value is None or value.__class__ in _PLAIN:
+            continue
         else:
             event_dict[key] = redact(value)
     return event_dict

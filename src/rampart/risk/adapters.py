@@ -85,17 +85,24 @@ class OpenOrders(Protocol):
 
 
 class _DayActivity(Protocol):
-    orders_today: int
-    trades_today: int
-    short_sold_today: dict[str, Decimal]
-    day_trade_dates: tuple[date, ...]
+    @property
+    def orders_today(self) -> int: ...
+
+    @property
+    def trades_today(self) -> int: ...
+
+    @property
+    def short_sold_today(self) -> dict[str, Decimal]: ...
+
+    @property
+    def day_trade_dates(self) -> tuple[date, ...]: ...
 
 
 class DayActivitySource(Protocol):
     """Today's activity of an account as the order engine recorded it (wired from trading:
     `OrderService.day_activity`)."""
 
-    def __call__(self, session: Session, account_id: str, today: date) -> _DayActivity: ...
+    def __call__(self, session: Session, account_id: str, today: date, /) -> _DayActivity: ...
 
 
 class LedgerAccountFacts:

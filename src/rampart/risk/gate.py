@@ -175,14 +175,40 @@ class RiskGate:
             self._refused(request, decision)
         return decision
 
-    def record_execution(self, account_id: str, symbol: str) -> None:
-        """Called by the engine for each fill: feeds the repeated-execution throttle and the
-        daily trade count."""
+    def record_execution(
+        self,
+        account_id: str,
+        symbol: str,
+        side: str | None = None,
+        quantity: Decimal | None = None,
+    ) -> None:
+        """Called by the engine for each fill, after its batch committed: feeds the
+        repeated-execution throttle and the daily trade count and, given the fill's side and
+        quantity, takes the filled quantity off the cached open orders (the position itself
+        comes live from the engine's context), so that selling what was just bought is not
+        mistaken for a short sale until the next reload."""
         with self._lock:
             self.pipeline.activity.record_execution(account_id, symbol, self._clock.time_ns())
             state = self._accounts.get(account_id)
-            if state is not None:
-                state.trades_today += 1
+            if state is None:
+                return
+            state.trades_today += 1
+            holding = state.holdings.get(symbol)
+            if holding is None or side is None or quantity is None:
+                return
+            # With nothing left open on a side, its prices go too (the self-trade check reads
+            # them); a partial fill keeps them: conservative until the next reload.
+            if _SIDES[str(side)] is Side.BUY:
+                left = max(ZERO, holding.open_buy_quantity - quantity)
+                holding = replace(holding, open_buy_quantity=left)
+                if left == ZERO:
+                    holding = replace(holding, highest_open_buy=None, open_market_buy=False)
+            else:
+                left = max(ZERO, holding.open_sell_quantity - quantity)
+                holding = replace(holding, open_sell_quantity=left)
+                if left == ZERO:
+                    holding = replace(holding, lowest_open_sell=None, open_market_sell=False)
+            state.holdings = {**state.holdings, symbol: holding}
 
     # --- snapshots -----------------------------------------------------------------------------
     def _request(self, order: EngineOrder, context: Any) -> OrderRequest:

@@ -519,6 +519,35 @@ class RiskService:
         audited with the values before and after."""
         ensure_permission(principal, Permission.RISK_LIMITS)
         _require_person(principal)
+        return self._write_limits(uow, principal.actor, account_id, changes, reason)
+
+    def set_platform_account_limits(
+        self,
+        uow: UnitOfWork,
+        actor: str,
+        account_id: str,
+        changes: dict[str, str | None],
+        reason: str,
+    ) -> dict[str, Any]:
+        """Explicit limits of a platform-owned account, set by the component that runs it (the
+        demo market's liquidity providers and noise traders: `system:simulator`).
+
+        Not reachable from any route or key: only in-process platform components call it, with
+        a `system:` actor. The change is recorded exactly as an administrator's is (a
+        `limit-change` risk event and an audit entry with the values before and after), and an
+        administrator can override it afterwards like any other."""
+        if not actor.startswith("system:") or account_id is None:
+            raise PersonRequiredError
+        return self._write_limits(uow, actor, account_id, changes, reason)
+
+    def _write_limits(
+        self,
+        uow: UnitOfWork,
+        actor: str,
+        account_id: str | None,
+        changes: dict[str, str | None],
+        reason: str,
+    ) -> dict[str, Any]:
         reason = _reason(reason)
         if account_id is not None:
             clean_account(account_id)
@@ -543,19 +572,19 @@ class RiskService:
         now = self._clock.now()
         if row is None:
             row = RiskLimitRow(
-                scope=scope, limits=after, version=1, updated_at=now, updated_by=principal.actor
+                scope=scope, limits=after, version=1, updated_at=now, updated_by=actor
             )
             uow.session.add(row)
         else:
             row.limits = after
             row.version += 1
             row.updated_at = now
-            row.updated_by = principal.actor
+            row.updated_by = actor
         uow.session.flush()
         self._event(
             uow,
             "limit-change",
-            actor=principal.actor,
+            actor=actor,
             detail=reason,
             account_id=account_id,
             data={"before": before, "after": after},
@@ -565,6 +594,7 @@ class RiskService:
                 action="risk.limits.changed",
                 subject=scope,
                 details={"before": before, "after": after, "reason": reason},
+                actor=actor,
             )
         )
         uow.after_commit(lambda: self.book.set_limit_overrides(account_id, after))

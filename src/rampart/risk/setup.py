@@ -46,7 +46,7 @@ def build_risk(
     factors: Any,
     marks: Callable[[str], Decimal | None],
     open_orders: OpenOrders,
-    activity: DayActivitySource | None = None,
+    day_activity: DayActivitySource | None = None,
 ) -> RiskComponents:
     config: RiskConfig = risk_config(settings.risk)
     if not settings.mfa.required_for_trading:
@@ -64,7 +64,7 @@ def build_risk(
         db,
         clock,
         profiles=IdentityTraderProfiles(users, factors),
-        facts=LedgerAccountFacts(ledger, marks, open_orders, activity),
+        facts=LedgerAccountFacts(ledger, marks, open_orders, day_activity),
         facts_ttl=settings.risk.facts_ttl_seconds,
         profile_ttl=settings.risk.profile_ttl_seconds,
         full=full,

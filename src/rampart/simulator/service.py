@@ -1,7 +1,9 @@
 """The demo market: liquidity providers and noise traders on a few symbols.
 
-Agents are system-owned demo users (`sim-...`) that trade through the same order engine as
-everyone else, so the demo exercises the real path: checks, reservations, matching, ledger, audit.
+Agents are platform-owned identity accounts (`rampart.simulator.agents`: verified, MFA enrolled,
+explicit audited limits, daily locates) that trade through the same order engine as everyone
+else, so the demo exercises the real path: every pre-trade check, reservations, matching, ledger,
+audit.
 Each market maker quotes a ladder around a fair value that follows a random walk; noise traders
 send small market and limit orders. The whole simulator places at most `simulator_rate` orders per
 second, and on stop it cancels its open orders.
@@ -14,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Protocol
 
 from rampart.config import TradingSettings
 from rampart.kernel.errors import RampartError
@@ -33,6 +36,14 @@ NOISE = ("sim-noise-1", "sim-noise-2", "sim-noise-3")
 #: Demo cash each agent is topped up to on start.
 AGENT_FUNDING = Decimal("1000000")
 ACTOR = "system:simulator"
+
+
+class Agents(Protocol):
+    """Provides the agents' accounts (`rampart.simulator.agents.SimulatorAgents`)."""
+
+    def ensure(self, names: tuple[str, ...], symbols: list[str]) -> dict[str, str]: ...
+
+    def ensure_locates(self) -> None: ...
 
 
 @dataclass
@@ -63,9 +74,13 @@ class MarketSimulator:
         ledger: LedgerService,
         uow_factory: Callable[[], UnitOfWork],
         settings: TradingSettings,
+        agents: Agents,
         *,
         seed: int | None = None,
     ) -> None:
+        self._agents = agents
+        #: Agent name -> user id, filled by `prepare`.
+        self.ids: dict[str, str] = {}
         self._orders = orders
         self._ledger = ledger
         self._uow = uow_factory
@@ -79,6 +94,10 @@ class MarketSimulator:
     def prepare(self) -> None:
         """Define the demo instruments, fund the agents and pick up the current marks."""
         ensure_demo_market(self._orders, self._uow)
+        active = [
+            i.symbol for i in self._orders.instruments() if i.status is InstrumentStatus.ACTIVE
+        ]
+        self.ids = self._agents.ensure(MAKERS + NOISE, active)
         self._fund_agents()
         self._symbols = []
         for instrument in self._orders.instruments():
@@ -107,15 +126,18 @@ class MarketSimulator:
         """Cancel every agent's resting orders (their reservations are released with them)."""
         engine = self._orders.engine
         if engine.running:
-            for user in MAKERS + NOISE:
+            for user in self.agent_ids():
                 try:
                     engine.call(CancelAll(user, ACTOR), timeout=5)
                 except (RampartError, TimeoutError):
                     break
 
+    def agent_ids(self) -> list[str]:
+        return [self.ids[name] for name in MAKERS + NOISE if name in self.ids]
+
     def _fund_agents(self) -> None:
         with self._uow() as uow:
-            for user in MAKERS + NOISE:
+            for user in self.agent_ids():
                 account = self._ledger.account(uow.session, user)
                 if account.balance < AGENT_FUNDING / 2:
                     self._ledger.deposit(uow, user, AGENT_FUNDING - account.balance, "demo")
@@ -136,6 +158,7 @@ class MarketSimulator:
     # --- agents -------------------------------------------------------------------------------
     def step(self) -> None:
         """One agent action (placing one or a few orders)."""
+        self._agents.ensure_locates()
         s = self._random.choice(self._symbols)
         tick = s.instrument.tick_size
         # Random walk of the fair value, in ticks, kept positive.
@@ -155,7 +178,7 @@ class MarketSimulator:
         return result.order
 
     def _quote(self, s: _Symbol) -> None:
-        maker = self._random.choice(MAKERS)
+        maker = self.ids[self._random.choice(MAKERS)]
         symbol, tick = s.instrument.symbol, s.instrument.tick_size
         spread = max(tick, self._round(s.fair * Decimal("0.001"), tick))
         held = self._orders_position(maker, symbol)
@@ -182,7 +205,7 @@ class MarketSimulator:
         self.placed += len(requests)
 
     def _noise(self, s: _Symbol) -> None:
-        trader = self._random.choice(NOISE)
+        trader = self.ids[self._random.choice(NOISE)]
         symbol = s.instrument.symbol
         size = Decimal(self._random.randint(1, 5))
         buy = (

@@ -272,8 +272,8 @@ class _Batch:
     #: The context of the command being handled (its audit entries carry its request id).
     context: RequestContext = field(default_factory=RequestContext)
     ts_ns: int = 0
-    #: (user, symbol) of each fill, handed to the execution listeners after the commit.
-    executions: list[tuple[str, str]] = field(default_factory=list)
+    #: (user, symbol, side, quantity) of each fill, for the execution listeners after commit.
+    executions: list[tuple[str, str, str, Decimal]] = field(default_factory=list)
 
 
 class OrderEngine:
@@ -302,9 +302,10 @@ class OrderEngine:
         self.venue = venue or MatchingVenue()
         #: Pre-trade checks after the built-in ones (the risk engine appends its own).
         self.checks: list[PreTradeCheck] = checks if checks is not None else []
-        #: Called with (user_id, symbol) for each fill once its batch has committed (the risk
-        #: gate's repeated-execution throttle and trade counts). Must be fast and not raise.
-        self.execution_listeners: list[Callable[[str, str], None]] = []
+        #: Called with (user_id, symbol, side, quantity) for each fill once its batch has
+        #: committed (the risk gate's repeated-execution throttle, trade counts and open-order
+        #: view). Must be fast; an exception is logged, never raised.
+        self.execution_listeners: list[Callable[[str, str, str, Decimal], None]] = []
         self._batch_max = batch_max
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
         self._thread: threading.Thread | None = None
@@ -455,12 +456,12 @@ class OrderEngine:
         self._publish_market(batch)
         self.hub.publish(batch.events)
 
-    def _notify_executions(self, executions: list[tuple[str, str]]) -> None:
+    def _notify_executions(self, executions: list[tuple[str, str, str, Decimal]]) -> None:
         for listener in self.execution_listeners:
-            for user_id, symbol in executions:
+            for user_id, symbol, side, quantity in executions:
                 try:
-                    listener(user_id, symbol)
-                except Exception:  # noqa: BLE001 - a listener never fails a committed batch
+                    listener(user_id, symbol, side, quantity)
+                except Exception:
                     log.error("execution listener failed", exc_info=True)
 
     # --- epoch and rebuild -------------------------------------------------------------------
@@ -529,9 +530,9 @@ class OrderEngine:
                 if command.request.client_order_id is not None:
                     client_ids.add((command.user_id, command.request.client_order_id))
             elif isinstance(command, CancelOpen):
-                for order in self._matching_open(command.account_id, command.symbol):
-                    users.add(order.user_id)
-                    symbols.add(order.symbol)
+                for matching in self._matching_open(command.account_id, command.symbol):
+                    users.add(matching.user_id)
+                    symbols.add(matching.symbol)
             elif isinstance(command, Modify | Cancel):
                 order = self._open.get(command.order_id)
                 if order is not None:
@@ -1016,7 +1017,7 @@ class OrderEngine:
             batch.now,
         )
         batch.fills.append(fill)
-        batch.executions.append((order.user_id, order.symbol))
+        batch.executions.append((order.user_id, order.symbol, order.side.value, quantity))
         batch.events.append(StreamEvent("fill", fill.view(), user_id=order.user_id))
         status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         before = order.transition(status, batch.now)

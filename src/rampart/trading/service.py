@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from rampart.kernel.context import RequestContext
@@ -211,23 +211,37 @@ class OrderService:
             if used:
                 short_sold[row.symbol] = short_sold.get(row.symbol, ZERO) + used
         # A day trade: buying and selling the same symbol on the same day. Seven calendar days
-        # back covers the last five business days.
-        since = start - timedelta(days=DAY_TRADE_LOOKBACK_DAYS)
-        sides: dict[tuple[date, str], set[str]] = {}
+        # back covers the last five business days. Grouped in the database by day (a portable
+        # CASE over the day boundaries), symbol and direction: a few rows, whatever the volume.
+        days_back = case(
+            *[
+                (FillRow.created_at >= start - timedelta(days=k), k)
+                for k in range(DAY_TRADE_LOOKBACK_DAYS + 1)
+            ],
+            else_=-1,
+        ).label("days_back")
+        bought = case((FillRow.side == OrderSide.BUY.value, 1), else_=0).label("bought")
+        sides: dict[tuple[int, str], set[int]] = {}
         trades_today = 0
-        for fill in session.execute(
-            select(FillRow.symbol, FillRow.side, FillRow.created_at).where(
+        for days, symbol, was_buy, count in session.execute(
+            select(days_back, FillRow.symbol, bought, func.count())
+            .where(
                 FillRow.user_id == user_id,
-                FillRow.created_at >= since,
+                FillRow.created_at >= start - timedelta(days=DAY_TRADE_LOOKBACK_DAYS),
                 FillRow.created_at < end,
             )
+            .group_by(days_back, FillRow.symbol, bought)
         ):
-            day = fill.created_at.astimezone(UTC).date()
-            if day == today:
-                trades_today += 1
-            bought = fill.side == OrderSide.BUY.value
-            sides.setdefault((day, fill.symbol), set()).add("buy" if bought else "sell")
-        day_trades = tuple(sorted(day for (day, _), seen in sides.items() if len(seen) == 2))
+            if days == 0:
+                trades_today += int(count)
+            sides.setdefault((int(days), symbol), set()).add(int(was_buy))
+        day_trades = tuple(
+            sorted(
+                today - timedelta(days=days)
+                for (days, _), seen in sides.items()
+                if days >= 0 and len(seen) == 2
+            )
+        )
         return DayActivity(
             orders_today=int(orders_today or 0),
             trades_today=trades_today,

@@ -16,6 +16,7 @@ from rampart.platform.migrate import assert_migrated
 from rampart.web.docs import mount_docs
 from rampart.web.health import router as health_router
 from rampart.web.pages import mount_pages
+from rampart.web.routing import index_routes
 
 
 def create_app(container: Container | None = None, *, check_schema: bool = True) -> FastAPI:
@@ -53,6 +54,7 @@ def create_app(container: Container | None = None, *, check_schema: bool = True)
     for router in domain_routers(container):
         app.include_router(router)
     check_routes_declare_access(app)
+    index_routes(app)
     settings = container.settings
     app.add_middleware(
         EdgeMiddleware,

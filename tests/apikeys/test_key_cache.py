@@ -1,0 +1,221 @@
+"""The verified-key cache: a signed request needs no key read, yet a revocation made by another
+process (another container on the same database) is seen at once through the shared change
+marker, and within `apikeys.auth_cache_seconds` without one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from rampart.apikeys.changes import FileKeyChanges, RedisKeyChanges
+from rampart.apikeys.db import TABLE
+from rampart.bootstrap import Container, bootstrap
+from rampart.client.signing import HmacSigner, sign_request
+from rampart.config import Settings
+from rampart.kernel.clock import FrozenClock
+from tests.access.support import new_account
+from tests.apikeys.test_signed_requests import BASE, WHOAMI, bot, create_key, problem
+
+
+def _other_process(settings: Settings, clock: FrozenClock, data_dir: Path) -> Iterator[Container]:
+    other = bootstrap(settings.model_copy(update={"data_dir": data_dir}), clock=clock)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+@pytest.fixture
+def same_host(settings: Settings, clock: FrozenClock) -> Iterator[Container]:
+    """A second container on the same database and data directory (the CLI, a second worker)."""
+    yield from _other_process(settings, clock, settings.data_dir)
+
+
+@pytest.fixture
+def other_host(settings: Settings, clock: FrozenClock, tmp_path: Path) -> Iterator[Container]:
+    """A second container sharing only the database: no change marker in common."""
+    yield from _other_process(settings, clock, tmp_path / "elsewhere")
+
+
+def _key_reads(container: Container) -> list[str]:
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if f"FROM {TABLE}" in statement:
+            reads.append(statement)
+
+    event.listen(container.db.engine, "before_cursor_execute", seen)
+    return reads
+
+
+def test_a_cached_key_is_not_read_again_but_its_nonce_is_checked(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> None:
+    user = new_account(container)
+    key = create_key(client, user, scopes=["read"])
+    signer = bot(client, clock, key, secret=key["secret"])
+    assert signer.get(WHOAMI).status_code == 200
+    reads = _key_reads(container)
+    for _ in range(3):
+        assert signer.get(WHOAMI).status_code == 200
+    assert reads == []
+    # Replay protection does not come from the key cache: a replay on the cached path fails.
+    headers = sign_request(
+        "GET",
+        f"{BASE}{WHOAMI}",
+        {},
+        b"",
+        key_id=key["key_id"],
+        signer=HmacSigner(key["secret"]),
+        now=lambda: clock.time_ns() / 1e9,
+    )
+    assert client.get(WHOAMI, headers=headers).status_code == 200
+    again = client.get(WHOAMI, headers=headers)
+    assert (again.status_code, problem(again)) == (401, "signature-replayed")
+    assert reads == []
+
+
+def test_a_revocation_by_another_process_on_this_host_holds_at_once(
+    client: TestClient, container: Container, clock: FrozenClock, same_host: Container
+) -> None:
+    user = new_account(container)
+    key = create_key(client, user, scopes=["read"])
+    signer = bot(client, clock, key, secret=key["secret"])
+    assert signer.get(WHOAMI).status_code == 200  # cached now
+    with same_host.uow() as uow:
+        same_host.apikeys.revoke_by_operator(uow, key["key_id"], reason="incident")
+        uow.commit()
+    response = signer.get(WHOAMI)
+    assert (response.status_code, problem(response)) == (401, "apikey-revoked")
+
+
+def test_a_lock_by_another_process_on_this_host_holds_at_once(
+    client: TestClient, container: Container, clock: FrozenClock, same_host: Container
+) -> None:
+    user = new_account(container)
+    key = create_key(client, user, scopes=["read"])
+    signer = bot(client, clock, key, secret=key["secret"])
+    assert signer.get(WHOAMI).status_code == 200
+    with same_host.uow() as uow:
+        same_host.identity.accounts.set_locked(uow, user, True, reason="fraud review")
+        uow.commit()
+    response = signer.get(WHOAMI)
+    assert (response.status_code, problem(response)) == (401, "apikey-owner-inactive")
+
+
+def test_without_a_shared_marker_a_revocation_holds_within_the_cache_lifetime(
+    client: TestClient,
+    container: Container,
+    clock: FrozenClock,
+    settings: Settings,
+    other_host: Container,
+) -> None:
+    user = new_account(container)
+    key = create_key(client, user, scopes=["read"])
+    signer = bot(client, clock, key, secret=key["secret"])
+    assert signer.get(WHOAMI).status_code == 200
+    with other_host.uow() as uow:
+        other_host.apikeys.revoke_by_operator(uow, key["key_id"], reason="incident")
+        uow.commit()
+    clock.advance(settings.apikeys.auth_cache_seconds)
+    response = signer.get(WHOAMI)
+    assert (response.status_code, problem(response)) == (401, "apikey-revoked")
+
+
+def test_a_change_committed_while_a_key_was_being_read_is_not_trusted(
+    client: TestClient, container: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change token is taken before the reads: a revocation landing mid-read voids the entry."""
+    user = new_account(container)
+    key = create_key(client, user, scopes=["read"])
+    service = container.apikeys
+    roles_of = container.access.roles_of
+
+    def revoked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        service.keys_changed()
+        return roles_of(*args, **kwargs)
+
+    monkeypatch.setattr(container.access, "roles_of", revoked_meanwhile)
+    with container.db.read() as session:
+        service.load_key(session, key["key_id"])
+    assert service.cached_key(key["key_id"]) is None
+
+
+def test_change_markers_move_on_every_bump(tmp_path: Path) -> None:
+    marker = FileKeyChanges(tmp_path / "var" / "apikeys.changed")
+    seen = {repr(marker.current())}
+    for _ in range(5):
+        marker.bump()
+        token = repr(marker.current())
+        assert token not in seen
+        seen.add(token)
+
+
+def test_redis_change_counter_moves_on_every_bump(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        changes = RedisKeyChanges(client, key=f"test:{uuid.uuid4().hex}")
+        before = changes.current()
+        changes.bump()
+        assert changes.current() != before
+    finally:
+        client.close()
+
+
+def test_an_unreachable_redis_trusts_no_cached_key() -> None:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    changes = RedisKeyChanges(client)
+    assert changes.current() != changes.current()
+
+
+def test_last_use_is_a_sample_not_a_write_per_request(
+    container: Container, clock: FrozenClock
+) -> None:
+    keys = container.apikeys
+    assert keys.needs_use_recorded("k1", "192.0.2.1")
+    assert not keys.needs_use_recorded("k1", "192.0.2.1")
+    # A bot hopping between addresses is written at most once a second.
+    assert not keys.needs_use_recorded("k1", "192.0.2.2")
+    clock.advance(1.0)
+    assert keys.needs_use_recorded("k1", "192.0.2.2")
+    assert not keys.needs_use_recorded("k1", "192.0.2.3")
+    clock.advance(container.settings.apikeys.last_use_write_seconds)
+    assert keys.needs_use_recorded("k1", "192.0.2.3")
+
+
+def test_with_redis_a_revocation_by_another_host_holds_at_once(
+    settings: Settings, clock: FrozenClock, tmp_path: Path, redis_url: str
+) -> None:
+    """Two hosts (no data directory in common) on one database and one Redis."""
+    from rampart.web.app import create_app
+    from tests.access.support import install
+
+    here = settings.model_copy(update={"redis_url": redis_url})
+    elsewhere = here.model_copy(update={"data_dir": tmp_path / "elsewhere"})
+    container = bootstrap(here, clock=clock)
+    try:
+        install(container)
+        with TestClient(create_app(container), base_url=BASE) as client:
+            user = new_account(container)
+            key = create_key(client, user, scopes=["read"])
+            signer = bot(client, clock, key, secret=key["secret"])
+            assert signer.get(WHOAMI).status_code == 200
+            assert container.apikeys.cached_key(key["key_id"]) is not None
+            for other in _other_process(elsewhere, clock, elsewhere.data_dir):
+                with other.uow() as uow:
+                    other.apikeys.revoke_by_operator(uow, key["key_id"], reason="incident")
+                    uow.commit()
+            response = signer.get(WHOAMI)
+            assert (response.status_code, problem(response)) == (401, "apikey-revoked")
+    finally:
+        container.close()

@@ -1,0 +1,183 @@
+"""The order engine and the risk gate wired together as in production (`pre_trade = full`):
+the principal's authority reaches the gate, fills feed it, modifications are not counted twice,
+the day's activity survives a restart, restricted securities agree, order entry is throttled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal as D
+
+from fastapi.testclient import TestClient
+
+from rampart.access.domain import Permission, Principal
+from rampart.bootstrap import Container, bootstrap
+from rampart.config import Settings
+from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+from rampart.trading.engine import Modify, Place
+from rampart.venue.domain import InstrumentStatus
+from tests.trading.support import (
+    assert_invariants,
+    fund,
+    locate,
+    open_account,
+    place,
+    seed,
+    set_limits,
+)
+
+COMPLIANCE = Principal(
+    actor="user:compliance",
+    user_id="compliance",
+    permissions=frozenset({str(Permission.COMPLIANCE_HALT), str(Permission.RISK_LIMITS)}),
+    method="session",
+)
+
+
+def _limit(side: str, quantity: str, price: str) -> OrderRequest:
+    return OrderRequest("ACME", OrderSide(side), OrderType.LIMIT, D(quantity), limit_price=D(price))
+
+
+def test_full_checks_are_the_default_and_refuse_unverified_or_mfa_less_accounts(
+    engine: Container,
+) -> None:
+    assert engine.settings.risk.pre_trade == "full"
+    open_account(engine, "unverified", verified=False)
+    open_account(engine, "no-mfa", mfa=False)
+    for user in ("unverified", "no-mfa"):
+        with engine.uow() as uow:
+            engine.ledger.deposit(uow, user, "10000")
+            uow.commit()
+    assert place(engine, "unverified", "buy", "1", "100")["reason"] == "email-not-verified"
+    assert place(engine, "no-mfa", "buy", "1", "100")["reason"] == "mfa-not-enrolled"
+    # Not an identity account at all: refused, never waved through.
+    with engine.uow() as uow:
+        engine.ledger.deposit(uow, "ghost", "10000")
+        uow.commit()
+    assert place(engine, "ghost", "buy", "1", "100")["reason"] == "account-not-active"
+    fund(engine, "alice", "10000")
+    assert place(engine, "alice", "buy", "1", "100")["status"] == "accepted"
+
+
+def test_the_principals_permissions_reach_the_gate(engine: Container) -> None:
+    fund(engine, "alice", "10000")
+    read_only = engine.orders.engine.call(
+        Place("alice", "apikey:k1", _limit("buy", "1", "100"), permissions=frozenset({"x"}))
+    )
+    assert read_only.order["reason"] == "not-authorised"
+    allowed = engine.orders.engine.call(
+        Place(
+            "alice",
+            "apikey:k1",
+            _limit("buy", "1", "100"),
+            permissions=frozenset({str(Permission.ORDER_PLACE)}),
+            credential_id="k1",
+        )
+    )
+    assert allowed.order["status"] == "accepted"
+
+
+def test_a_modification_is_checked_for_its_difference_not_counted_twice(engine: Container) -> None:
+    # Cash for one order of 10 x 100 and its fee: a modify that replaces it must still pass.
+    fund(engine, "alice", "1000.50")
+    order = place(engine, "alice", "buy", "10", "100.00")
+    assert order["status"] == "accepted"
+    smaller = engine.orders.engine.call(
+        Modify("alice", "user:alice", order["id"], quantity=D(9), limit_price=D("99.50"))
+    )
+    assert smaller["quantity"] == "9"
+    assert_invariants(engine)
+
+
+def test_fills_feed_the_repeated_execution_throttle(engine: Container) -> None:
+    fund(engine, "alice", "100000")
+    fund(engine, "bob", "100000")
+    locate(engine, "bob")
+    set_limits(engine, "alice", max_executions_in_window="2")
+    for _ in range(2):
+        place(engine, "bob", "sell_short", "1", "100.00")
+        assert place(engine, "alice", "buy", "1", "100.00")["status"] == "filled"
+        engine.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
+    place(engine, "bob", "sell_short", "1", "100.00")
+    refused = place(engine, "alice", "buy", "1", "100.00")
+    assert refused["reason"] == "repeated-execution"
+
+
+def test_the_days_counts_survive_a_restart(engine: Container, settings: Settings) -> None:
+    fund(engine, "alice", "100000")
+    set_limits(engine, "alice", max_orders_per_day="2")
+    assert place(engine, "alice", "buy", "1", "99.00")["status"] == "accepted"
+    assert place(engine, "alice", "buy", "1", "98.00")["status"] == "accepted"
+    engine.orders.engine.stop()
+    # A new process: its gate has seen nothing, the database has seen everything.
+    restarted = bootstrap(settings, clock=engine.clock)
+    restarted.start()
+    try:
+        assert place(restarted, "alice", "buy", "1", "97.00")["reason"] == "daily-order-limit"
+        with restarted.db.read() as session:
+            day = restarted.orders.day_activity(session, "alice", engine.clock.now().date())
+        assert day.orders_today == 2
+    finally:
+        restarted.close()
+    engine.orders.engine.start()
+
+
+def test_day_activity_reports_trades_short_sales_and_day_trade_dates(engine: Container) -> None:
+    fund(engine, "alice", "100000")
+    fund(engine, "bob", "100000")
+    locate(engine, "bob")
+    today = engine.clock.now().date()
+    place(engine, "bob", "sell_short", "3", "100.00")
+    place(engine, "alice", "buy", "3", "100.00")
+    engine.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
+    place(engine, "bob", "buy", "1", "100.00")
+    place(engine, "alice", "sell", "1", "100.00")
+    with engine.db.read() as session:
+        alice = engine.orders.day_activity(session, "alice", today)
+        bob = engine.orders.day_activity(session, "bob", today)
+    assert (alice.orders_today, alice.trades_today) == (2, 2)
+    assert alice.day_trade_dates == (today,)
+    assert bob.short_sold_today == {"ACME": D(3)}
+    assert bob.day_trade_dates == (today,)
+
+
+def test_a_restricted_security_takes_reducing_orders_only_in_both_rules(engine: Container) -> None:
+    fund(engine, "alice", "100000")
+    fund(engine, "bob", "100000")
+    locate(engine, "bob")
+    place(engine, "bob", "sell_short", "10", "100.00")
+    assert place(engine, "alice", "buy", "10", "100.00")["status"] == "filled"
+    engine.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
+    # The risk gate's restricted list...
+    with engine.uow() as uow:
+        engine.risk.restrict(uow, COMPLIANCE, "ACME", "under review")
+        uow.commit()
+    assert place(engine, "alice", "buy", "1", "100.00")["reason"] == "restricted-security"
+    assert place(engine, "alice", "sell", "4", "101.00")["status"] == "accepted"
+    # ...and the instrument's own restricted status, with the gate still on, agree.
+    with engine.uow() as uow:
+        engine.risk.unrestrict(uow, COMPLIANCE, "ACME", "review done")
+        engine.instruments.set_status(uow, "ACME", InstrumentStatus.RESTRICTED)
+        uow.commit()
+    assert place(engine, "alice", "buy", "1", "100.00")["reason"] == "instrument-restricted"
+    assert place(engine, "alice", "sell", "6", "101.00")["status"] == "accepted"
+    # More than is held would open a short: refused.
+    assert place(engine, "alice", "sell", "1", "101.00")["status"] == "rejected"
+    assert_invariants(engine)
+
+
+def test_order_entry_is_rate_limited_per_user(
+    trader_client: TestClient, container: Container
+) -> None:
+    seed(container)
+    fund(container, "alice", "100")
+    headers = {"x-test-user": "alice"}
+    body = {"symbol": "ACME", "side": "buy", "type": "limit", "quantity": "1"}
+    statuses = []
+    # The clock is frozen: the bucket (burst 100) does not refill during the test.
+    for i in range(101):
+        response = trader_client.post(
+            "/v1/orders", json={**body, "limit_price": f"{50 + i}.00"}, headers=headers
+        )
+        statuses.append(response.status_code)
+    assert statuses[:100] == [201] * 100
+    assert statuses[100] == 429
