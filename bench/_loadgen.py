@@ -30,16 +30,22 @@ class Signed:
         self.path = path
         self.host = f"127.0.0.1:{port}"
         self.items: list[tuple[bytes, str, HmacSigner, str]] = []
-        for i in range(64):
-            side = "buy" if i % 2 else "sell_short"
-            price = f"{100 + (i % 7) - 3}.{i % 10}0"
+        # Distinct orders per key (quantity, price) for several seconds at full rate: the risk
+        # gate refuses an order identical to one accepted within its duplicate window. Half the
+        # keys buy and half sell short, so orders cross other users' and never their own (a
+        # self-cross is refused by self-trade prevention). Prices 97.00-102.99. A bench of
+        # mostly refused orders would measure refusals.
+        for i in range(8192):
+            j = i // len(keys)
+            side = "buy" if i % len(keys) < len(keys) // 2 else "sell_short"
+            cents = 9700 + j * 37 % 600
             body = json.dumps(
                 {
                     "symbol": "ACME",
                     "side": side,
                     "type": "limit",
-                    "quantity": str(1 + i % 5),
-                    "limit_price": price,
+                    "quantity": str(1 + (j // 600) % 5),
+                    "limit_price": f"{cents // 100}.{cents % 100:02d}",
                     "time_in_force": "day",
                 }
             ).encode()
@@ -94,16 +100,24 @@ async def worker(
 
 async def main(port: int, path: str, seconds: float, connections: int, keys: Any) -> None:
     signed = Signed(port, path, keys)
+    # Each connection walks its own stretch of the orders (a multiple of the key count apart).
+    stride = len(signed.items) // connections // len(keys) * len(keys)
     # Warm up: connections, caches, first-touch paths.
     warm: list[float] = []
     await asyncio.gather(
-        *(worker(port, signed, time.perf_counter() + 0.5, warm, {}, c) for c in range(connections))
+        *(
+            worker(port, signed, time.perf_counter() + 0.5, warm, {}, c * stride + stride // 2)
+            for c in range(connections)
+        )
     )
     lat: list[float] = []
     statuses: dict[int, int] = {}
     started = time.perf_counter()
     await asyncio.gather(
-        *(worker(port, signed, started + seconds, lat, statuses, c * 7) for c in range(connections))
+        *(
+            worker(port, signed, started + seconds, lat, statuses, c * stride)
+            for c in range(connections)
+        )
     )
     elapsed = time.perf_counter() - started
     lat.sort()

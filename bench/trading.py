@@ -104,6 +104,29 @@ def _load(port: int, path: str, keys: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def _outcomes(url: str) -> str:
+    """What became of the orders: the share refused by a check, and the commonest reasons (a
+    refusal answers 201 too, and faster than a fill)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT status, reason, COUNT(*) FROM trading_order "
+                    "GROUP BY status, reason ORDER BY COUNT(*) DESC"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    total = sum(r[2] for r in rows) or 1
+    refused = [(r[1], r[2]) for r in rows if r[0] == "rejected"]
+    top = ", ".join(f"{reason} {count / total:.0%}" for reason, count in refused[:3])
+    share = sum(c for _, c in refused) / total
+    return f"{share:.0%} rejected" + (f": {top}" if top else "")
+
+
 def http(backend: str) -> list[dict[str, object]]:
     tmp = Path(tempfile.mkdtemp(prefix="rampart-bench-"))
     db_name = None
@@ -132,6 +155,7 @@ def http(backend: str) -> list[dict[str, object]]:
         echo = _load(port, "/bench/echo", keys)
         orders = _load(port, "/v1/orders", keys)
         load_after = os.getloadavg()[0]
+        outcomes = _outcomes(url)
     finally:
         server.terminate()
         server.wait(30)
@@ -148,7 +172,7 @@ def http(backend: str) -> list[dict[str, object]]:
             "unit": "orders/s",
             "baseline": f"echo {echo['rps']:.0f} req/s",
             "note": f"ratio {orders['rps'] / echo['rps']:.2f}; p50 {orders['p50_ms']:.1f} ms, "
-            f"p99 {orders['p99_ms']:.1f} ms; {ok:.0%} 201; "
+            f"p99 {orders['p99_ms']:.1f} ms; {ok:.0%} 201 ({outcomes}); "
             f"load {load_before:.1f} -> {load_after:.1f}",
         },
         {
