@@ -239,3 +239,19 @@ def test_column_suspects_are_checked_exactly() -> None:
     )
     assert bad.first_bad_seq == 6
     assert "entry 6: its searchable columns differ from its bytes" in bad.problems
+
+
+def test_column_suspects_are_named_in_a_batch_that_also_fails_its_hashes() -> None:
+    rows = base_rows(10)
+    bare = [r[:3] for r in rows]
+    bare[2] = (2, bare[2][1], b"\x00" * 32)  # a wrong stored leaf hash
+    bad_row = (*rows[6][:4], "user:nobody", *rows[6][5:])
+    report = verify_log(
+        batches=[EntryBatch(bare, False, None, [bad_row])],
+        checkpoint_notes=[],
+        keys=[],
+        origin=None,
+    )
+    assert report.first_bad_seq == 2
+    assert "entry 2: its bytes do not match its stored leaf hash" in report.problems
+    assert "entry 6: its searchable columns differ from its bytes" in report.problems

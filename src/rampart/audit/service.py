@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, or_, select, tuple_
+from sqlalchemy import Connection, Table, select, tuple_
 from sqlalchemy.orm import Session
 
 from rampart.audit.checkpoints import CheckpointSink, newest_checkpoint
@@ -424,20 +424,30 @@ class AuditReader:
     def _stored_subtrees(conn: Connection, lo: int, hi: int) -> dict[tuple[int, int], bytes]:
         """The stored subtrees completed by entries [lo, hi): ending in (lo, hi]."""
         ranges = [
-            and_(
-                _SUBTREE.c.level == height,
-                _SUBTREE.c.idx >= lo >> height,
-                _SUBTREE.c.idx <= (hi >> height) - 1,
-            )
+            (height, lo >> height, (hi >> height) - 1)
             for height in range(SUBTREE_MIN_HEIGHT, hi.bit_length() + 1)
             if (hi >> height) - 1 >= lo >> height
         ]
         if not ranges:
             return {}
-        rows = conn.execute(
-            select(_SUBTREE.c.level, _SUBTREE.c.idx, _SUBTREE.c.hash).where(or_(*ranges))
-        ).all()
-        return {(row[0], row[1]): bytes(row[2]) for row in rows}
+        # Straight from the driver (one level per query, by primary key): ~8,000 rows per batch,
+        # where SQLAlchemy's row processing cost more than the rest of the batch's bookkeeping.
+        raw: Any = conn.connection.driver_connection
+        postgres = conn.dialect.name == "postgresql"
+        mark = "%s" if postgres else "?"
+        query = (
+            "SELECT idx, hash FROM audit_subtree "  # noqa: S608 - constants only
+            f"WHERE level = {mark} AND idx >= {mark} AND idx <= {mark}"
+        )
+        found: dict[tuple[int, int], bytes] = {}
+        cursor = raw.cursor(binary=True) if postgres else raw.cursor()
+        try:
+            for height, first, last in ranges:
+                cursor.execute(query, (height, first, last))
+                found.update(((height, idx), bytes(node)) for idx, node in cursor.fetchall())
+        finally:
+            cursor.close()
+        return found
 
     def checkpoint_notes(self) -> list[str]:
         with self._db.read() as session:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import random
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -320,22 +321,27 @@ def _check_sampled(
         _recheck_entry(report, int(row[0]), row, True)
     n = len(rows)
     if lo + n <= exact_from:
-        chosen = {i for i, ascii_only in enumerate(map(bytes.isascii, datas)) if not ascii_only}
+        chosen: set[int] = set()
+        if not all(map(bytes.isascii, datas)):
+            chosen.update(i for i, data in enumerate(datas) if not data.isascii())
         if n:
-            # Unpredictable: whoever could write a bad entry cannot know where the sample falls.
-            chosen.update(_RANDOM.sample(range(n), -(-n // sample_every)))
+            # Unpredictable: whoever could write a bad entry cannot know where the sample falls
+            # (a generator seeded from the OS's CSPRNG for each batch; never shown to anyone).
+            sampler = random.Random(secrets.randbits(128))
+            chosen.update(sampler.sample(range(n), -(-n // sample_every)))
         indices = sorted(chosen)
     else:
         indices = list(range(n))
-    report.canonical_checked += len(indices)
+    if suspects:
+        # Already checked in full, columns and all: named once.
+        flagged = {int(row[0]) - lo for row in suspects}
+        indices = [i for i in indices if i not in flagged]
+    report.canonical_checked += len(indices) + len(suspects)
     subset = [rows[i] for i in indices]
     if subset and not _batch_ok(subset, [datas[i] for i in indices], False):
         report.rechecked_batches += 1
         for i, row in zip(indices, subset, strict=True):
             _recheck_entry(report, lo + i, row, False)
-
-
-_RANDOM = secrets.SystemRandom()
 
 
 def _pieces(levels: list[list[bytes]], count: int) -> list[tuple[int, bytes]]:
@@ -484,7 +490,9 @@ def _verify_entries(
             computed = leaf_hashes(datas)
             suspects = batch.column_suspects
             if computed != list(map(_LEAF, rows)):
-                _recheck(report, rows, computed, lo, batch.has_columns or suspects is None)
+                _recheck(report, rows, computed, lo, batch.has_columns)
+                for row in suspects or ():
+                    _recheck_entry(report, int(row[0]), row, True)
             elif suspects is None or batch.has_columns:
                 report.canonical_checked += len(rows)
                 if not _batch_ok(rows, datas, batch.has_columns):
