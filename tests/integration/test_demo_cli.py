@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, select
 from rampart.identity.db import UserRow
 from rampart.simulator.demo import BOT_EMAIL, TRADER_EMAIL
 from rampart.trading.db import OrderRow
+from tests.support.services import require_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -207,8 +208,7 @@ def test_a_person_signs_in_watches_the_live_market_and_trades_in_a_browser(demo:
     """Headless Chromium at the printed address: sign in with the printed password and a TOTP
     code, watch the market page go live over the stream, place a limit order and cancel it.
     Leaves a screenshot in artifacts/market.png."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     from tests.mfa.test_browser import CHROMIUM_ARGS

@@ -22,6 +22,7 @@ import pytest
 from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
 from rampart.identity.sessions import ClientInfo  # noqa: F401 - the identity package is wired
+from tests.support.services import require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -51,8 +52,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Container]]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    require_chromium()
     import uvicorn
 
     from rampart.web.app import create_app

@@ -44,3 +44,21 @@ def require(name: str, host: str, port: int) -> None:
     if in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def require_chromium() -> str:
+    """Debian's Chromium, which the browser tests drive (a test tool may not fetch its own)."""
+    import shutil
+
+    if shutil.which(CHROMIUM):
+        return CHROMIUM
+    message = (
+        f"Chromium is not installed at {CHROMIUM}; install Debian's package: "
+        "apt-get install chromium"
+    )
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
