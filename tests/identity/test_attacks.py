@@ -339,3 +339,49 @@ def test_signing_key_rotates_by_age_and_old_tokens_keep_working(
     keys.load()  # what KeyRotator does when due
     assert keys.signing_key()[0] != old_kid
     assert not keys.rotation_due()
+
+
+def test_a_reset_link_dies_when_the_address_changes(
+    client: TestClient, container: Container
+) -> None:
+    """Someone who still reads the old mailbox (the reason people change address) must not take
+    the account back with a reset link sent there before the change."""
+    verified_user(client, container, "mover@example.com")
+    client.post("/v1/auth/password/forgot", json={"email": "mover@example.com"})
+    stale = link_token(container, "mover@example.com", "password-reset")
+    tokens = login(client, "mover@example.com")
+    changed = client.post(
+        "/v1/me/email",
+        json={"password": PASSWORD, "new_email": "moved@example.com"},
+        headers=bearer(tokens["access_token"]),
+    )
+    assert changed.status_code == 202, changed.text
+    confirm = link_token(container, "moved@example.com", "verify-email")
+    assert client.post("/v1/auth/verify-email", json={"token": confirm}).status_code == 200
+
+    taken = client.post(
+        "/v1/auth/password/reset",
+        json={"token": stale, "password": "an attacker's brand new passphrase"},
+    )
+    assert taken.status_code == 422
+    assert taken.json()["type"] == "urn:rampart:problem:invalid-link"
+    assert login(client, "moved@example.com")["access_token"]
+
+
+def test_guessing_the_current_password_with_a_stolen_token_is_throttled(
+    client: TestClient, container: Container
+) -> None:
+    """Closing the account (or changing the password) asks for the current one: with a stolen
+    access token that must not become an unthrottled oracle for guessing it."""
+    verified_user(client, container, "oracle@example.com")
+    auth = bearer(login(client, "oracle@example.com")["access_token"])
+    answers = [
+        client.post("/v1/me/close", json={"password": f"wrong guess {n:04d}"}, headers=auth)
+        for n in range(6)
+    ]
+    statuses = [r.status_code for r in answers]
+    assert statuses[0] == 401, statuses
+    assert statuses[-1] == 429, statuses
+    # Even the right password waits now, and the account is still there.
+    assert client.post("/v1/me/close", json={"password": PASSWORD}, headers=auth).status_code == 429
+    assert client.get("/v1/me", headers=auth).status_code == 200

@@ -8,6 +8,7 @@ in-process store (the embedded default, one process) does the same under a lock.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol
 
 from rampart.kernel.clock import Clock
@@ -31,10 +32,23 @@ class NonceStore(Protocol):
 
 class MemoryNonceStore:
     def __init__(self, clock: Clock, max_entries: int = 1_000_000) -> None:
-        self._seen: TTLCache[tuple[str, str], bool] = TTLCache(max_entries, clock.monotonic)
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._seen: TTLCache[tuple[str, str], bool] = TTLCache(max_entries + 1, clock.monotonic)
 
     def first_use(self, key_id: str, nonce: str, ttl_seconds: float) -> bool:
-        return self._seen.add((key_id, nonce), True, ttl=ttl_seconds)
+        entry = (key_id, nonce)
+        with self._lock:
+            if self._seen.get(entry) is not None:
+                return False
+            if len(self._seen) >= self._max and (
+                self._seen.purge_expired() == 0 and len(self._seen) >= self._max
+            ):
+                # Full of nonces still inside their window: making room would forget one that
+                # could then be replayed. Fail closed, like the Redis store without Redis.
+                log.error("nonce store full", entries=len(self._seen))
+                raise NonceStoreUnavailableError
+            return self._seen.add(entry, True, ttl=ttl_seconds)
 
 
 class RedisNonceStore:

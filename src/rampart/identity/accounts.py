@@ -255,6 +255,16 @@ class AccountService:
                 raise InvalidLinkError("That address is now in use by another account.")
             old = user.email
             user.email = row.email
+            # Links sent to the old address (resets, other changes) die with it.
+            uow.session.execute(
+                update(EmailTokenRow)
+                .where(
+                    EmailTokenRow.user_id == user.id,
+                    EmailTokenRow.purpose.in_((PURPOSE_RESET, PURPOSE_CHANGE)),
+                    EmailTokenRow.used_at.is_(None),
+                )
+                .values(used_at=now)
+            )
             self._send(uow, old, notices.email_changed(row.email))
             uow.audit(AuditEvent(action="identity.email.changed", subject=f"user:{user.id}"))
         elif row.email != user.email:
@@ -327,6 +337,9 @@ class AccountService:
             or utc(row.expires_at) <= self._clock.now()
         ):
             raise InvalidLinkError
+        user = session.get(UserRow, row.user_id)
+        if user is None or user.email != row.email:
+            raise InvalidLinkError
         return row.email
 
     def reset_password(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
@@ -335,6 +348,10 @@ class AccountService:
         row = self._take_link(uow, token, (PURPOSE_RESET,))
         user = uow.session.get(UserRow, row.user_id)
         assert user is not None
+        if row.email != user.email:
+            # Sent to an address the account no longer has: whoever still reads that mailbox
+            # (often the very reason for the change) must not take the account back with it.
+            raise InvalidLinkError
         now = self._clock.now()
         user.password_hash = password_hash
         user.password_changed_at = now

@@ -12,9 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from rampart.access.api import authenticated
-from rampart.access.domain import Principal
+from rampart.access.domain import PermissionDeniedError, Principal
 from rampart.identity import flows
 from rampart.identity.authn import DEVICE_COOKIE
 from rampart.identity.domain import RefreshTokenReusedError, clean_device_id
@@ -23,7 +24,7 @@ from rampart.identity.mfa.api import require_step_up
 from rampart.identity.mfa.domain import SensitiveAction
 from rampart.identity.sessions import KIND_API, ClientInfo
 from rampart.kernel.context import current_context
-from rampart.platform.http.access import public
+from rampart.platform.http.access import declare_access, public
 from rampart.platform.http.deps import get_container
 from rampart.ratelimit.api import rate_limit
 
@@ -137,6 +138,27 @@ class DeviceOut(BaseModel):
 
 
 Me = Annotated[Principal, Depends(authenticated())]
+
+
+def _person() -> Any:
+    """Any signed-in person (session or bearer token), never an API key.
+
+    A key acts for a bot with the scopes it was given; managing the account's sign-ins (listing
+    sessions and devices with their IPs, ending them, logging out everywhere, closing the
+    account) is the person's alone, whatever the key's scope.
+    """
+    check = authenticated()
+
+    async def dependency(request: HTTPConnection) -> Principal:
+        principal: Principal = await check(request)
+        if principal.method == "apikey":
+            raise PermissionDeniedError("Sign in as yourself to manage your account.")
+        return principal
+
+    return declare_access(dependency, "authenticated")
+
+
+Person = Annotated[Principal, Depends(_person())]
 #: Changing the password or the address takes a fresh second factor from a user who has one: a
 #: stolen session (or token) alone must not be enough to take the account over for good.
 PasswordChanger = Annotated[
@@ -205,7 +227,7 @@ async def verify_email(body: TokenIn, request: Request) -> Accepted:
 
 
 @router.post("/v1/auth/verify-email/resend", status_code=202, response_model=Accepted)
-async def resend_verification(request: Request, me: Me) -> Accepted:
+async def resend_verification(request: Request, me: Person) -> Accepted:
     container = get_container(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
@@ -242,7 +264,7 @@ async def refresh(body: RefreshIn, request: Request) -> TokensOut:
 
 
 @router.post("/v1/auth/logout", status_code=204)
-async def logout(request: Request, me: Me, body: LogoutIn | None = None) -> Response:
+async def logout(request: Request, me: Person, body: LogoutIn | None = None) -> Response:
     """End this session (its access tokens stop working at once), or every session."""
     container = get_container(request)
     everywhere = bool(body and body.everywhere)
@@ -350,14 +372,14 @@ async def change_email(body: ChangeEmailIn, request: Request, me: EmailChanger) 
 
 
 @router.post("/v1/me/close", status_code=204)
-async def close_account(body: CloseIn, request: Request, me: Me) -> Response:
+async def close_account(body: CloseIn, request: Request, me: Person) -> Response:
     """Close the account (the password is required). Every session and token ends."""
     await flows.close_account(get_container(request), me.user_id or "", body.password)
     return Response(status_code=204)
 
 
 @router.get("/v1/me/sessions", response_model=list[SessionOut])
-async def list_sessions(request: Request, me: Me) -> list[SessionOut]:
+async def list_sessions(request: Request, me: Person) -> list[SessionOut]:
     container = get_container(request)
     user_id = me.user_id or ""
 
@@ -382,7 +404,7 @@ async def list_sessions(request: Request, me: Me) -> list[SessionOut]:
 
 
 @router.delete("/v1/me/sessions/{session_id}", status_code=204)
-async def revoke_session(session_id: str, request: Request, me: Me) -> Response:
+async def revoke_session(session_id: str, request: Request, me: Person) -> Response:
     """End one of your sessions; its tokens stop working at once. Another user's is 404."""
     container = get_container(request)
     user_id = me.user_id or ""
@@ -396,7 +418,7 @@ async def revoke_session(session_id: str, request: Request, me: Me) -> Response:
 
 
 @router.get("/v1/me/devices", response_model=list[DeviceOut])
-async def list_devices(request: Request, me: Me) -> list[DeviceOut]:
+async def list_devices(request: Request, me: Person) -> list[DeviceOut]:
     container = get_container(request)
     user_id = me.user_id or ""
 
@@ -417,7 +439,7 @@ async def list_devices(request: Request, me: Me) -> list[DeviceOut]:
 
 
 @router.delete("/v1/me/devices/{device_id}", status_code=204)
-async def revoke_device(device_id: str, request: Request, me: Me) -> Response:
+async def revoke_device(device_id: str, request: Request, me: Person) -> Response:
     """Forget a device and end its sessions; its next sign-in counts as a new device."""
     container = get_container(request)
     user_id = me.user_id or ""

@@ -155,28 +155,47 @@ async def reset_password(container: Container, token: str, password: str) -> str
 
 async def verify_current_password(container: Container, user_id: str, password: str) -> str:
     """The account's email when `password` is its current password; `InvalidCredentialsError`
-    otherwise (for changing the password or the email, and closing the account)."""
-    from rampart.identity.db import UserRow
+    otherwise (for changing the password or the email, and closing the account).
 
-    def read() -> tuple[str, str] | None:
+    Throttled like a sign-in, on the same counters (the account and the client IP): a stolen
+    session or access token must not become an unthrottled oracle for the password itself.
+    """
+    from rampart.identity.db import UserRow
+    from rampart.kernel.context import current_context
+
+    login = container.identity.login
+    ip = current_context().client_ip
+
+    def read() -> tuple[str, str, str] | None:
         with container.db.read() as session:
             row = session.get(UserRow, user_id)
             if row is None or not row.password_hash:
                 return None
-            return row.email, row.password_hash
+            key = login.email_key(row.email)
+            wait = login.throttle.wait(session, key, ip)
+            if wait > 0:
+                raise LoginThrottledError(retry_after=wait)
+            return row.email, row.password_hash, key
 
     found = await _bounded(read)
     hashing = container.identity.hashing
     stored = found[1] if found else hashing.hasher.dummy_hash()
     if not await hashing.verify(stored, password) or found is None:
-        await audit_outside_transaction(
-            container,
-            AuditEvent(
-                action="auth.reauthentication.failed",
-                outcome="failure",
-                subject=f"user:{user_id}",
-            ),
+        event = AuditEvent(
+            action="auth.reauthentication.failed",
+            outcome="failure",
+            subject=f"user:{user_id}",
         )
+        if found is None:
+            await audit_outside_transaction(container, event)
+        else:
+            key = found[2]
+
+            def record(uow: UnitOfWork) -> None:
+                login.throttle.record_failure(uow, key, ip)
+                uow.audit(event)
+
+            await _credential_transaction(container, record)
         raise InvalidCredentialsError("The current password is not correct.")
     return found[0]
 

@@ -54,9 +54,13 @@ class SignInRequired(Exception):
 
 async def page_user(request: Request) -> Principal:
     try:
-        return await authenticate(request)
+        principal = await authenticate(request)
     except UnauthorizedError:
         raise SignInRequired from None
+    if principal.method == "apikey":
+        # The pages are the person's; a bot's key (whatever its scope) signs in to none of them.
+        raise SignInRequired
+    return principal
 
 
 declare_access(page_user, "authenticated")
