@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from rampart.kernel.errors import ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
 from rampart.kernel.money import CASH_PLACES, MoneyError, to_decimal
+from rampart.ledger.bulk import executemany
 from rampart.ledger.db import AccountRow, JournalEntryRow, PositionRow, PostingRow
 from rampart.ledger.domain import (
     CLEARING_ACCOUNT,
@@ -38,6 +39,20 @@ ENTRIES: Table = JournalEntryRow.__table__  # type: ignore[assignment]
 POSTINGS: Table = PostingRow.__table__  # type: ignore[assignment]
 POSITIONS: Table = PositionRow.__table__  # type: ignore[assignment]
 
+# Built once: the order engine runs these in every batch, and building a statement (each IN
+# element coerced to a bound parameter) cost more than running it.
+_LOCK_ACCOUNTS = (
+    select(ACCOUNTS).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).with_for_update()
+)
+_LOCK_POSITIONS = (
+    select(POSITIONS)
+    .where(
+        POSITIONS.c.user_id.in_(bindparam("users", expanding=True)),
+        POSITIONS.c.symbol.in_(bindparam("symbols", expanding=True)),
+    )
+    .with_for_update()
+)
+
 #: Largest single deposit the operator command accepts: a typo should not mint a fortune.
 MAX_DEPOSIT = Decimal("100000000")
 
@@ -54,6 +69,17 @@ def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -
     dialect = session.get_bind().dialect.name
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     session.connection().execute(stmt.on_conflict_do_nothing(), rows)
+
+
+def _position_row(position: Position, now: Any) -> dict[str, Any]:
+    return {
+        "user_id": position.user_id,
+        "symbol": position.symbol,
+        "quantity": position.quantity,
+        "cost_basis": position.cost_basis,
+        "realised_pnl": position.realised_pnl,
+        "updated_at": now,
+    }
 
 
 def _account(row: Any) -> CashAccount:
@@ -82,8 +108,8 @@ class LedgerService:
             return
         now = uow.clock.now()
         session = uow.session
-        stmt = select(ACCOUNTS).where(ACCOUNTS.c.id.in_(wanted)).with_for_update()
-        found = {row.id: row for row in session.connection().execute(stmt)}
+        conn = session.connection()
+        found = {row.id: row for row in conn.execute(_LOCK_ACCOUNTS, {"ids": list(wanted)})}
         missing = [key for key in wanted if key not in found]
         if missing:
             _insert_ignore(
@@ -102,8 +128,7 @@ class LedgerService:
                     for key in missing
                 ],
             )
-            stmt = select(ACCOUNTS).where(ACCOUNTS.c.id.in_(missing)).with_for_update()
-            found.update({row.id: row for row in session.connection().execute(stmt)})
+            found.update({row.id: row for row in conn.execute(_LOCK_ACCOUNTS, {"ids": missing})})
         for key, row in found.items():
             batch.accounts[key] = _account(row)
 
@@ -115,12 +140,8 @@ class LedgerService:
             return
         users = {u for u, _ in wanted}
         symbols = {s for _, s in wanted}
-        stmt = (
-            select(POSITIONS)
-            .where(POSITIONS.c.user_id.in_(users), POSITIONS.c.symbol.in_(symbols))
-            .with_for_update()
-        )
-        for row in uow.session.connection().execute(stmt):
+        params = {"users": list(users), "symbols": list(symbols)}
+        for row in uow.session.connection().execute(_LOCK_POSITIONS, params):
             key = (row.user_id, row.symbol)
             if key in wanted:
                 batch.positions[key] = Position(
@@ -140,15 +161,19 @@ class LedgerService:
         now = uow.clock.now()
         conn = uow.session.connection()
         if batch.entries:
-            conn.execute(
-                ENTRIES.insert(),
+            executemany(
+                conn,
+                ENTRIES,
+                ("id", "kind", "reference", "created_at"),
                 [
                     {"id": e.id, "kind": e.kind, "reference": e.reference, "created_at": now}
                     for e in batch.entries
                 ],
             )
-            conn.execute(
-                POSTINGS.insert(),
+            executemany(
+                conn,
+                POSTINGS,
+                ("id", "entry_id", "account_id", "amount"),
                 [
                     {
                         "id": new_id(),
@@ -162,69 +187,38 @@ class LedgerService:
             )
             batch.entries = []
         dirty = [a for a in batch.accounts.values() if a.dirty]
-        if dirty:
-            conn.execute(
-                update(ACCOUNTS)
-                .where(ACCOUNTS.c.id == bindparam("b_id"))
-                .values(
-                    balance=bindparam("b_balance"),
-                    reserved=bindparam("b_reserved"),
-                    updated_at=bindparam("b_now"),
-                ),
-                [
-                    {
-                        "b_id": a.account_id,
-                        "b_balance": a.balance,
-                        "b_reserved": a.reserved,
-                        "b_now": now,
-                    }
-                    for a in dirty
-                ],
-            )
-            for account in dirty:
-                account.dirty = False
+        executemany(
+            conn,
+            ACCOUNTS,
+            ("balance", "reserved", "updated_at"),
+            [
+                {
+                    "id": a.account_id,
+                    "balance": a.balance,
+                    "reserved": a.reserved,
+                    "updated_at": now,
+                }
+                for a in dirty
+            ],
+            keys=("id",),
+        )
+        for account in dirty:
+            account.dirty = False
         new = [p for p in batch.positions.values() if p.dirty and p.new]
         changed = [p for p in batch.positions.values() if p.dirty and not p.new]
-        if new:
-            conn.execute(
-                POSITIONS.insert(),
-                [
-                    {
-                        "user_id": p.user_id,
-                        "symbol": p.symbol,
-                        "quantity": p.quantity,
-                        "cost_basis": p.cost_basis,
-                        "realised_pnl": p.realised_pnl,
-                        "updated_at": now,
-                    }
-                    for p in new
-                ],
-            )
-        if changed:
-            conn.execute(
-                update(POSITIONS)
-                .where(
-                    POSITIONS.c.user_id == bindparam("b_user"),
-                    POSITIONS.c.symbol == bindparam("b_symbol"),
-                )
-                .values(
-                    quantity=bindparam("b_quantity"),
-                    cost_basis=bindparam("b_cost"),
-                    realised_pnl=bindparam("b_realised"),
-                    updated_at=bindparam("b_now"),
-                ),
-                [
-                    {
-                        "b_user": p.user_id,
-                        "b_symbol": p.symbol,
-                        "b_quantity": p.quantity,
-                        "b_cost": p.cost_basis,
-                        "b_realised": p.realised_pnl,
-                        "b_now": now,
-                    }
-                    for p in changed
-                ],
-            )
+        executemany(
+            conn,
+            POSITIONS,
+            ("user_id", "symbol", "quantity", "cost_basis", "realised_pnl", "updated_at"),
+            [_position_row(p, now) for p in new],
+        )
+        executemany(
+            conn,
+            POSITIONS,
+            ("quantity", "cost_basis", "realised_pnl", "updated_at"),
+            [_position_row(p, now) for p in changed],
+            keys=("user_id", "symbol"),
+        )
         for position in new + changed:
             position.new = False
             position.dirty = False

@@ -33,7 +33,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from rampart.kernel.context import RequestContext
 from rampart.kernel.errors import ConflictError, NotFoundError, RampartError, UnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.ledger.bulk import executemany as _executemany
 from rampart.ledger.domain import (
     CLEARING_ACCOUNT,
     CashAccount,
@@ -86,6 +87,13 @@ OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
 INSTRUMENTS: Table = InstrumentRow.__table__  # type: ignore[assignment]
 ZERO = Decimal(0)
 _SYSTEM = RequestContext()
+# Built once: run in every batch.
+_LOCK_EPOCH = (
+    select(ENGINE_STATE.c.epoch).where(ENGINE_STATE.c.venue == bindparam("venue")).with_for_update()
+)
+_INSTRUMENTS_BY_SYMBOL = select(INSTRUMENTS).where(
+    INSTRUMENTS.c.symbol.in_(bindparam("symbols", expanding=True))
+)
 
 
 class OrderNotOpenError(ConflictError):
@@ -307,7 +315,15 @@ class OrderEngine:
         #: view). Must be fast; an exception is logged, never raised.
         self.execution_listeners: list[Callable[[str, str, str, Decimal], None]] = []
         self._batch_max = batch_max
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
+        self._queue_max = queue_max
+        #: Items are one (command, waiter) pair or a list of them (one event-loop tick's worth);
+        #: the bound is on commands, kept in `_backlog`.
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._backlog = 0
+        self._backlog_lock = threading.Lock()
+        #: Commands submitted from each event loop during its current tick, handed to the
+        #: engine together at the end of the tick (`_hand_over`).
+        self._gathering: dict[asyncio.AbstractEventLoop, list[tuple[Command, _Waiter]]] = {}
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._epoch: int | None = None
@@ -338,6 +354,15 @@ class OrderEngine:
             return
         self._queue.put(_STOP)
         thread.join(timeout)
+        if not thread.is_alive():
+            # A hand-over that raced with the stop: refused rather than left waiting.
+            self._refuse_queued()
+        log.info(
+            "order engine stopped",
+            batches=self.batches,
+            commands=self.commands,
+            mean_batch=round(self.commands / self.batches, 1) if self.batches else 0,
+        )
 
     @property
     def running(self) -> bool:
@@ -353,22 +378,47 @@ class OrderEngine:
     async def execute(self, command: Command) -> Any:
         """Submit from async code and await the committed result.
 
-        Resolved per batch and per event loop with one thread-safe call, as the audit log does:
-        a batch of a hundred orders wakes the loop once, not a hundred times.
+        Both directions are per event-loop tick, not per command: the commands submitted during
+        one tick reach the engine as one queue item (one wake-up of the engine thread, so the
+        two threads do not trade the GIL per order and the batch grows with the load), and
+        each batch's results come back with one thread-safe call per loop.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._put(command, _LoopWaiter(loop, future))
+        self._admit(1)
+        gathering = self._gathering.get(loop)
+        if gathering is None:
+            gathering = self._gathering[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathering.append((command, _LoopWaiter(loop, future)))
         return await future
 
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        items = self._gathering.pop(loop, None)
+        if not items:
+            return
+        if not self.running:
+            self._taken(len(items))
+            _settle([(waiter, EngineStoppedError()) for _, waiter in items])
+            return
+        self._queue.put_nowait(items)
+
     def _put(self, command: Command, waiter: _Waiter) -> None:
+        self._admit(1)
+        self._queue.put_nowait((command, waiter))
+
+    def _admit(self, count: int) -> None:
         if not self.running:
             raise EngineStoppedError
-        try:
-            self._queue.put_nowait((command, waiter))
-        except queue.Full:
-            # Bounded: under overload callers get a fast 503 instead of unbounded latency.
-            raise EngineBusyError from None
+        with self._backlog_lock:
+            if self._backlog + count > self._queue_max:
+                # Bounded: under overload callers get a fast 503 instead of unbounded latency.
+                raise EngineBusyError
+            self._backlog += count
+
+    def _taken(self, count: int) -> None:
+        with self._backlog_lock:
+            self._backlog -= count
 
     def call(self, command: Command, timeout: float = 30.0) -> Any:
         """Submit and wait (for threads: CLI, simulator, tests)."""
@@ -394,29 +444,43 @@ class OrderEngine:
     def _run(self) -> None:
         self._warm_up()
         stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            batch = [item]
-            while len(batch) < self._batch_max:
+        #: Commands taken from the queue beyond `batch_max`: the next batch starts with them.
+        left: list[tuple[Command, _Waiter]] = []
+        while not stopping or left:
+            batch, left = left, []
+            if not batch:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                batch = list(item) if isinstance(item, list) else [item]
+            while not stopping and len(batch) < self._batch_max:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
                     stopping = True
-                    break
-                batch.append(item)
+                elif isinstance(item, list):
+                    batch.extend(item)
+                else:
+                    batch.append(item)
+            batch, left = batch[: self._batch_max], batch[self._batch_max :]
+            self._taken(len(batch))
             self._process(batch)
-        # Whatever is still queued at shutdown is refused, never left hanging.
+        self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        """Whatever is still queued at shutdown is refused, never left hanging."""
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not _STOP:
-                _settle([(item[1], EngineStoppedError())])
+            if item is _STOP:
+                continue
+            items = item if isinstance(item, list) else [item]
+            self._taken(len(items))
+            _settle([(waiter, EngineStoppedError()) for _, waiter in items])
 
     def _process(self, items: list[tuple[Command, _Waiter]]) -> None:
         results: list[Any] = []
@@ -467,19 +531,15 @@ class OrderEngine:
     # --- epoch and rebuild -------------------------------------------------------------------
     def _lock_epoch(self, batch: _Batch) -> int:
         conn = batch.uow.session.connection()
-        stmt = (
-            select(ENGINE_STATE.c.epoch)
-            .where(ENGINE_STATE.c.venue == self.venue.name)
-            .with_for_update()
-        )
-        epoch = conn.execute(stmt).scalar()
+        venue = {"venue": self.venue.name}
+        epoch = conn.execute(_LOCK_EPOCH, venue).scalar()
         if epoch is None:
             insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             conn.execute(
                 insert(ENGINE_STATE).on_conflict_do_nothing(),
                 [{"venue": self.venue.name, "epoch": 0, "updated_at": batch.now}],
             )
-            epoch = conn.execute(stmt).scalar_one()
+            epoch = conn.execute(_LOCK_EPOCH, venue).scalar_one()
         if epoch != self._epoch:
             self._rebuild(batch)
         return int(epoch)
@@ -563,7 +623,7 @@ class OrderEngine:
         if not wanted:
             return
         conn = batch.uow.session.connection()
-        for row in conn.execute(select(INSTRUMENTS).where(INSTRUMENTS.c.symbol.in_(wanted))):
+        for row in conn.execute(_INSTRUMENTS_BY_SYMBOL, {"symbols": wanted}):
             batch.instruments[row.symbol] = to_instrument(row)
         for symbol in wanted:
             batch.instruments.setdefault(symbol, None)
@@ -1170,9 +1230,7 @@ class OrderEngine:
         if new:
             _executemany(conn, ORDERS, _ORDER_COLUMNS, [_order_row(o) for o in new])
         if changed:
-            _executemany(
-                conn, ORDERS, _MUTABLE, [_order_row(o) for o in changed], where=ORDERS.c.id
-            )
+            _executemany(conn, ORDERS, _MUTABLE, [_order_row(o) for o in changed], keys=("id",))
         for order in new:
             order.persisted = True
         if batch.fills:
@@ -1217,67 +1275,6 @@ class OrderEngine:
                     symbol=symbol,
                 )
             )
-
-
-_Processor = Callable[[Any], Any] | None
-_STATEMENTS: dict[tuple[str, str, tuple[str, ...], str | None], tuple[str, list[_Processor]]] = {}
-
-
-def _statement(
-    conn: Any, table: Table, columns: tuple[str, ...], where: Any | None
-) -> tuple[str, list[_Processor]]:
-    """The SQL and the columns' bind processors, built once per dialect."""
-    dialect = conn.dialect
-    key = (dialect.name, table.name, columns, None if where is None else where.name)
-    found = _STATEMENTS.get(key)
-    if found is not None:
-        return found
-    # Only identifiers from the table's own metadata are spliced in (quoted); every value is a
-    # bound parameter.
-    quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    names = list(columns)
-    if where is None:
-        sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in names)}) "  # noqa: S608
-            f"VALUES ({', '.join([mark] * len(names))})"
-        )
-    else:
-        assignments = ", ".join(f"{quote(c)} = {mark}" for c in names)
-        target = f"{quote(where.name)} = {mark}"
-        sql = f"UPDATE {quote(table.name)} SET {assignments} WHERE {target}"  # noqa: S608
-        names.append(where.name)
-    processors: list[_Processor] = [
-        table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in names
-    ]
-    _STATEMENTS[key] = (sql, processors)
-    return sql, processors
-
-
-def _executemany(
-    conn: Any,
-    table: Table,
-    columns: tuple[str, ...],
-    rows: list[dict[str, Any]],
-    *,
-    where: Any | None = None,
-) -> None:
-    """INSERT (or UPDATE ... WHERE `where` = ...) `rows` in one driver-level executemany.
-
-    The same statement SQLAlchemy would send, with each value converted by its column type's
-    own bind processor (`Amount`, `UTCDateTime`, JSON): only SQLAlchemy's per-row, per-parameter
-    bookkeeping is skipped, which cost the engine thread more than the database did.
-    """
-    sql, processors = _statement(conn, table, columns, where)
-    names = (*columns, where.name) if where is not None else columns
-    params = [
-        tuple(
-            value if proc is None or value is None else proc(value)
-            for proc, value in zip(processors, (row[c] for c in names), strict=True)
-        )
-        for row in rows
-    ]
-    conn.exec_driver_sql(sql, params)
 
 
 _MUTABLE = (

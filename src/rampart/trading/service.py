@@ -28,6 +28,7 @@ from rampart.trading.domain import (
     fmt,
 )
 from rampart.trading.engine import (
+    ORDERS,
     Cancel,
     CancelAll,
     CancelOpen,
@@ -275,17 +276,23 @@ class OrderService:
     ) -> Page:
         """Newest first; `before` is the cursor (an order id) of the previous page."""
         limit = max(1, min(limit, MAX_PAGE))
-        stmt = select(OrderRow).where(OrderRow.user_id == user_id)
+        # Core rows, not ORM instances: the risk gate pages through every open order of an
+        # account with this on each of its reloads, inside the order engine's batches.
+        stmt = select(ORDERS).where(ORDERS.c.user_id == user_id)
         if before:
-            stmt = stmt.where(OrderRow.id < before)
+            stmt = stmt.where(ORDERS.c.id < before)
         if status == "open":
-            stmt = stmt.where(OrderRow.status.in_([s.value for s in OPEN_STATUSES]))
+            stmt = stmt.where(ORDERS.c.status.in_([s.value for s in OPEN_STATUSES]))
         elif status:
-            stmt = stmt.where(OrderRow.status == status)
+            stmt = stmt.where(ORDERS.c.status == status)
         if symbol:
-            stmt = stmt.where(OrderRow.symbol == symbol)
+            stmt = stmt.where(ORDERS.c.symbol == symbol)
         with self._db.read() as session:
-            rows = list(session.scalars(stmt.order_by(OrderRow.id.desc()).limit(limit + 1)))
+            rows = (
+                session.connection()
+                .execute(stmt.order_by(ORDERS.c.id.desc()).limit(limit + 1))
+                .all()
+            )
         items = [order_from_row(r).view() for r in rows[:limit]]
         return Page(items, rows[limit - 1].id if len(rows) > limit else None)
 
