@@ -1,6 +1,7 @@
 """The order engine and the risk gate wired together as in production (`pre_trade = full`):
 the principal's authority reaches the gate, fills feed it, modifications are not counted twice,
-the day's activity survives a restart, restricted securities agree, order entry is throttled."""
+the day's activity and realised loss survive a restart, restricted securities agree, order entry
+is throttled."""
 
 from __future__ import annotations
 
@@ -116,6 +117,37 @@ def test_the_days_counts_survive_a_restart(engine: Container, settings: Settings
         with restarted.db.read() as session:
             day = restarted.orders.day_activity(session, "alice", engine.clock.now().date())
         assert day.orders_today == 2
+    finally:
+        restarted.close()
+    engine.orders.engine.start()
+
+
+def test_the_days_realised_loss_survives_a_restart(engine: Container, settings: Settings) -> None:
+    fund(engine, "alice", "100000")
+    fund(engine, "bob", "100000")
+    locate(engine, "bob")
+    set_limits(engine, "alice", daily_loss_limit="75")
+    today = engine.clock.now().date()
+    place(engine, "bob", "sell_short", "20", "100.00")
+    assert place(engine, "alice", "buy", "20", "100.00")["status"] == "filled"
+    place(engine, "bob", "buy", "10", "95.00")
+    # Alice closes half at a loss of 50; the other half, marked at 95, is 50 down too.
+    assert place(engine, "alice", "sell", "10", "95.00")["status"] == "filled"
+    with engine.db.read() as session:
+        alice = engine.orders.day_activity(session, "alice", today)
+        bob = engine.orders.day_activity(session, "bob", today)
+    assert (alice.realised_pnl_today, bob.realised_pnl_today) == (D(-50), D(50))
+    engine.orders.engine.stop()
+    # A new process: were today's realised loss measured from its first look at the ledger, it
+    # would see only the unrealised 50 and let alice open more.
+    restarted = bootstrap(settings, clock=engine.clock)
+    restarted.start()
+    try:
+        assert place(restarted, "alice", "buy", "1", "95.00")["reason"] == "daily-loss-limit"
+        assert place(restarted, "alice", "sell", "1", "95.00")["status"] == "accepted"
+        with restarted.db.read() as session:
+            tomorrow = restarted.orders.day_activity(session, "alice", today + timedelta(days=1))
+        assert tomorrow.realised_pnl_today == 0
     finally:
         restarted.close()
     engine.orders.engine.start()

@@ -97,6 +97,9 @@ class _DayActivity(Protocol):
     @property
     def day_trade_dates(self) -> tuple[date, ...]: ...
 
+    @property
+    def realised_pnl_today(self) -> Decimal: ...
+
 
 class DayActivitySource(Protocol):
     """Today's activity of an account as the order engine recorded it (wired from trading:
@@ -108,11 +111,10 @@ class DayActivitySource(Protocol):
 class LedgerAccountFacts:
     """`AccountFactsSource` from the ledger (cash, reservations, positions, cost basis and
     realised P&L), reference prices from `marks`, open orders from `open_orders`, and today's
-    order, trade and short-sale counts and day-trade dates from `activity` (without it they are
-    left to the gate's running figures, which start again from zero after a restart).
-
-    Today's realised P&L is the ledger's running total less its value at the gate's first load
-    of the day (the ledger keeps no per-day figure)."""
+    order, trade and short-sale counts, realised P&L and day-trade dates from `activity`, read
+    from the fills the engine recorded, so they survive a restart. Without `activity` they are
+    left to the gate's running figures, which start again after a restart: today's realised P&L
+    is then the ledger's running total less its value at the gate's first load of the day."""
 
     def __init__(
         self,
@@ -140,6 +142,7 @@ class LedgerAccountFacts:
             open_orders=tuple(self._open_orders(account_id)),
             cost_basis={p.symbol: p.cost_basis for p in positions},
             realised_pnl_total=sum((p.realised_pnl for p in every), Decimal(0)),
+            realised_pnl_today=day.realised_pnl_today if day is not None else None,
             orders_today=day.orders_today if day is not None else None,
             trades_today=day.trades_today if day is not None else None,
             day_trade_dates=day.day_trade_dates if day is not None else (),

@@ -315,8 +315,8 @@ class RiskGate:
                 basis = facts.cost_basis.get(position.symbol, ZERO)
                 unrealised += position.quantity * position.reference_price - basis
         if state.day != today:
-            # A new trading day: the running counts start again from zero, and today's realised
-            # P&L is measured from the ledger's total as it stands now.
+            # A new trading day: the running counts start again from zero. A source without
+            # today's realised P&L has it measured from the ledger's total as it stands now.
             state.orders_today = state.trades_today = 0
             state.short_sold = {}
             state.realised_baseline = facts.realised_pnl_total

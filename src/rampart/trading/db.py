@@ -56,6 +56,8 @@ class FillRow(Base):
     quantity: Mapped[Decimal] = mapped_column(Amount())
     liquidity: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: What the fill realised on the position (trading_0002); zero for fills written before it.
+    realised_pnl: Mapped[Decimal] = mapped_column(Amount(), default=Decimal(0), server_default="0")
 
     __table_args__ = (
         Index("ix_trading_fill_order", "order_id"),

@@ -249,6 +249,9 @@ class Fill:
     quantity: Decimal
     liquidity: str
     created_at: datetime
+    #: The P&L this fill realised on the account's position (its closing part; zero when it only
+    #: opens or adds), so today's realised P&L can be summed from the fills after a restart.
+    realised_pnl: Decimal = ZERO
 
     def view(self) -> dict[str, Any]:
         return {

@@ -1058,7 +1058,7 @@ class OrderEngine:
             account.release(release)
             order.reserved -= release
         position = self._position(batch, order.user_id, order.symbol)
-        position.apply_fill(order.side is OrderSide.BUY, quantity, price)
+        realised = position.apply_fill(order.side is OrderSide.BUY, quantity, price)
         order.filled_quantity += quantity
         order.filled_notional += price * quantity
         if order.side is OrderSide.SELL:
@@ -1075,6 +1075,7 @@ class OrderEngine:
             quantity,
             liquidity,
             batch.now,
+            realised,
         )
         batch.fills.append(fill)
         batch.executions.append((order.user_id, order.symbol, order.side.value, quantity))
@@ -1326,6 +1327,7 @@ _FILL_COLUMNS = (
     "quantity",
     "liquidity",
     "created_at",
+    "realised_pnl",
 )
 _OUTBOX_COLUMNS = ("id", "topic", "payload", "created_at", "available_at", "attempts")
 
@@ -1367,6 +1369,7 @@ def _fill_row(fill: Fill) -> dict[str, Any]:
         "quantity": fill.quantity,
         "liquidity": fill.liquidity,
         "created_at": fill.created_at,
+        "realised_pnl": fill.realised_pnl,
     }
 
 

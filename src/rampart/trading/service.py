@@ -59,6 +59,8 @@ class DayActivity:
     short_sold_today: dict[str, Decimal]
     #: One date per (day, symbol) both bought and sold, over the last week.
     day_trade_dates: tuple[date, ...]
+    #: The P&L today's fills realised (closing parts, after the ledger's cost basis).
+    realised_pnl_today: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +183,10 @@ class OrderService:
         return count
 
     def day_activity(self, session: Session, user_id: str, today: date) -> DayActivity:
-        """What the account did today (UTC day) and which days of the last week were day-trade
-        days: the facts the risk gate's daily limits, Regulation SHO locates and the legacy
-        pattern-day-trader rule read. Read from the database, so they survive a restart."""
+        """What the account did today (UTC day), what its fills realised today and which days of
+        the last week were day-trade days: the facts the risk gate's daily limits (the loss limit
+        among them), Regulation SHO locates and the legacy pattern-day-trader rule read. Read
+        from the database, so they survive a restart."""
         start = datetime.combine(today, time.min, tzinfo=UTC)
         end = start + timedelta(days=1)
         orders_today = session.scalar(
@@ -243,11 +246,26 @@ class OrderService:
                 if days >= 0 and len(seen) == 2
             )
         )
+        # Summed here, not by SUM(): SQLite keeps amounts as exact decimal text, which its SUM
+        # would turn into binary floats. Only closing fills realise anything, so only they are
+        # read.
+        realised_today = sum(
+            session.scalars(
+                select(FillRow.realised_pnl).where(
+                    FillRow.user_id == user_id,
+                    FillRow.created_at >= start,
+                    FillRow.created_at < end,
+                    FillRow.realised_pnl != ZERO,
+                )
+            ),
+            ZERO,
+        )
         return DayActivity(
             orders_today=int(orders_today or 0),
             trades_today=trades_today,
             short_sold_today=short_sold,
             day_trade_dates=day_trades,
+            realised_pnl_today=realised_today,
         )
 
     def expire_day_orders(self, actor: str = "system") -> int:
