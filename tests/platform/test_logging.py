@@ -168,7 +168,7 @@ def test_a_dict_logged_through_the_stdlib_is_redacted_by_key(log_output: io.Stri
 # --- the fast path ---------------------------------------------------------------------------
 _SECRETISH = st.sampled_from(
     [
-        "-----BEGIN PRIVATE KEY-----abc",
+        f"-----BEGIN {_ARMOUR}abc",
         "rampart-dev-key:QUJD",
         "postgres://u:pw@h/db",
         "password=hunter2",

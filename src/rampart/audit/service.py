@@ -370,7 +370,7 @@ class AuditReader:
         raw: Any = conn.connection.driver_connection
         mark = "%s" if postgres else "?"
         fields = _BATCH_COLUMNS if mode == "columns" else _BATCH_COLUMNS[:3]
-        # Only constants are interpolated (column names, the driver's placeholder).
+        # Only constants are interpolated (column names, the driver's parameter marker).
         query = (
             f"SELECT {', '.join(fields)} FROM audit_entry "  # noqa: S608
             f"WHERE seq >= {mark} AND seq < {mark} ORDER BY seq"
