@@ -46,6 +46,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from rampart.venue.domain import InstrumentStatus, OrderType
+from rampart.venue.domain import OrderSide as Side
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
@@ -55,19 +58,6 @@ ORDER_PLACE = "order:place"
 
 
 # --- vocabulary ------------------------------------------------------------------------------
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-    SELL_SHORT = "sell_short"
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"
-    STOP_LIMIT = "stop_limit"
-
-
 class TradingState(StrEnum):
     """As in nautilus_trader: ACTIVE trades; REDUCING lets only exposure-reducing orders
     through; HALTED refuses every order."""
@@ -81,12 +71,6 @@ class AccountStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     CLOSED = "closed"
-
-
-class InstrumentStatus(StrEnum):
-    ACTIVE = "active"
-    HALTED = "halted"
-    RESTRICTED = "restricted"
 
 
 class MarginMode(StrEnum):

@@ -13,7 +13,13 @@ from enum import StrEnum
 from typing import Any
 
 from rampart.kernel.errors import ValidationError
-from rampart.venue.domain import Instrument, InstrumentStatus, Side, TimeInForce
+from rampart.venue.domain import (
+    Instrument,
+    InstrumentStatus,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 
 ZERO = Decimal(0)
 MAX_QUANTITY = Decimal("10000000")
@@ -28,23 +34,6 @@ def fmt(value: Decimal | None) -> str | None:
     if value == value.to_integral_value():
         return str(value.quantize(Decimal(1)))
     return str(value.normalize())
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"
-    STOP_LIMIT = "stop_limit"
-
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-    SELL_SHORT = "sell_short"
-
-    @property
-    def book_side(self) -> Side:
-        return Side.BUY if self is OrderSide.BUY else Side.SELL
 
 
 class OrderStatus(StrEnum):

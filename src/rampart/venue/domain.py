@@ -26,6 +26,25 @@ class Side(StrEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class OrderSide(StrEnum):
+    """The side of an order, as a customer gives it; a short sale rests on the sell side."""
+
+    BUY = "buy"
+    SELL = "sell"
+    SELL_SHORT = "sell_short"
+
+    @property
+    def book_side(self) -> Side:
+        return Side.BUY if self is OrderSide.BUY else Side.SELL
+
+
 class InstrumentStatus(StrEnum):
     ACTIVE = "active"
     #: No new orders and no matching; resting orders stay until cancelled or the halt lifts.
