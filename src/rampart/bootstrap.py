@@ -172,7 +172,8 @@ def _wire_apikeys(container: Container) -> None:
             else FileKeyChanges(settings.data_dir / "apikeys.changed")
         ),
     )
-    _forget_keys_when_owners_change(container)
+    # Cached API keys are re-read once their owner's account is locked, unlocked or closed.
+    container.identity.accounts.status_listeners.append(container.apikeys.owner_changed)
     container.closers.append(
         OldKeySweeper(container.apikeys, container.uow, settings.apikeys.old_key_check_seconds)
     )
@@ -194,26 +195,6 @@ def _wire_apikeys(container: Container) -> None:
             inline=container.redis is None,
         )
     )
-
-
-def _forget_keys_when_owners_change(container: Container) -> None:
-    """Cached API keys are re-read once their owner's account is locked, unlocked or closed.
-
-    Identity has no account-status hook yet, so its two status-changing calls are wrapped here.
-    """
-    accounts = container.identity.accounts
-    set_locked, close = accounts.set_locked, accounts.close
-
-    def set_locked_and_forget(uow: UnitOfWork, user_id: str, locked: bool, *, reason: str) -> None:
-        set_locked(uow, user_id, locked, reason=reason)
-        container.apikeys.owner_changed(uow, user_id)
-
-    def close_and_forget(uow: UnitOfWork, user_id: str) -> None:
-        close(uow, user_id)
-        container.apikeys.owner_changed(uow, user_id)
-
-    accounts.set_locked = set_locked_and_forget  # type: ignore[method-assign]
-    accounts.close = close_and_forget  # type: ignore[method-assign]
 
 
 def _wire_trading(container: Container) -> None:

@@ -81,6 +81,13 @@ class AccountService:
         self._sessions = sessions
         self._throttle = throttle
         self._email_key = email_key
+        #: Called inside the transaction whenever an account's status changes (locked, unlocked,
+        #: closed), so that other domains drop what they cached about the owner (API keys).
+        self.status_listeners: list[Callable[[UnitOfWork, str], None]] = []
+
+    def _status_changed(self, uow: UnitOfWork, user_id: str) -> None:
+        for listener in self.status_listeners:
+            listener(uow, user_id)
 
     # --- helpers -----------------------------------------------------------------------------
     def _send(self, uow: UnitOfWork, to: str, notice: notices.Notice) -> None:
@@ -420,6 +427,7 @@ class AccountService:
         user.email = f"closed+{user.id}@closed.invalid"
         user.updated_at = now
         uow.audit(AuditEvent(action="identity.user.closed", subject=f"user:{user.id}"))
+        self._status_changed(uow, user.id)
 
     def set_locked(self, uow: UnitOfWork, user_id: str, locked: bool, *, reason: str) -> None:
         """Lock (no sign-in, every session and token dead at once) or unlock an account."""
@@ -437,3 +445,4 @@ class AccountService:
                 details={"reason": reason[:200]},
             )
         )
+        self._status_changed(uow, user.id)
