@@ -18,9 +18,9 @@ from typing import Protocol
 from starlette.requests import HTTPConnection
 
 from rampart.access.domain import PermissionDeniedError, Principal
-from rampart.access.recorder import AuditUnavailableError, CarriedDecision
+from rampart.access.recorder import CarriedDecision
 from rampart.kernel.context import current_context, set_context
-from rampart.kernel.errors import UnauthorizedError
+from rampart.kernel.errors import AuditUnavailableError, UnauthorizedError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.http.access import declare_access
 

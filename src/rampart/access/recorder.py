@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from rampart.access.domain import Principal
 from rampart.kernel.context import RequestContext, current_context
-from rampart.kernel.errors import UnavailableError
+from rampart.kernel.errors import AuditUnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.logging import get_logger
 
@@ -37,11 +37,6 @@ log = get_logger(__name__)
 
 class AuditAppender(Protocol):
     async def append_async(self, event: AuditEvent) -> Any: ...
-
-
-class AuditUnavailableError(UnavailableError):
-    code = "audit-unavailable"
-    title = "The action cannot be recorded right now"
 
 
 def access_event(principal: Principal, permission: str, allowed: bool, route: str) -> AuditEvent:

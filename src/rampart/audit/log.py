@@ -28,19 +28,12 @@ from collections import deque
 from rampart.audit.writer import PreparedEntry, SqlAuditWriter, prepare
 from rampart.kernel.clock import Clock
 from rampart.kernel.context import current_context
-from rampart.kernel.errors import UnavailableError
+from rampart.kernel.errors import AuditUnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 
 log = get_logger(__name__)
-
-
-class AuditUnavailableError(UnavailableError):
-    """The audit entry could not be written, so the action it records must not proceed."""
-
-    code = "audit-unavailable"
-    title = "The audit log cannot record this right now"
 
 
 class _Group:

@@ -59,3 +59,10 @@ class RateLimitedError(RampartError):
 class UnavailableError(RampartError):
     code = "unavailable"
     title = "Temporarily unavailable"
+
+
+class AuditUnavailableError(UnavailableError):
+    """The audit entry could not be written, so the action it records must not proceed."""
+
+    code = "audit-unavailable"
+    title = "The audit log cannot record this right now"
