@@ -20,7 +20,6 @@ from rampart.kernel.errors import ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
 from rampart.kernel.money import CASH_PLACES, MoneyError, to_decimal
-from rampart.ledger.bulk import executemany
 from rampart.ledger.db import AccountRow, JournalEntryRow, PositionRow, PostingRow
 from rampart.ledger.domain import (
     CLEARING_ACCOUNT,
@@ -32,6 +31,7 @@ from rampart.ledger.domain import (
     Position,
     cash_account_id,
 )
+from rampart.platform.bulk import executemany
 from rampart.platform.uow import UnitOfWork
 
 ACCOUNTS: Table = AccountRow.__table__  # type: ignore[assignment]

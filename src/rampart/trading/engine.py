@@ -43,7 +43,6 @@ from rampart.kernel.context import RequestContext
 from rampart.kernel.errors import ConflictError, NotFoundError, RampartError, UnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
-from rampart.ledger.bulk import executemany as _executemany
 from rampart.ledger.domain import (
     CLEARING_ACCOUNT,
     CashAccount,
@@ -54,6 +53,7 @@ from rampart.ledger.domain import (
     cash_account_id,
 )
 from rampart.ledger.service import LedgerService
+from rampart.platform.bulk import executemany as _executemany
 from rampart.platform.logging import get_logger
 from rampart.platform.outbox import OutboxRow
 from rampart.platform.uow import UnitOfWork
