@@ -38,7 +38,7 @@ from rampart.ratelimit.backends import MemoryBackend, RateLimitBackend, RedisBac
 from rampart.ratelimit.service import RateLimits
 from rampart.risk.gate import RiskGate
 from rampart.risk.service import RiskService
-from rampart.risk.setup import build_risk, open_orders_from_views
+from rampart.risk.setup import build_risk, open_orders_from_engine
 from rampart.trading.engine import OrderEngine
 from rampart.trading.ports import PreTradeCheck
 from rampart.trading.service import OrderService
@@ -241,7 +241,7 @@ def _wire_risk(container: Container) -> None:
         users=container.identity.accounts,
         factors=container.mfa,
         marks=orders.mark,
-        open_orders=open_orders_from_views(orders.list_orders),
+        open_orders=open_orders_from_engine(orders.engine.open_orders_of),
         day_activity=orders.day_activity,
     )
     container.risk, container.risk_gate = risk.service, risk.gate

@@ -235,6 +235,11 @@ class RiskSettings(Section):
     #: of its owner (status, verified email, MFA) before reloading them.
     facts_ttl_seconds: float = Field(default=1.0, gt=0, le=60)
     profile_ttl_seconds: float = Field(default=10.0, gt=0, le=600)
+    #: How often an account's activity of the day (orders, trades, short sales, realised P&L,
+    #: day trades) is re-read from the database: a read whose cost grows with the day's volume.
+    #: In between, the gate counts on from the orders and fills it sees and from each reload's
+    #: ledger totals; the re-read reconciles what another process did.
+    activity_ttl_seconds: float = Field(default=30.0, gt=0, le=600)
     #: What the order engine runs before the venue: `full`, every check of the pipeline (the
     #: default: every trading account is an identity user, so status, verified email and MFA
     #: are checked on every order); or `controls`, only halts, trading states and the

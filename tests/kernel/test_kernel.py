@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from rampart.kernel.clock import FrozenClock, utc
-from rampart.kernel.ids import is_id, new_id
+from rampart.kernel.ids import is_id, new_id, random_token
 from rampart.kernel.money import MoneyError, round_cash, to_decimal
 from rampart.kernel.secret import Secret
 
@@ -63,3 +64,27 @@ def test_frozen_clock_moves_only_when_told() -> None:
 
 def test_naive_times_are_taken_as_utc() -> None:
     assert utc(datetime(2026, 1, 1)).tzinfo == UTC
+
+
+def test_a_forked_child_never_hands_out_the_parents_random_bytes() -> None:
+    # Ids and tokens draw on a pool of CSPRNG bytes; a child forked with the pool half used
+    # must refill its own, or parent and child would produce the same ids and nonces.
+    new_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        os.write(write, f"{new_id()} {random_token()}".encode())
+        os._exit(0)
+    os.close(write)
+    child_id, child_token = os.read(read, 200).decode().split()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent_id, parent_token = new_id(), random_token()
+    assert child_id[-12:] != parent_id[-12:]
+    assert child_token != parent_token
+    assert len(parent_token) == 22
+    assert set(parent_token) <= set(_URLSAFE)
+
+
+_URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -213,3 +213,52 @@ def test_order_entry_is_rate_limited_per_user(
         statuses.append(response.status_code)
     assert statuses[:100] == [201] * 100
     assert statuses[100] == 429
+
+
+def test_between_reads_of_the_days_activity_the_gate_counts_on_exactly(
+    engine: Container, settings: Settings
+) -> None:
+    """Today's activity is re-read only every `activity_ttl_seconds` (its cost grows with the
+    day's volume); in between, the daily limits must still hold, from what the gate sees and
+    from each reload's ledger totals."""
+    engine.orders.engine.stop()
+    risk = settings.risk.model_copy(
+        update={"facts_ttl_seconds": 0.001, "activity_ttl_seconds": 600}
+    )
+    rarely = bootstrap(settings.model_copy(update={"risk": risk}), clock=engine.clock)
+    rarely.start()
+    try:
+        fund(rarely, "alice", "100000")
+        fund(rarely, "bob", "100000")
+        locate(rarely, "bob")
+        set_limits(rarely, "alice", daily_loss_limit="75")
+        set_limits(rarely, "bob", max_orders_per_day="4")
+        # The first order reads the day's activity; everything after is counted on.
+        place(rarely, "bob", "sell_short", "20", "100.00")
+        assert place(rarely, "alice", "buy", "20", "100.00")["status"] == "filled"
+        place(rarely, "bob", "buy", "10", "95.00")
+        assert place(rarely, "alice", "sell", "10", "95.00")["status"] == "filled"
+        # A realised loss of 50 and 50 unrealised: at the limit, only reducing orders pass.
+        assert place(rarely, "alice", "buy", "1", "95.00")["reason"] == "daily-loss-limit"
+        assert place(rarely, "alice", "sell", "1", "96.00")["status"] == "accepted"
+        gate = rarely.risk_gate
+        assert gate is not None
+        state = gate._accounts["alice"]
+        # Bought and sold ACME today: one day trade, seen here though not yet re-read.
+        assert gate._day_trade_dates(state) == (engine.clock.now().date(),)
+        assert state.realised_today == D(-50)
+        assert state.orders_today == 3  # the refused order does not count
+        # Bob's two orders so far were counted on too: two more, then the limit.
+        # (Short 10, bob's buys would reduce, and a reducing order is never refused for count.)
+        for price in ("101.00", "102.00"):
+            placed = place(rarely, "bob", "sell_short", "1", price)
+            assert placed["status"] == "accepted", placed["reason"]
+        assert place(rarely, "bob", "sell_short", "1", "103.00")["reason"] == "daily-order-limit"
+        # A fresh read agrees with what was counted.
+        with rarely.db.read() as session:
+            day = rarely.orders.day_activity(session, "alice", engine.clock.now().date())
+        assert (day.orders_today, day.realised_pnl_today) == (state.orders_today, D(-50))
+        assert_invariants(rarely)
+    finally:
+        rarely.close()
+    engine.orders.engine.start()

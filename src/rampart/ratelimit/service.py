@@ -58,6 +58,11 @@ class RateLimits:
     def enabled(self) -> bool:
         return self._settings.enabled
 
+    @property
+    def blocking(self) -> bool:
+        """Whether a hit may wait on the network (Redis), not just on a lock in this process."""
+        return bool(getattr(self.backend, "blocking", True))
+
     def spec(self, name: str) -> LimitSpec:
         try:
             return self._specs[name]

@@ -122,17 +122,38 @@ class LedgerAccountFacts:
         marks: Callable[[str], Decimal | None],
         open_orders: OpenOrders,
         activity: DayActivitySource | None = None,
+        activity_ttl: float = 0.0,
     ) -> None:
         self._ledger = ledger
         self._marks = marks
         self._open_orders = open_orders
         self._activity = activity
+        #: Today's activity is read from the fills and orders of the whole day, a cost that grows
+        #: with the day's volume: it is re-read at most every `activity_ttl` seconds (and on a
+        #: new day). In between its fields are None and the gate counts on from what it sees.
+        self._activity_ttl = activity_ttl
+        self._activity_read: dict[str, tuple[date, float]] = {}
+
+    def forget(self, account_id: str) -> None:
+        """Read the account's activity again on its next load."""
+        self._activity_read.pop(account_id, None)
+
+    def _day(self, session: Session, account_id: str, today: date) -> _DayActivity | None:
+        if self._activity is None:
+            return None
+        now = time.monotonic()
+        read = self._activity_read.get(account_id)
+        if read is not None and read[0] == today and now - read[1] < self._activity_ttl:
+            return None
+        day = self._activity(session, account_id, today)
+        self._activity_read[account_id] = (today, now)
+        return day
 
     def account_facts(self, session: Session, account_id: str, today: date) -> AccountFacts:
         cash = self._ledger.account(session, account_id)
         every = self._ledger.positions(session, account_id)
         positions = [p for p in every if p.quantity != 0]
-        day = self._activity(session, account_id, today) if self._activity is not None else None
+        day = self._day(session, account_id, today)
         return AccountFacts(
             cash=cash.balance,
             reserved=cash.reserved,
@@ -145,7 +166,7 @@ class LedgerAccountFacts:
             realised_pnl_today=day.realised_pnl_today if day is not None else None,
             orders_today=day.orders_today if day is not None else None,
             trades_today=day.trades_today if day is not None else None,
-            day_trade_dates=day.day_trade_dates if day is not None else (),
+            day_trade_dates=day.day_trade_dates if day is not None else None,
             short_sold_today=dict(day.short_sold_today) if day is not None else None,
         )
 

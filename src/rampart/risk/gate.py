@@ -10,6 +10,8 @@ positions, open orders, today's P&L and activity, identity flags) is kept per ac
 loaded through ports at most once per `facts_ttl` / `profile_ttl` seconds, and kept current
 between loads by the gate's own bookkeeping of what it accepted (a conservative view: exposure
 added by an accepted order stays counted until the next load shows it filled or cancelled).
+The open orders come from the order engine's memory and today's activity is re-read less often
+(`LedgerAccountFacts`), so a load costs what the account holds, not what it did today.
 
 Refusals are queued for `RiskWorker`, which writes them as risk events and audit entries in its
 own transaction shortly after (the engine has already recorded the order as `rejected`, with its
@@ -100,6 +102,10 @@ class _Account:
     short_sold: dict[str, Decimal] = field(default_factory=dict)
     realised_baseline: Decimal = ZERO
     realised_today: Decimal = ZERO
+    #: Day trades as last read (one date per day trade), and the sides each symbol traded on
+    #: today as seen here since: what counts today's day trades between reads.
+    day_trades_read: tuple[date, ...] = ()
+    sides_today: dict[str, set[bool]] = field(default_factory=dict)
 
 
 class RiskGate:
@@ -193,6 +199,8 @@ class RiskGate:
             if state is None:
                 return
             state.trades_today += 1
+            if side is not None:
+                state.sides_today.setdefault(symbol, set()).add(_SIDES[str(side)] is Side.BUY)
             holding = state.holdings.get(symbol)
             if holding is None or side is None or quantity is None:
                 return
@@ -276,7 +284,7 @@ class RiskGate:
             orders_today=state.orders_today,
             trades_today=state.trades_today,
             holdings=holdings,
-            day_trade_dates=facts.day_trade_dates,
+            day_trade_dates=self._day_trade_dates(state),
             locates=state.locates,
             today=state.day or self._clock.now().date(),
         )
@@ -302,6 +310,17 @@ class RiskGate:
                 state.facts_loaded = now
         return state
 
+    @staticmethod
+    def _day_trade_dates(state: _Account) -> tuple[date, ...]:
+        """The day trades as last read, with today's counted as the larger of the read count
+        and the symbols seen traded on both sides here today (each alone can only undercount)."""
+        today = state.day
+        seen = sum(1 for sides in state.sides_today.values() if len(sides) == 2)
+        read_today = sum(1 for d in state.day_trades_read if d == today)
+        if seen <= read_today or today is None:
+            return state.day_trades_read
+        return state.day_trades_read + (today,) * (seen - read_today)
+
     def _apply_facts(
         self, state: _Account, facts: AccountFacts, located: dict[str, Decimal], today: date
     ) -> None:
@@ -319,17 +338,21 @@ class RiskGate:
             # today's realised P&L has it measured from the ledger's total as it stands now.
             state.orders_today = state.trades_today = 0
             state.short_sold = {}
+            state.sides_today = {}
+            state.day_trades_read = ()
             state.realised_baseline = facts.realised_pnl_total
         state.facts = facts
         state.day = today
         state.holdings = holdings
         state.gross, state.net_value, state.requirement = gross, net_value, requirement
         state.unrealised = unrealised
-        state.realised_today = (
-            facts.realised_pnl_today
-            if facts.realised_pnl_today is not None
-            else facts.realised_pnl_total - state.realised_baseline
-        )
+        if facts.realised_pnl_today is not None:
+            # Between reads of today's activity, today's realised P&L is the ledger's running
+            # total less what it was at the start of the day: exact, from every reload.
+            state.realised_baseline = facts.realised_pnl_total - facts.realised_pnl_today
+        state.realised_today = facts.realised_pnl_total - state.realised_baseline
+        if facts.day_trade_dates is not None:
+            state.day_trades_read = tuple(facts.day_trade_dates)
         if facts.orders_today is not None:
             state.orders_today = facts.orders_today
         if facts.trades_today is not None:
@@ -347,8 +370,11 @@ class RiskGate:
         }
 
     def forget(self, account_id: str) -> None:
-        """Drop the cached view of an account (the next order reloads it)."""
+        """Drop the cached view of an account (the next order reloads all of it)."""
         self._accounts.pop(account_id, None)
+        forget = getattr(self._facts, "forget", None)
+        if forget is not None:
+            forget(account_id)
 
     # --- bookkeeping ---------------------------------------------------------------------------
     def _note_accepted(self, request: OrderRequest, account: AccountSnapshot) -> None:

@@ -71,8 +71,9 @@ class AccountFacts:
     realised_pnl_today: Decimal | None = None
     orders_today: int | None = None
     trades_today: int | None = None
-    #: One date per day trade over (at least) the last 5 business days.
-    day_trade_dates: tuple[date, ...] = ()
+    #: One date per day trade over (at least) the last 5 business days; None: not read this
+    #: time (the gate keeps what it knew, plus the day trades it saw since).
+    day_trade_dates: tuple[date, ...] | None = None
     #: Quantity sold short today per symbol (open or filled): what today's locates already cover.
     short_sold_today: dict[str, Decimal] | None = None
 

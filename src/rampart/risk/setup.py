@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,9 +23,6 @@ from rampart.risk.controls import ControlBook
 from rampart.risk.domain import ActivityTracker, OpenOrderFact, RiskConfig, RiskPipeline, Side
 from rampart.risk.gate import RiskGate
 from rampart.risk.service import RiskService, default_limits, risk_config
-
-#: Open orders read per account per facts reload, at most (pages of the order service).
-MAX_OPEN_ORDERS = 1_000
 
 
 @dataclass
@@ -64,7 +61,9 @@ def build_risk(
         db,
         clock,
         profiles=IdentityTraderProfiles(users, factors),
-        facts=LedgerAccountFacts(ledger, marks, open_orders, day_activity),
+        facts=LedgerAccountFacts(
+            ledger, marks, open_orders, day_activity, settings.risk.activity_ttl_seconds
+        ),
         facts_ttl=settings.risk.facts_ttl_seconds,
         profile_ttl=settings.risk.profile_ttl_seconds,
         full=full,
@@ -73,31 +72,19 @@ def build_risk(
     return RiskComponents(service, gate, worker)
 
 
-def open_orders_from_views(
-    list_orders: Callable[..., Any], limit: int = MAX_OPEN_ORDERS
+def open_orders_from_engine(
+    open_orders_of: Callable[..., Iterable[tuple[str, Side, Decimal, Decimal | None]]],
+    limit: int | None = None,
 ) -> OpenOrders:
-    """Adapt the order service's paged listing (`OrderService.list(user_id, status="open")`,
-    views with string amounts) to the facts the pipeline needs."""
+    """Adapt the order engine's in-memory open orders (`OrderEngine.open_orders_of`: symbol,
+    side, remaining quantity, limit price) to the facts the pipeline needs: exact, including the
+    orders of the batch being checked, and without reading the database. No cap by default:
+    every open order counts towards exposure, however many an account has."""
 
     def open_orders(account_id: str) -> list[OpenOrderFact]:
-        facts: list[OpenOrderFact] = []
-        cursor: str | None = None
-        while len(facts) < limit:
-            page = list_orders(account_id, status="open", limit=200, before=cursor)
-            for view in page.items:
-                remaining = Decimal(view["quantity"]) - Decimal(view["filled_quantity"])
-                price = view.get("limit_price")
-                facts.append(
-                    OpenOrderFact(
-                        view["symbol"],
-                        Side.BUY if view["side"] == "buy" else Side(view["side"]),
-                        remaining,
-                        Decimal(price) if price is not None else None,
-                    )
-                )
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        return facts
+        return [
+            OpenOrderFact(symbol, side, remaining, price)
+            for symbol, side, remaining, price in open_orders_of(account_id, limit)
+        ]
 
     return open_orders

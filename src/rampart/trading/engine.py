@@ -331,6 +331,9 @@ class OrderEngine:
         #: Open orders per (user, symbol), kept with `_open`: the pre-trade context's count
         #: without a scan of every open order per order.
         self._open_count: dict[tuple[str, str], int] = {}
+        #: Open orders per user, kept with `_open`: the risk gate reads an account's open orders
+        #: from here (`open_orders_of`) instead of paging through them in the database.
+        self._open_by_user: dict[str, dict[str, Order]] = {}
         self._stops: dict[str, dict[str, Order]] = {}
         self._pending_sell: dict[tuple[str, str], Decimal] = {}
         self._priority = 0
@@ -423,6 +426,19 @@ class OrderEngine:
     def call(self, command: Command, timeout: float = 30.0) -> Any:
         """Submit and wait (for threads: CLI, simulator, tests)."""
         return self.submit(command).result(timeout)
+
+    def open_orders_of(
+        self, user_id: str, limit: int | None = None
+    ) -> list[tuple[str, OrderSide, Decimal, Decimal | None]]:
+        """The user's open orders as the engine holds them, including those of the batch being
+        processed: (symbol, side, remaining quantity, limit price), oldest first.
+
+        Meant for the pre-trade check, which runs on the engine thread; from another thread it
+        is a consistent copy as of one moment (the dict is copied in one step under the GIL)."""
+        orders = list(self._open_by_user.get(user_id, {}).values())
+        if limit is not None:
+            orders = orders[:limit]
+        return [(o.symbol, o.side, o.remaining, o.limit_price) for o in orders]
 
     def snapshot(self, symbol: str) -> BookSnapshot | None:
         return self._snapshots.get(symbol)
@@ -550,6 +566,7 @@ class OrderEngine:
         self.venue.clear()
         self._open.clear()
         self._open_count.clear()
+        self._open_by_user.clear()
         self._stops.clear()
         self._pending_sell.clear()
         rows = conn.execute(
@@ -951,6 +968,7 @@ class OrderEngine:
     # --- execution ---------------------------------------------------------------------------
     def _add_open(self, order: Order) -> None:
         self._open[order.id] = order
+        self._open_by_user.setdefault(order.user_id, {})[order.id] = order
         key = (order.user_id, order.symbol)
         self._open_count[key] = self._open_count.get(key, 0) + 1
 
@@ -1118,6 +1136,11 @@ class OrderEngine:
             order.reserved = ZERO
         key = (order.user_id, order.symbol)
         if self._open.pop(order.id, None) is not None:
+            mine = self._open_by_user.get(order.user_id)
+            if mine is not None:
+                mine.pop(order.id, None)
+                if not mine:
+                    del self._open_by_user[order.user_id]
             left = self._open_count.get(key, 0) - 1
             if left > 0:
                 self._open_count[key] = left

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -26,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rampart.kernel.context import RequestContext, reset_context, set_context
-from rampart.kernel.ids import new_id
+from rampart.kernel.ids import new_id, random_token
 from rampart.platform.http.problems import problem_response
 from rampart.platform.logging import get_logger
 
@@ -127,7 +126,7 @@ class EdgeMiddleware:
             user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:256] or None,
         )
         token = set_context(ctx)
-        nonce = secrets.token_urlsafe(16)
+        nonce = random_token(16)
         state = scope.setdefault("state", {})
         state["csp_nonce"] = nonce
         state["request_context"] = ctx
