@@ -150,3 +150,33 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path) -> None:  # type: igno
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         db.dispose()
+
+
+def test_a_postgres_connection_lost_while_idle_is_replaced_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections are pinged only after sitting idle (a ping per checkout costs a round trip
+    per transaction); one that died while idle, as after a server restart, must never reach a
+    caller."""
+    from sqlalchemy import text
+
+    import rampart.platform.db as db_module
+
+    db = db_module.Database(postgres_url, pool_size=1)
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with db.read() as session:
+            backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
+        with db.read() as session:
+            replaced = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert replaced != backend
+        # In use a moment ago: no ping, the same connection comes back.
+        monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 60.0)
+        with db.read() as session:
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == replaced
+    finally:
+        admin.dispose()
+        db.engine.dispose()

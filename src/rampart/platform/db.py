@@ -9,6 +9,7 @@ ordinary deferred transactions so they never queue behind writers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -58,6 +60,34 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
     return engine
 
 
+#: A pooled connection unused for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, but only for connections that sat idle: a connection that was in use a
+    moment ago is alive, and a ping per checkout costs a round trip per transaction (a sixth of
+    the order engine's time per batch on PostgreSQL). A dead idle connection is replaced before
+    use (the pool retries on `DisconnectionError`); one that dies within the second is caught by
+    SQLAlchemy's disconnect handling, which fails that transaction and refreshes the pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("connection lost while idle") from exc
+        if not alive:
+            raise DisconnectionError("connection lost while idle")
+
+
 class Database:
     """The engines and session factories of one database."""
 
@@ -69,12 +99,9 @@ class Database:
             self.read_engine = _sqlite_engine(self.url, immediate=False, pool_size=pool_size)
         elif self.dialect == "postgresql":
             self.engine = create_engine(
-                self.url,
-                pool_size=pool_size,
-                max_overflow=pool_size * 2,
-                pool_pre_ping=True,
-                echo=echo,
+                self.url, pool_size=pool_size, max_overflow=pool_size * 2, echo=echo
             )
+            _ping_when_idle(self.engine)
             self.read_engine = self.engine
         else:
             raise ValueError(f"unsupported database backend: {self.dialect}")

@@ -600,12 +600,31 @@ class OrderEngine:
         users: set[str] = set()
         symbols: set[str] = set()
         client_ids: set[tuple[str, str]] = set()
+        positions: set[tuple[str, str]] = set()
         for command in commands:
             if isinstance(command, Place):
+                request = command.request
                 users.add(command.user_id)
-                symbols.add(command.request.symbol)
-                if command.request.client_order_id is not None:
-                    client_ids.add((command.user_id, command.request.client_order_id))
+                symbols.add(request.symbol)
+                positions.add((command.user_id, request.symbol))
+                if request.client_order_id is not None:
+                    client_ids.add((command.user_id, request.client_order_id))
+                if request.stop_price is None:
+                    # The makers it would trade with now: their accounts and positions come in
+                    # the same two statements instead of one round trip per new counterparty.
+                    probe = VenueOrder(
+                        "",
+                        command.user_id,
+                        request.symbol,
+                        request.side.book_side,
+                        request.quantity,
+                        request.limit_price,
+                        request.time_in_force,
+                        0,
+                    )
+                    for maker in self.venue.counterparties(probe):
+                        users.add(maker)
+                        positions.add((maker, request.symbol))
             elif isinstance(command, CancelOpen):
                 for matching in self._matching_open(command.account_id, command.symbol):
                     users.add(matching.user_id)
@@ -617,11 +636,7 @@ class OrderEngine:
                     symbols.add(order.symbol)
         self._load_instruments(batch, symbols)
         self._ledger.load_accounts(batch.uow, batch.ledger, users, system=[CLEARING_ACCOUNT])
-        self._ledger.load_positions(
-            batch.uow,
-            batch.ledger,
-            {(c.user_id, c.request.symbol) for c in commands if isinstance(c, Place)},
-        )
+        self._ledger.load_positions(batch.uow, batch.ledger, positions)
         if client_ids:
             conn = batch.uow.session.connection()
             rows = conn.execute(

@@ -284,6 +284,22 @@ class OrderBook:
                     return quantity, cost
         return quantity, cost
 
+    def counterparties(self, taker: Taker) -> set[str]:
+        """The owners of the resting orders the taker would trade with now (a read-only walk):
+        whose cash and positions a fill would touch, so they can be loaded up front."""
+        wanted, quantity, owners = taker.quantity, Decimal(0), set()
+        for price, level in self._sides[taker.side.opposite].levels():
+            if not _crosses(taker, price):
+                break
+            for order in level.values():
+                if order.owner == taker.owner:
+                    continue
+                owners.add(order.owner)
+                quantity += order.remaining
+                if quantity >= wanted:
+                    return owners
+        return owners
+
     # --- changes ----------------------------------------------------------------------------
     def match(self, taker: Taker) -> MatchResult:
         """Trade `taker` against the opposite side as far as its limit allows."""
@@ -397,6 +413,8 @@ class Venue(Protocol):
 
     def executable(self, order: VenueOrder) -> tuple[Decimal, Decimal]: ...
 
+    def counterparties(self, order: VenueOrder) -> set[str]: ...
+
     def snapshot(self, symbol: str, levels: int = 10) -> BookSnapshot: ...
 
     def restore(self, orders: Iterable[VenueOrder]) -> None: ...
@@ -456,6 +474,12 @@ class MatchingVenue:
     def executable(self, order: VenueOrder) -> tuple[Decimal, Decimal]:
         taker = Taker(order.order_id, order.owner, order.side, order.quantity, order.price)
         return self.book(order.symbol).executable(taker)
+
+    def counterparties(self, order: VenueOrder) -> set[str]:
+        if order.symbol not in self._books:
+            return set()
+        taker = Taker(order.order_id, order.owner, order.side, order.quantity, order.price)
+        return self._books[order.symbol].counterparties(taker)
 
     def snapshot(self, symbol: str, levels: int = 10) -> BookSnapshot:
         return self.book(symbol).snapshot(levels)
