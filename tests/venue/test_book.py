@@ -166,3 +166,22 @@ def test_book_conserves_quantity_and_never_crosses(ops) -> None:  # type: ignore
                 assert m.price <= price if side is Side.BUY else m.price >= price
         bid, ask = book.best(Side.BUY), book.best(Side.SELL)
         assert bid is None or ask is None or bid < ask
+
+
+def test_counterparties_are_the_owners_the_takers_would_meet() -> None:
+    book = OrderBook("X")
+    rest(book, "a1", Side.SELL, "10.00", "5", 1, owner="alice")
+    rest(book, "b1", Side.SELL, "10.00", "5", 2, owner="bob")
+    rest(book, "c1", Side.SELL, "10.01", "5", 3, owner="carol")
+    rest(book, "d1", Side.SELL, "10.05", "5", 4, owner="dave")
+    # Buyers for 8 in all at 10.01 reach alice and bob; 12 reach carol too; never dave.
+    assert book.counterparties(Side.BUY, D(8), D("10.01")) == {"alice", "bob"}
+    assert book.counterparties(Side.BUY, D(12), D("10.01")) == {"alice", "bob", "carol"}
+    assert book.counterparties(Side.BUY, D(100), D("10.01")) == {"alice", "bob", "carol"}
+    # A market order reaches as far as its quantity; a takers' own orders are passed over.
+    assert book.counterparties(Side.BUY, D(16), None) == {"alice", "bob", "carol", "dave"}
+    assert book.counterparties(Side.BUY, D(5), None, exclude={"alice"}) == {"bob"}
+    # Nothing crosses; the walk changes nothing.
+    assert book.counterparties(Side.BUY, D(5), D("9.99")) == set()
+    assert book.counterparties(Side.SELL, D(5), None) == set()
+    assert len(book) == 4

@@ -75,7 +75,14 @@ from rampart.trading.domain import (
 from rampart.trading.ports import PreTradeCheck, PreTradeContext
 from rampart.trading.stream import StreamEvent, StreamHub
 from rampart.venue.db import InstrumentRow
-from rampart.venue.domain import BookSnapshot, Instrument, MatchingVenue, TimeInForce, VenueOrder
+from rampart.venue.domain import (
+    BookSnapshot,
+    Instrument,
+    MatchingVenue,
+    Side,
+    TimeInForce,
+    VenueOrder,
+)
 from rampart.venue.service import to_instrument
 
 log = get_logger(__name__)
@@ -601,6 +608,8 @@ class OrderEngine:
         symbols: set[str] = set()
         client_ids: set[tuple[str, str]] = set()
         positions: set[tuple[str, str]] = set()
+        #: Per (symbol, side): the batch's takers' quantity in all and their widest limit.
+        takers: dict[tuple[str, Side], tuple[Decimal, Decimal | None]] = {}
         for command in commands:
             if isinstance(command, Place):
                 request = command.request
@@ -610,21 +619,12 @@ class OrderEngine:
                 if request.client_order_id is not None:
                     client_ids.add((command.user_id, request.client_order_id))
                 if request.stop_price is None:
-                    # The makers it would trade with now: their accounts and positions come in
-                    # the same two statements instead of one round trip per new counterparty.
-                    probe = VenueOrder(
-                        "",
-                        command.user_id,
-                        request.symbol,
-                        request.side.book_side,
-                        request.quantity,
-                        request.limit_price,
-                        request.time_in_force,
-                        0,
+                    side = request.side.book_side
+                    total, widest = takers.get((request.symbol, side), (ZERO, request.limit_price))
+                    takers[(request.symbol, side)] = (
+                        total + request.quantity,
+                        _wider(side, widest, request.limit_price),
                     )
-                    for maker in self.venue.counterparties(probe):
-                        users.add(maker)
-                        positions.add((maker, request.symbol))
             elif isinstance(command, CancelOpen):
                 for matching in self._matching_open(command.account_id, command.symbol):
                     users.add(matching.user_id)
@@ -634,6 +634,14 @@ class OrderEngine:
                 if order is not None:
                     users.add(order.user_id)
                     symbols.add(order.symbol)
+        # The makers the batch's orders would trade with: their accounts and positions come in
+        # the same two statements, not a round trip per new counterparty. Walked for all the
+        # batch's takers on a side at once (each takes what the one before left).
+        placers = set(users)
+        for (symbol, side), (quantity, limit) in takers.items():
+            for maker in self.venue.counterparties(symbol, side, quantity, limit, placers):
+                users.add(maker)
+                positions.add((maker, symbol))
         self._load_instruments(batch, symbols)
         self._ledger.load_accounts(batch.uow, batch.ledger, users, system=[CLEARING_ACCOUNT])
         self._ledger.load_positions(batch.uow, batch.ledger, positions)
@@ -1409,6 +1417,13 @@ def _fill_row(fill: Fill) -> dict[str, Any]:
         "created_at": fill.created_at,
         "realised_pnl": fill.realised_pnl,
     }
+
+
+def _wider(side: Side, a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    """The limit that reaches further into the book (None, a market order, reaches all of it)."""
+    if a is None or b is None:
+        return None
+    return max(a, b) if side is Side.BUY else min(a, b)
 
 
 def _order_from_row(row: Any) -> Order:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -284,19 +284,23 @@ class OrderBook:
                     return quantity, cost
         return quantity, cost
 
-    def counterparties(self, taker: Taker) -> set[str]:
-        """The owners of the resting orders the taker would trade with now (a read-only walk):
-        whose cash and positions a fill would touch, so they can be loaded up front."""
-        wanted, quantity, owners = taker.quantity, Decimal(0), set()
-        for price, level in self._sides[taker.side.opposite].levels():
+    def counterparties(
+        self, side: Side, quantity: Decimal, limit: Decimal | None, exclude: Collection[str] = ()
+    ) -> set[str]:
+        """The owners of the resting orders that takers on `side` for `quantity` in all, up to
+        `limit` (None: any price), would trade with now, passing over `exclude`'s orders (a
+        read-only walk): whose cash and positions their fills would touch."""
+        taker = Taker("", "", side, quantity, limit)
+        seen, owners = Decimal(0), set()
+        for price, level in self._sides[side.opposite].levels():
             if not _crosses(taker, price):
                 break
             for order in level.values():
-                if order.owner == taker.owner:
+                if order.owner in exclude:
                     continue
                 owners.add(order.owner)
-                quantity += order.remaining
-                if quantity >= wanted:
+                seen += order.remaining
+                if seen >= quantity:
                     return owners
         return owners
 
@@ -413,7 +417,14 @@ class Venue(Protocol):
 
     def executable(self, order: VenueOrder) -> tuple[Decimal, Decimal]: ...
 
-    def counterparties(self, order: VenueOrder) -> set[str]: ...
+    def counterparties(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: Decimal,
+        limit: Decimal | None,
+        exclude: Collection[str] = (),
+    ) -> set[str]: ...
 
     def snapshot(self, symbol: str, levels: int = 10) -> BookSnapshot: ...
 
@@ -475,11 +486,16 @@ class MatchingVenue:
         taker = Taker(order.order_id, order.owner, order.side, order.quantity, order.price)
         return self.book(order.symbol).executable(taker)
 
-    def counterparties(self, order: VenueOrder) -> set[str]:
-        if order.symbol not in self._books:
-            return set()
-        taker = Taker(order.order_id, order.owner, order.side, order.quantity, order.price)
-        return self._books[order.symbol].counterparties(taker)
+    def counterparties(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: Decimal,
+        limit: Decimal | None,
+        exclude: Collection[str] = (),
+    ) -> set[str]:
+        book = self._books.get(symbol)
+        return set() if book is None else book.counterparties(side, quantity, limit, exclude)
 
     def snapshot(self, symbol: str, levels: int = 10) -> BookSnapshot:
         return self.book(symbol).snapshot(levels)
