@@ -31,6 +31,7 @@ from rampart.bootstrap import bootstrap
 from rampart.config import Settings
 from rampart.platform.logging import configure_logging
 from rampart.platform.migrate import upgrade
+from rampart.platform.runtime import settle_heap
 from rampart.venue.service import DEMO_INSTRUMENTS
 from rampart.web.app import create_app
 
@@ -135,6 +136,8 @@ def main(database_url: str, data_dir: str, port: int) -> None:
         # Answered like the order route answers: orjson bytes, no response model.
         return Response(orjson.dumps(body), media_type="application/json")
 
+    # As `rampart serve` runs it.
+    settle_heap()
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -144,6 +147,8 @@ def main(database_url: str, data_dir: str, port: int) -> None:
         loop="uvloop",
         http="httptools",
         log_config=None,
+        proxy_headers=False,
+        server_header=False,
     )
 
 

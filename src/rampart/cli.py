@@ -84,6 +84,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
     from rampart.bootstrap import bootstrap
     from rampart.platform.logging import configure_logging
     from rampart.platform.migrate import NotMigratedError, upgrade
+    from rampart.platform.runtime import settle_heap
     from rampart.web.app import create_app
 
     port = port or int(os.environ.get("RAMPART_PORT", "8000"))
@@ -108,6 +109,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
         raise typer.Exit(2) from None
     if demo:
         _start_demo(container, host, port, str(settings.data_dir))
+    settle_heap()
     uvicorn.run(
         application,
         host=host,
