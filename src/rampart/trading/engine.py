@@ -289,6 +289,14 @@ class _Batch:
     ts_ns: int = 0
     #: (user, symbol, side, quantity) of each fill, for the execution listeners after commit.
     executions: list[tuple[str, str, str, Decimal]] = field(default_factory=list)
+    #: Each order's view as last recorded: the answer reuses it unless the order moved on.
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def view(self, order: Order) -> dict[str, Any]:
+        view = self.views.get(order.id)
+        if view is None or view["version"] != order.version:
+            view = order.view()
+        return view
 
 
 class OrderEngine:
@@ -689,7 +697,7 @@ class OrderEngine:
         if isinstance(command, Cancel):
             order = self._owned_open(batch, command.user_id, command.order_id)
             self._cancel(batch, order, Reason.USER_CANCELLED, command.actor)
-            return order.view()
+            return batch.view(order)
         if isinstance(command, CancelAll):
             mine = [
                 o
@@ -699,7 +707,7 @@ class OrderEngine:
             ]
             for order in sorted(mine, key=lambda o: o.priority):
                 self._cancel(batch, order, Reason.USER_CANCELLED, command.actor)
-            return [o.view() for o in mine]
+            return [batch.view(o) for o in mine]
         if isinstance(command, CancelOpen):
             matching = self._matching_open(command.account_id, command.symbol)
             for order in sorted(matching, key=lambda o: o.priority):
@@ -766,7 +774,7 @@ class OrderEngine:
         if reason is not None:
             order.transition(OrderStatus.REJECTED, batch.now, reason)
             self._record(batch, order, OrderStatus.NEW, "rejected", command.actor)
-            return PlaceResult(order.view(), created=True)
+            return PlaceResult(batch.view(order), created=True)
         assert instrument is not None
         if reservation:
             self._account(batch, order.user_id).reserve(reservation)
@@ -782,7 +790,7 @@ class OrderEngine:
         else:
             self._execute(batch, order, command.actor)
         self._trigger_stops(batch, order.symbol)
-        return PlaceResult(order.view(), created=True)
+        return PlaceResult(batch.view(order), created=True)
 
     def _check(
         self,
@@ -970,7 +978,7 @@ class OrderEngine:
             self.venue.cancel(order.symbol, order.id)
             self._execute(batch, order, command.actor)
         self._trigger_stops(batch, order.symbol)
-        return order.view()
+        return batch.view(order)
 
     def _owned_open(self, batch: _Batch, user_id: str, order_id: str) -> Order:
         order = self._open.get(order_id)
@@ -1251,7 +1259,7 @@ class OrderEngine:
                 action=f"order.{action}", subject=f"order:{order.id}", details=details, actor=actor
             ),
         )
-        view = order.view()
+        view = batch.views[order.id] = order.view()
         batch.outbox.append(
             {
                 "id": new_id(),
