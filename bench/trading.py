@@ -36,6 +36,9 @@ PG_ADMIN = os.environ.get(
 )
 SECONDS = float(os.environ.get("RAMPART_BENCH_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("RAMPART_BENCH_CONNECTIONS", "32"))
+#: The open loop's offered rate, as a share of the closed loop's orders/s (latency at that load).
+OPEN_LOOP_SHARE = float(os.environ.get("RAMPART_BENCH_OPEN_LOOP_SHARE", "0.5"))
+OPEN_LOOP_CONNECTIONS = 128
 
 
 def matching() -> dict[str, object]:
@@ -84,7 +87,8 @@ def _wait(port: int) -> None:
     raise RuntimeError("the bench server did not start")
 
 
-def _load(port: int, path: str, keys: str) -> dict[str, Any]:
+def _load(port: int, path: str, keys: str, rate: float | None = None) -> dict[str, Any]:
+    """A closed loop on `CONNECTIONS` connections, or an open loop offering `rate` a second."""
     out = subprocess.run(
         [
             sys.executable,
@@ -92,7 +96,8 @@ def _load(port: int, path: str, keys: str) -> dict[str, Any]:
             str(port),
             path,
             str(SECONDS),
-            str(CONNECTIONS),
+            str(OPEN_LOOP_CONNECTIONS if rate else CONNECTIONS),
+            *([str(rate)] if rate else []),
         ],
         input=keys,
         capture_output=True,
@@ -154,6 +159,13 @@ def http(backend: str) -> list[dict[str, object]]:
         load_before = os.getloadavg()[0]
         echo = _load(port, "/bench/echo", keys)
         orders = _load(port, "/v1/orders", keys)
+        # Latency at a load the server sustains: half its most, offered at a steady rate, to
+        # both endpoints. First past the risk gate's duplicate-order window (2 s): the open loop
+        # sends bodies the closed loop sent moments ago.
+        time.sleep(2.5)
+        rate = round(orders["rps"] * OPEN_LOOP_SHARE)
+        steady_orders = _load(port, "/v1/orders", keys, rate)
+        steady_echo = _load(port, "/bench/echo", keys, rate)
         load_after = os.getloadavg()[0]
         outcomes = _outcomes(url)
     finally:
@@ -180,6 +192,14 @@ def http(backend: str) -> list[dict[str, object]]:
             "value": echo["rps"],
             "unit": "req/s",
             "note": f"p50 {echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms",
+        },
+        {
+            "name": f"order entry at {rate}/s offered, open loop ({backend})",
+            "value": steady_orders["p99_ms"],
+            "unit": "ms p99",
+            "baseline": f"echo p99 {steady_echo['p99_ms']:.1f} ms",
+            "note": f"p50 {steady_orders['p50_ms']:.1f} ms, max {steady_orders['max_ms']:.0f} ms; "
+            f"answered {steady_orders['rps']:.0f}/s; echo p50 {steady_echo['p50_ms']:.1f} ms",
         },
     ]
 
