@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Protocol
+from typing import Protocol, cast
 
 from starlette.requests import HTTPConnection
 
@@ -112,9 +112,11 @@ def carried_decisions(request: HTTPConnection) -> list[CarriedDecision]:
 
 
 async def authenticate(request: HTTPConnection) -> Principal:
-    cached = getattr(request.state, "principal", None)
+    # The state dict itself: a missing attribute on `request.state` costs an exception.
+    state = request.scope.get("state")
+    cached = state.get("principal") if state is not None else None
     if cached is not None:
-        return cached
+        return cast(Principal, cached)
     container = request.app.state.container
     for authenticator in getattr(container, "authenticators", ()):
         principal = await authenticator.authenticate(request)
