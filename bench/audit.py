@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 
 from rampart.audit.domain import parse_entry
 from rampart.audit.merkle import CompactRange, leaf_hash, leaf_hashes, perfect_levels
+from rampart.audit.service import SearchQuery
 from rampart.audit.writer import prepare
 from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
@@ -274,6 +275,33 @@ def _proofs(container: Container) -> tuple[float, float, int]:
     return inclusion, consistency, size
 
 
+def _search(container: Container) -> tuple[float, float, int]:
+    """Mean ms for the first page (100) of a search by actor, and for every page of it, over a
+    few actors of the log; and the entries found per actor."""
+    with container.db.read() as session:
+        actors = [
+            row[0]
+            for row in session.execute(
+                text("SELECT DISTINCT actor FROM audit_entry WHERE seq < 2000 LIMIT 5")
+            )
+        ]
+    first = every = 0.0
+    found = 0
+    for actor in actors:
+        started = time.perf_counter()
+        page, cursor = container.audit.search(SearchQuery(actor=actor, limit=100))
+        first += time.perf_counter() - started
+        found += len(page)
+        while cursor is not None:
+            page, cursor = container.audit.search(
+                SearchQuery(actor=actor, limit=100, after_seq=cursor)
+            )
+            found += len(page)
+        every += time.perf_counter() - started
+    n = max(len(actors), 1)
+    return first / n * 1000, every / n * 1000, found // n
+
+
 def _leaf_baseline() -> float:
     ctx = RequestContext(request_id="req-0192b2c4", client_ip="203.0.113.9")
     data = [prepare(_event(i), ctx, 1).data for i in range(50_000)]
@@ -363,6 +391,15 @@ def _backend(label: str, url: str, data_dir: Path, leaf_rate: float) -> list[dic
                     ),
                 }
             )
+        first, every, found = _search(container)
+        rows.append(
+            {
+                "name": f"search by actor, {label}, first page of 100",
+                "value": first,
+                "unit": "ms",
+                "note": f"every page: {every:.1f} ms for ~{found} entries",
+            }
+        )
         inclusion, consistency, size = _proofs(container)
         rows.append(
             {

@@ -84,6 +84,22 @@ def test_an_edited_timestamp_column_is_named(container: Container) -> None:
     assert "first entry that does not match: 2" in output
 
 
+def test_a_timestamp_stored_as_another_type_is_named(container: Container, thorough: bool) -> None:
+    """SQLite: a blob holding the same digits matches no search by time (it sorts after every
+    number); the column must hold an integer, in both modes. (PostgreSQL's column is bigint.)"""
+    if not container.db.is_sqlite:
+        return
+    fill(container, 6)
+    container.audit_checkpointer.checkpoint()
+    behind_the_apps_back(
+        container,
+        "UPDATE audit_entry SET ts_ns = CAST(CAST(ts_ns AS TEXT) AS BLOB) WHERE seq = 4",
+    )
+    code, output = run_verify(container, thorough)
+    assert code == 1
+    assert "first entry that does not match: 4" in output
+
+
 def test_an_edited_body_is_named(container: Container, thorough: bool) -> None:
     fill(container, 10)
     container.audit_checkpointer.checkpoint()

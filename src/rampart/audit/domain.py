@@ -182,18 +182,16 @@ def _bounded(name: str, value: str | None, limit: int, *, required: bool = False
         raise AuditEntryError(f"audit {name} must be a string of at most {limit} characters")
 
 
-def make_record(
-    *,
-    ts_ns: int,
-    actor: str,
-    action: str,
-    outcome: str,
-    subject: str | None,
-    request_id: str | None,
-    client_ip: str | None,
-    details: Mapping[str, Any],
-) -> EntryRecord:
-    """A validated record with JSON-ready details."""
+def _valid_fields(
+    actor: Any,
+    action: Any,
+    outcome: Any,
+    subject: Any,
+    request_id: Any,
+    client_ip: Any,
+    ts_ns: Any,
+) -> None:
+    """Raises AuditEntryError for a field an entry cannot hold."""
     # The common case (every field a short string) is checked in one expression; anything else
     # goes through the checks that say what is wrong.
     if not (
@@ -215,6 +213,49 @@ def make_record(
         _bounded("client_ip", client_ip, MAX_CLIENT_IP)
     if type(ts_ns) is not int or ts_ns < 0:
         raise AuditEntryError("audit timestamps are non-negative nanoseconds")
+
+
+def new_entry_bytes(
+    ts_ns: int,
+    actor: str,
+    action: str,
+    outcome: str,
+    subject: str | None,
+    request_id: str | None,
+    client_ip: str | None,
+    details: Mapping[str, Any],
+) -> bytes:
+    """`sanitised_entry_bytes(make_record(...))`, validated the same way, without building the
+    record: the append path, where the record object was a third of the caller's cost."""
+    _valid_fields(actor, action, outcome, subject, request_id, client_ip, ts_ns)
+    return _sanitised_bytes(
+        {
+            "v": ENTRY_VERSION,
+            "ts": str(ts_ns),
+            "actor": actor,
+            "action": action,
+            "outcome": outcome,
+            "subject": subject,
+            "request_id": request_id,
+            "client_ip": client_ip,
+            "details": _jsonable(details if type(details) is dict else dict(details)),
+        }
+    )
+
+
+def make_record(
+    *,
+    ts_ns: int,
+    actor: str,
+    action: str,
+    outcome: str,
+    subject: str | None,
+    request_id: str | None,
+    client_ip: str | None,
+    details: Mapping[str, Any],
+) -> EntryRecord:
+    """A validated record with JSON-ready details."""
+    _valid_fields(actor, action, outcome, subject, request_id, client_ip, ts_ns)
     return EntryRecord(
         ts_ns=ts_ns,
         actor=actor,
@@ -243,7 +284,10 @@ def sanitised_entry_bytes(record: EntryRecord) -> bytes:
     (key order by UTF-16 units, U+2028/U+2029, surrogates): when the output is pure ASCII it is
     the canonical form, without walking the value first. Anything else takes `canonical_json`.
     """
-    value = record.to_json()
+    return _sanitised_bytes(record.to_json())
+
+
+def _sanitised_bytes(value: dict[str, Any]) -> bytes:
     try:
         data = orjson.dumps(value, option=_ENTRY_DUMPS)
     except orjson.JSONEncodeError:

@@ -77,7 +77,10 @@ class AuditLog:
         self._writer = writer
         self._clock = clock
         self._batch_max = batch_max
-        self._cond = threading.Condition()
+        # Callers take the plain lock (a C-level context manager, cheaper than the Condition's
+        # own `with` on every append); the writer waits on the Condition built on it.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._groups: deque[_Group] = deque()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -140,7 +143,7 @@ class AuditLog:
     def _join(
         self, entry: PreparedEntry, loop: asyncio.AbstractEventLoop | None
     ) -> tuple[_Group, int, asyncio.Future[int] | None] | None:
-        with self._cond:
+        with self._lock:
             if self._thread is None:
                 return None
             groups = self._groups

@@ -10,15 +10,17 @@ against a root it got signed, not against our word.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, tuple_
+from sqlalchemy import Connection, Table, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnClause
 
 from rampart.audit.checkpoints import CheckpointSink, newest_checkpoint
 from rampart.audit.db import (
+    ACTOR_BLOCK_BITS,
     SUBTREE_MIN_HEIGHT,
     AuditCheckpointRow,
     AuditEntryRow,
@@ -56,6 +58,9 @@ _ENTRY = cast(Table, AuditEntryRow.__table__)
 _CHECKPOINT = cast(Table, AuditCheckpointRow.__table__)
 _KEY = cast(Table, AuditSigningKeyRow.__table__)
 _SUBTREE = cast(Table, AuditSubtreeRow.__table__)
+#: The leading expression of SQLite's actor index (audit_0003), spelled as the index spells it.
+_ACTOR_BLOCK: ColumnClause[int] = literal_column(f"(seq >> {ACTOR_BLOCK_BITS})")
+_MAX_BLOCKS_PER_QUERY = 512
 #: What verification reads of each entry: the bytes, the stored leaf hash, the searchable columns
 #: (the timestamp as text, as the entry holds it).
 _BATCH_COLUMNS = (
@@ -70,6 +75,7 @@ _BATCH_COLUMNS = (
     "request_id",
     "client_ip",
 )
+_SQLITE_TS_TEXT = "CASE WHEN typeof(ts_ns) = 'integer' THEN CAST(ts_ns AS TEXT) END"
 #: SQLite compares every entry's searchable columns with its body in C, a chunk per query, and
 #: returns only the rows that disagree (with their columns, for the exact check in Python). The
 #: body without `details` and `v` must be exactly the JSON object of the columns, in canonical key
@@ -78,8 +84,8 @@ _BATCH_COLUMNS = (
 #: Python, column by column. Only constants are interpolated.
 _SQLITE_COLUMN_SUSPECTS = (
     "SELECT seq, entry, leaf_hash, "  # noqa: S608
-    "CASE WHEN typeof(ts_ns) = 'integer' THEN CAST(ts_ns AS TEXT) END, "
-    f"{', '.join(_BATCH_COLUMNS[4:])} FROM audit_entry WHERE seq >= ? AND seq < ? AND NOT ("
+    f"{_SQLITE_TS_TEXT}, {', '.join(_BATCH_COLUMNS[4:])} FROM audit_entry "
+    "WHERE seq >= ? AND seq < ? AND NOT ("
     "typeof(ts_ns) = 'integer' AND json_remove(CAST(entry AS TEXT), '$.details', '$.v') IS "
     "json_object('action', action, 'actor', actor, 'client_ip', client_ip, 'outcome', outcome, "
     "'request_id', request_id, 'subject', subject, 'ts', CAST(ts_ns AS TEXT))) ORDER BY seq"
@@ -153,10 +159,38 @@ class AuditReader:
         if query.after_seq is not None:
             stmt = stmt.where(_ENTRY.c.seq > query.after_seq)
         with self._db.read() as session:
-            rows = session.execute(stmt).all()
+            rows: Sequence[Any] = (
+                self._by_actor_blocks(session, stmt, query)
+                if query.actor is not None and session.get_bind().dialect.name == "sqlite"
+                else session.execute(stmt).all()
+            )
         page = [entry_view(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return page, (page[-1]["seq"] if more and page else None)
+
+    @staticmethod
+    def _by_actor_blocks(session: Session, stmt: Any, query: SearchQuery) -> list[Any]:
+        """SQLite: entries of one actor, through the index on (seq >> ACTOR_BLOCK_BITS, actor,
+        ts_ns): one seek per block of sequence numbers, blocks taken in order in growing chunks
+        until the page is full, so a page costs seeks over the blocks it spans, not the log."""
+        last = session.execute(select(func.max(_ENTRY.c.seq))).scalar()
+        if last is None:
+            return []
+        after = query.after_seq if query.after_seq is not None else -1
+        block = max(after + 1, 0) >> ACTOR_BLOCK_BITS
+        end = int(last) >> ACTOR_BLOCK_BITS
+        wanted = query.limit + 1
+        rows: list[Any] = []
+        chunk = 16
+        while block <= end and len(rows) < wanted:
+            blocks = range(block, min(block + chunk, end + 1))
+            found = session.execute(
+                stmt.where(_ACTOR_BLOCK.in_(blocks)).limit(wanted - len(rows))
+            ).all()
+            rows.extend(found)
+            block = blocks.stop
+            chunk = min(chunk * 2, _MAX_BLOCKS_PER_QUERY)
+        return rows
 
     def entry(self, seq: int) -> dict[str, Any]:
         with self._db.read() as session:
@@ -363,13 +397,21 @@ class AuditReader:
         """Entries in batches of `BATCH` (aligned), fetched as plain tuples from the driver.
 
         `mode`: "bare" (seq, entry, leaf hash), "columns" (and the searchable columns, checked in
-        Python) or "db-columns" (bare rows; SQLite checks the columns itself and sends only the
-        rows that disagree, as `EntryBatch.column_suspects`).
+        Python with every entry parsed), "py-columns" (the same rows, columns compared with the
+        bodies without parsing and the canonical form sampled under signed roots:
+        `EntryBatch.sample_form`) or "db-columns" (bare rows; SQLite checks the columns itself and
+        sends only the rows that disagree, as `EntryBatch.column_suspects`).
         """
         postgres = conn.dialect.name == "postgresql"
         raw: Any = conn.connection.driver_connection
         mark = "%s" if postgres else "?"
-        fields = _BATCH_COLUMNS if mode == "columns" else _BATCH_COLUMNS[:3]
+        columns = mode in ("columns", "py-columns")
+        fields = _BATCH_COLUMNS if columns else _BATCH_COLUMNS[:3]
+        if columns and not postgres:
+            # An integer, not another type holding the same digits (an SQLite column takes a
+            # blob whatever its type): that would sort after every number and hide the entry
+            # from searches by time.
+            fields = (*fields[:3], _SQLITE_TS_TEXT, *fields[4:])
         # Only constants are interpolated (column names, the driver's parameter marker).
         query = (
             f"SELECT {', '.join(fields)} FROM audit_entry "  # noqa: S608
@@ -402,7 +444,7 @@ class AuditReader:
                 else:
                     yield EntryBatch(rows, False, nodes, suspects)
             else:
-                yield EntryBatch(rows, mode == "columns", nodes)
+                yield EntryBatch(rows, columns, nodes, sample_form=mode == "py-columns")
             lo = hi
 
     @staticmethod
@@ -481,10 +523,11 @@ class AuditReader:
         signing key, keys given by the auditor) verify the sink's checkpoint: whoever rewrites
         the database can add a key to its table, not to these.
 
-        On SQLite the database compares every entry's columns with its body, and the canonical
-        form of entries authenticated by a signed root is sampled (see docs/architecture.md,
-        Audit, Verifying); `thorough` checks every entry's form and columns in Python instead,
-        as on PostgreSQL (where JSON in the database costs more than it saves).
+        Every entry's columns are compared with its body (by SQLite's JSON functions on SQLite;
+        on PostgreSQL, whose JSON costs more than it saves, in Python without a parse:
+        `verify.column_suspects`), and the canonical form of entries authenticated by a signed
+        root is sampled (see docs/architecture.md, Audit, Verifying); `thorough` parses every
+        entry and checks its form and columns exactly instead.
         """
         sink_note = sink.latest() if sink is not None else None
         with self._db.read() as session:
@@ -498,11 +541,16 @@ class AuditReader:
                 str(n)
                 for (n,) in conn.execute(select(_CHECKPOINT.c.note).order_by(_CHECKPOINT.c.size))
             ]
-            in_db = conn.dialect.name == "sqlite" and not thorough
+            # SQLite's C JSON check costs less than fetching seven more columns per entry into
+            # Python (measured); PostgreSQL's JSON costs more, so there Python compares them.
+            if thorough:
+                mode = "columns"
+            elif conn.dialect.name == "sqlite":
+                mode = "db-columns"
+            else:
+                mode = "py-columns"
             report = verify_log(
-                batches=self._batches(
-                    conn, mode="db-columns" if in_db else "columns", limit=None, subtrees=True
-                ),
+                batches=self._batches(conn, mode=mode, limit=None, subtrees=True),
                 checkpoint_notes=notes,
                 keys=keys,
                 origin=self.origin,

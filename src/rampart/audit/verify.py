@@ -16,15 +16,17 @@ text, floats) the entry takes the reference check. A batch that fails anything i
 by entry (`_recheck`) to name the first bad entry and say why; tests hold the two to the same
 verdict.
 
-Columns checked by the database. A batch may come without its columns, the database having
+Columns checked without a parse. A batch may come without its columns, the database having
 compared every entry's columns with its body itself (`EntryBatch.column_suspects`: the full rows of
-the entries it flagged, re-checked here exactly). The canonical-form check is then exact where the
-bytes are not authenticated by a signed root (at and after `exact_from`), for every entry with
-non-ASCII bytes (where orjson and RFC 8785 can differ) and for every flagged entry, and made on a
-random sample elsewhere (`sample_every`); a signed range whose root does not match is reported in
-`VerifyReport.suspect_ranges` for the caller to re-check exactly. docs/architecture.md (Audit,
-Verifying) gives the reasoning: the sample only tests the log's own serialiser, never what a
-forger could change unseen.
+the entries it flagged, re-checked here exactly), or with its columns and `sample_form`, compared
+here by `column_suspects` (bytes around `details` against orjson's array of the columns, no
+parse; PostgreSQL, whose JSON costs more than this). The canonical-form check is then exact
+where the bytes are not authenticated by a signed root (at and after `exact_from`), for every
+entry with non-ASCII bytes (where orjson and RFC 8785 can differ) and for every flagged entry,
+and made on a random sample elsewhere (`sample_every`); a signed range whose root does not match
+is reported in `VerifyReport.suspect_ranges` for the caller to re-check exactly.
+docs/architecture.md (Audit, Verifying) gives the reasoning: the sample only tests the log's own
+serialiser, never what a forger could change unseen.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import getitem, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,10 @@ class EntryBatch:
     #: without columns): the full rows, with columns, of the entries it found disagreeing or could
     #: not check; they are re-checked exactly. None when the columns were not checked that way.
     column_suspects: list[tuple[Any, ...]] | None = None
+    #: Rows with columns whose canonical form may be sampled where a signed root covers them:
+    #: the columns are then compared with the bodies by `column_suspects` (no parse), and the
+    #: flagged rows re-checked exactly, as for `column_suspects` given by the database.
+    sample_form: bool = False
 
 
 def batches_of(entries: Iterable[StoredEntry], size: int = BATCH) -> Iterator[EntryBatch]:
@@ -254,6 +260,70 @@ def _batch_ok(rows: list[tuple[Any, ...]], datas: list[bytes], has_columns: bool
         except MalformedEntryError:
             return False
     return True
+
+
+#: The searchable columns in the order their keys come in a canonical entry (action, actor,
+#: client_ip, | details |, outcome, request_id, subject, ts) from a row with columns.
+_COLUMNS_IN_BODY_ORDER = itemgetter(5, 4, 9, 6, 8, 7, 3)
+_DETAILS_KEY = b',"details":'
+_OUTCOME_KEY = b',"outcome":'
+#: Turn what surrounds `details` in a canonical body into the JSON array of its values.
+_KEYS_TO_ARRAY = (
+    (b'{"action":', b"["),
+    (b',"actor":', b","),
+    (b',"client_ip":', b","),
+    (b',"outcome":', b","),
+    (b',"request_id":', b","),
+    (b',"subject":', b","),
+    (b',"ts":', b","),
+    (b',"v":1}', b"]"),
+)
+_COLUMN_CHUNK = 4096
+_concat: Callable[[bytes, bytes], bytes] = bytes.__add__
+
+
+def column_suspects(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows (with columns) whose searchable columns may differ from their bodies, found
+    without parsing JSON; the caller re-checks them exactly (`_recheck_entry`).
+
+    A canonical entry's keys come in a fixed order: `action`, `actor` and `client_ip` before
+    `details`, then `outcome`, `request_id`, `subject`, `ts`, `v`. Only `details` is arbitrary,
+    and it sits between the first `,"details":` (nothing before it can hold that text outside a
+    string, and a string cannot hold an unescaped quote) and the last `,"outcome":` (nothing after
+    it can either). What surrounds it, with the key names replaced by commas, is the JSON array of
+    the column values, which orjson writes from the columns in one call for thousands of rows at
+    once: a byte-for-byte comparison with no parse. Equal text means equal values and JSON types
+    (a number where the body has a string, a NULL where it has a string, a bytes column all
+    differ); where orjson's text can differ from RFC 8785's (U+2028/U+2029) or cannot be written
+    (lone surrogates), rows are flagged, never passed. A body that is not canonical does not come
+    out as this array, so it is flagged too, unless it was built to look canonical around its
+    `details`: such bytes are what the canonical-form check (exact, or sampled under a signed
+    root: docs/architecture.md, Audit, Verifying) is for.
+    """
+    flagged: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), _COLUMN_CHUNK):
+        chunk = rows[start : start + _COLUMN_CHUNK]
+        if not _columns_agree(chunk):
+            flagged.extend(row for row in chunk if not _columns_agree([row]))
+    return flagged
+
+
+def _columns_agree(rows: list[tuple[Any, ...]]) -> bool:
+    datas = list(map(_DATA, rows))
+    try:
+        heads: Iterator[bytes] = map(
+            getitem, datas, map(slice, repeat(None), map(bytes.find, datas, repeat(_DETAILS_KEY)))
+        )
+        tails: Iterator[bytes] = map(
+            getitem, datas, map(slice, map(bytes.rfind, datas, repeat(_OUTCOME_KEY)), repeat(None))
+        )
+        around = b"[" + b",".join(map(_concat, heads, tails)) + b"]"
+        expected = orjson.dumps(list(map(_COLUMNS_IN_BODY_ORDER, rows)))
+    except (TypeError, orjson.JSONEncodeError):
+        return False  # a body that is not bytes, a column JSON cannot hold
+    for key, replacement in _KEYS_TO_ARRAY:
+        around = around.replace(key, replacement)
+    return around == expected
 
 
 def _recheck(
@@ -491,8 +561,13 @@ def _verify_entries(
             suspects = batch.column_suspects
             if computed != list(map(_LEAF, rows)):
                 _recheck(report, rows, computed, lo, batch.has_columns)
-                for row in suspects or ():
-                    _recheck_entry(report, int(row[0]), row, True)
+                if not batch.has_columns:
+                    for row in suspects or ():
+                        _recheck_entry(report, int(row[0]), row, True)
+            elif batch.sample_form and batch.has_columns:
+                sampled = sampled or lo < exact_from
+                flagged = column_suspects(rows)
+                _check_sampled(report, rows, datas, lo, exact_from, sample_every, flagged)
             elif suspects is None or batch.has_columns:
                 report.canonical_checked += len(rows)
                 if not _batch_ok(rows, datas, batch.has_columns):

@@ -22,14 +22,13 @@ per-row parameter processing, which cost more than the database itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, event, select, update
 from sqlalchemy.orm import Session
 
 from rampart.audit.db import SUBTREE_MIN_HEIGHT, AuditEntryRow, AuditTreeStateRow
-from rampart.audit.domain import EntryRecord, make_record, sanitised_entry_bytes
+from rampart.audit.domain import new_entry_bytes
 from rampart.audit.merkle import CompactRange, leaf_hash
 from rampart.kernel.clock import Clock
 from rampart.kernel.context import RequestContext, current_context
@@ -82,11 +81,13 @@ _PG_COPY_SUBTREES = "COPY audit_subtree (level, idx, hash) FROM STDIN (FORMAT BI
 _PG_SUBTREE_TYPES = ("int2", "int8", "bytea")
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedEntry:
-    """An entry ready to be sequenced: its values, canonical bytes, leaf hash and row."""
+class PreparedEntry(NamedTuple):
+    """An entry ready to be sequenced: its canonical bytes, leaf hash and row.
 
-    record: EntryRecord
+    A tuple, not a frozen dataclass: made once per append on the caller's thread, where a frozen
+    dataclass's field-by-field `__init__` cost as much as hashing the entry.
+    """
+
     data: bytes
     leaf: bytes
     #: The `audit_entry` row without its sequence number (`ENTRY_COLUMNS[1:]`).
@@ -95,30 +96,18 @@ class PreparedEntry:
 
 def prepare(event: AuditEvent, ctx: RequestContext, ts_ns: int) -> PreparedEntry:
     """Validate and canonicalise one event; raises `AuditEntryError` for one that cannot be kept."""
-    record = make_record(
-        ts_ns=ts_ns,
-        actor=event.actor or ctx.actor,
-        action=event.action,
-        outcome=event.outcome,
-        subject=event.subject,
-        request_id=ctx.request_id,
-        client_ip=ctx.client_ip,
-        details=event.details,
+    actor = event.actor or ctx.actor
+    action, outcome, subject = event.action, event.outcome, event.subject
+    request_id, client_ip = ctx.request_id, ctx.client_ip
+    data = new_entry_bytes(
+        ts_ns, actor, action, outcome, subject, request_id, client_ip, event.details
     )
-    data = sanitised_entry_bytes(record)
     leaf = leaf_hash(data)
-    values = (
-        record.ts_ns,
-        record.actor,
-        record.action,
-        record.outcome,
-        record.subject,
-        record.request_id,
-        record.client_ip,
+    return PreparedEntry(
         data,
         leaf,
+        (ts_ns, actor, action, outcome, subject, request_id, client_ip, data, leaf),
     )
-    return PreparedEntry(record, data, leaf, values)
 
 
 def load_state(session: Session, *, lock: bool) -> CompactRange:
