@@ -293,6 +293,8 @@ class RiskGate:
         state = self._accounts.get(account_id)
         if state is None:
             state = self._accounts[account_id] = _Account()
+            # A fresh view has no running figures: it must start from a read of the day.
+            self._forget_facts(account_id)
         now = time.monotonic()
         today = self._clock.now().date()
         stale_profile = now - state.profile_loaded > self._profile_ttl
@@ -372,6 +374,9 @@ class RiskGate:
     def forget(self, account_id: str) -> None:
         """Drop the cached view of an account (the next order reloads all of it)."""
         self._accounts.pop(account_id, None)
+        self._forget_facts(account_id)
+
+    def _forget_facts(self, account_id: str) -> None:
         forget = getattr(self._facts, "forget", None)
         if forget is not None:
             forget(account_id)
