@@ -183,6 +183,8 @@ async def main(port: int, path: str, seconds: float, connections: int, keys: Any
         json.dumps(
             {
                 "rps": len(lat) / elapsed,
+                # Everything sent, warm-up included: what the server's CPU was spent on.
+                "sent": len(warm) + len(lat),
                 "p50_ms": lat[len(lat) // 2] * 1000,
                 "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
                 "statuses": statuses,

@@ -8,7 +8,11 @@
    every order transition in the audit log); every order committed before its response. The
    baseline is an echo endpoint of the same app with the same signature check, permission check
    and durable audit entry of it, measured in the same run: the ratio is what holds on a noisy
-   machine. The 1-minute load average before and after is in the note (the machine is shared).
+   machine. Echo and orders alternate `RAMPART_BENCH_ROUNDS` times (medians reported), and the
+   server's CPU per request (from /proc) is reported beside the throughput: on a shared machine
+   it is the steadier of the two. Then latency at a steady load: an open loop offering half the
+   orders/s measured, to orders and to echo. The 1-minute load average before and after is in
+   the note (the machine is shared).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +44,8 @@ CONNECTIONS = int(os.environ.get("RAMPART_BENCH_CONNECTIONS", "32"))
 #: The open loop's offered rate, as a share of the closed loop's orders/s (latency at that load).
 OPEN_LOOP_SHARE = float(os.environ.get("RAMPART_BENCH_OPEN_LOOP_SHARE", "0.5"))
 OPEN_LOOP_CONNECTIONS = 128
+#: Closed-loop runs of each endpoint, alternated (echo, orders, echo, orders, ...).
+ROUNDS = int(os.environ.get("RAMPART_BENCH_ROUNDS", "2"))
 
 
 def matching() -> dict[str, object]:
@@ -87,8 +94,19 @@ def _wait(port: int) -> None:
     raise RuntimeError("the bench server did not start")
 
 
-def _load(port: int, path: str, keys: str, rate: float | None = None) -> dict[str, Any]:
-    """A closed loop on `CONNECTIONS` connections, or an open loop offering `rate` a second."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(
+    port: int, path: str, keys: str, rate: float | None = None, server: int | None = None
+) -> dict[str, Any]:
+    """A closed loop on `CONNECTIONS` connections, or an open loop offering `rate` a second.
+    Given the server's pid, a closed loop also reports the server's CPU per request sent: the
+    steadier figure on a shared machine."""
+    cpu_before = _cpu_seconds(server) if server else 0.0
     out = subprocess.run(
         [
             sys.executable,
@@ -106,7 +124,14 @@ def _load(port: int, path: str, keys: str, rate: float | None = None) -> dict[st
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    if server and "sent" in result:
+        result["cpu_us"] = (_cpu_seconds(server) - cpu_before) * 1e6 / result["sent"]
+    return result
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
 
 
 def _outcomes(url: str) -> str:
@@ -157,8 +182,19 @@ def http(backend: str) -> list[dict[str, object]]:
         _wait(port)
         keys = (tmp / "var" / "bench-keys.json").read_text()
         load_before = os.getloadavg()[0]
-        echo = _load(port, "/bench/echo", keys)
-        orders = _load(port, "/v1/orders", keys)
+        # Echo and orders alternate, `ROUNDS` times each, so that a change in the machine's load
+        # falls on both; the medians are reported.
+        echo_runs: list[dict[str, Any]] = []
+        order_runs: list[dict[str, Any]] = []
+        for _ in range(ROUNDS):
+            echo_runs.append(_load(port, "/bench/echo", keys, server=server.pid))
+            order_runs.append(_load(port, "/v1/orders", keys, server=server.pid))
+        echo = {k: _median(echo_runs, k) for k in ("rps", "p50_ms", "p99_ms", "cpu_us")}
+        orders = {k: _median(order_runs, k) for k in ("rps", "p50_ms", "p99_ms", "cpu_us")}
+        statuses: dict[str, int] = {}
+        for run in order_runs:
+            for status, count in run["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + count
         # Latency at a load the server sustains: half its most, offered at a steady rate, to
         # both endpoints. First past the risk gate's duplicate-order window (2 s): the open loop
         # sends bodies the closed loop sent moments ago.
@@ -176,22 +212,25 @@ def http(backend: str) -> list[dict[str, object]]:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
             admin.dispose()
-    ok = orders["statuses"].get("201", 0) / max(1, sum(orders["statuses"].values()))
+    ok = statuses.get("201", 0) / max(1, sum(statuses.values()))
     return [
         {
             "name": f"order entry over HTTP ({backend})",
             "value": orders["rps"],
             "unit": "orders/s",
             "baseline": f"echo {echo['rps']:.0f} req/s",
-            "note": f"ratio {orders['rps'] / echo['rps']:.2f}; p50 {orders['p50_ms']:.1f} ms, "
-            f"p99 {orders['p99_ms']:.1f} ms; {ok:.0%} 201 ({outcomes}); "
+            "note": f"ratio {orders['rps'] / echo['rps']:.2f} (by server CPU per request "
+            f"{echo['cpu_us'] / orders['cpu_us']:.2f}); {orders['cpu_us']:.0f} µs server CPU "
+            f"per order; p50 {orders['p50_ms']:.1f} ms, p99 {orders['p99_ms']:.1f} ms; "
+            f"{ok:.0%} 201 ({outcomes}); medians of {ROUNDS} alternated runs; "
             f"load {load_before:.1f} -> {load_after:.1f}",
         },
         {
             "name": f"echo over HTTP ({backend})",
             "value": echo["rps"],
             "unit": "req/s",
-            "note": f"p50 {echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms",
+            "note": f"{echo['cpu_us']:.0f} µs server CPU per request; p50 {echo['p50_ms']:.1f} "
+            f"ms, p99 {echo['p99_ms']:.1f} ms",
         },
         {
             "name": f"order entry at {rate}/s offered, open loop ({backend})",
