@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Table, event, select, update
+from sqlalchemy import Connection, Table, bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from rampart.audit.db import SUBTREE_MIN_HEIGHT, AuditEntryRow, AuditTreeStateRow
@@ -110,15 +110,25 @@ def prepare(event: AuditEvent, ctx: RequestContext, ts_ns: int) -> PreparedEntry
     )
 
 
+# Built once: run on every append batch (Core statements on the session's connection; the ORM
+# path and building them per batch cost more than running them).
+_READ_STATE = select(_STATE.c.size, _STATE.c.border).where(_STATE.c.id == STATE_ID)
+_LOCK_STATE = _READ_STATE.with_for_update()
+_SAVE_STATE = (
+    update(_STATE)
+    .where(_STATE.c.id == STATE_ID)
+    .values(size=bindparam("new_size"), border=bindparam("new_border"), root=bindparam("new_root"))
+)
+
+
 def load_state(session: Session, *, lock: bool) -> CompactRange:
     """The tree's compact range from the state row (locked when `lock`), rebuilt if missing."""
-    query = select(_STATE.c.size, _STATE.c.border).where(_STATE.c.id == STATE_ID)
-    if lock:
-        query = query.with_for_update()
-    row = session.execute(query).first()
+    query = _LOCK_STATE if lock else _READ_STATE
+    conn = session.connection()
+    row = conn.execute(query).first()
     if row is None:
         _recreate_state(session)
-        row = session.execute(query).one()
+        row = conn.execute(query).one()
     return CompactRange.unpack(int(row.size), bytes(row.border))
 
 
@@ -210,9 +220,7 @@ class SqlAuditWriter:
         conn = session.connection()
         insert_rows(conn, rows, subtrees)
         conn.execute(
-            update(_STATE)
-            .where(_STATE.c.id == STATE_ID)
-            .values(size=rng.size, border=rng.pack(), root=rng.root())
+            _SAVE_STATE, {"new_size": rng.size, "new_border": rng.pack(), "new_root": rng.root()}
         )
         if self.listeners:
             size = rng.size

@@ -98,6 +98,11 @@ _SYSTEM = RequestContext()
 _LOCK_EPOCH = (
     select(ENGINE_STATE.c.epoch).where(ENGINE_STATE.c.venue == bindparam("venue")).with_for_update()
 )
+_BUMP_EPOCH = (
+    update(ENGINE_STATE)
+    .where(ENGINE_STATE.c.venue == bindparam("venue_name"))
+    .values(epoch=bindparam("new_epoch"), updated_at=bindparam("now"))
+)
 _INSTRUMENTS_BY_SYMBOL = select(INSTRUMENTS).where(
     INSTRUMENTS.c.symbol.in_(bindparam("symbols", expanding=True))
 )
@@ -1296,9 +1301,7 @@ class OrderEngine:
         if batch.audit and self._write_audit is not None:
             self._write_audit(batch.uow.session, batch.audit)
         conn.execute(
-            update(ENGINE_STATE)
-            .where(ENGINE_STATE.c.venue == self.venue.name)
-            .values(epoch=epoch + 1, updated_at=batch.now)
+            _BUMP_EPOCH, {"venue_name": self.venue.name, "new_epoch": epoch + 1, "now": batch.now}
         )
 
     def _publish_market(self, batch: _Batch) -> None:
