@@ -185,3 +185,46 @@ def test_counterparties_are_the_owners_the_takers_would_meet() -> None:
     assert book.counterparties(Side.BUY, D(5), D("9.99")) == set()
     assert book.counterparties(Side.SELL, D(5), None) == set()
     assert len(book) == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["submit", "cancel", "reduce"]),
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.integers(min_value=1, max_value=20),
+            st.one_of(st.none(), st.integers(min_value=97, max_value=103)),
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(min_value=0, max_value=59),
+        ),
+        max_size=60,
+    )
+)
+def test_published_depth_always_equals_what_rests(ops) -> None:  # type: ignore[no-untyped-def]
+    # The depth is kept per level as orders rest, fill, shrink and go: it must always be the
+    # sum of what actually rests there.
+    venue = MatchingVenue()
+    book = venue.book("X")
+    for i, (op, side, qty, price, owner, pick) in enumerate(ops):
+        resting = list(book.orders())
+        if op == "submit" or not resting:
+            venue.submit(
+                VenueOrder(
+                    f"o{i}", owner, "X", side, D(qty), None if price is None else D(price),
+                    TimeInForce.DAY, i,
+                )
+            )  # fmt: skip
+        else:
+            target = resting[pick % len(resting)]
+            if op == "cancel":
+                venue.cancel("X", target.order_id)
+            elif target.remaining > 1:
+                venue.reduce("X", target.order_id, target.remaining - 1)
+        snapshot = book.snapshot(levels=1000)
+        for levels, book_side in ((snapshot.bids, Side.BUY), (snapshot.asks, Side.SELL)):
+            expected: dict[D, D] = {}
+            for o in book.orders():
+                if o.side is book_side:
+                    expected[o.price] = expected.get(o.price, D(0)) + o.remaining
+            assert {level.price: level.quantity for level in levels} == expected

@@ -162,13 +162,16 @@ class BookSnapshot:
 class _SideBook:
     """One side of a book: price levels in priority order, FIFO within a level."""
 
-    __slots__ = ("_keys", "_levels", "side")
+    __slots__ = ("_keys", "_levels", "_totals", "side")
 
     def __init__(self, side: Side) -> None:
         self.side = side
         # Sort keys ascending: asks by price, bids by negated price, so index 0 is always best.
         self._keys: list[Decimal] = []
         self._levels: dict[Decimal, OrderedDict[str, RestingOrder]] = {}
+        #: Quantity resting at each level, kept as orders come, fill and go: the depth the
+        #: engine publishes after every batch without summing every order of ten levels.
+        self._totals: dict[Decimal, Decimal] = {}
 
     def _key(self, price: Decimal) -> Decimal:
         return -price if self.side is Side.BUY else price
@@ -178,7 +181,9 @@ class _SideBook:
         if level is None:
             level = OrderedDict()
             self._levels[order.price] = level
+            self._totals[order.price] = Decimal(0)
             insort(self._keys, self._key(order.price))
+        self._totals[order.price] += order.remaining
         if level and next(reversed(level.values())).priority > order.priority:
             # Out of time order (only when restoring): keep the level sorted by priority.
             ordered = sorted([*level.values(), order], key=lambda o: o.priority)
@@ -191,12 +196,18 @@ class _SideBook:
         level = self._levels.get(order.price)
         if level is None or level.pop(order.order_id, None) is None:
             return
+        self._totals[order.price] -= order.remaining
         if not level:
             del self._levels[order.price]
+            del self._totals[order.price]
             key = self._key(order.price)
             index = bisect_left(self._keys, key)
             if index < len(self._keys) and self._keys[index] == key:
                 del self._keys[index]
+
+    def adjust(self, price: Decimal, delta: Decimal) -> None:
+        """Record that an order resting at `price` changed its remaining quantity by `delta`."""
+        self._totals[price] += delta
 
     def best_price(self) -> Decimal | None:
         if not self._keys:
@@ -213,9 +224,7 @@ class _SideBook:
     def depth(self, count: int) -> tuple[Level, ...]:
         out = []
         for price, level in self.levels():
-            out.append(
-                Level(price, sum((o.remaining for o in level.values()), Decimal(0)), len(level))
-            )
+            out.append(Level(price, self._totals[price], len(level)))
             if len(out) >= count:
                 break
         return tuple(out)
@@ -325,6 +334,7 @@ class OrderBook:
                     continue
                 take = min(remaining, order.remaining)
                 order.remaining -= take
+                opposite.adjust(best, -take)
                 remaining -= take
                 result.matches.append(
                     Match(order.order_id, order.owner, best, take, order.remaining)
@@ -359,6 +369,7 @@ class OrderBook:
         order = self._orders[order_id]
         if not Decimal(0) < remaining <= order.remaining:
             raise ValueError("reduce needs 0 < new quantity <= current quantity")
+        self._sides[order.side].adjust(order.price, remaining - order.remaining)
         order.remaining = remaining
 
 
