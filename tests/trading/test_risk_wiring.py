@@ -262,3 +262,44 @@ def test_between_reads_of_the_days_activity_the_gate_counts_on_exactly(
     finally:
         rarely.close()
     engine.orders.engine.start()
+
+
+def test_a_reload_due_mid_batch_never_forgets_the_batchs_own_orders(
+    engine: Container, settings: Settings
+) -> None:
+    """The gate's reloads read committed rows; inside a batch the orders it already accepted
+    exist only in the engine's memory. Reloads happen before a batch, never in it: five orders in
+    one batch against a limit of four a day, with every reload due at once."""
+    import asyncio
+
+    engine.orders.engine.stop()
+    eager = {"facts_ttl_seconds": 0.001, "activity_ttl_seconds": 0.001}
+    risk = settings.risk.model_copy(update=eager)
+    busy = bootstrap(settings.model_copy(update={"risk": risk}), clock=engine.clock)
+    busy.start()
+    try:
+        fund(busy, "alice", "100000")
+        set_limits(busy, "alice", max_orders_per_day="4")
+
+        async def one_batch() -> list[object]:
+            # Submitted in one event-loop tick: the engine takes them as one batch.
+            return await asyncio.gather(
+                *(
+                    busy.orders.engine.execute(
+                        Place("alice", "user:alice", _limit("buy", "1", f"9{k}.00"))
+                    )
+                    for k in range(5)
+                )
+            )
+
+        batches_before = busy.orders.engine.batches
+        results = asyncio.run(one_batch())
+        assert busy.orders.engine.batches == batches_before + 1
+        statuses = [r.order["status"] for r in results]  # type: ignore[attr-defined]
+        reasons = [r.order["reason"] for r in results]  # type: ignore[attr-defined]
+        assert statuses[:4] == ["accepted"] * 4
+        assert reasons[4] == "daily-order-limit"
+        assert_invariants(busy)
+    finally:
+        busy.close()
+    engine.orders.engine.start()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -140,8 +141,30 @@ class RiskGate:
         self._pending_lock = threading.Lock()
         self.dropped_records = 0
         self.wake = threading.Event()
+        #: True while the engine runs a batch's commands: no reload then (see `before_batch`).
+        self._in_batch = False
 
     # --- the engine's seam ---------------------------------------------------------------------
+    def before_batch(self, accounts: Iterable[str]) -> None:
+        """Reload, now, what is stale of the batch's accounts, and nothing during the batch.
+
+        A reload reads committed rows. Inside a batch, the orders the batch already accepted
+        exist only in the engine's memory, so a reload there would drop them from the counts
+        this gate keeps (orders today, short sales against locates): between batches the
+        database and the engine agree."""
+        self._in_batch = False
+        for account_id in accounts:
+            try:
+                self._load(account_id)
+            except Exception:
+                # Not kept stale: the order's own check loads it again, or refuses (fail closed).
+                log.error("risk facts reload failed", exc_info=True)
+                self._accounts.pop(account_id, None)
+        self._in_batch = True
+
+    def after_batch(self) -> None:
+        self._in_batch = False
+
     def check(self, order: EngineOrder, context: Any) -> str | None:
         """`PreTradeCheck.check`: None to accept, a stable reject code to refuse."""
         decision = self.decide(order, context)
@@ -295,6 +318,8 @@ class RiskGate:
             state = self._accounts[account_id] = _Account()
             # A fresh view has no running figures: it must start from a read of the day.
             self._forget_facts(account_id)
+        elif self._in_batch:
+            return state
         now = time.monotonic()
         today = self._clock.now().date()
         stale_profile = now - state.profile_loaded > self._profile_ttl

@@ -525,18 +525,22 @@ class OrderEngine:
             with self._uow() as uow:
                 batch = _Batch(uow, uow.clock.now(), ts_ns=uow.clock.time_ns())
                 epoch = self._lock_epoch(batch)
-                self._prefetch(batch, [c for c, _ in items])
-                for command, _ in items:
-                    batch.context = command.context or _SYSTEM
-                    if carry:
-                        # The access check came first: its entry precedes the order's.
-                        batch.audit.extend(
-                            prepare(c.event, c.context, c.ts_ns) for c in command.carried
-                        )
-                    try:
-                        results.append(self._handle(batch, command))
-                    except RampartError as exc:
-                        results.append(exc)
+                accounts = self._prefetch(batch, [c for c, _ in items])
+                self._checks_hook("before_batch", accounts)
+                try:
+                    for command, _ in items:
+                        batch.context = command.context or _SYSTEM
+                        if carry:
+                            # The access check came first: its entry precedes the order's.
+                            batch.audit.extend(
+                                prepare(c.event, c.context, c.ts_ns) for c in command.carried
+                            )
+                        try:
+                            results.append(self._handle(batch, command))
+                        except RampartError as exc:
+                            results.append(exc)
+                finally:
+                    self._checks_hook("after_batch")
                 self._write(batch, epoch)
                 uow.commit()
                 self._epoch = epoch + 1
@@ -555,6 +559,13 @@ class OrderEngine:
         self._notify_executions(batch.executions)
         self._publish_market(batch)
         self.hub.publish(batch.events)
+
+    def _checks_hook(self, name: str, *args: Any) -> None:
+        """Call the optional batch hooks of the pre-trade checks (`PreTradeCheck`)."""
+        for check in self.checks:
+            hook = getattr(check, name, None)
+            if hook is not None:
+                hook(*args)
 
     def _notify_executions(self, executions: list[tuple[str, str, str, Decimal]]) -> None:
         for listener in self.execution_listeners:
@@ -616,7 +627,8 @@ class OrderEngine:
         log.info("order books rebuilt", open_orders=len(self._open))
 
     # --- loading -----------------------------------------------------------------------------
-    def _prefetch(self, batch: _Batch, commands: list[Command]) -> None:
+    def _prefetch(self, batch: _Batch, commands: list[Command]) -> set[str]:
+        """Load what the batch will touch; returns the accounts whose commands it runs."""
         users: set[str] = set()
         symbols: set[str] = set()
         client_ids: set[tuple[str, str]] = set()
@@ -670,6 +682,7 @@ class OrderEngine:
                 key = (row.user_id, row.client_order_id)
                 if key in client_ids:
                     batch.client_ids[key] = self._open.get(row.id) or _order_from_row(row)
+        return placers
 
     def _load_instruments(self, batch: _Batch, symbols: Iterable[str]) -> None:
         wanted = [s for s in symbols if s not in batch.instruments]
