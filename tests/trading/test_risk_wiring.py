@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal as D
 
+import pytest
 from fastapi.testclient import TestClient
 
 from rampart.access.domain import Permission, Principal
@@ -302,4 +303,95 @@ def test_a_reload_due_mid_batch_never_forgets_the_batchs_own_orders(
         assert_invariants(busy)
     finally:
         busy.close()
+    engine.orders.engine.start()
+
+
+def _rarely(engine: Container, settings: Settings) -> Container:
+    """A container whose gate reloads facts at once but re-reads the day's activity rarely."""
+    engine.orders.engine.stop()
+    rare = {"facts_ttl_seconds": 0.001, "activity_ttl_seconds": 600}
+    risk = settings.risk.model_copy(update=rare)
+    container = bootstrap(settings.model_copy(update={"risk": risk}), clock=engine.clock)
+    container.start()
+    return container
+
+
+def test_a_failed_reload_never_restarts_the_days_counts(
+    engine: Container, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rarely = _rarely(engine, settings)
+    try:
+        fund(rarely, "alice", "100000")
+        set_limits(rarely, "alice", max_orders_per_day="2")
+        for price in ("90.00", "91.00"):
+            assert place(rarely, "alice", "buy", "1", price)["status"] == "accepted"
+        rarely.risk_gate.forget("alice")
+        located = rarely.risk.located
+        calls = {"n": 0}
+
+        def flaky(*args: object, **kwargs: object) -> object:
+            calls["n"] += 1
+            if calls["n"] <= 2:
+                raise RuntimeError("database went away for a moment")
+            return located(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(rarely.risk, "located", flaky)
+        # Both reloads (before the batch, then the order's own) fail after the day's activity
+        # was read: refused (fail closed)...
+        assert place(rarely, "alice", "buy", "1", "92.00")["reason"] == "risk-check-error"
+        # ...and the next load reads the day again: two orders today already.
+        assert place(rarely, "alice", "buy", "1", "93.00")["reason"] == "daily-order-limit"
+        assert calls["n"] == 3
+    finally:
+        rarely.close()
+    engine.orders.engine.start()
+
+
+def test_a_day_trade_straddling_a_read_of_the_day_is_counted(
+    engine: Container, settings: Settings
+) -> None:
+    rarely = _rarely(engine, settings)
+    try:
+        fund(rarely, "alice", "100000")
+        fund(rarely, "bob", "100000")
+        locate(rarely, "bob")
+        place(rarely, "bob", "sell_short", "2", "100.00")
+        assert place(rarely, "alice", "buy", "2", "100.00")["status"] == "filled"
+        # A fresh view (a restart, another process): it reads that ACME was bought today...
+        rarely.risk_gate.forget("alice")
+        place(rarely, "bob", "buy", "1", "100.00")
+        # ...and the sale after the read makes today's first day trade, before any re-read.
+        assert place(rarely, "alice", "sell", "1", "100.00")["status"] == "filled"
+        gate = rarely.risk_gate
+        state = gate._accounts["alice"]
+        today = engine.clock.now().date()
+        assert gate._day_trade_dates(state) == (today,)
+    finally:
+        rarely.close()
+    engine.orders.engine.start()
+
+
+def test_another_writer_makes_the_gate_read_everything_afresh(
+    engine: Container, settings: Settings
+) -> None:
+    """Between re-reads a process counts only its own orders: once the engine sees that another
+    writer traded (the epoch moved), every view the gate keeps is read again."""
+    from sqlalchemy import text
+
+    rarely = _rarely(engine, settings)
+    try:
+        fund(rarely, "alice", "100000")
+        set_limits(rarely, "alice", max_orders_per_day="2")
+        assert place(rarely, "alice", "buy", "1", "90.00")["status"] == "accepted"
+        # Another process's batch: an order it accepted, and the epoch it bumped.
+        with rarely.uow() as uow:
+            conn = uow.session.connection()
+            conn.execute(text("UPDATE trading_engine_state SET epoch = epoch + 1"))
+            uow.commit()
+        view = rarely.risk_gate._accounts["alice"]
+        assert place(rarely, "alice", "buy", "1", "91.00")["status"] == "accepted"
+        assert rarely.risk_gate._accounts["alice"] is not view
+        assert place(rarely, "alice", "buy", "1", "92.00")["reason"] == "daily-order-limit"
+    finally:
+        rarely.close()
     engine.orders.engine.start()

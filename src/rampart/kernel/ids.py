@@ -26,6 +26,8 @@ _pool_at = 0
 def _random(n: int) -> bytes:
     """`n` bytes of the kernel CSPRNG's output (call with `_lock` held)."""
     global _pool, _pool_at
+    if n > _POOL_SIZE:
+        return os.urandom(n)
     if _pool_at + n > len(_pool):
         _pool, _pool_at = os.urandom(_POOL_SIZE), 0
     chunk = _pool[_pool_at : _pool_at + n]

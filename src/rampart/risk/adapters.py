@@ -100,6 +100,9 @@ class _DayActivity(Protocol):
     @property
     def realised_pnl_today(self) -> Decimal: ...
 
+    @property
+    def sides_today(self) -> dict[str, frozenset[bool]]: ...
+
 
 class DayActivitySource(Protocol):
     """Today's activity of an account as the order engine recorded it (wired from trading:
@@ -168,6 +171,7 @@ class LedgerAccountFacts:
             trades_today=day.trades_today if day is not None else None,
             day_trade_dates=day.day_trade_dates if day is not None else None,
             short_sold_today=dict(day.short_sold_today) if day is not None else None,
+            sides_today=dict(day.sides_today) if day is not None else None,
         )
 
 

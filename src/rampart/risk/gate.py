@@ -103,8 +103,9 @@ class _Account:
     short_sold: dict[str, Decimal] = field(default_factory=dict)
     realised_baseline: Decimal = ZERO
     realised_today: Decimal = ZERO
-    #: Day trades as last read (one date per day trade), and the sides each symbol traded on
-    #: today as seen here since: what counts today's day trades between reads.
+    #: Day trades before today as last read (one date per day trade), and the sides each symbol
+    #: traded on today: as read, joined with the fills seen here since. Today's day trades are
+    #: the symbols traded on both sides.
     day_trades_read: tuple[date, ...] = ()
     sides_today: dict[str, set[bool]] = field(default_factory=dict)
 
@@ -164,6 +165,12 @@ class RiskGate:
 
     def after_batch(self) -> None:
         self._in_batch = False
+
+    def invalidate(self) -> None:
+        """Another writer traded on the engine's venue: between its batches this process counted
+        only its own orders, so every view is read afresh, today's activity included."""
+        for account_id in list(self._accounts):
+            self.forget(account_id)
 
     def check(self, order: EngineOrder, context: Any) -> str | None:
         """`PreTradeCheck.check`: None to accept, a stable reject code to refuse."""
@@ -326,27 +333,35 @@ class RiskGate:
         stale_facts = now - state.facts_loaded > self._facts_ttl or state.day != today
         if not (stale_profile or stale_facts):
             return state
-        with self._db.read() as session:
-            if stale_profile:
-                state.profile = self._profiles.trader_profile(session, account_id)
-                state.profile_loaded = now
-            if stale_facts:
-                facts = self._facts.account_facts(session, account_id, today)
-                located = self.service.located(session, account_id, today)
-                self._apply_facts(state, facts, located, today)
-                state.facts_loaded = now
+        try:
+            with self._db.read() as session:
+                if stale_profile:
+                    state.profile = self._profiles.trader_profile(session, account_id)
+                    state.profile_loaded = now
+                if stale_facts:
+                    facts = self._facts.account_facts(session, account_id, today)
+                    located = self.service.located(session, account_id, today)
+                    self._apply_facts(state, facts, located, today)
+                    state.facts_loaded = now
+        except Exception:
+            # Half a load must not stand: the source may count the day's activity as read while
+            # this view never took it in, and would then start the day's counts from zero.
+            self._accounts.pop(account_id, None)
+            self._forget_facts(account_id)
+            raise
         return state
 
     @staticmethod
     def _day_trade_dates(state: _Account) -> tuple[date, ...]:
-        """The day trades as last read, with today's counted as the larger of the read count
-        and the symbols seen traded on both sides here today (each alone can only undercount)."""
+        """Earlier days as read; today, the symbols traded on both sides in what was read joined
+        with what was seen since (at least as many as the read counted)."""
         today = state.day
-        seen = sum(1 for sides in state.sides_today.values() if len(sides) == 2)
-        read_today = sum(1 for d in state.day_trades_read if d == today)
-        if seen <= read_today or today is None:
-            return state.day_trades_read
-        return state.day_trades_read + (today,) * (seen - read_today)
+        earlier = tuple(d for d in state.day_trades_read if d != today)
+        if today is None:
+            return earlier
+        both = sum(1 for sides in state.sides_today.values() if len(sides) == 2)
+        read_today = len(state.day_trades_read) - len(earlier)
+        return earlier + (today,) * max(both, read_today)
 
     def _apply_facts(
         self, state: _Account, facts: AccountFacts, located: dict[str, Decimal], today: date
@@ -380,6 +395,9 @@ class RiskGate:
         state.realised_today = facts.realised_pnl_total - state.realised_baseline
         if facts.day_trade_dates is not None:
             state.day_trades_read = tuple(facts.day_trade_dates)
+        if facts.sides_today is not None:
+            for symbol, sides in facts.sides_today.items():
+                state.sides_today.setdefault(symbol, set()).update(sides)
         if facts.orders_today is not None:
             state.orders_today = facts.orders_today
         if facts.trades_today is not None:

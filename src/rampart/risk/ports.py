@@ -76,6 +76,8 @@ class AccountFacts:
     day_trade_dates: tuple[date, ...] | None = None
     #: Quantity sold short today per symbol (open or filled): what today's locates already cover.
     short_sold_today: dict[str, Decimal] | None = None
+    #: The sides each symbol traded on today (True: bought); None: not read this time.
+    sides_today: dict[str, frozenset[bool]] | None = None
 
 
 class AccountFactsSource(Protocol):

@@ -624,6 +624,8 @@ class OrderEngine:
         ):
             self.venue.book(row.symbol).last_price = row.price
         self._snapshots = {s: self.venue.snapshot(s) for s in self.venue.symbols()}
+        # Another writer may have traded: what the checks counted on since is not all there is.
+        self._checks_hook("invalidate")
         log.info("order books rebuilt", open_orders=len(self._open))
 
     # --- loading -----------------------------------------------------------------------------

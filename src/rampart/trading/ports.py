@@ -57,7 +57,9 @@ class PreTradeCheck(Protocol):
     """Optionally also `before_batch(accounts)` and `after_batch()`: the engine calls them around
     each batch's commands, with the accounts whose commands the batch runs. The start of a batch
     is the one moment a check may read the database and find it agreeing with the engine: inside
-    the batch, the orders already accepted exist only in the engine's memory until it commits."""
+    the batch, the orders already accepted exist only in the engine's memory until it commits.
+    And `invalidate()`: called when the engine rebuilt its books because another writer (another
+    process) changed them, so that nothing counted on since is trusted as complete."""
 
     def check(self, order: Order, context: PreTradeContext) -> str | None:
         """None to accept; a stable reason code to reject."""

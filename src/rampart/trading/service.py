@@ -7,7 +7,7 @@ to the database through a read session, so they never wait for the engine's writ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -61,6 +61,8 @@ class DayActivity:
     day_trade_dates: tuple[date, ...]
     #: The P&L today's fills realised (closing parts, after the ledger's cost basis).
     realised_pnl_today: Decimal = ZERO
+    #: The sides each symbol traded on today (True: bought): what a later fill makes a day trade.
+    sides_today: dict[str, frozenset[bool]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +267,11 @@ class OrderService:
             trades_today=trades_today,
             short_sold_today=short_sold,
             day_trade_dates=day_trades,
+            sides_today={
+                symbol: frozenset(bool(b) for b in seen)
+                for (days, symbol), seen in sides.items()
+                if days == 0
+            },
             realised_pnl_today=realised_today,
         )
 
