@@ -4,7 +4,6 @@ and the revision downgrades cleanly."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from rampart.kernel.context import RequestContext
 from rampart.kernel.events import AuditEvent
 from rampart.platform.db import single_connection_engine
 from rampart.platform.migrate import alembic_config, upgrade
-from tests.support.services import PG_ADMIN_URL, require
+from tests.support.services import scratch_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,17 +30,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'audit.db'}"
         return
-    require("PostgreSQL", "127.0.0.1", 5432)
-    name = f"rampart_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres("rampart_mig") as url:
+        yield url
 
 
 def actor_indexes(url: str) -> set[str]:

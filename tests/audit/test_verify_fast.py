@@ -22,7 +22,7 @@ from rampart.audit.domain import (
 )
 from rampart.audit.merkle import CompactRange, leaf_hash
 from rampart.audit.migrations import audit_0002_subtrees
-from rampart.audit.verify import SUBTREE_MIN_HEIGHT, EntryBatch, verify_log
+from rampart.audit.verify import SUBTREE_MIN_HEIGHT, EntryBatch, entry_columns, verify_log
 
 
 def record_bytes(i: int, details: dict) -> tuple[bytes, tuple]:
@@ -36,17 +36,7 @@ def record_bytes(i: int, details: dict) -> tuple[bytes, tuple]:
         client_ip=None,
         details=details,
     )
-    data = sanitised_entry_bytes(record)
-    columns = (
-        str(record.ts_ns),
-        record.actor,
-        record.action,
-        record.outcome,
-        record.subject,
-        record.request_id,
-        record.client_ip,
-    )
-    return data, columns
+    return sanitised_entry_bytes(record), entry_columns(record)
 
 
 def row(seq: int, data: bytes, columns: tuple) -> tuple:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import create_engine, text
 
 PG_ADMIN_URL = os.environ.get(
     "RAMPART_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -62,3 +66,19 @@ def require_chromium() -> str:
     if in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+@contextmanager
+def scratch_postgres(prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own for one test, dropped afterwards."""
+    require("PostgreSQL", "127.0.0.1", 5432)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

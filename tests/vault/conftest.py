@@ -6,16 +6,15 @@ registered with the vault explicitly, as a domain with a Core table would.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, create_engine, text
+from sqlalchemy import Column, MetaData, String, Table
 
 from rampart.bootstrap import Container
 from rampart.vault import EncryptedColumn, Purpose, Sealed
-from tests.support.services import PG_ADMIN_URL
+from tests.support.services import scratch_postgres
 
 metadata = MetaData()
 
@@ -52,13 +51,5 @@ def restore_url(db_backend: str, tmp_path: Path) -> Iterator[str]:
     if db_backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'restored.db'}"
         return
-    name = f"rampart_restore_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres("rampart_restore") as url:
+        yield url

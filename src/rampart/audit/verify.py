@@ -152,7 +152,8 @@ class VerifyReport:
             self.problems.append(message)
 
 
-def _columns(record: Any) -> tuple[Any, ...]:
+def entry_columns(record: Any) -> tuple[Any, ...]:
+    """An entry's searchable columns as stored (`StoredEntry.columns`), from its record."""
     return (
         str(record.ts_ns),
         record.actor,
@@ -350,7 +351,7 @@ def _recheck_entry(report: VerifyReport, index: int, row: tuple[Any, ...], colum
         return
     try:
         record = parse_entry(data)
-        if columns and _columns(record) != tuple(row[3:10]):
+        if columns and entry_columns(record) != tuple(row[3:10]):
             report.fail(f"entry {index}: its searchable columns differ from its bytes", index)
     except MalformedEntryError as exc:
         report.fail(f"entry {index}: not a canonical audit entry ({exc})", index)
