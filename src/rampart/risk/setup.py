@@ -73,18 +73,17 @@ def build_risk(
 
 
 def open_orders_from_engine(
-    open_orders_of: Callable[..., Iterable[tuple[str, Side, Decimal, Decimal | None]]],
-    limit: int | None = None,
+    open_orders_of: Callable[[str], Iterable[tuple[str, Side, Decimal, Decimal | None]]],
 ) -> OpenOrders:
     """Adapt the order engine's in-memory open orders (`OrderEngine.open_orders_of`: symbol,
     side, remaining quantity, limit price) to the facts the pipeline needs: exact, including the
-    orders of the batch being checked, and without reading the database. No cap by default:
-    every open order counts towards exposure, however many an account has."""
+    orders of the batch being checked, and without reading the database. Every open order
+    counts towards exposure, however many an account has."""
 
     def open_orders(account_id: str) -> list[OpenOrderFact]:
         return [
             OpenOrderFact(symbol, side, remaining, price)
-            for symbol, side, remaining, price in open_orders_of(account_id, limit)
+            for symbol, side, remaining, price in open_orders_of(account_id)
         ]
 
     return open_orders

@@ -447,17 +447,13 @@ class OrderEngine:
         """Submit and wait (for threads: CLI, simulator, tests)."""
         return self.submit(command).result(timeout)
 
-    def open_orders_of(
-        self, user_id: str, limit: int | None = None
-    ) -> list[tuple[str, OrderSide, Decimal, Decimal | None]]:
+    def open_orders_of(self, user_id: str) -> list[tuple[str, OrderSide, Decimal, Decimal | None]]:
         """The user's open orders as the engine holds them, including those of the batch being
         processed: (symbol, side, remaining quantity, limit price), oldest first.
 
         Meant for the pre-trade check, which runs on the engine thread; from another thread it
         is a consistent copy as of one moment (the dict is copied in one step under the GIL)."""
         orders = list(self._open_by_user.get(user_id, {}).values())
-        if limit is not None:
-            orders = orders[:limit]
         return [(o.symbol, o.side, o.remaining, o.limit_price) for o in orders]
 
     def snapshot(self, symbol: str) -> BookSnapshot | None:
