@@ -4,11 +4,13 @@ marker, and within `apikeys.auth_cache_seconds` without one."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
@@ -50,7 +52,9 @@ def _key_reads(container: Container) -> list[str]:
         if f"FROM {TABLE}" in statement:
             reads.append(statement)
 
-    event.listen(container.db.engine, "before_cursor_execute", seen)
+    # Both engines: on SQLite, reads go through a second one.
+    for engine in {container.db.engine, container.db.read_engine}:
+        event.listen(engine, "before_cursor_execute", seen)
     return reads
 
 
@@ -79,6 +83,41 @@ def test_a_cached_key_is_not_read_again_but_its_nonce_is_checked(
     again = client.get(WHOAMI, headers=headers)
     assert (again.status_code, problem(again)) == (401, "signature-replayed")
     assert reads == []
+
+
+def test_requests_that_miss_the_cache_together_read_the_key_once(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> None:
+    user = new_account(container)
+    key = create_key(client, user, scopes=["read"])
+    signer = HmacSigner(key["secret"])
+
+    async def burst(n: int) -> list[int]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+
+            async def one() -> int:
+                headers = sign_request(
+                    "GET",
+                    f"{BASE}{WHOAMI}",
+                    {},
+                    b"",
+                    key_id=key["key_id"],
+                    signer=signer,
+                    now=lambda: clock.time_ns() / 1e9,
+                )
+                return (await http.get(WHOAMI, headers=headers)).status_code
+
+            return await asyncio.gather(*(one() for _ in range(n)))
+
+    # One request first, so that the key's last use is recorded (a read of its own) already.
+    assert bot(client, clock, key, secret=key["secret"]).get(WHOAMI).status_code == 200
+    container.apikeys.keys_changed()  # nothing cached: every request of the burst misses
+    reads = _key_reads(container)
+    assert asyncio.run(burst(16)) == [200] * 16
+    assert len(reads) == 1
+    assert asyncio.run(burst(4)) == [200] * 4
+    assert len(reads) == 1  # cached by the burst's one read
 
 
 def test_a_revocation_by_another_process_on_this_host_holds_at_once(

@@ -191,3 +191,50 @@ def test_skipping_the_patterns_never_changes_what_is_redacted(text: str) -> None
     from rampart.platform.logging import _redact_all, redact_text
 
     assert redact_text(text) == _redact_all(text)
+
+
+def _redacted_value_by_value(event: dict[str, object]) -> dict[str, object]:
+    """What the processor must produce: every value screened on its own."""
+    from rampart.kernel.secret import REDACTED
+    from rampart.platform.logging import _EVENT_KEYS_KEPT, _sensitive_key, redact
+
+    out: dict[str, object] = {}
+    for key, value in event.items():
+        if value is not None and key not in _EVENT_KEYS_KEPT and _sensitive_key(key):
+            out[key] = REDACTED
+        else:
+            out[key] = redact(value)
+    return out
+
+
+_FIELD_TEXT = st.lists(st.one_of(st.text(max_size=12), _SECRETISH), max_size=3).map("".join)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["event", "request_id", "path", "note", "user", "pin", "detail", "n"]),
+        st.one_of(st.none(), st.integers(), _FIELD_TEXT, st.lists(_FIELD_TEXT, max_size=2)),
+        max_size=6,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_screening_a_line_at_once_redacts_exactly_what_each_value_would(
+    event: dict[str, object],
+) -> None:
+    from rampart.platform.logging import redaction_processor
+
+    assert dict(redaction_processor(None, "info", dict(event))) == _redacted_value_by_value(event)
+
+
+def test_both_kinds_of_line_share_the_stream_and_the_level(log_output: io.StringIO) -> None:
+    configure_logging("warning", json=True, stream=log_output)
+    get_logger("rampart.x").info("too low")
+    logging.getLogger("some.library").info("too low as well")
+    get_logger("rampart.x").warning("ours", n=1)
+    logging.getLogger("some.library").warning("theirs")
+    entries = lines(log_output)
+    assert [(e["event"], e["level"], e["logger"]) for e in entries] == [
+        ("ours", "warning", "rampart.x"),
+        ("theirs", "warning", "some.library"),
+    ]
+    assert all("timestamp" in e for e in entries)

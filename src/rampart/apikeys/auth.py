@@ -15,6 +15,8 @@ loop without a database read or a thread hop. The nonce and `created` checks run
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,6 +95,10 @@ def signed_request(
 class _NeedsDatabase(Exception):
     """The key is not cached: verification must go on where blocking is allowed."""
 
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id)
+        self.key_id = key_id
+
 
 class SignatureAuthenticator:
     """Authenticates requests signed with an API key (RFC 9421)."""
@@ -121,6 +127,8 @@ class SignatureAuthenticator:
         self._nonce_ttl = float(
             settings.signature_max_age_seconds + settings.signature_future_skew_seconds + 1
         )
+        #: Reads of a key in flight (`_load_once`), by event loop and key id.
+        self._loading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[None]] = {}
         # Verify on the event loop when nothing on the cached path blocks: an in-process nonce
         # store, a change marker that is a `stat`, and in-process rate limits (failures only).
         self._inline = (
@@ -140,16 +148,40 @@ class SignatureAuthenticator:
         if self._inline:
             # The common case: the key is cached and the nonce store is in memory, so the whole
             # check is CPU work (tens of microseconds), cheaper than a hop to a worker thread.
-            try:
-                principal, key_id = self.verify_in_memory(message, client_ip)
-            except _NeedsDatabase:
-                pass
-            else:
+            for first_try in (True, False):
+                try:
+                    principal, key_id = self.verify_in_memory(message, client_ip)
+                except _NeedsDatabase as missing:
+                    if first_try:
+                        await self._load_once(missing.key_id)
+                        continue
+                    break
                 if self._keys.needs_use_recorded(key_id, client_ip):
                     await anyio.to_thread.run_sync(self._record_use, key_id, client_ip)
                 return principal
         # Database, vault and Redis are blocking: one hop to a worker thread for all of them.
         return await anyio.to_thread.run_sync(self.verify, message, client_ip)
+
+    async def _load_once(self, key_id: str) -> None:
+        """Read key `key_id` into the cache, once for all the requests waiting for it.
+
+        When a busy key's cache entry lapses, every request in flight with it misses at once: a
+        bot on 32 connections would cost 32 reads of the same rows (and 32 worker threads) each
+        time. A read that fails leaves nothing cached, and each request then verifies on the
+        slow path, which reports the error."""
+        loading = (asyncio.get_running_loop(), key_id)
+        pending = self._loading.get(loading)
+        if pending is None:
+            pending = asyncio.ensure_future(anyio.to_thread.run_sync(self._load_key, key_id))
+            self._loading[loading] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(loading, None))
+        # Shielded: a request that goes away does not cancel the read the others wait for.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(pending)
+
+    def _load_key(self, key_id: str) -> None:
+        with self._db.read() as session:
+            self._keys.load_key(session, key_id)
 
     def verify(self, message: SignedRequest, client_ip: str | None) -> Principal:
         """Verify a signed request end to end; a principal, or an `ApiKeyAuthError`. Blocking."""
@@ -202,7 +234,7 @@ class SignatureAuthenticator:
         verified = self._keys.cached_key(parsed.keyid)
         if verified is None:
             if not database:
-                raise _NeedsDatabase
+                raise _NeedsDatabase(parsed.keyid)
             with self._db.read() as session:
                 verified = self._keys.load_key(session, parsed.keyid)
         key = verified.key
