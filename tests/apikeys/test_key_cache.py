@@ -21,7 +21,7 @@ from rampart.bootstrap import Container, bootstrap
 from rampart.client.signing import HmacSigner, sign_request
 from rampart.config import Settings
 from rampart.kernel.clock import FrozenClock
-from tests.access.support import new_account
+from tests.access.support import install, new_account
 from tests.apikeys.test_signed_requests import BASE, WHOAMI, bot, create_key, problem
 
 
@@ -85,39 +85,82 @@ def test_a_cached_key_is_not_read_again_but_its_nonce_is_checked(
     assert reads == []
 
 
-def test_requests_that_miss_the_cache_together_read_the_key_once(
-    client: TestClient, container: Container, clock: FrozenClock
-) -> None:
-    user = new_account(container)
-    key = create_key(client, user, scopes=["read"])
-    signer = HmacSigner(key["secret"])
+def _burst(
+    client: TestClient, clock: FrozenClock, key_id: str, secret: str, n: int
+) -> list[tuple[int, str | None]]:
+    """`n` signed requests at once (one event loop, as the server sees a busy bot): each one's
+    status and problem type."""
 
-    async def burst(n: int) -> list[int]:
+    async def burst() -> list[tuple[int, str | None]]:
         transport = httpx.ASGITransport(app=client.app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
 
-            async def one() -> int:
+            async def one() -> tuple[int, str | None]:
                 headers = sign_request(
                     "GET",
                     f"{BASE}{WHOAMI}",
                     {},
                     b"",
-                    key_id=key["key_id"],
-                    signer=signer,
+                    key_id=key_id,
+                    signer=HmacSigner(secret),
                     now=lambda: clock.time_ns() / 1e9,
                 )
-                return (await http.get(WHOAMI, headers=headers)).status_code
+                response = await http.get(WHOAMI, headers=headers)
+                ok = response.status_code == 200
+                return response.status_code, None if ok else problem(response)
 
             return await asyncio.gather(*(one() for _ in range(n)))
 
+    return asyncio.run(burst())
+
+
+def test_requests_that_miss_the_cache_together_read_the_key_once(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> None:
+    user = new_account(container)
+    key = create_key(client, user, scopes=["read"])
     # One request first, so that the key's last use is recorded (a read of its own) already.
     assert bot(client, clock, key, secret=key["secret"]).get(WHOAMI).status_code == 200
     container.apikeys.keys_changed()  # nothing cached: every request of the burst misses
     reads = _key_reads(container)
-    assert asyncio.run(burst(16)) == [200] * 16
+    assert _burst(client, clock, key["key_id"], key["secret"], 16) == [(200, None)] * 16
     assert len(reads) == 1
-    assert asyncio.run(burst(4)) == [200] * 4
+    assert _burst(client, clock, key["key_id"], key["secret"], 4) == [(200, None)] * 4
     assert len(reads) == 1  # cached by the burst's one read
+
+
+def test_a_burst_with_an_unknown_key_reads_it_once(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> None:
+    user = new_account(container)
+    secret = create_key(client, user, scopes=["read"])["secret"]  # well formed, another key's
+    reads = _key_reads(container)
+    refused = _burst(client, clock, str(uuid.uuid4()), secret, 8)
+    assert refused == [(401, "apikey-unknown")] * 8
+    assert len(reads) == 1
+
+
+def test_without_a_key_cache_each_request_reads_its_key_once(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    from rampart.web.app import create_app
+
+    uncached = settings.model_copy(
+        update={"apikeys": settings.apikeys.model_copy(update={"auth_cache_seconds": 0})}
+    )
+    container = bootstrap(uncached, clock=clock)
+    install(container)  # the owner's stand-in sign-in, to create the key
+    try:
+        with TestClient(create_app(container), base_url=BASE) as client:
+            user = new_account(container)
+            key = create_key(client, user, scopes=["read"])
+            assert bot(client, clock, key, secret=key["secret"]).get(WHOAMI).status_code == 200
+            reads = _key_reads(container)
+            for expected in (1, 2, 3):
+                assert _burst(client, clock, key["key_id"], key["secret"], 1) == [(200, None)]
+                assert len(reads) == expected
+    finally:
+        container.close()
 
 
 def test_a_revocation_by_another_process_on_this_host_holds_at_once(

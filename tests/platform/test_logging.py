@@ -238,3 +238,58 @@ def test_both_kinds_of_line_share_the_stream_and_the_level(log_output: io.String
         ("theirs", "warning", "some.library"),
     ]
     assert all("timestamp" in e for e in entries)
+
+
+# --- our loggers keep the standard library's rules (review of the direct path) -------------------
+def test_positional_arguments_are_redacted_not_interpolated(log_output: io.StringIO) -> None:
+    get_logger("test").info("config %s", {"pin": "4321", "user": "u1"})
+    get_logger("test").info("frame %s", b"hunter2-raw-frame")
+    text = log_output.getvalue()
+    assert "4321" not in text
+    assert "hunter2-raw-frame" not in text
+    first, second = lines(log_output)[-2:]
+    assert first["event"] == "config %s"
+    assert first["positional_args"] == [{"pin": "[REDACTED]", "user": "u1"}]
+    assert second["positional_args"] == ["<17 bytes>"]
+
+
+def test_a_field_named_like_structlogs_own_markers_is_still_redacted(
+    log_output: io.StringIO,
+) -> None:
+    get_logger("test").info("event", _from_structlog={"pin": "4321"}, _record="password=Hunter2x")
+    text = log_output.getvalue()
+    assert "4321" not in text
+    assert "Hunter2x" not in text
+
+
+class _BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+
+def test_logging_never_raises_into_the_caller(log_output: io.StringIO) -> None:
+    log = get_logger("test")
+    log.info("a %s %s", 1)  # too few arguments: kept as they are, never interpolated
+    log.info("unrenderable", table={(1, 2): 3})
+    assert lines(log_output)[-1] == {
+        "event": "log line not written",
+        "level": "info",
+        "logger": "test",
+        "error": "TypeError",
+    }
+    configure_logging("info", json=True, stream=_BrokenStream())
+    log.info("nowhere to go")
+    log.exception("nor this")
+
+
+def test_a_loggers_standard_library_level_quiets_it(log_output: io.StringIO) -> None:
+    access = get_logger("rampart.access")  # bound before any level is set: follows it anyway
+    logging.getLogger("rampart.access").setLevel(logging.WARNING)
+    try:
+        access.info("request", path="/v1/orders")
+        access.warning("slow request", path="/v1/orders")
+        configure_logging("error", json=True, stream=log_output)
+        get_logger("rampart.other").warning("below the new level")
+    finally:
+        logging.getLogger("rampart.access").setLevel(logging.NOTSET)
+    assert [e["event"] for e in lines(log_output)] == ["slow request"]

@@ -16,7 +16,7 @@ loop without a database read or a thread hop. The nonce and `created` checks run
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import copy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +32,7 @@ from rampart.apikeys.domain import (
     SignatureMismatchError,
 )
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore
-from rampart.apikeys.service import ApiKeyService
+from rampart.apikeys.service import ApiKeyService, VerifiedKey
 from rampart.apikeys.signatures import (
     ParsedSignature,
     SignedRequest,
@@ -128,7 +128,7 @@ class SignatureAuthenticator:
             settings.signature_max_age_seconds + settings.signature_future_skew_seconds + 1
         )
         #: Reads of a key in flight (`_load_once`), by event loop and key id.
-        self._loading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[None]] = {}
+        self._loading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[VerifiedKey]] = {}
         # Verify on the event loop when nothing on the cached path blocks: an in-process nonce
         # store, a change marker that is a `stat`, and in-process rate limits (failures only).
         self._inline = (
@@ -148,13 +148,17 @@ class SignatureAuthenticator:
         if self._inline:
             # The common case: the key is cached and the nonce store is in memory, so the whole
             # check is CPU work (tens of microseconds), cheaper than a hop to a worker thread.
+            loaded: VerifiedKey | ApiKeyAuthError | None = None
             for first_try in (True, False):
                 try:
-                    principal, key_id = self.verify_in_memory(message, client_ip)
+                    principal, key_id = self._checked(
+                        message, client_ip, database=False, loaded=loaded
+                    )
                 except _NeedsDatabase as missing:
-                    if first_try:
-                        await self._load_once(missing.key_id)
-                        continue
+                    if first_try and self._keys.caches_keys:
+                        loaded = await self._load_once(missing.key_id)
+                        if loaded is not None:
+                            continue
                     break
                 if self._keys.needs_use_recorded(key_id, client_ip):
                     await anyio.to_thread.run_sync(self._record_use, key_id, client_ip)
@@ -162,26 +166,31 @@ class SignatureAuthenticator:
         # Database, vault and Redis are blocking: one hop to a worker thread for all of them.
         return await anyio.to_thread.run_sync(self.verify, message, client_ip)
 
-    async def _load_once(self, key_id: str) -> None:
-        """Read key `key_id` into the cache, once for all the requests waiting for it.
+    async def _load_once(self, key_id: str) -> VerifiedKey | ApiKeyAuthError | None:
+        """Read key `key_id`, once for all the requests waiting for it: the key as read, the
+        refusal the read ended in (an unknown key), or None when it failed otherwise (the slow
+        path then reports it).
 
         When a busy key's cache entry lapses, every request in flight with it misses at once: a
         bot on 32 connections would cost 32 reads of the same rows (and 32 worker threads) each
-        time. A read that fails leaves nothing cached, and each request then verifies on the
-        slow path, which reports the error."""
+        time, and so would an attacker's burst with one unknown key id."""
         loading = (asyncio.get_running_loop(), key_id)
         pending = self._loading.get(loading)
         if pending is None:
             pending = asyncio.ensure_future(anyio.to_thread.run_sync(self._load_key, key_id))
             self._loading[loading] = pending
             pending.add_done_callback(lambda _: self._loading.pop(loading, None))
-        # Shielded: a request that goes away does not cancel the read the others wait for.
-        with contextlib.suppress(Exception):
-            await asyncio.shield(pending)
+        try:
+            # Shielded: a request that goes away does not cancel the read the others wait for.
+            return await asyncio.shield(pending)
+        except ApiKeyAuthError as refused:
+            return copy.copy(refused)  # each request raises its own
+        except Exception:  # noqa: BLE001 - the slow path reads again and reports the failure
+            return None
 
-    def _load_key(self, key_id: str) -> None:
+    def _load_key(self, key_id: str) -> VerifiedKey:
         with self._db.read() as session:
-            self._keys.load_key(session, key_id)
+            return self._keys.load_key(session, key_id)
 
     def verify(self, message: SignedRequest, client_ip: str | None) -> Principal:
         """Verify a signed request end to end; a principal, or an `ApiKeyAuthError`. Blocking."""
@@ -198,7 +207,12 @@ class SignatureAuthenticator:
         return self._checked(message, client_ip, database=False)
 
     def _checked(
-        self, message: SignedRequest, client_ip: str | None, *, database: bool
+        self,
+        message: SignedRequest,
+        client_ip: str | None,
+        *,
+        database: bool,
+        loaded: VerifiedKey | ApiKeyAuthError | None = None,
     ) -> tuple[Principal, str]:
         key_id: str | None = None
         try:
@@ -206,7 +220,7 @@ class SignatureAuthenticator:
             if parsed is None:
                 raise ApiKeyAuthError("No signature.")
             key_id = parsed.keyid
-            principal = self._verify(parsed, message, client_ip, database=database)
+            principal = self._verify(parsed, message, client_ip, database=database, loaded=loaded)
         except ApiKeyAuthError as exc:
             self._count_failure(
                 client_ip, key_id if not isinstance(exc, ApiKeyUnknownError) else None
@@ -222,6 +236,7 @@ class SignatureAuthenticator:
         client_ip: str | None,
         *,
         database: bool,
+        loaded: VerifiedKey | ApiKeyAuthError | None = None,
     ) -> Principal:
         check_coverage(parsed, message)
         check_freshness(
@@ -231,7 +246,13 @@ class SignatureAuthenticator:
             future_skew=self._settings.signature_future_skew_seconds,
         )
         check_content_digest(message)
-        verified = self._keys.cached_key(parsed.keyid)
+        if isinstance(loaded, ApiKeyAuthError):
+            raise loaded
+        # A key read for this request (`_load_once`) counts while no change came after its read.
+        if loaded is not None and self._keys.still_current(loaded):
+            verified: VerifiedKey | None = loaded
+        else:
+            verified = self._keys.cached_key(parsed.keyid)
         if verified is None:
             if not database:
                 raise _NeedsDatabase(parsed.keyid)

@@ -592,14 +592,24 @@ class ApiKeyService:
         """Whether looking at the cross-process change marker is network I/O."""
         return self._changes.blocking
 
+    @property
+    def caches_keys(self) -> bool:
+        """Whether verified keys are kept at all (`apikeys.auth_cache_seconds` > 0); without,
+        every signed request reads its key afresh."""
+        return self._settings.auth_cache_seconds > 0
+
+    def still_current(self, verified: VerifiedKey) -> bool:
+        """Whether nothing that could change `verified` happened since it was read."""
+        return verified.token == self._token()
+
     def cached_key(self, key_id: str) -> VerifiedKey | None:
         """The key as verified recently, while nothing has changed since; None: read it."""
-        if self._settings.auth_cache_seconds <= 0:
+        if not self.caches_keys:
             return None
         entry = self._verified.get(key_id)
         if entry is None:
             return None
-        if entry.token != self._token():
+        if not self.still_current(entry):
             self._verified.delete(key_id)
             return None
         return entry
@@ -628,7 +638,7 @@ class ApiKeyService:
             ),
             token=token,
         )
-        if self._settings.auth_cache_seconds > 0:
+        if self.caches_keys:
             self._verified.set(key_id, entry)
         return entry
 

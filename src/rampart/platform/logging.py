@@ -9,6 +9,7 @@ exception message may quote SQL or the value that failed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -148,9 +149,15 @@ def redact(value: Any, depth: int = 0) -> Any:
 _EVENT_KEYS_KEPT = {"event", "level", "timestamp", "logger", "request_id"}
 #: Values that cannot carry text (exact types: a subclass may render as anything).
 _PLAIN = frozenset({int, float, bool})
-#: What structlog's formatter carries for a standard library record (the record itself), for the
-#: processors after this one; removed before rendering.
-_FORMATTER_META = frozenset({"_record", "_from_structlog"})
+
+
+def _formatter_meta(key: str, value: Any) -> bool:
+    """What structlog's formatter carries with a standard library record (the record, and a flag)
+    for the processors after this one, removed before rendering; a caller's own `_record` field
+    is redacted like any other."""
+    if key == "_record":
+        return isinstance(value, logging.LogRecord)
+    return key == "_from_structlog" and value.__class__ is bool
 
 
 def redaction_processor(
@@ -159,7 +166,7 @@ def redaction_processor(
     texts: list[str] = []
     for key in list(event_dict):
         value = event_dict[key]
-        if value is None or key in _FORMATTER_META:
+        if value is None or _formatter_meta(key, value):
             continue
         if key not in _EVENT_KEYS_KEPT and _sensitive_key(key):
             event_dict[key] = REDACTED
@@ -232,7 +239,7 @@ class _StdlibFilter(logging.Filter):
 def _json_line(event_dict: Any, **_kw: Any) -> str:
     try:
         return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:  # an integer beyond 64 bits: the standard library renders anything
+    except TypeError:  # an integer beyond 64 bits: the standard library renders anything else
         return json.dumps(event_dict, default=str)
 
 
@@ -246,12 +253,17 @@ class _LineLogger:
 
     Our events skip the standard library's machinery (a `LogRecord`, a caller lookup, a second
     record in the formatter): through it, the access log line cost more than a third of an echo
-    request's CPU."""
+    request's CPU. The standard library's logger of the same name still decides the level, so
+    `logging.getLogger(name).setLevel(...)` quiets our loggers as it does the libraries'."""
 
-    __slots__ = ("name",)
+    __slots__ = ("_levels", "name")
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or "root"
+        self._levels = logging.getLogger(name)
+
+    def enabled_for(self, level: int) -> bool:
+        return self._levels.isEnabledFor(level)
 
     def msg(self, message: str) -> None:
         handler = _sink
@@ -261,7 +273,59 @@ class _LineLogger:
             handler.stream.write(message + "\n")
             handler.stream.flush()
 
-    debug = info = warning = error = critical = fatal = exception = msg
+    debug = info = warning = error = critical = msg
+
+
+class _BoundLogger(structlog.BoundLoggerBase):
+    """The loggers `get_logger` returns: structlog's, with the standard library's rules.
+
+    - Positional arguments are never interpolated into the message: they go to the line as
+      `positional_args`, redacted like any field (interpolated, a dict or bytes argument would
+      reach the text before redaction could see its keys).
+    - Logging never raises into the caller: a line that cannot be rendered or written is
+      replaced by a notice that names the failure, as `logging.Handler.handleError` would."""
+
+    def _log(self, level: int, method: str, event: str | None, args: Any, kw: Any) -> None:
+        logger: _LineLogger = self._logger
+        if not logger.enabled_for(level):
+            return
+        if args:
+            kw["positional_args"] = args
+        try:
+            self._proxy_to_logger(method, event, **kw)
+        except Exception as exc:  # noqa: BLE001 - a broken log call must not break the caller
+            _unrenderable(logger, method, exc)
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> None:
+        self._log(logging.DEBUG, "debug", event, args, kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> None:
+        self._log(logging.INFO, "info", event, args, kw)
+
+    def warning(self, event: str | None = None, *args: Any, **kw: Any) -> None:
+        self._log(logging.WARNING, "warning", event, args, kw)
+
+    warn = warning
+
+    def error(self, event: str | None = None, *args: Any, **kw: Any) -> None:
+        self._log(logging.ERROR, "error", event, args, kw)
+
+    def exception(self, event: str | None = None, *args: Any, **kw: Any) -> None:
+        kw.setdefault("exc_info", True)
+        self._log(logging.ERROR, "error", event, args, kw)
+
+    def critical(self, event: str | None = None, *args: Any, **kw: Any) -> None:
+        self._log(logging.CRITICAL, "critical", event, args, kw)
+
+    fatal = critical
+
+
+def _unrenderable(logger: _LineLogger, method: str, exc: Exception) -> None:
+    # Only names: the values that failed to render are exactly what must not be written raw.
+    notice = {"event": "log line not written", "level": method, "logger": logger.name}
+    notice["error"] = type(exc).__name__
+    with contextlib.suppress(Exception):
+        logger.msg(json.dumps(notice))
 
 
 def configure_logging(
@@ -279,18 +343,29 @@ def configure_logging(
         if json
         else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=lambda *_: None)
     )
-    # The level, the logger's name and the time are ours, added after redaction: nothing to scan.
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    # The level, our logger's name and the time are ours, added after redaction: nothing to scan.
     ours: list[Any] = [
+        structlog.contextvars.merge_contextvars,
         exception_summary,
         redaction_processor,
         structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        stamp,
+    ]
+    # A library's logger name is theirs to choose: it is redacted with the rest.
+    theirs: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        stamp,
+        exception_summary,
+        redaction_processor,
     ]
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, *ours, renderer],
+        processors=[*ours, renderer],
         logger_factory=_LineLogger,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        wrapper_class=_BoundLogger,
         # Not cached: a logger always follows the configuration of the moment (tests reconfigure).
         cache_logger_on_first_use=False,
     )
@@ -299,7 +374,7 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=[structlog.contextvars.merge_contextvars, *ours],
+            foreign_pre_chain=theirs,
         )
     )
     root = logging.getLogger()
