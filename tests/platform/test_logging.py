@@ -262,6 +262,11 @@ def test_a_field_named_like_structlogs_own_markers_is_still_redacted(
     assert "Hunter2x" not in text
 
 
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this")
+
+
 class _BrokenStream(io.StringIO):
     def write(self, text: str) -> int:
         raise BrokenPipeError
@@ -270,12 +275,12 @@ class _BrokenStream(io.StringIO):
 def test_logging_never_raises_into_the_caller(log_output: io.StringIO) -> None:
     log = get_logger("test")
     log.info("a %s %s", 1)  # too few arguments: kept as they are, never interpolated
-    log.info("unrenderable", table={(1, 2): 3})
+    log.info("unrenderable", thing=_Unprintable())
     assert lines(log_output)[-1] == {
         "event": "log line not written",
         "level": "info",
         "logger": "test",
-        "error": "TypeError",
+        "error": "RuntimeError",
     }
     configure_logging("info", json=True, stream=_BrokenStream())
     log.info("nowhere to go")
@@ -293,3 +298,18 @@ def test_a_loggers_standard_library_level_quiets_it(log_output: io.StringIO) -> 
     finally:
         logging.getLogger("rampart.access").setLevel(logging.NOTSET)
     assert [e["event"] for e in lines(log_output)] == ["slow request"]
+
+
+def test_the_keys_of_a_logged_mapping_are_redacted_too(log_output: io.StringIO) -> None:
+    get_logger("test").info("pools %s", {"postgres://app:pw-in-a-key-42@db/rampart": 3})
+    get_logger("test").info("seen", counts={"Bearer abcdefghijklmnopq": 2, (1, 2): "pair"})
+    logging.getLogger("some.library").info({"redis://:r3dis-key-pw@cache:6379/0": 1})
+    text = log_output.getvalue()
+    for needle in ("pw-in-a-key-42", "abcdefghijklmnopq", "r3dis-key-pw"):
+        assert needle not in text
+    assert lines(log_output)[1]["counts"]["(1, 2)"] == "pair"
+
+
+def test_a_callers_field_named_record_does_not_cost_the_line(log_output: io.StringIO) -> None:
+    get_logger("test").info("kept", _record="just text")
+    assert lines(log_output)[-1]["event"] == "kept"

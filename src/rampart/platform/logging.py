@@ -133,10 +133,13 @@ def redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and _sensitive_key(key) and item is not None:
-                out[key] = REDACTED
+            # A key is text like any other (a connection URL can be a key), and a key that is not
+            # a string is written as text: as JSON would, and renderable whatever its type.
+            name = key if isinstance(key, str) else str(key)
+            if _sensitive_key(name) and item is not None:
+                out[redact_text(name)] = REDACTED
             else:
-                out[key] = redact(item, depth + 1)
+                out[redact_text(name)] = redact(item, depth + 1)
         return out
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(item, depth + 1) for item in value]
@@ -320,6 +323,13 @@ class _BoundLogger(structlog.BoundLoggerBase):
     fatal = critical
 
 
+def _add_logger_name(
+    logger: _LineLogger, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    event_dict["logger"] = logger.name
+    return event_dict
+
+
 def _unrenderable(logger: _LineLogger, method: str, exc: Exception) -> None:
     # Only names: the values that failed to render are exactly what must not be written raw.
     notice = {"event": "log line not written", "level": method, "logger": logger.name}
@@ -350,7 +360,7 @@ def configure_logging(
         exception_summary,
         redaction_processor,
         structlog.processors.add_log_level,
-        structlog.stdlib.add_logger_name,
+        _add_logger_name,
         stamp,
     ]
     # A library's logger name is theirs to choose: it is redacted with the rest.
