@@ -24,6 +24,7 @@ from rampart.audit.writer import prepare
 from rampart.bootstrap import Container
 from rampart.kernel.context import RequestContext
 from rampart.kernel.events import AuditEvent
+from tests.audit.support import commit_prepared
 from tests.audit.test_integrity import behind_the_apps_back, blob
 
 
@@ -95,7 +96,6 @@ def test_perfect_subtrees_split_like_rfc6962() -> None:
 
 def write(container: Container, n: int, batches: list[int]) -> list[bytes]:
     """Append n entries through the writer, in transactions of the given sizes."""
-    writer = container.audit_writer
     ctx = RequestContext(request_id="req-1", client_ip="203.0.113.9")
     done = 0
     sizes = [b for b in batches if b > 0] or [n]
@@ -108,12 +108,7 @@ def write(container: Container, n: int, batches: list[int]) -> list[bytes]:
                 prepare(AuditEvent("order.placed", subject=f"order:{done + i}"), ctx, 1)
                 for i in range(count)
             ]
-            session = container.db.write_session()
-            try:
-                writer.write_prepared(session, entries)  # type: ignore[union-attr]
-                session.commit()
-            finally:
-                session.close()
+            commit_prepared(container, entries)
             done += count
     return [e.leaf for e in container.audit.stored_entries(columns=False)]
 

@@ -16,6 +16,7 @@ from rampart.audit.writer import prepare
 from rampart.bootstrap import Container
 from rampart.kernel.context import RequestContext
 from rampart.kernel.events import AuditEvent
+from tests.audit.support import commit_prepared
 
 BLOCK = 1 << ACTOR_BLOCK_BITS
 ACTORS = ("user:a", "user:b", "user:c", "user:rare")
@@ -31,19 +32,12 @@ def actor_of(i: int) -> str:
 def write_entries(container: Container, n: int) -> None:
     """n entries in one transaction through the writer, one nanosecond apart."""
     ctx = RequestContext(request_id="req-1", client_ip="203.0.113.9")
-    writer = container.audit_writer
-    assert writer is not None
     start = container.clock.time_ns()
     entries = [
         prepare(AuditEvent("order.placed", actor=actor_of(i), subject=f"order:{i}"), ctx, start + i)
         for i in range(n)
     ]
-    session = container.db.write_session()
-    try:
-        writer.write_prepared(session, entries)  # type: ignore[attr-defined]
-        session.commit()
-    finally:
-        session.close()
+    commit_prepared(container, entries)
 
 
 def all_pages(container: Container, query: SearchQuery) -> list[int]:

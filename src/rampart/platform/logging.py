@@ -136,10 +136,8 @@ def redact(value: Any, depth: int = 0) -> Any:
             # A key is text like any other (a connection URL can be a key), and a key that is not
             # a string is written as text: as JSON would, and renderable whatever its type.
             name = key if isinstance(key, str) else str(key)
-            if _sensitive_key(name) and item is not None:
-                out[redact_text(name)] = REDACTED
-            else:
-                out[redact_text(name)] = redact(item, depth + 1)
+            sensitive = _sensitive_key(name) and item is not None
+            out[redact_text(name)] = REDACTED if sensitive else redact(item, depth + 1)
         return out
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(item, depth + 1) for item in value]
@@ -332,8 +330,12 @@ def _add_logger_name(
 
 def _unrenderable(logger: _LineLogger, method: str, exc: Exception) -> None:
     # Only names: the values that failed to render are exactly what must not be written raw.
-    notice = {"event": "log line not written", "level": method, "logger": logger.name}
-    notice["error"] = type(exc).__name__
+    notice = {
+        "event": "log line not written",
+        "level": method,
+        "logger": logger.name,
+        "error": type(exc).__name__,
+    }
     with contextlib.suppress(Exception):
         logger.msg(json.dumps(notice))
 
