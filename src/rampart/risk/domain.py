@@ -1183,6 +1183,11 @@ class OpenOrderFact:
     side: Side
     remaining_quantity: Decimal
     limit_price: Decimal | None  # None: a resting market or stop order
+    #: The engine's id and what the order had filled when read: the gate matches the engine's
+    #: later reports of the order to it (`rampart.risk.view`). Empty: not reported.
+    order_id: str = ""
+    filled_quantity: Decimal = ZERO
+    filled_notional: Decimal = ZERO
 
 
 def summarise_holdings(
