@@ -15,7 +15,8 @@ refuses wins:
    the restricted list;
 3. limits: buying power (with open-order reservations and fees), order quantity and notional,
    position per symbol, gross exposure;
-4. the price collar (market orders need a reference price and are collared too);
+4. the price collar (market orders need a reference price and are collared too), and the price
+   band around the instrument's moving reference price (limit-up/limit-down style);
 5. duplicate orders, the message throttle, self-trade prevention;
 6. intraday margin (amended FINRA Rule 4210), or the legacy pattern-day-trader rule;
 7. Regulation SHO: locates for short sales, threshold securities flagged, no naked shorts;
@@ -106,6 +107,7 @@ class RejectCode(StrEnum):
     MAX_GROSS_EXPOSURE = "max-gross-exposure"
     NO_REFERENCE_PRICE = "no-reference-price"
     PRICE_COLLAR = "price-collar"
+    PRICE_BAND = "price-band"
     DUPLICATE_ORDER = "duplicate-order"
     ORDER_RATE = "order-rate-exceeded"
     SELF_TRADE = "self-trade"
@@ -253,6 +255,13 @@ class InstrumentSnapshot:
     collar_percent: Decimal | None = None
     threshold_security: bool = False
     easy_to_borrow: bool = True
+    #: The price band (limit-up/limit-down style) in force: orders priced outside
+    #: [band_low, band_high] are refused. `None`: no band (see `rampart.risk.bands`).
+    band_low: Decimal | None = None
+    band_high: Decimal | None = None
+    #: The moving reference the band is centred on, and its window in seconds (for the reason).
+    band_reference: Decimal | None = None
+    band_window_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -666,6 +675,7 @@ class RiskPipeline:
             ("position", self._position),
             ("gross_exposure", self._gross_exposure),
             ("price_collar", self._price_collar),
+            ("price_band", self._price_band),
             ("duplicate", self._duplicate),
             ("throttle", self._throttle),
             ("self_trade", self._self_trade),
@@ -936,6 +946,30 @@ class RiskPipeline:
                     _CODE_PRICE_COLLAR,
                     f"{price} is more than {fraction * HUNDRED}% from the reference price "
                     f"{reference}",
+                )
+        return None
+
+    def _price_band(
+        self,
+        o: OrderRequest,
+        a: AccountSnapshot,
+        i: InstrumentSnapshot,
+        lim: RiskLimits,
+        c: TradingControls,
+        ev: _Evaluation,
+    ) -> Decision | None:
+        low, high = i.band_low, i.band_high
+        if low is None or high is None:
+            return None
+        # Market orders are protected by the collar (their working price is its edge); the band
+        # is about the prices an order asks for.
+        for price in (o.limit_price, o.stop_price):
+            if price is not None and (price < low or price > high):
+                return reject(
+                    RejectCode.PRICE_BAND,
+                    f"{price} is outside {o.symbol}'s price band of {low:.2f} to {high:.2f} "
+                    f"(around its {i.band_window_seconds} s average price of "
+                    f"{i.band_reference:.2f})",
                 )
         return None
 

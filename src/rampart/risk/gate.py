@@ -35,6 +35,7 @@ from rampart.kernel.clock import Clock
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
+from rampart.risk.bands import ReferencePrices
 from rampart.risk.controls import ControlBook
 from rampart.risk.domain import (
     ORDER_PLACE,
@@ -146,6 +147,8 @@ class RiskGate:
         self.wake = threading.Event()
         #: True while the engine runs a batch's commands: no reload then (see `before_batch`).
         self._in_batch = False
+        #: Moving reference prices for the price bands (`rampart.risk.bands`).
+        self.references = ReferencePrices()
 
     # --- the engine's seam ---------------------------------------------------------------------
     def before_batch(self, accounts: Iterable[str]) -> None:
@@ -154,8 +157,19 @@ class RiskGate:
         A reload reads committed rows. Inside a batch, the orders the batch already accepted
         exist only in the engine's memory, so a reload there would drop them from the counts
         this gate keeps (orders today, short sales against locates): between batches the
-        database and the engine agree."""
+        database and the engine agree.
+
+        The controls (halts, states, limits, bands, the restricted list) are reloaded too when
+        their stored version moved: a change made by another process (the CLI, another server)
+        applies to this batch's orders."""
         self._in_batch = False
+        try:
+            with self._db.read() as session:
+                if self.service.controls_version(session) != self.book.version:
+                    self.service.load(session)
+        except Exception:
+            # The controls in memory stand (the worker retries); the orders are still checked.
+            log.error("risk controls version check failed", exc_info=True)
         for account_id in accounts:
             try:
                 self._load(account_id)
@@ -182,7 +196,7 @@ class RiskGate:
     def decide(self, order: EngineOrder, context: Any) -> Decision:
         try:
             request = self._request(order, context)
-            instrument = instrument_snapshot(context.instrument, context.last_price)
+            instrument = self._banded(instrument_snapshot(context.instrument, context.last_price))
             account = self.account_snapshot(request, context)
         except Exception as exc:
             log.error("risk snapshot failed", exc_info=True)
@@ -212,6 +226,29 @@ class RiskGate:
         if not decision.accepted:
             self._refused(request, decision)
         return decision
+
+    def _banded(self, instrument: InstrumentSnapshot) -> InstrumentSnapshot:
+        """The instrument with its price band in force, around the moving reference price."""
+        band = self.book.band_for(instrument.symbol)
+        last = instrument.reference_price
+        if band is None or last is None:
+            return instrument
+        percent, window = band
+        window_ns = window * 1_000_000_000
+        now = self._clock.time_ns()
+        with self._lock:
+            self.references.observe(instrument.symbol, last, now, window_ns)
+            reference = self.references.reference(instrument.symbol, now, window_ns)
+        if reference is None:
+            return instrument
+        width = reference * percent / 100
+        return replace(
+            instrument,
+            band_low=reference - width,
+            band_high=reference + width,
+            band_reference=reference,
+            band_window_seconds=window,
+        )
 
     def record_execution(
         self,
@@ -252,6 +289,11 @@ class RiskGate:
                 self._forget_facts(order.user_id)
                 return
             if fill is not None:
+                band = self.book.band_for(fill.symbol)
+                if band is not None:
+                    self.references.observe(
+                        fill.symbol, fill.price, self._clock.time_ns(), band[1] * 1_000_000_000
+                    )
                 state.trades_today += 1
                 state.realised_today += fill.realised
                 state.sides_today.setdefault(fill.symbol, set()).add(fill.buy)
@@ -443,7 +485,12 @@ class RiskGate:
     def _refused(self, request: OrderRequest, decision: Decision) -> None:
         escalate = decision.escalate
         if escalate is TradingState.REDUCING:
-            self.book.set_state(request.account_id, TradingState.REDUCING, pin=True)
+            self.book.set_state(
+                request.account_id,
+                TradingState.REDUCING,
+                pin=True,
+                reason=f"automatic after {decision.code}: {decision.detail}",
+            )
         elif escalate is TradingState.HALTED:
             self.book.add_halt(HaltScope.ACCOUNT, request.account_id)
         record = RejectionRecord(

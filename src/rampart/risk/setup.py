@@ -55,7 +55,11 @@ def build_risk(
 
         config = replace(config, require_mfa=False)
     activity = ActivityTracker()
-    book = ControlBook(default_limits(settings.risk))
+    book = ControlBook(
+        default_limits(settings.risk),
+        band=(settings.risk.price_band_percent, settings.risk.price_band_window_seconds),
+        now=clock.now,
+    )
     service = RiskService(settings.risk, clock, book, activity)
     full = settings.risk.pre_trade == "full"
     pipeline = RiskPipeline(config, activity, only=None if full else RiskPipeline.CONTROLS_ONLY)

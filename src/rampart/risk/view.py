@@ -44,6 +44,7 @@ class Fill:
     symbol: str
     buy: bool
     quantity: Decimal
+    price: Decimal
     realised: Decimal
 
 
@@ -160,7 +161,7 @@ class AccountView:
         realised = position.apply_fill(buy, quantity, price)
         # A symbol first held now is marked at its fill price until the next read.
         self._marks.setdefault(symbol, price)
-        return Fill(symbol, buy, quantity, realised)
+        return Fill(symbol, buy, quantity, price, realised)
 
     def _refresh(self, symbol: str) -> None:
         """Recompute one symbol's holding and its share of the totals (as `summarise_holdings`)."""
