@@ -870,12 +870,14 @@ class RiskPipeline:
         if o.quantity > lim.max_order_quantity:
             return reject(
                 RejectCode.MAX_ORDER_QUANTITY,
-                f"the quantity is over the limit of {lim.max_order_quantity}",
+                f"the quantity of {o.quantity} exceeds your order quantity limit of "
+                f"{lim.max_order_quantity} by {o.quantity - lim.max_order_quantity}",
             )
         if ev.notional > lim.max_order_notional:
             return reject(
                 RejectCode.MAX_ORDER_NOTIONAL,
-                f"the order's value is over the limit of {lim.max_order_notional}",
+                f"the order's value of {ev.notional:.2f} exceeds your {lim.max_order_notional:.2f}"
+                f" order value limit by {ev.notional - lim.max_order_notional:.2f}",
             )
         return None
 
@@ -899,8 +901,8 @@ class RiskPipeline:
         if worst > lim.max_position_quantity:
             return reject(
                 RejectCode.MAX_POSITION,
-                f"the position in {o.symbol} could reach {worst}; the limit is "
-                f"{lim.max_position_quantity}",
+                f"your position in {o.symbol} could reach {worst}, exceeding your position "
+                f"limit of {lim.max_position_quantity} by {worst - lim.max_position_quantity}",
             )
         return None
 
@@ -919,8 +921,9 @@ class RiskPipeline:
         if exposure > lim.max_gross_exposure:
             return reject(
                 RejectCode.MAX_GROSS_EXPOSURE,
-                f"gross exposure across the account's bots would reach {exposure:.2f}; the "
-                f"limit is {lim.max_gross_exposure}",
+                f"gross exposure across your bots would reach {exposure:.2f}, exceeding your "
+                f"{lim.max_gross_exposure:.2f} gross exposure limit by "
+                f"{exposure - lim.max_gross_exposure:.2f}",
                 escalate=_STATE_REDUCING,
             )
         return None
@@ -1136,7 +1139,8 @@ class RiskPipeline:
         if loss > lim.daily_loss_limit:
             return reject(
                 RejectCode.DAILY_LOSS_LIMIT,
-                f"today's loss of {loss:.2f} is over the limit of {lim.daily_loss_limit}",
+                f"today's loss of {loss:.2f} exceeds your {lim.daily_loss_limit:.2f} daily loss "
+                f"limit by {loss - lim.daily_loss_limit:.2f}: only reducing orders pass",
                 escalate=_STATE_REDUCING,
             )
         if o.replaces is None and a.orders_today >= lim.max_orders_per_day:

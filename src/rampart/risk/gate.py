@@ -298,6 +298,33 @@ class RiskGate:
                 state.realised_today += fill.realised
                 state.sides_today.setdefault(fill.symbol, set()).add(fill.buy)
 
+    def usage(self, account_id: str) -> AccountSnapshot | None:
+        """The account as the next decision would see it (for the trader's own risk page), or
+        None for an account with no trading record. Never changes the gate's views: an account
+        not viewed yet is read aside, and its day re-read by the gate's own first load."""
+        request = OrderRequest(account_id, "", Side.BUY, OrderType.LIMIT, ZERO)
+        with self._lock:
+            state = self._accounts.get(account_id)
+            if state is not None and state.facts is not None:
+                return self._snapshot(request, state, None)
+        state = _Account(AccountView(self.pipeline.config))
+        today = self._clock.now().date()
+        try:
+            with self._db.read() as session:
+                state.profile = self._profiles.trader_profile(session, account_id)
+                facts = self._facts.account_facts(session, account_id, today)
+                located = self.service.located(session, account_id, today)
+        finally:
+            self._forget_facts(account_id)
+        self._apply_facts(state, facts, located, today)
+        return self._snapshot(request, state, None)
+
+    def orders_in_last_second(self, account_id: str) -> int:
+        with self._lock:
+            return self.pipeline.activity.of(account_id).orders_in_last_second(
+                self._clock.time_ns()
+            )
+
     # --- snapshots -----------------------------------------------------------------------------
     def _request(self, order: EngineOrder, context: Any) -> OrderRequest:
         replaces = None
@@ -333,7 +360,11 @@ class RiskGate:
         cash, reservations and position in the order's symbol when a context is given."""
         if not self.full and context is not None:
             return _context_only(request, context)
-        state = self._load(request.account_id)
+        return self._snapshot(request, self._load(request.account_id), context)
+
+    def _snapshot(
+        self, request: OrderRequest, state: _Account, context: Any | None
+    ) -> AccountSnapshot:
         profile = state.profile
         if profile is None:
             profile = TraderProfile(AccountStatus.CLOSED, False, False)
