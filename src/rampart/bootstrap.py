@@ -250,6 +250,8 @@ def _wire_risk(container: Container) -> None:
     # repeated-execution throttle and trade counts once their batch has committed.
     risk.service.canceller = orders
     orders.engine.execution_listeners.append(risk.gate.record_execution)
+    # Every change the engine makes to an order reaches the gate's view of the account at once.
+    orders.engine.order_listeners.append(risk.gate.order_changed)
     # Started before the engine, so that halts are loaded before the first order is checked.
     container.closers.insert(container.closers.index(orders.engine), risk.worker)
 

@@ -204,6 +204,11 @@ class RiskSettings(Section):
 
     #: Default price collar, in percent of the reference price (instruments may set their own).
     price_collar_percent: Decimal = Field(default=Decimal(10), gt=0, le=100)
+    #: Price bands (limit-up/limit-down style): orders priced more than this percent from the
+    #: instrument's average price over the window are refused (`price-band`); 0 turns the
+    #: platform default off. Instruments may have their own (`rampart risk band`).
+    price_band_percent: Decimal = Field(default=Decimal(10), ge=0, le=100)
+    price_band_window_seconds: int = Field(default=300, ge=1, le=86_400)
     max_orders_per_second: int = Field(default=50, ge=1, le=100_000)
     #: `intraday`: amended FINRA Rule 4210 intraday margin. `legacy-pdt`: the pattern-day-trader
     #: rule (4+ day trades in 5 business days under $25,000), kept for the phase-in.

@@ -245,8 +245,8 @@ def test_selling_a_long_position_realises_pnl(market: Container) -> None:
     assert D(positions[0]["realised_pnl"]) == D("40")
     assert D(positions[0]["average_cost"]) == D("100")
     # Selling more than is held (incl. what open sells hold) is refused.
-    place(market, "alice", "sell", "6", "120.00")
-    assert place(market, "alice", "sell", "1", "120.00")["reason"] == "insufficient-position"
+    place(market, "alice", "sell", "6", "109.00")
+    assert place(market, "alice", "sell", "1", "109.00")["reason"] == "insufficient-position"
     assert_invariants(market)
 
 

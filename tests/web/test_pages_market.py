@@ -228,3 +228,14 @@ def test_an_invalid_order_is_shown_back_with_the_reason(
     shown = client.get(rejected.headers["location"])
     assert "rejected" in shown.text
     assert "insufficient-buying-power" in shown.text
+
+
+def test_the_market_page_shows_the_traders_own_risk_controls(
+    client: TestClient, container: Container
+) -> None:
+    _signed_in_trader(client, container)
+    page = client.get("/market")
+    assert page.status_code == 200
+    assert 'id="risk-state"' in page.text
+    assert "Trading state: <strong>ACTIVE</strong>" in page.text
+    assert "Gross exposure" in page.text

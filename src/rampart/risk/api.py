@@ -17,14 +17,19 @@ from rampart.kernel.money import MoneyError, to_decimal
 from rampart.platform.http.deps import get_uow
 from rampart.platform.uow import UnitOfWork
 from rampart.risk.domain import HaltScope, TradingState
+from rampart.risk.gate import RiskGate
+from rampart.risk.overview import account_risk
 from rampart.risk.service import MAX_PAGE, MAX_REASON, FourEyesError, RiskService
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
+#: The trader's own view of the controls that apply to their account.
+account_router = APIRouter(prefix="/v1/account", tags=["risk"])
 
 Halter = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_HALT))]
 LimitsAdmin = Annotated[Principal, Depends(requires(Permission.RISK_LIMITS))]
 Auditor = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_AUDIT))]
 Trader = Annotated[Principal, Depends(requires(Permission.ORDER_PLACE))]
+Viewer = Annotated[Principal, Depends(requires(Permission.ACCOUNT_VIEW))]
 Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 
@@ -67,6 +72,11 @@ class LocateIn(_In):
     symbol: str = Field(max_length=16)
     quantity: str = Field(max_length=40)
     source: str = Field(min_length=1, max_length=200)
+
+
+def _gate(request: Request) -> RiskGate:
+    gate: RiskGate = request.app.state.container.risk_gate
+    return gate
 
 
 def _no_content() -> Response:
@@ -243,3 +253,15 @@ def disable_cancel_on_disconnect(principal: Trader, uow: Uow, request: Request) 
     _risk(request).disable_cancel_on_disconnect(uow, principal)
     uow.commit()
     return _no_content()
+
+
+@account_router.get("/risk")
+def my_risk(principal: Viewer, request: Request) -> dict[str, Any]:
+    """Your trading state (ACTIVE, REDUCING or HALTED) and why, the limits that apply to you, how
+    much of each you have used, the halts and restrictions in force, and your recent refusals
+    with the figures that failed."""
+    if principal.user_id is None:
+        raise ValidationError("Only an account's own credentials have an account.")
+    container = request.app.state.container
+    with container.db.read() as session:
+        return account_risk(_gate(request), session, principal.user_id)

@@ -199,6 +199,36 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         _run(container, who, act)
         console.print(f"{account or 'platform'} is now {value}")
 
+    @risk_app.command("band")
+    def band(
+        symbol: str,
+        who: AsOption,
+        reason: ReasonOption,
+        percent: Annotated[
+            str | None, typer.Option("--percent", help="Width in % of the reference (0: none).")
+        ] = None,
+        window: Annotated[
+            int | None, typer.Option("--window", help="Seconds the reference is averaged over.")
+        ] = None,
+    ) -> None:
+        """Give an instrument its own price band (limit-up/limit-down style); with neither
+        option, it takes the platform's default again (risk administrators)."""
+        from rampart.risk.price_bands import set_price_band
+
+        try:
+            width = None if percent is None else Decimal(percent)
+        except InvalidOperation:
+            console.print("[bold red]refused:[/] the percent is not a number")
+            raise typer.Exit(2) from None
+
+        def act(c: Any, principal: Any) -> dict[str, Any]:
+            with c.uow() as uow:
+                result = set_price_band(c.risk, uow, principal, symbol, width, window, reason)
+                uow.commit()
+            return result
+
+        typer.echo(json.dumps(_run(container, who, act), indent=2))
+
     @risk_app.command("restrict")
     def restrict(
         symbol: str,

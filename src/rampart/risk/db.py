@@ -136,3 +136,30 @@ class RiskEventRow(Base):
         Index("ix_risk_event_account", "account_id", "occurred_at"),
         Index("ix_risk_event_kind", "kind", "occurred_at"),
     )
+
+
+class ControlsVersionRow(Base):
+    """One row (`id` 1) counting changes to halts, states, limits, bands and the restricted
+    list: each process compares it before every batch of orders and reloads on a change, so a
+    change made anywhere (another server, the CLI) applies to the next order."""
+
+    __tablename__ = "risk_controls_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PriceBandRow(Base):
+    """An instrument's own price band (limit-up/limit-down style): the band's width in percent
+    of the moving reference price, and the window the reference is averaged over. A field left
+    empty takes the platform default (`risk.price_band_percent`, `..._window_seconds`)."""
+
+    __tablename__ = "risk_price_band"
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    band_percent: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
+    window_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(100))

@@ -15,7 +15,8 @@ refuses wins:
    the restricted list;
 3. limits: buying power (with open-order reservations and fees), order quantity and notional,
    position per symbol, gross exposure;
-4. the price collar (market orders need a reference price and are collared too);
+4. the price collar (market orders need a reference price and are collared too), and the price
+   band around the instrument's moving reference price (limit-up/limit-down style);
 5. duplicate orders, the message throttle, self-trade prevention;
 6. intraday margin (amended FINRA Rule 4210), or the legacy pattern-day-trader rule;
 7. Regulation SHO: locates for short sales, threshold securities flagged, no naked shorts;
@@ -106,6 +107,7 @@ class RejectCode(StrEnum):
     MAX_GROSS_EXPOSURE = "max-gross-exposure"
     NO_REFERENCE_PRICE = "no-reference-price"
     PRICE_COLLAR = "price-collar"
+    PRICE_BAND = "price-band"
     DUPLICATE_ORDER = "duplicate-order"
     ORDER_RATE = "order-rate-exceeded"
     SELF_TRADE = "self-trade"
@@ -253,6 +255,13 @@ class InstrumentSnapshot:
     collar_percent: Decimal | None = None
     threshold_security: bool = False
     easy_to_borrow: bool = True
+    #: The price band (limit-up/limit-down style) in force: orders priced outside
+    #: [band_low, band_high] are refused. `None`: no band (see `rampart.risk.bands`).
+    band_low: Decimal | None = None
+    band_high: Decimal | None = None
+    #: The moving reference the band is centred on, and its window in seconds (for the reason).
+    band_reference: Decimal | None = None
+    band_window_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -666,6 +675,7 @@ class RiskPipeline:
             ("position", self._position),
             ("gross_exposure", self._gross_exposure),
             ("price_collar", self._price_collar),
+            ("price_band", self._price_band),
             ("duplicate", self._duplicate),
             ("throttle", self._throttle),
             ("self_trade", self._self_trade),
@@ -860,12 +870,14 @@ class RiskPipeline:
         if o.quantity > lim.max_order_quantity:
             return reject(
                 RejectCode.MAX_ORDER_QUANTITY,
-                f"the quantity is over the limit of {lim.max_order_quantity}",
+                f"the quantity of {o.quantity} exceeds your order quantity limit of "
+                f"{lim.max_order_quantity} by {o.quantity - lim.max_order_quantity}",
             )
         if ev.notional > lim.max_order_notional:
             return reject(
                 RejectCode.MAX_ORDER_NOTIONAL,
-                f"the order's value is over the limit of {lim.max_order_notional}",
+                f"the order's value of {ev.notional:.2f} exceeds your {lim.max_order_notional:.2f}"
+                f" order value limit by {ev.notional - lim.max_order_notional:.2f}",
             )
         return None
 
@@ -889,8 +901,8 @@ class RiskPipeline:
         if worst > lim.max_position_quantity:
             return reject(
                 RejectCode.MAX_POSITION,
-                f"the position in {o.symbol} could reach {worst}; the limit is "
-                f"{lim.max_position_quantity}",
+                f"your position in {o.symbol} could reach {worst}, exceeding your position "
+                f"limit of {lim.max_position_quantity} by {worst - lim.max_position_quantity}",
             )
         return None
 
@@ -909,8 +921,9 @@ class RiskPipeline:
         if exposure > lim.max_gross_exposure:
             return reject(
                 RejectCode.MAX_GROSS_EXPOSURE,
-                f"gross exposure across the account's bots would reach {exposure:.2f}; the "
-                f"limit is {lim.max_gross_exposure}",
+                f"gross exposure across your bots would reach {exposure:.2f}, exceeding your "
+                f"{lim.max_gross_exposure:.2f} gross exposure limit by "
+                f"{exposure - lim.max_gross_exposure:.2f}",
                 escalate=_STATE_REDUCING,
             )
         return None
@@ -936,6 +949,30 @@ class RiskPipeline:
                     _CODE_PRICE_COLLAR,
                     f"{price} is more than {fraction * HUNDRED}% from the reference price "
                     f"{reference}",
+                )
+        return None
+
+    def _price_band(
+        self,
+        o: OrderRequest,
+        a: AccountSnapshot,
+        i: InstrumentSnapshot,
+        lim: RiskLimits,
+        c: TradingControls,
+        ev: _Evaluation,
+    ) -> Decision | None:
+        low, high = i.band_low, i.band_high
+        if low is None or high is None:
+            return None
+        # Market orders are protected by the collar (their working price is its edge); the band
+        # is about the prices an order asks for.
+        for price in (o.limit_price, o.stop_price):
+            if price is not None and (price < low or price > high):
+                return reject(
+                    RejectCode.PRICE_BAND,
+                    f"{price} is outside {o.symbol}'s price band of {low:.2f} to {high:.2f} "
+                    f"(around its {i.band_window_seconds} s average price of "
+                    f"{i.band_reference:.2f})",
                 )
         return None
 
@@ -1102,7 +1139,8 @@ class RiskPipeline:
         if loss > lim.daily_loss_limit:
             return reject(
                 RejectCode.DAILY_LOSS_LIMIT,
-                f"today's loss of {loss:.2f} is over the limit of {lim.daily_loss_limit}",
+                f"today's loss of {loss:.2f} exceeds your {lim.daily_loss_limit:.2f} daily loss "
+                f"limit by {loss - lim.daily_loss_limit:.2f}: only reducing orders pass",
                 escalate=_STATE_REDUCING,
             )
         if o.replaces is None and a.orders_today >= lim.max_orders_per_day:
@@ -1183,6 +1221,11 @@ class OpenOrderFact:
     side: Side
     remaining_quantity: Decimal
     limit_price: Decimal | None  # None: a resting market or stop order
+    #: The engine's id and what the order had filled when read: the gate matches the engine's
+    #: later reports of the order to it (`rampart.risk.view`). Empty: not reported.
+    order_id: str = ""
+    filled_quantity: Decimal = ZERO
+    filled_notional: Decimal = ZERO
 
 
 def summarise_holdings(

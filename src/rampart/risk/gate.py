@@ -7,11 +7,12 @@ to accept or the stable reject code.
 
 No I/O happens per order. What the engine's context does not carry (the account's other
 positions, open orders, today's P&L and activity, identity flags) is kept per account in memory,
-loaded through ports at most once per `facts_ttl` / `profile_ttl` seconds, and kept current
-between loads by the gate's own bookkeeping of what it accepted (a conservative view: exposure
-added by an accepted order stays counted until the next load shows it filled or cancelled).
-The open orders come from the order engine's memory and today's activity is re-read less often
-(`LedgerAccountFacts`), so a load costs what the account holds, not what it did today.
+loaded through ports at most once per `facts_ttl` / `profile_ttl` seconds, and kept exact between
+loads by the engine's reports (`order_changed`): every accept, fill, modify, cancel, expiry and
+trigger is applied to the account's view (`rampart.risk.view`) as the engine makes it, so the next
+decision sees the account as it is now. The open orders come from the order engine's memory and
+today's activity is re-read less often (`LedgerAccountFacts`), so a load costs what the account
+holds, not what it did today.
 
 Refusals are queued for `RiskWorker`, which writes them as risk events and audit entries in its
 own transaction shortly after (the engine has already recorded the order as `rejected`, with its
@@ -34,6 +35,7 @@ from rampart.kernel.clock import Clock
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
+from rampart.risk.bands import ReferencePrices
 from rampart.risk.controls import ControlBook
 from rampart.risk.domain import (
     ORDER_PLACE,
@@ -52,10 +54,10 @@ from rampart.risk.domain import (
     RiskPipeline,
     Side,
     TradingState,
-    summarise_holdings,
 )
 from rampart.risk.ports import AccountFacts, AccountFactsSource, TraderProfile, TraderProfiles
 from rampart.risk.service import RejectionRecord, RiskService
+from rampart.risk.view import AccountView
 
 log = get_logger(__name__)
 
@@ -67,12 +69,17 @@ MAX_PENDING_RECORDS = 10_000
 class EngineOrder(Protocol):
     """What the gate reads of the engine's order (`rampart.trading.domain.Order`)."""
 
+    id: str
     user_id: str
     symbol: str
     quantity: Decimal
     filled_quantity: Decimal
+    filled_notional: Decimal
     limit_price: Decimal | None
     stop_price: Decimal | None
+
+    @property
+    def is_open(self) -> bool: ...
 
     @property
     def side(self) -> Any: ...
@@ -85,16 +92,12 @@ class EngineOrder(Protocol):
 class _Account:
     """The gate's view of one account between loads."""
 
+    view: AccountView
     profile: TraderProfile | None = None
     profile_loaded: float = -1e18
     facts: AccountFacts | None = None
     facts_loaded: float = -1e18
     day: date | None = None
-    holdings: dict[str, Holding] = field(default_factory=dict)
-    gross: Decimal = ZERO
-    net_value: Decimal = ZERO
-    requirement: Decimal = ZERO
-    unrealised: Decimal = ZERO
     located: dict[str, Decimal] = field(default_factory=dict)
     locates: dict[str, Decimal] = field(default_factory=dict)
     orders_today: int = 0
@@ -144,6 +147,8 @@ class RiskGate:
         self.wake = threading.Event()
         #: True while the engine runs a batch's commands: no reload then (see `before_batch`).
         self._in_batch = False
+        #: Moving reference prices for the price bands (`rampart.risk.bands`).
+        self.references = ReferencePrices()
 
     # --- the engine's seam ---------------------------------------------------------------------
     def before_batch(self, accounts: Iterable[str]) -> None:
@@ -152,8 +157,19 @@ class RiskGate:
         A reload reads committed rows. Inside a batch, the orders the batch already accepted
         exist only in the engine's memory, so a reload there would drop them from the counts
         this gate keeps (orders today, short sales against locates): between batches the
-        database and the engine agree."""
+        database and the engine agree.
+
+        The controls (halts, states, limits, bands, the restricted list) are reloaded too when
+        their stored version moved: a change made by another process (the CLI, another server)
+        applies to this batch's orders."""
         self._in_batch = False
+        try:
+            with self._db.read() as session:
+                if self.service.controls_version(session) != self.book.version:
+                    self.service.load(session)
+        except Exception:
+            # The controls in memory stand (the worker retries); the orders are still checked.
+            log.error("risk controls version check failed", exc_info=True)
         for account_id in accounts:
             try:
                 self._load(account_id)
@@ -180,7 +196,7 @@ class RiskGate:
     def decide(self, order: EngineOrder, context: Any) -> Decision:
         try:
             request = self._request(order, context)
-            instrument = instrument_snapshot(context.instrument, context.last_price)
+            instrument = self._banded(instrument_snapshot(context.instrument, context.last_price))
             account = self.account_snapshot(request, context)
         except Exception as exc:
             log.error("risk snapshot failed", exc_info=True)
@@ -211,6 +227,29 @@ class RiskGate:
             self._refused(request, decision)
         return decision
 
+    def _banded(self, instrument: InstrumentSnapshot) -> InstrumentSnapshot:
+        """The instrument with its price band in force, around the moving reference price."""
+        band = self.book.band_for(instrument.symbol)
+        last = instrument.reference_price
+        if band is None or last is None:
+            return instrument
+        percent, window = band
+        window_ns = window * 1_000_000_000
+        now = self._clock.time_ns()
+        with self._lock:
+            self.references.observe(instrument.symbol, last, now, window_ns)
+            reference = self.references.reference(instrument.symbol, now, window_ns)
+        if reference is None:
+            return instrument
+        width = reference * percent / 100
+        return replace(
+            instrument,
+            band_low=reference - width,
+            band_high=reference + width,
+            band_reference=reference,
+            band_window_seconds=window,
+        )
+
     def record_execution(
         self,
         account_id: str,
@@ -219,34 +258,72 @@ class RiskGate:
         quantity: Decimal | None = None,
     ) -> None:
         """Called by the engine for each fill, after its batch committed: feeds the
-        repeated-execution throttle and the daily trade count and, given the fill's side and
-        quantity, takes the filled quantity off the cached open orders (the position itself
-        comes live from the engine's context), so that selling what was just bought is not
-        mistaken for a short sale until the next reload."""
+        repeated-execution throttle (the position, open orders and day counts were already
+        brought up to date by `order_changed` as the fill happened)."""
         with self._lock:
             self.pipeline.activity.record_execution(account_id, symbol, self._clock.time_ns())
+
+    def order_changed(self, order: EngineOrder) -> None:
+        """The engine's report of a change to one of its orders, made as the change is made
+        (`OrderEngine.order_listeners`): applied to the account's view at once."""
+        state = self._accounts.get(order.user_id)
+        if state is None or state.facts is None:
+            return  # not viewed here: its first load reads it whole
+        side = _SIDES[str(order.side)]
+        with self._lock:
+            try:
+                fill = state.view.order_changed(
+                    order.id,
+                    order.symbol,
+                    side is Side.BUY,
+                    order.quantity - order.filled_quantity,
+                    order.limit_price,
+                    order.is_open,
+                    order.filled_quantity,
+                    order.filled_notional,
+                )
+            except Exception:
+                # Never raised into the engine's batch: the view is dropped and read again.
+                log.error("risk view update failed", exc_info=True)
+                self._accounts.pop(order.user_id, None)
+                self._forget_facts(order.user_id)
+                return
+            if fill is not None:
+                band = self.book.band_for(fill.symbol)
+                if band is not None:
+                    self.references.observe(
+                        fill.symbol, fill.price, self._clock.time_ns(), band[1] * 1_000_000_000
+                    )
+                state.trades_today += 1
+                state.realised_today += fill.realised
+                state.sides_today.setdefault(fill.symbol, set()).add(fill.buy)
+
+    def usage(self, account_id: str) -> AccountSnapshot | None:
+        """The account as the next decision would see it (for the trader's own risk page), or
+        None for an account with no trading record. Never changes the gate's views: an account
+        not viewed yet is read aside, and its day re-read by the gate's own first load."""
+        request = OrderRequest(account_id, "", Side.BUY, OrderType.LIMIT, ZERO)
+        with self._lock:
             state = self._accounts.get(account_id)
-            if state is None:
-                return
-            state.trades_today += 1
-            if side is not None:
-                state.sides_today.setdefault(symbol, set()).add(_SIDES[str(side)] is Side.BUY)
-            holding = state.holdings.get(symbol)
-            if holding is None or side is None or quantity is None:
-                return
-            # With nothing left open on a side, its prices go too (the self-trade check reads
-            # them); a partial fill keeps them: conservative until the next reload.
-            if _SIDES[str(side)] is Side.BUY:
-                left = max(ZERO, holding.open_buy_quantity - quantity)
-                holding = replace(holding, open_buy_quantity=left)
-                if left == ZERO:
-                    holding = replace(holding, highest_open_buy=None, open_market_buy=False)
-            else:
-                left = max(ZERO, holding.open_sell_quantity - quantity)
-                holding = replace(holding, open_sell_quantity=left)
-                if left == ZERO:
-                    holding = replace(holding, lowest_open_sell=None, open_market_sell=False)
-            state.holdings = {**state.holdings, symbol: holding}
+            if state is not None and state.facts is not None:
+                return self._snapshot(request, state, None)
+        state = _Account(AccountView(self.pipeline.config))
+        today = self._clock.now().date()
+        try:
+            with self._db.read() as session:
+                state.profile = self._profiles.trader_profile(session, account_id)
+                facts = self._facts.account_facts(session, account_id, today)
+                located = self.service.located(session, account_id, today)
+        finally:
+            self._forget_facts(account_id)
+        self._apply_facts(state, facts, located, today)
+        return self._snapshot(request, state, None)
+
+    def orders_in_last_second(self, account_id: str) -> int:
+        with self._lock:
+            return self.pipeline.activity.of(account_id).orders_in_last_second(
+                self._clock.time_ns()
+            )
 
     # --- snapshots -----------------------------------------------------------------------------
     def _request(self, order: EngineOrder, context: Any) -> OrderRequest:
@@ -283,7 +360,11 @@ class RiskGate:
         cash, reservations and position in the order's symbol when a context is given."""
         if not self.full and context is not None:
             return _context_only(request, context)
-        state = self._load(request.account_id)
+        return self._snapshot(request, self._load(request.account_id), context)
+
+    def _snapshot(
+        self, request: OrderRequest, state: _Account, context: Any | None
+    ) -> AccountSnapshot:
         profile = state.profile
         if profile is None:
             profile = TraderProfile(AccountStatus.CLOSED, False, False)
@@ -291,7 +372,8 @@ class RiskGate:
         assert facts is not None
         cash = facts.cash if context is None else context.cash_balance
         reserved = facts.reserved if context is None else context.cash_reserved
-        holdings = state.holdings
+        view = state.view
+        holdings: dict[str, Holding] = view.holdings
         if context is not None:
             current = holdings.get(request.symbol) or Holding()
             if current.quantity != context.position_quantity:
@@ -306,11 +388,11 @@ class RiskGate:
             mfa_enrolled=profile.mfa_enrolled,
             cash=cash,
             reserved=reserved,
-            equity=cash + state.net_value,
-            gross_exposure=state.gross,
-            margin_requirement=state.requirement,
+            equity=cash + view.net_value,
+            gross_exposure=view.gross,
+            margin_requirement=view.requirement,
             realised_pnl_today=state.realised_today,
-            unrealised_pnl=state.unrealised,
+            unrealised_pnl=view.unrealised,
             orders_today=state.orders_today,
             trades_today=state.trades_today,
             holdings=holdings,
@@ -321,10 +403,12 @@ class RiskGate:
 
     def _load(self, account_id: str) -> _Account:
         state = self._accounts.get(account_id)
+        fresh_in_batch = False
         if state is None:
-            state = self._accounts[account_id] = _Account()
+            state = self._accounts[account_id] = _Account(AccountView(self.pipeline.config))
             # A fresh view has no running figures: it must start from a read of the day.
             self._forget_facts(account_id)
+            fresh_in_batch = self._in_batch
         elif self._in_batch:
             return state
         now = time.monotonic()
@@ -342,7 +426,9 @@ class RiskGate:
                     facts = self._facts.account_facts(session, account_id, today)
                     located = self.service.located(session, account_id, today)
                     self._apply_facts(state, facts, located, today)
-                    state.facts_loaded = now
+                    # Read inside a batch, the ledger lacks the batch's fills that the engine's
+                    # open orders already show: read again before the next batch.
+                    state.facts_loaded = -1e18 if fresh_in_batch else now
         except Exception:
             # Half a load must not stand: the source may count the day's activity as read while
             # this view never took it in, and would then start the day's counts from zero.
@@ -366,15 +452,7 @@ class RiskGate:
     def _apply_facts(
         self, state: _Account, facts: AccountFacts, located: dict[str, Decimal], today: date
     ) -> None:
-        config = self.pipeline.config
-        holdings, gross, net_value, requirement = summarise_holdings(
-            facts.positions, facts.open_orders, config
-        )
-        unrealised = ZERO
-        for position in facts.positions:
-            if position.reference_price is not None:
-                basis = facts.cost_basis.get(position.symbol, ZERO)
-                unrealised += position.quantity * position.reference_price - basis
+        state.view.load(facts.positions, facts.cost_basis, facts.open_orders)
         if state.day != today:
             # A new trading day: the running counts start again from zero. A source without
             # today's realised P&L has it measured from the ledger's total as it stands now.
@@ -385,9 +463,6 @@ class RiskGate:
             state.realised_baseline = facts.realised_pnl_total
         state.facts = facts
         state.day = today
-        state.holdings = holdings
-        state.gross, state.net_value, state.requirement = gross, net_value, requirement
-        state.unrealised = unrealised
         if facts.realised_pnl_today is not None:
             # Between reads of today's activity, today's realised P&L is the ledger's running
             # total less what it was at the start of the day: exact, from every reload.
@@ -426,39 +501,27 @@ class RiskGate:
 
     # --- bookkeeping ---------------------------------------------------------------------------
     def _note_accepted(self, request: OrderRequest, account: AccountSnapshot) -> None:
+        """Count what the engine's reports do not carry: orders today, short sales against the
+        day's locates. (The order itself reaches the view when the engine records it.)"""
         state = self._accounts.get(request.account_id)
         if state is None:
             return
-        holding = state.holdings.get(request.symbol) or Holding()
-        quantity = request.quantity - (request.replaces.quantity if request.replaces else ZERO)
-        price = request.limit_price or request.stop_price
-        if request.side is Side.BUY:
-            holding = replace(
-                holding,
-                open_buy_quantity=holding.open_buy_quantity + quantity,
-                highest_open_buy=_max(holding.highest_open_buy, request.limit_price),
-                open_market_buy=holding.open_market_buy or request.limit_price is None,
-            )
-        else:
-            holding = replace(
-                holding,
-                open_sell_quantity=holding.open_sell_quantity + quantity,
-                lowest_open_sell=_min(holding.lowest_open_sell, request.limit_price),
-                open_market_sell=holding.open_market_sell or request.limit_price is None,
-            )
-        state.holdings = {**state.holdings, request.symbol: holding}
-        if price is not None:
-            state.gross += quantity * price
         if request.replaces is None:
             state.orders_today += 1
         if request.side is Side.SELL_SHORT:
+            quantity = request.quantity - (request.replaces.quantity if request.replaces else ZERO)
             state.short_sold[request.symbol] = state.short_sold.get(request.symbol, ZERO) + quantity
             state.locates = self._locates_left(state)
 
     def _refused(self, request: OrderRequest, decision: Decision) -> None:
         escalate = decision.escalate
         if escalate is TradingState.REDUCING:
-            self.book.set_state(request.account_id, TradingState.REDUCING, pin=True)
+            self.book.set_state(
+                request.account_id,
+                TradingState.REDUCING,
+                pin=True,
+                reason=f"automatic after {decision.code}: {decision.detail}",
+            )
         elif escalate is TradingState.HALTED:
             self.book.add_halt(HaltScope.ACCOUNT, request.account_id)
         record = RejectionRecord(

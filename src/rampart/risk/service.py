@@ -31,6 +31,7 @@ from rampart.risk.db import (
     CancelOnDisconnectRow,
     HaltRow,
     LocateRow,
+    PriceBandRow,
     RegulatorNotificationRow,
     RestrictedSecurityRow,
     RiskEventRow,
@@ -50,6 +51,7 @@ from rampart.risk.domain import (
     parse_limit_overrides,
 )
 from rampart.risk.ports import OpenOrderCanceller
+from rampart.risk.revisions import bump_version, read_version
 
 log = get_logger(__name__)
 
@@ -246,6 +248,15 @@ def clean_account(account_id: str) -> str:
     return account_id
 
 
+def reason_text(reason: str) -> str:
+    """A stated reason, checked (non-empty, bounded)."""
+    return _reason(reason)
+
+
+def require_person(principal: Principal) -> None:
+    _require_person(principal)
+
+
 def _require_person(principal: Principal) -> None:
     # Halts and resumes are decisions people answer for: not a bot's key, not the system.
     if principal.user_id is None or principal.method == "apikey":
@@ -316,13 +327,17 @@ class RiskService:
                 symbols.add(halt.target)
             else:
                 accounts.add(halt.target)
+        version = read_version(session)
         platform_state = TradingState.ACTIVE
         states: dict[str, TradingState] = {}
+        changes: dict[str, tuple[datetime, str]] = {}
         for state in session.scalars(select(TradingStateRow)):
+            key = "*" if state.scope == PLATFORM_SCOPE else state.scope.removeprefix("account:")
+            changes[key] = (state.changed_at, state.reason)
             if state.scope == PLATFORM_SCOPE:
                 platform_state = TradingState(state.state)
             elif state.state != TradingState.ACTIVE:
-                states[state.scope.removeprefix("account:")] = TradingState(state.state)
+                states[key] = TradingState(state.state)
         restricted = frozenset(session.scalars(select(RestrictedSecurityRow.symbol)))
         platform_overrides: dict[str, str] = {}
         account_overrides: dict[str, dict[str, str]] = {}
@@ -339,10 +354,42 @@ class RiskService:
             halted_accounts=frozenset(accounts),
             restricted_symbols=restricted,
         )
-        self.book.load(controls, platform_overrides, account_overrides)
+        bands = {
+            row.symbol: (row.band_percent, row.window_seconds)
+            for row in session.scalars(select(PriceBandRow))
+        }
+        self.book.load(
+            controls,
+            platform_overrides,
+            account_overrides,
+            state_changes=changes,
+            bands=bands,
+            version=version,
+        )
         return self.book.controls
 
+    def controls_version(self, session: Session) -> int:
+        """The stored version of the controls (compare with `book.version`)."""
+        return read_version(session)
+
+    def changed(self, uow: UnitOfWork) -> None:
+        """Count a change of the controls in `uow`: every process reloads them before its next
+        batch of orders once it commits."""
+        bump_version(uow.session, self._clock.now())
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def default_band(self) -> tuple[Decimal, int]:
+        return self._settings.price_band_percent, self._settings.price_band_window_seconds
+
     # --- events ------------------------------------------------------------------------------
+    def record_event(self, uow: UnitOfWork, kind: str, **fields: Any) -> None:
+        """Record a risk event (for the risk use cases kept in their own modules)."""
+        self._event(uow, kind, **fields)
+
     def _event(
         self,
         uow: UnitOfWork,
@@ -399,11 +446,31 @@ class RiskService:
                 )
             )
             if record.escalate is not None:
-                self.escalate(uow, record.account_id, record.escalate, record.code)
+                self.escalate(
+                    uow,
+                    record.account_id,
+                    record.escalate,
+                    record.code,
+                    since=record.occurred_at,
+                    detail=record.detail,
+                )
 
-    def escalate(self, uow: UnitOfWork, account_id: str, state: TradingState, code: str) -> None:
+    def escalate(
+        self,
+        uow: UnitOfWork,
+        account_id: str,
+        state: TradingState,
+        code: str,
+        *,
+        since: datetime | None = None,
+        detail: str = "",
+    ) -> None:
         """Move an account to REDUCING after a breached limit, or lock it (an account halt only a
-        person can lift) after repeated executions. Done by the system, audited."""
+        person can lift) after repeated executions. Done by the system, audited.
+
+        `since`: when the breach was seen. A person's change of the account's state after that
+        moment wins (it was made knowing more); if the breach still holds, the account's next
+        order breaches again and the tightening is re-applied then, with its reason."""
         if state is TradingState.HALTED:
             if self._active_halt(uow.session, HaltScope.ACCOUNT, account_id) is None:
                 self._halt(
@@ -418,8 +485,13 @@ class RiskService:
         row = uow.session.get(TradingStateRow, scope)
         if row is not None and row.state != TradingState.ACTIVE:
             return
-        self.book.set_state(account_id, state, pin=True)
-        self._write_state(uow, scope, state, f"automatic after {code}", "system")
+        if row is not None and since is not None and utc(row.changed_at) > since:
+            self.book.set_state(account_id, TradingState(row.state), pin=False)
+            return
+        reason = f"automatic after {code}" + (f": {detail}" if detail else "")
+        self.book.set_state(account_id, state, pin=True, reason=reason)
+        self._write_state(uow, scope, state, reason[:1000], "system")
+        self.changed(uow)
         self._event(
             uow,
             "state-change",
@@ -506,6 +578,21 @@ class RiskService:
             "overrides": dict(row.limits) if row else {},
             "version": row.version if row else 0,
         }
+
+    def state_of(self, account_id: str) -> tuple[TradingState, str]:
+        """The account's trading state as the order engine applies it, and why."""
+        controls = self.book.controls
+        if controls.market_halted or controls.platform_state is TradingState.HALTED:
+            return TradingState.HALTED, "trading is halted market-wide"
+        if account_id in controls.halted_accounts:
+            return TradingState.HALTED, "trading on this account is halted"
+        state = controls.account_states.get(account_id, TradingState.ACTIVE)
+        reasons = self.book.state_reasons
+        if state is TradingState.ACTIVE and controls.platform_state is TradingState.REDUCING:
+            return TradingState.REDUCING, reasons.get("*", "the platform is reducing exposure")
+        if state is TradingState.ACTIVE:
+            return state, ""
+        return state, reasons.get(account_id, "")
 
     def set_limits(
         self,
@@ -597,6 +684,7 @@ class RiskService:
                 actor=actor,
             )
         )
+        self.changed(uow)
         uow.after_commit(lambda: self.book.set_limit_overrides(account_id, after))
         return {"scope": scope, "overrides": after, "version": row.version}
 
@@ -635,18 +723,24 @@ class RiskService:
             clean_account(account_id)
         scope = PLATFORM_SCOPE if account_id is None else f"account:{account_id}"
         previous = uow.session.get(TradingStateRow, scope)
+        before = previous.state if previous else "active"
         self._write_state(uow, scope, state, reason, principal.actor)
+        self.changed(uow)
         if state is TradingState.REDUCING:
-            self.book.set_state(account_id, state, pin=True)
+            self.book.set_state(account_id, state, pin=True, reason=reason)
         else:
-            uow.after_commit(lambda: self.book.set_state(account_id, state, pin=False))
+            # A person's decision replaces any automatic tightening pinned in memory: at once
+            # here, and in every other process at its next batch (the version moved).
+            uow.after_commit(
+                lambda: self.book.set_state(account_id, state, pin=False, reason=reason)
+            )
         self._event(
             uow,
             "state-change",
             actor=principal.actor,
             detail=reason,
             account_id=account_id,
-            data={"state": state.value, "before": previous.state if previous else "active"},
+            data={"state": state.value, "before": before},
         )
         uow.audit(
             AuditEvent(
@@ -703,6 +797,7 @@ class RiskService:
         # runs; pending orders are cancelled as soon as the halt is durable (after commit, still
         # inside the request that declared it).
         self.book.add_halt(scope, target)
+        self.changed(uow)
         now = self._clock.now()
         row = HaltRow(
             id=new_id(),
@@ -851,6 +946,7 @@ class RiskService:
             data=facts,
         )
         uow.audit(AuditEvent(action="risk.halt.resumed", subject=f"halt:{row.id}", details=facts))
+        self.changed(uow)
         uow.emit(OutboxMessage(topic=TOPIC_RESUMED, payload=facts))
         target = row.target
 
@@ -921,6 +1017,7 @@ class RiskService:
             )
         )
         uow.session.flush()
+        self.changed(uow)
         self.book.set_restricted(symbol, True)
         self._event(uow, "restricted", actor=principal.actor, detail=reason, symbol=symbol)
         uow.audit(
@@ -940,6 +1037,7 @@ class RiskService:
             raise NotFoundError(f"{symbol} is not on the restricted list.")
         uow.session.delete(row)
         uow.session.flush()
+        self.changed(uow)
         self._event(uow, "unrestricted", actor=principal.actor, detail=reason, symbol=symbol)
         uow.audit(
             AuditEvent(

@@ -24,6 +24,10 @@ from rampart.risk.domain import ActivityTracker, OpenOrderFact, RiskConfig, Risk
 from rampart.risk.gate import RiskGate
 from rampart.risk.service import RiskService, default_limits, risk_config
 
+#: An open order as the engine reports it: (id, symbol, side, remaining quantity, limit price,
+#: filled quantity, filled notional).
+EngineOpenOrder = tuple[str, str, Side, Decimal, Decimal | None, Decimal, Decimal]
+
 
 @dataclass
 class RiskComponents:
@@ -51,7 +55,11 @@ def build_risk(
 
         config = replace(config, require_mfa=False)
     activity = ActivityTracker()
-    book = ControlBook(default_limits(settings.risk))
+    book = ControlBook(
+        default_limits(settings.risk),
+        band=(settings.risk.price_band_percent, settings.risk.price_band_window_seconds),
+        now=clock.now,
+    )
     service = RiskService(settings.risk, clock, book, activity)
     full = settings.risk.pre_trade == "full"
     pipeline = RiskPipeline(config, activity, only=None if full else RiskPipeline.CONTROLS_ONLY)
@@ -73,17 +81,20 @@ def build_risk(
 
 
 def open_orders_from_engine(
-    open_orders_of: Callable[[str], Iterable[tuple[str, Side, Decimal, Decimal | None]]],
+    open_orders_of: Callable[[str], Iterable[EngineOpenOrder]],
 ) -> OpenOrders:
-    """Adapt the order engine's in-memory open orders (`OrderEngine.open_orders_of`: symbol,
-    side, remaining quantity, limit price) to the facts the pipeline needs: exact, including the
+    """Adapt the order engine's in-memory open orders (`OrderEngine.open_orders_of`: id, symbol,
+    side, remaining quantity, limit price, filled quantity and notional) to the facts the
+    pipeline needs: exact, including the
     orders of the batch being checked, and without reading the database. Every open order
     counts towards exposure, however many an account has."""
 
     def open_orders(account_id: str) -> list[OpenOrderFact]:
         return [
-            OpenOrderFact(symbol, side, remaining, price)
-            for symbol, side, remaining, price in open_orders_of(account_id)
+            OpenOrderFact(symbol, side, remaining, price, order_id, filled, notional)
+            for order_id, symbol, side, remaining, price, filled, notional in open_orders_of(
+                account_id
+            )
         ]
 
     return open_orders

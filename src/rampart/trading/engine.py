@@ -334,6 +334,11 @@ class OrderEngine:
         #: committed (the risk gate's repeated-execution throttle, trade counts and open-order
         #: view). Must be fast; an exception is logged, never raised.
         self.execution_listeners: list[Callable[[str, str, str, Decimal], None]] = []
+        #: Called with each order the moment the engine records a change to it (accepted,
+        #: filled, modified, cancelled, expired, triggered, rejected), on the engine thread: the
+        #: risk gate keeps its view of open orders and positions exact with it. A failed batch
+        #: is followed by a rebuild, which tells the checks (`invalidate`) to read afresh.
+        self.order_listeners: list[Callable[[Order], None]] = []
         self._batch_max = batch_max
         self._queue_max = queue_max
         #: Items are one (command, waiter) pair or a list of them (one event-loop tick's worth);
@@ -447,14 +452,21 @@ class OrderEngine:
         """Submit and wait (for threads: CLI, simulator, tests)."""
         return self.submit(command).result(timeout)
 
-    def open_orders_of(self, user_id: str) -> list[tuple[str, OrderSide, Decimal, Decimal | None]]:
+    def open_orders_of(
+        self, user_id: str
+    ) -> list[tuple[str, str, OrderSide, Decimal, Decimal | None, Decimal, Decimal]]:
         """The user's open orders as the engine holds them, including those of the batch being
-        processed: (symbol, side, remaining quantity, limit price), oldest first.
+        processed: (id, symbol, side, remaining quantity, limit price, filled quantity, filled
+        notional), oldest first.
 
         Meant for the pre-trade check, which runs on the engine thread; from another thread it
         is a consistent copy as of one moment (the dict is copied in one step under the GIL)."""
         orders = list(self._open_by_user.get(user_id, {}).values())
-        return [(o.symbol, o.side, o.remaining, o.limit_price) for o in orders]
+        return [
+            (o.id, o.symbol, o.side, o.remaining, o.limit_price, o.filled_quantity,
+             o.filled_notional)
+            for o in orders
+        ]  # fmt: skip
 
     def snapshot(self, symbol: str) -> BookSnapshot | None:
         return self._snapshots.get(symbol)
@@ -1252,6 +1264,8 @@ class OrderEngine:
         extra: dict[str, Any] | None = None,
     ) -> None:
         batch.orders[order.id] = order
+        for listener in self.order_listeners:
+            listener(order)
         details: dict[str, Any] = {
             "from": before.value,
             "to": order.status.value,

@@ -72,6 +72,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
     from rampart.audit.api import router as audit_router
     from rampart.identity.api import router as identity_router
     from rampart.identity.mfa.api import router as mfa_router
+    from rampart.risk.api import account_router as risk_account_router
     from rampart.risk.api import router as risk_router
     from rampart.trading.api import router as trading_router
 
@@ -82,5 +83,6 @@ def domain_routers(container: Container) -> list[APIRouter]:
         apikeys_router,
         trading_router,
         risk_router,
+        risk_account_router,
         audit_router,
     ]

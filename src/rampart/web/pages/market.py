@@ -30,6 +30,7 @@ from rampart.kernel.money import MoneyError, to_decimal
 from rampart.platform.http.access import public
 from rampart.platform.http.problems import status_for
 from rampart.ratelimit.api import rate_limit
+from rampart.risk.overview import account_risk
 from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType
 from rampart.trading.service import OrderService
 from rampart.venue.domain import BookSnapshot, TimeInForce
@@ -152,11 +153,17 @@ async def _market(
     orders = _orders(request)
     user_id = principal.user_id
 
+    container = request.app.state.container
+    risk: dict[str, Any] | None = None
+
     def read() -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any] | None, Any]:
+        nonlocal risk
         instruments = _instrument_views(orders)
         if user_id is None or not principal.can(Permission.ACCOUNT_VIEW):
             return instruments, None, None, []
         summary = _account_summary(orders, user_id)
+        with container.db.read() as session:
+            risk = account_risk(container.risk_gate, session, user_id)
         fills = orders.fills(user_id, limit=RECENT_FILLS_SHOWN).items
         shown = None
         if order_id:
@@ -173,6 +180,7 @@ async def _market(
         {
             "instruments": instruments,
             "summary": summary,
+            "risk": risk,
             "fills": fills,
             "shown_order": shown,
             "can_place": principal.can(Permission.ORDER_PLACE),
