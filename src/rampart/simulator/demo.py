@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyotp
 
 from rampart.access.domain import Principal
+from rampart.identity.authn import principal_of
 from rampart.identity.domain import InvalidCredentialsError
 from rampart.identity.mfa.api import pending_purpose
 from rampart.identity.mfa.domain import TOTP_PERIOD, FactorKind
@@ -169,15 +170,7 @@ def _sign_in(container: Container, email: str, password: str, totp_secret: str) 
     state = identity.sessions.state_by_id(issued.session_id, fresh=True)
     if state is None or not state.active:
         raise InvalidCredentialsError
-    return Principal(
-        actor=f"user:{state.user_id}",
-        user_id=state.user_id,
-        roles=state.roles,
-        permissions=state.permissions,
-        method="session",
-        credential_id=state.session_id,
-        mfa_at=state.mfa_at,
-    )
+    return principal_of(state, "session")
 
 
 def _bot_key(container: Container, principal: Principal) -> tuple[str, Secret[str]]:
