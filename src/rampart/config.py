@@ -81,6 +81,11 @@ class IdentitySettings(Section):
     access_token_minutes: int = Field(default=15, ge=1, le=60)
     refresh_token_hours: int = Field(default=24, ge=1, le=24 * 30)
     session_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: The idle timeout of a browser session whose user holds a staff role (never longer than
+    #: `session_idle_minutes`): an unattended staff console is a halted market waiting to happen.
+    staff_session_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: How long the enrolment link of a staff account created by an operator stays usable.
+    staff_enrolment_hours: int = Field(default=24, ge=1, le=24 * 7)
     session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
     jwt_issuer: str = "rampart"
     jwt_audience: str = "rampart-api"
@@ -141,6 +146,9 @@ class NotificationSettings(Section):
 class MfaSettings(Section):
     required_for_trading: bool = True
     step_up_minutes: int = Field(default=5, ge=1, le=60)
+    #: Sensitive staff actions (halts, limits, roles, unlocks, factor resets, key rotation) need
+    #: a WebAuthn step-up at most this old.
+    staff_step_up_minutes: int = Field(default=5, ge=1, le=60)
     webauthn_rp_id: str | None = None
     webauthn_rp_name: str = "Rampart"
     webauthn_origin: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,10 @@ from rampart.bootstrap import Container
 from rampart.cli import app
 from rampart.kernel.clock import FrozenClock
 from tests.identity.support import PASSWORD, bearer, latest, login
+from tests.mfa.authenticator import SoftAuthenticator
+from tests.support.staff import sign_in_with_key
+
+ENROL_LINK = re.compile(r"/staff/enrol\?token=([A-Za-z0-9_-]+)")
 
 
 @pytest.fixture
@@ -21,46 +27,98 @@ def cli_env(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[
     monkeypatch.setenv("RAMPART_PROFILE", "dev")
 
 
-def test_users_create_admin_from_a_password_file(
+def test_users_create_admin_prints_an_enrolment_link_and_no_password_signs_in(
     cli_env: None, client: TestClient, container: Container, tmp_path: Path
 ) -> None:
+    # A staff account gets no password from the operator: the enrolment link sets it, with a key.
     secret = tmp_path / "pw"
     secret.write_text(PASSWORD + "\n")
-    result = CliRunner().invoke(
+    with_password = CliRunner().invoke(
         app,
-        [
-            "users",
-            "create",
-            "--email",
-            "Root@Example.com",
-            "--role",
-            "ADMIN",
-            "--verified",
-            "--password-file",
-            str(secret),
-        ],
+        ["users", "create", "--email", "root@example.com", "--role", "ADMIN", "--verified",
+         "--password-file", str(secret)],
+    )  # fmt: skip
+    assert with_password.exit_code == 1
+    result = CliRunner().invoke(
+        app, ["users", "create", "--email", "Root@Example.com", "--role", "ADMIN", "--verified"]
     )
     assert result.exit_code == 0, result.output
-    tokens = login(client, "root@example.com")
-    me = client.get("/v1/me", headers=bearer(tokens["access_token"])).json()
+    match = ENROL_LINK.search(result.stdout)
+    assert match, result.output
+    token = match.group(1)
+    # Until enrolment there is no password at all: the account does nothing.
+    refused = client.post(
+        "/v1/auth/login", json={"email": "root@example.com", "password": PASSWORD}
+    )
+    assert refused.status_code == 401
+    assert client.get(f"/staff/enrol?token={token}").status_code == 200
+
+    key = SoftAuthenticator()
+    origin = container.mfa.relying_party.origin
+    begin = client.post("/v1/auth/staff-enrolment/challenge", json={"token": token}).json()
+    enrol = {
+        "token": token,
+        "password": PASSWORD,
+        "challenge_id": begin["challenge_id"],
+        "credential": key.register(begin["options"], origin=origin),
+    }
+    done = client.post("/v1/auth/staff-enrolment", json=enrol)
+    assert done.status_code == 201, done.text
+    assert len(done.json()["backup_codes"]) == 10
+    # Single use: the link is spent, its page says so.
+    again = client.post("/v1/auth/staff-enrolment/challenge", json={"token": token})
+    assert again.json()["type"] == "urn:rampart:problem:invalid-link"
+    assert client.get(f"/staff/enrol?token={token}").status_code == 404
+
+    # The password alone now opens a sign-in that still owes the key...
+    owed = client.post("/v1/auth/login", json={"email": "root@example.com", "password": PASSWORD})
+    assert owed.json()["status"] == "second_factor_required"
+    assert "webauthn" in owed.json()["factors"]
+    tokens = sign_in_with_key(client, "root@example.com", PASSWORD, key)
+    me = client.get("/api/v1/access/me", headers=bearer(tokens["access_token"])).json()
     assert me["roles"] == ["ADMIN"]
-    assert me["email_verified"] is True
     assert "admin:users" in me["permissions"]
 
-    again = CliRunner().invoke(
-        app,
-        [
-            "users",
-            "create",
-            "--email",
-            "root@example.com",
-            "--role",
-            "ADMIN",
-            "--password-file",
-            str(secret),
-        ],
+    duplicate = CliRunner().invoke(
+        app, ["users", "create", "--email", "root@example.com", "--role", "ADMIN"]
     )
-    assert again.exit_code == 1
+    assert duplicate.exit_code == 1
+
+
+def test_an_enrolment_link_expires_and_a_new_one_voids_the_old(
+    cli_env: None, client: TestClient, container: Container, clock: FrozenClock
+) -> None:
+    first = CliRunner().invoke(
+        app, ["users", "create", "--email", "c@example.com", "--role", "COMPLIANCE", "--verified"]
+    )
+    assert first.exit_code == 0, first.output
+    old = ENROL_LINK.search(first.stdout)
+    assert old
+    renewed = CliRunner().invoke(app, ["users", "enrolment-link", "--email", "c@example.com"])
+    assert renewed.exit_code == 0, renewed.output
+    new = ENROL_LINK.search(renewed.stdout)
+    assert new
+    assert new.group(1) != old.group(1)
+    challenge = "/v1/auth/staff-enrolment/challenge"
+    assert client.post(challenge, json={"token": old.group(1)}).status_code == 422
+    assert client.post(challenge, json={"token": new.group(1)}).status_code == 200
+    # (The CLI runs on the wall clock; the expiry is checked on the test's clock.)
+    with container.uow() as uow:
+        from sqlalchemy import select
+
+        from rampart.identity.db import UserRow
+
+        staff_id = uow.session.scalar(select(UserRow.id).where(UserRow.email == "c@example.com"))
+        assert staff_id is not None
+        link = container.identity.accounts.staff_enrolment_link(uow, staff_id, issued_by="test")
+        uow.commit()
+    token = link.rsplit("token=", 1)[1]
+    assert client.post(challenge, json={"token": new.group(1)}).status_code == 422
+    hours = container.settings.identity.staff_enrolment_hours
+    clock.advance(timedelta(hours=hours, seconds=-1))
+    assert client.post(challenge, json={"token": token}).status_code == 200
+    clock.advance(timedelta(seconds=2))
+    assert client.post(challenge, json={"token": token}).status_code == 422
 
 
 def test_users_create_prompts_and_refuses_weak_passwords(

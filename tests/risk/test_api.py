@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rampart.bootstrap import Container
-from tests.access.support import as_user, install, new_user
+from tests.access.support import as_staff, as_user, install, new_staff, new_user
 from tests.trading.support import fund, place, seed
 
 
@@ -19,9 +19,10 @@ def market(container: Container, client: TestClient) -> dict[str, str]:
     install(container)
     seed(container)
     users = {
-        "alice": new_user(container, "COMPLIANCE"),
-        "bob": new_user(container, "COMPLIANCE"),
-        "admin": new_user(container, "ADMIN"),
+        # Staff with a security key enrolled; `as_staff` is a sign-in that proved it just now.
+        "alice": new_staff(container, "COMPLIANCE"),
+        "bob": new_staff(container, "COMPLIANCE"),
+        "admin": new_staff(container, "ADMIN"),
         "trader": new_user(container, "TRADER"),
         "other": new_user(container, "TRADER"),
     }
@@ -32,17 +33,22 @@ def market(container: Container, client: TestClient) -> dict[str, str]:
     return users
 
 
-def halt(client: TestClient, who: str, **body: Any) -> Any:
-    return client.post("/v1/risk/halts", json=body, headers=as_user(who))
+def halt(client: TestClient, headers: dict[str, str], **body: Any) -> Any:
+    return client.post("/v1/risk/halts", json=body, headers=headers)
 
 
 def test_a_trader_cannot_halt_and_compliance_can(
-    client: TestClient, market: dict[str, str]
+    client: TestClient, container: Container, market: dict[str, str]
 ) -> None:
-    refused = halt(client, market["trader"], scope="market", reason="panic")
+    refused = halt(client, as_user(market["trader"]), scope="market", reason="panic")
     assert refused.status_code == 403
     assert refused.json()["type"] == "urn:rampart:problem:permission-denied"
-    assert halt(client, market["alice"], scope="market", reason="outage").status_code == 201
+    assert (
+        halt(
+            client, as_staff(container, market["alice"]), scope="market", reason="outage"
+        ).status_code
+        == 201
+    )
 
 
 def test_a_symbol_halt_cancels_pending_orders_and_refuses_new_ones_in_one_request(
@@ -52,7 +58,13 @@ def test_a_symbol_halt_cancels_pending_orders_and_refuses_new_ones_in_one_reques
     resting = place(container, trader, "buy", "10", "99.00")
     elsewhere = place(container, other, "buy", "5", "9.00", symbol="FRAC")
     assert resting["status"] == "accepted"
-    response = halt(client, market["alice"], scope="symbol", target="ACME", reason="bad print")
+    response = halt(
+        client,
+        as_staff(container, market["alice"]),
+        scope="symbol",
+        target="ACME",
+        reason="bad print",
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["cancelled_orders"] == 1
@@ -81,7 +93,9 @@ def test_an_account_halt_cancels_only_that_accounts_orders_and_refuses_its_new_o
     trader, other = market["trader"], market["other"]
     mine = [place(container, trader, "buy", "1", p) for p in ("99.00", "98.00")]
     theirs = place(container, other, "buy", "1", "97.00")
-    response = halt(client, market["alice"], scope="account", target=trader, reason="odd")
+    response = halt(
+        client, as_staff(container, market["alice"]), scope="account", target=trader, reason="odd"
+    )
     assert response.status_code == 201
     assert response.json()["cancelled_orders"] == 2
     for order in mine:
@@ -103,7 +117,9 @@ def test_a_market_wide_halt_cancels_every_pending_order_and_refuses_all_new_ones
         (trader, place(container, trader, "buy", "1", "99.00")),
         (other, place(container, other, "buy", "2", "9.00", symbol="FRAC")),
     ]
-    response = halt(client, market["alice"], scope="market", reason="exchange outage")
+    response = halt(
+        client, as_staff(container, market["alice"]), scope="market", reason="exchange outage"
+    )
     assert response.status_code == 201
     assert response.json()["cancelled_orders"] == 2
     for user, order in orders:
@@ -118,77 +134,97 @@ def test_resume_needs_a_second_person(
     client: TestClient, container: Container, market: dict[str, str]
 ) -> None:
     alice, bob, trader = market["alice"], market["bob"], market["trader"]
-    halt_id = halt(client, alice, scope="account", target=trader, reason="odd activity").json()[
-        "id"
-    ]
+    halt_id = halt(
+        client, as_staff(container, alice), scope="account", target=trader, reason="odd activity"
+    ).json()["id"]
     assert place(container, trader, "buy", "1", "99.00")["reason"] == "account-halted"
     asked = client.post(
         f"/v1/risk/halts/{halt_id}/resume-request", json={"reason": "cleared"},
-        headers=as_user(alice),
+        headers=as_staff(container, alice),
     )  # fmt: skip
     assert asked.status_code == 200
-    alone = client.post(f"/v1/risk/halts/{halt_id}/approve", headers=as_user(alice))
+    alone = client.post(f"/v1/risk/halts/{halt_id}/approve", headers=as_staff(container, alice))
     assert alone.status_code == 403
     assert alone.json()["type"] == "urn:rampart:problem:four-eyes-required"
     assert place(container, trader, "buy", "1", "99.00")["reason"] == "account-halted"
-    approved = client.post(f"/v1/risk/halts/{halt_id}/approve", headers=as_user(bob))
+    approved = client.post(f"/v1/risk/halts/{halt_id}/approve", headers=as_staff(container, bob))
     assert approved.status_code == 200
     assert approved.json()["resumed_by"] == f"user:{bob}"
     assert place(container, trader, "buy", "1", "99.00")["status"] == "accepted"
     notes = client.get(
-        f"/v1/risk/halts/{halt_id}/regulator-notifications", headers=as_user(bob)
+        f"/v1/risk/halts/{halt_id}/regulator-notifications", headers=as_staff(container, bob)
     ).json()["items"]
     assert [n["event"] for n in notes] == ["halt", "resume"]
     # The refused single-person approval is on the record.
     events = client.get(
-        "/v1/risk/events", params={"kind": "resume-refused"}, headers=as_user(alice)
+        "/v1/risk/events", params={"kind": "resume-refused"}, headers=as_staff(container, alice)
     ).json()["items"]
     assert [e["actor"] for e in events] == [f"user:{alice}"]
 
 
-def test_limits_are_for_admins(client: TestClient, market: dict[str, str]) -> None:
+def test_limits_are_for_admins(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
     body = {"account_id": market["trader"], "limits": {"max_order_quantity": "5"},
             "reason": "new account"}  # fmt: skip
     assert (
-        client.put("/v1/risk/limits", json=body, headers=as_user(market["alice"])).status_code
+        client.put(
+            "/v1/risk/limits", json=body, headers=as_staff(container, market["alice"])
+        ).status_code
         == 403
     )
-    changed = client.put("/v1/risk/limits", json=body, headers=as_user(market["admin"]))
+    changed = client.put("/v1/risk/limits", json=body, headers=as_staff(container, market["admin"]))
     assert changed.status_code == 200
     view = client.get(
         "/v1/risk/limits", params={"account_id": market["trader"]},
-        headers=as_user(market["admin"]),
+        headers=as_staff(container, market["admin"]),
     ).json()  # fmt: skip
     assert view["effective"]["max_order_quantity"] == "5"
     bad = {**body, "limits": {"max_order_quantity": 1.5}}
     assert (
-        client.put("/v1/risk/limits", json=bad, headers=as_user(market["admin"])).status_code == 422
+        client.put(
+            "/v1/risk/limits", json=bad, headers=as_staff(container, market["admin"])
+        ).status_code
+        == 422
     )
 
 
-def test_a_trader_cannot_read_risk_events(client: TestClient, market: dict[str, str]) -> None:
+def test_a_trader_cannot_read_risk_events(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
     assert client.get("/v1/risk/events", headers=as_user(market["trader"])).status_code == 403
-    assert client.get("/v1/risk/events", headers=as_user(market["alice"])).status_code == 200
+    assert (
+        client.get("/v1/risk/events", headers=as_staff(container, market["alice"])).status_code
+        == 200
+    )
 
 
 def test_restricted_list(client: TestClient, container: Container, market: dict[str, str]) -> None:
     put = client.put(
-        "/v1/risk/restricted/acme", json={"reason": "MNPI"}, headers=as_user(market["alice"])
+        "/v1/risk/restricted/acme",
+        json={"reason": "MNPI"},
+        headers=as_staff(container, market["alice"]),
     )
     assert put.status_code == 204
     assert (
         place(container, market["trader"], "buy", "1", "99.00")["reason"] == "restricted-security"
     )
-    listed = client.get("/v1/risk/restricted", headers=as_user(market["alice"])).json()["items"]
+    listed = client.get("/v1/risk/restricted", headers=as_staff(container, market["alice"])).json()[
+        "items"
+    ]
     assert [r["symbol"] for r in listed] == ["ACME"]
 
 
-def test_cancel_on_disconnect_registration(client: TestClient, market: dict[str, str]) -> None:
+def test_cancel_on_disconnect_registration(
+    client: TestClient, container: Container, market: dict[str, str]
+) -> None:
     trader = as_user(market["trader"])
     assert client.put("/v1/risk/cancel-on-disconnect", headers=trader).status_code == 204
     assert client.delete("/v1/risk/cancel-on-disconnect", headers=trader).status_code == 204
     assert (
-        client.put("/v1/risk/cancel-on-disconnect", headers=as_user(market["alice"])).status_code
+        client.put(
+            "/v1/risk/cancel-on-disconnect", headers=as_staff(container, market["alice"])
+        ).status_code
         == 403
     )
 

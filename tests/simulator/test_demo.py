@@ -172,3 +172,38 @@ def test_demo_bot_places_limit_orders_near_the_touch_and_cancels_them(
             )
         ).all()
     assert still_open == []
+
+
+def test_demo_staff_enrol_from_the_printed_links_and_then_halt(
+    client: TestClient, container: Container, demo: DemoAccounts
+) -> None:
+    from tests.mfa.authenticator import SoftAuthenticator
+    from tests.support.staff import sign_in_with_key
+
+    lines = "\n".join(banner(demo, "http://127.0.0.1:8000", "var"))
+    admin = next(s for s in demo.staff if s.role == "ADMIN")
+    assert {s.role for s in demo.staff} == {"ADMIN", "COMPLIANCE"}
+    assert admin.enrolment_url.reveal() in lines
+    assert admin.enrolment_url.reveal() not in repr(demo)
+    token = admin.enrolment_url.reveal().rsplit("token=", 1)[1]
+    key = SoftAuthenticator()
+    begin = client.post("/v1/auth/staff-enrolment/challenge", json={"token": token}).json()
+    origin = container.mfa.relying_party.origin
+    password = "demo staff passphrase 71"
+    enrolled = client.post(
+        "/v1/auth/staff-enrolment",
+        json={
+            "token": token,
+            "password": password,
+            "challenge_id": begin["challenge_id"],
+            "credential": key.register(begin["options"], origin=origin),
+        },
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    tokens = sign_in_with_key(client, admin.email, password, key)
+    halted = client.post(
+        "/v1/risk/halts",
+        json={"scope": "symbol", "target": "ACME", "reason": "demo"},
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+    )
+    assert halted.status_code == 201, halted.text

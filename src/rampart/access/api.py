@@ -4,7 +4,9 @@ Authentication is pluggable: each credential kind (bearer token, browser session
 request) registers an `Authenticator` on the container. The first that recognises the request's
 credentials returns a `Principal`; a credential that is present but invalid raises
 `UnauthorizedError` with its own problem type. No credential at all is 401; a principal without
-the permission is 403. The check is audited either way, durable before the response (see
+the permission is 403 (`staff-mfa-required` when it is a staff permission their roles give but
+their sign-in carried no WebAuthn factor: see `rampart.access.domain.person_principal`). The
+check is audited either way, durable before the response (see
 `rampart.access.recorder` for the three ways it gets there).
 """
 
@@ -17,7 +19,7 @@ from typing import Protocol, cast
 
 from starlette.requests import HTTPConnection
 
-from rampart.access.domain import PermissionDeniedError, Principal
+from rampart.access.domain import Principal, check_staff_step_up, refusal
 from rampart.access.recorder import CarriedDecision
 from rampart.kernel.context import current_context, set_context
 from rampart.kernel.errors import AuditUnavailableError, UnauthorizedError
@@ -155,11 +157,32 @@ def requires(
                 ts_ns = container.clock.time_ns()
                 pending.carried.append(recorder.carry(principal, permission, route, ts_ns))
         if not allowed:
-            raise PermissionDeniedError(f"This needs the `{permission}` permission.")
+            # `staff-mfa-required` for a staff permission withheld for want of WebAuthn.
+            raise refusal(principal, permission)
         return principal
 
     dependency.__name__ = f"requires_{permission.replace(':', '_').replace('-', '_')}"
     return declare_access(dependency, permission)
+
+
+def requires_staff_step_up(permission: str) -> Callable[[HTTPConnection], Awaitable[Principal]]:
+    """`requires(permission)` for a sensitive staff action: also a WebAuthn factor proven within
+    `mfa.staff_step_up_minutes`, or 401 `step-up-required` (the policy of
+    `rampart.identity.mfa`'s `require_step_up` for its staff actions, for routes below it)."""
+    check_permission = requires(permission)
+
+    async def dependency(request: HTTPConnection) -> Principal:
+        principal = await check_permission(request)
+        container = request.app.state.container
+        check_staff_step_up(
+            principal,
+            container.clock.time_ns() / 1e9,
+            step_up_minutes=container.settings.mfa.staff_step_up_minutes,
+        )
+        return principal
+
+    dependency.__name__ = f"staff_step_up_{permission.replace(':', '_').replace('-', '_')}"
+    return declare_access(dependency, f"{permission}+staff-step-up")
 
 
 def authenticated() -> Callable[[HTTPConnection], Awaitable[Principal]]:

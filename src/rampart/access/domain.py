@@ -3,6 +3,15 @@
 A permission is a `resource:action` string. A role is a named set of permissions. A principal is
 whoever a request acts for, with the permissions its roles (and, for an API key, its scopes) allow.
 Deny by default: a permission not granted is refused.
+
+Staff permissions (every permission a trader's role does not give: administration, compliance,
+support, risk limits) are honoured only for a person whose sign-in carried a WebAuthn factor (a
+phishing-resistant one: a password, a TOTP code or an SMS can be relayed by a fake sign-in page,
+a security key's signature is bound to our origin). `person_principal` is the one place that
+decides it, whatever gave the permission: a built-in role, a custom role or a time-limited grant.
+A staff member signed in without WebAuthn keeps the trader permissions their roles give (their own
+account and market data) and is refused the rest with 403 `staff-mfa-required`. API keys never
+carry staff permissions: staff act as a person at a keyboard, never as a bot.
 """
 
 from __future__ import annotations
@@ -94,6 +103,12 @@ class Principal:
     scopes: frozenset[str] | None = None
     #: Time (epoch seconds) of the last completed second factor, for step-up decisions.
     mfa_at: float | None = None
+    #: Time (epoch seconds) of the last WebAuthn factor this credential was proven with (at
+    #: sign-in or at a step-up): what staff permissions and staff step-ups need.
+    webauthn_at: float | None = None
+    #: Staff permissions the principal's roles give but that are not honoured (the sign-in
+    #: carried no WebAuthn factor); a check for one of these is `staff-mfa-required`.
+    withheld: frozenset[str] = field(default_factory=frozenset)
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -119,14 +134,55 @@ SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+ALL_PERMISSIONS: frozenset[str] = frozenset(str(p) for p in Permission)
+#: What a role above TRADER adds: honoured only after a WebAuthn sign-in (`person_principal`).
+STAFF_PERMISSIONS: frozenset[str] = ALL_PERMISSIONS - frozenset(
+    str(p) for p in BUILTIN_ROLES[Role.TRADER]
+)
+
+
 def scoped_permissions(owner_permissions: frozenset[str], scopes: frozenset[str]) -> frozenset[str]:
+    """An API key's permissions: its owner's, within its scopes, and never a staff permission
+    (whatever a scope may be given in future: a key acts without a person present)."""
     allowed: set[str] = set()
     for scope in scopes:
         allowed |= SCOPE_PERMISSIONS.get(scope, frozenset())
-    return frozenset(p for p in owner_permissions if p in allowed)
+    return frozenset(p for p in owner_permissions if p in allowed and p not in STAFF_PERMISSIONS)
 
 
-ALL_PERMISSIONS: frozenset[str] = frozenset(str(p) for p in Permission)
+def is_staff(permissions: frozenset[str]) -> bool:
+    """Whether these permissions (a user's roles') make their holder staff."""
+    return not STAFF_PERMISSIONS.isdisjoint(permissions)
+
+
+def person_principal(
+    user_id: str,
+    *,
+    roles: frozenset[str],
+    permissions: frozenset[str],
+    method: str,
+    credential_id: str | None,
+    mfa_at: float | None,
+    webauthn_at: float | None,
+) -> Principal:
+    """The principal of a signed-in person: the one place staff permissions are granted.
+
+    `permissions` are what the person's active roles give; the staff ones among them are honoured
+    only when the sign-in carried a WebAuthn factor (`webauthn_at`), and are otherwise withheld.
+    """
+    withheld = frozenset() if webauthn_at is not None else permissions & STAFF_PERMISSIONS
+    return Principal(
+        actor=f"user:{user_id}",
+        user_id=user_id,
+        roles=roles,
+        permissions=permissions - withheld,
+        method=method,
+        credential_id=credential_id,
+        mfa_at=mfa_at,
+        webauthn_at=webauthn_at,
+        withheld=withheld,
+    )
+
 
 #: Custom role names: a letter, then letters, digits, `_`, `-` or `.`; never a built-in's name.
 _ROLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$")
@@ -165,10 +221,37 @@ class MfaEnrolmentRequiredError(ForbiddenError):
     title = "Set up a second factor first"
 
 
+class StaffMfaRequiredError(ForbiddenError):
+    """A staff permission the person holds, refused because the sign-in carried no WebAuthn."""
+
+    code = "staff-mfa-required"
+    title = "Staff actions need a sign-in with your security key"
+
+
+def refusal(principal: Principal, permission: str) -> ForbiddenError:
+    """The error for a principal without `permission`: `staff-mfa-required` when their roles give
+    it but their sign-in did not carry WebAuthn, `permission-denied` otherwise."""
+    if permission in principal.withheld:
+        return StaffMfaRequiredError(
+            f"`{permission}` is a staff permission: sign in with your security key (or step up "
+            "with it); without one enrolled, use the enrolment link an operator gives you."
+        )
+    return PermissionDeniedError(f"This needs the `{permission}` permission.")
+
+
 def ensure_permission(principal: Principal, permission: str) -> None:
     """Defence in depth for services: the route checked already; refuse if it did not."""
     if not principal.can(permission):
-        raise PermissionDeniedError(f"This needs the `{permission}` permission.")
+        raise refusal(principal, permission)
+
+
+def ensure_staff_verified(principal: Principal) -> None:
+    """For checks made on roles rather than permissions: a staff role counts only once the
+    sign-in carried WebAuthn (the same rule `person_principal` applies to permissions)."""
+    if principal.method == "apikey":
+        raise PermissionDeniedError("Staff actions are taken by a signed-in person, not a key.")
+    if principal.withheld:
+        raise refusal(principal, min(principal.withheld))
 
 
 def validate_custom_role(name: str, permissions: frozenset[str] | set[str]) -> frozenset[str]:
@@ -225,3 +308,20 @@ def check_step_up(
         raise MfaEnrolmentRequiredError(
             "This action needs a second factor; enrol one in your security settings."
         )
+
+
+def check_staff_step_up(principal: Principal, now_epoch: float, *, step_up_minutes: int) -> None:
+    """The step-up policy for sensitive staff actions (halts, limits, roles, unlocks, resets, key
+    rotation): a WebAuthn factor proven within `step_up_minutes`, or 401 `step-up-required` (with
+    `factor: webauthn`, so the client prompts for the security key, not a code)."""
+    if principal.method == "apikey" or principal.user_id is None:
+        raise PermissionDeniedError("Staff actions are taken by a signed-in person, not a key.")
+    if principal.webauthn_at is not None:
+        age = now_epoch - principal.webauthn_at
+        if -5.0 <= age <= step_up_minutes * 60:
+            return
+    raise StepUpRequiredError(
+        f"Confirm with your security key (valid {step_up_minutes} minutes) and retry.",
+        step_up_minutes=step_up_minutes,
+        factor="webauthn",
+    )

@@ -1,6 +1,8 @@
 """HTTP routes for access: one's own roles, and administrators' grants and custom roles.
 
 (`rampart.access.api` holds the dependencies every router uses; this is access's own router.)
+Changing roles (granting, revoking, defining) is a sensitive staff action: a WebAuthn step-up
+within `mfa.staff_step_up_minutes`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from rampart.access.api import authenticated, requires
+from rampart.access.api import authenticated, requires, requires_staff_step_up
 from rampart.access.domain import Permission, Principal, ensure_permission
 from rampart.access.service import AccessService, RoleGrant
 from rampart.platform.http.deps import get_container
@@ -20,6 +22,8 @@ router = APIRouter(prefix="/api/v1/access", tags=["access"])
 me = authenticated()
 admin_users = requires(Permission.ADMIN_USERS)
 admin_config = requires(Permission.ADMIN_CONFIG)
+role_granter = requires_staff_step_up(Permission.ADMIN_USERS)
+role_definer = requires_staff_step_up(Permission.ADMIN_CONFIG)
 
 
 def _access(request: Request) -> AccessService:
@@ -118,7 +122,7 @@ def define_role(
     name: str,
     body: RoleIn,
     request: Request,
-    principal: Principal = Depends(admin_config),
+    principal: Principal = Depends(role_definer),
 ) -> RoleOut:
     ensure_permission(principal, Permission.ADMIN_CONFIG)
     with get_container(request).uow() as uow:
@@ -155,7 +159,7 @@ def grant_role(
     user_id: str,
     body: GrantIn,
     request: Request,
-    principal: Principal = Depends(admin_users),
+    principal: Principal = Depends(role_granter),
 ) -> GrantOut:
     with get_container(request).uow() as uow:
         grant = _access(request).grant_as(
@@ -171,7 +175,7 @@ def revoke_role(
     role: str,
     body: RevokeIn,
     request: Request,
-    principal: Principal = Depends(admin_users),
+    principal: Principal = Depends(role_granter),
 ) -> dict[str, int]:
     ensure_permission(principal, Permission.ADMIN_USERS)
     with get_container(request).uow() as uow:

@@ -37,6 +37,8 @@ from rampart.platform.uow import UnitOfWork
 PURPOSE_VERIFY = "verify-email"
 PURPOSE_CHANGE = "change-email"
 PURPOSE_RESET = "reset-password"
+#: A staff account's first set-up (password and security key), from a link an operator hands over.
+PURPOSE_STAFF_ENROL = "staff-enrol"
 #: At most this many unexpired reset links per account: asking again does not flood the inbox.
 MAX_OPEN_RESETS = 3
 
@@ -214,13 +216,14 @@ class AccountService:
         self,
         uow: UnitOfWork,
         email: str,
-        password_hash: str,
+        password_hash: str | None,
         *,
         role: str,
         verified: bool,
         created_by: str,
     ) -> str:
-        """An operator's account creation (`rampart users create`)."""
+        """An operator's account creation (`rampart users create`). Without a password hash the
+        account cannot sign in until its owner sets one (a staff account's enrolment link)."""
         now = self._clock.now()
         if self.by_email(uow.session, email) is not None:
             raise EmailInUseError("An account with that email exists.")
@@ -232,7 +235,7 @@ class AccountService:
             email_verified_at=now if verified else None,
             created_at=now,
             updated_at=now,
-            password_changed_at=now,
+            password_changed_at=now if password_hash else None,
         )
         uow.session.add(user)
         uow.session.flush()
@@ -406,6 +409,71 @@ class AccountService:
         if user is not None:
             user.password_hash = password_hash
             uow.audit(AuditEvent(action="identity.password.rehashed", subject=f"user:{user.id}"))
+
+    # --- staff enrolment ---------------------------------------------------------------------
+    def staff_enrolment_link(self, uow: UnitOfWork, user_id: str, *, issued_by: str) -> str:
+        """A single-use link (valid `staff_enrolment_hours`) on which the account's owner sets a
+        password and registers a security key; earlier unused links of the account stop working.
+        Only the token's hash is stored; the link is shown once, to the operator who hands it
+        over."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status != AccountStatus.ACTIVE:
+            raise NotFoundError("No such user.")
+        now = self._clock.now()
+        uow.session.execute(
+            update(EmailTokenRow)
+            .where(
+                EmailTokenRow.user_id == user.id,
+                EmailTokenRow.purpose == PURPOSE_STAFF_ENROL,
+                EmailTokenRow.used_at.is_(None),
+            )
+            .values(used_at=now)
+        )
+        hours = self._settings.staff_enrolment_hours
+        token = self._link_token(
+            uow, user.id, PURPOSE_STAFF_ENROL, user.email, timedelta(hours=hours)
+        )
+        uow.audit(
+            AuditEvent(
+                action="identity.staff.enrolment_link_issued",
+                subject=f"user:{user.id}",
+                details={"expires_in_hours": hours, "issued_by": issued_by},
+            )
+        )
+        return f"{self._url}/staff/enrol?token={token}"
+
+    def staff_enrolment_target(self, session: Session, token: str) -> tuple[str, str]:
+        """The (user id, email) of a usable enrolment link, without using it up."""
+        row = session.scalar(
+            select(EmailTokenRow).where(EmailTokenRow.token_hash == token_hash(token))
+        )
+        if (
+            row is None
+            or row.purpose != PURPOSE_STAFF_ENROL
+            or row.used_at is not None
+            or utc(row.expires_at) <= self._clock.now()
+        ):
+            raise InvalidLinkError
+        user = session.get(UserRow, row.user_id)
+        if user is None or user.status != AccountStatus.ACTIVE or user.email != row.email:
+            raise InvalidLinkError
+        return user.id, user.email
+
+    def complete_staff_enrolment(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
+        """Use up an enrolment link and set the account's password (the caller registered the
+        security key in the same transaction). Any earlier session ends. Returns the user id."""
+        row = self._take_link(uow, token, (PURPOSE_STAFF_ENROL,))
+        user = uow.session.get(UserRow, row.user_id)
+        if user is None or row.email != user.email:
+            raise InvalidLinkError
+        now = self._clock.now()
+        user.password_hash = password_hash
+        user.password_changed_at = now
+        user.updated_at = now
+        self._sessions.revoke_all(uow, user.id, reason="staff-enrolled")
+        self._throttle.clear_account(uow, self._email_key(user.email))
+        uow.audit(AuditEvent(action="identity.staff.enrolled", subject=f"user:{user.id}"))
+        return user.id
 
     # --- closing and locking -----------------------------------------------------------------
     def close(self, uow: UnitOfWork, user_id: str) -> None:

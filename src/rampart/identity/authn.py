@@ -7,8 +7,12 @@ both costs a few microseconds; see docs/performance.md.
 
 Session: the `__Host-rampart_session` cookie (HttpOnly, Secure, SameSite=Strict, Path=/). Every
 state-changing request must also carry the session's CSRF token (`X-CSRF-Token` header or a
-`csrf_token` form field). Sessions end after `session_idle_minutes` without a request and after
-`session_absolute_hours` in any case.
+`csrf_token` form field). Sessions end after `session_idle_minutes` without a request (a staff
+member's after `staff_session_idle_minutes`, if shorter) and after `session_absolute_hours` in any
+case.
+
+Both build the principal with `rampart.access.domain.person_principal`, which honours staff
+permissions only for a session that proved a WebAuthn factor.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from urllib.parse import urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
-from rampart.access.domain import Principal
+from rampart.access.domain import Principal, is_staff, person_principal
 from rampart.identity.domain import (
     CsrfError,
     InvalidSessionError,
@@ -42,15 +46,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_COOKIE_CHARS = 128
 
 
-def _principal(state: SessionState, method: str) -> Principal:
-    return Principal(
-        actor=f"user:{state.user_id}",
-        user_id=state.user_id,
+def principal_of(state: SessionState, method: str) -> Principal:
+    return person_principal(
+        state.user_id,
         roles=state.roles,
         permissions=state.permissions,
         method=method,
         credential_id=state.session_id,
         mfa_at=state.mfa_at,
+        webauthn_at=state.webauthn_at,
     )
 
 
@@ -87,7 +91,7 @@ class BearerAuthenticator:
             or verified.issued_at < state.not_before
         ):
             raise TokenRevokedError
-        return _principal(state, "bearer")
+        return principal_of(state, "bearer")
 
 
 class SessionAuthenticator:
@@ -96,7 +100,9 @@ class SessionAuthenticator:
         self._identity = container.identity
         self._sessions = container.identity.sessions
         self._clock = container.clock
-        self._idle = container.settings.identity.session_idle_minutes * 60
+        identity = container.settings.identity
+        self._idle = identity.session_idle_minutes * 60
+        self._staff_idle = min(identity.staff_session_idle_minutes * 60, self._idle)
         public = urlsplit(container.settings.effective_public_url)
         self._public_origin = f"{public.scheme}://{public.netloc}"
 
@@ -112,18 +118,21 @@ class SessionAuthenticator:
         now = self._clock.time_ns() / 1e9
         if state is None or not state.active or state.expires_at <= now:
             raise InvalidSessionError
-        if now - state.last_seen_at > self._idle:
+        # Staff by their roles, whether or not this sign-in carries WebAuthn: a staff console
+        # left open is as unattended either way.
+        idle = self._staff_idle if is_staff(state.permissions) else self._idle
+        if now - state.last_seen_at > idle:
             # The cache may be behind another process's touch; look once more before ending it.
             state = await run_in_threadpool(self._sessions.state_by_secret, secret, fresh=True)
             if state is None or not state.active:
                 raise InvalidSessionError
-            if now - state.last_seen_at > self._idle:
+            if now - state.last_seen_at > idle:
                 await self._end(state)
                 raise InvalidSessionError("The session ended after a period of inactivity.")
         await self._check_csrf(conn, secret)
         if now - state.last_seen_at >= TOUCH_SECONDS:
             state = await run_in_threadpool(self._sessions.touch, secret, state)
-        return _principal(state, "session")
+        return principal_of(state, "session")
 
     async def _end(self, state: SessionState) -> None:
         from rampart.identity.flows import in_transaction

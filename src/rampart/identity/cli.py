@@ -2,6 +2,11 @@
 
 The password comes from a hidden prompt (asked twice) or from `--password-file`, never from the
 command line, where it would sit in the shell history and the process list.
+
+A staff account (any role that gives more than a trader's permissions) gets no password here: the
+command prints a single-use enrolment link instead, on whose page the account's owner chooses a
+password and registers a security key (WebAuthn). Without that key the account can do nothing a
+trader could not (`rampart.access.domain.person_principal`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,23 @@ def _user_id(c: Any, email: str) -> str:
     return str(user_id)
 
 
+def _is_staff_role(c: Any, role: str) -> bool:
+    from rampart.access.domain import is_staff
+
+    with c.db.read() as session:
+        permissions = c.access.list_roles(session).get(role)
+    return permissions is not None and is_staff(permissions)
+
+
+def _print_enrolment_link(c: Any, link: str) -> None:
+    hours = c.settings.identity.staff_enrolment_hours
+    typer.echo(link)
+    console.print(
+        f"give this single-use enrolment link (valid {hours} hours) to the account's owner: "
+        "they set their password and register a security key there"
+    )
+
+
 def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
     """Add `rampart users ...` to the root command; `container` builds the wired platform."""
     app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -55,16 +77,31 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
             typer.Option("--password-file", help="Read the password from this file."),
         ] = None,
     ) -> None:
-        """Create an account with a role (audited). Prompts for the password."""
+        """Create an account with a role (audited). Prompts for a trader's password; prints a
+        staff account's enrolment link instead."""
         c = container()
+        link: str | None = None
         try:
             address = normalise_email(email)
-            password = c.identity.policy.check(_read_password(password_file), address)
-            password_hash = c.identity.hashing.hasher.hash(password)
+            staff = _is_staff_role(c, role)
+            if staff and password_file is not None:
+                console.print(
+                    "[bold red]refused:[/] a staff account sets its own password on its "
+                    "enrolment link; leave out --password-file"
+                )
+                raise typer.Exit(1)
+            password_hash = None
+            if not staff:
+                password = c.identity.policy.check(_read_password(password_file), address)
+                password_hash = c.identity.hashing.hasher.hash(password)
             with c.uow() as uow:
                 user_id = c.identity.accounts.create_user(
                     uow, address, password_hash, role=role, verified=verified, created_by=OPERATOR
                 )
+                if staff:
+                    link = c.identity.accounts.staff_enrolment_link(
+                        uow, user_id, issued_by=OPERATOR
+                    )
                 uow.commit()
             if not verified:
                 c.outbox_worker.drain()
@@ -75,6 +112,27 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
             c.close()
         typer.echo(user_id)
         console.print(f"created user {user_id} with role {role}")
+        if link is not None:
+            _print_enrolment_link(c, link)
+
+    @app.command("enrolment-link")
+    def enrolment_link(
+        email: Annotated[str, typer.Option("--email", help="The staff account's address.")],
+    ) -> None:
+        """A new single-use enrolment link for a staff account (a promoted user, a lost key);
+        earlier unused links of the account stop working."""
+        c = container()
+        try:
+            user_id = _user_id(c, email)
+            with c.uow() as uow:
+                link = c.identity.accounts.staff_enrolment_link(uow, user_id, issued_by=OPERATOR)
+                uow.commit()
+            _print_enrolment_link(c, link)
+        except RampartError as exc:
+            console.print(f"[bold red]refused:[/] {exc.detail}")
+            raise typer.Exit(1) from None
+        finally:
+            c.close()
 
     @app.command("lock")
     def lock(

@@ -77,6 +77,9 @@ class SessionRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoke_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mfa_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The last WebAuthn factor proven on this session (sign-in or step-up): staff permissions
+    #: are honoured only when it is set (`rampart.access.domain.person_principal`).
+    webauthn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_identity_session_user", "user_id", "revoked_at"),)
 

@@ -253,7 +253,9 @@ class LoginService:
                 details={"factor": factor[:32]},
             )
         )
-        return self._complete(uow, user, row.kind, client, mfa_at=now)
+        return self._complete(
+            uow, user, row.kind, client, mfa_at=now, webauthn=factor == "webauthn"
+        )
 
     # --- issuing -----------------------------------------------------------------------------
     def _complete(
@@ -264,6 +266,7 @@ class LoginService:
         client: ClientInfo,
         *,
         mfa_at: datetime | None,
+        webauthn: bool = False,
     ) -> IssuedLogin:
         now = self.clock.now()
         device_id, is_new = self.sessions.record_device(uow, user.id, client)
@@ -276,7 +279,14 @@ class LoginService:
             )
         secret = new_token() if kind == KIND_BROWSER else None
         row = self.sessions.create(
-            uow, user.id, kind, client, device_id, mfa_at=mfa_at, secret=secret
+            uow,
+            user.id,
+            kind,
+            client,
+            device_id,
+            mfa_at=mfa_at,
+            webauthn_at=mfa_at if webauthn else None,
+            secret=secret,
         )
         uow.audit(
             AuditEvent(

@@ -54,6 +54,7 @@ class SessionState:
     permissions: frozenset[str]
     email_verified: bool
     mfa_at: float | None
+    webauthn_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,7 @@ class SessionStore:
         device_id: str | None,
         *,
         mfa_at: datetime | None = None,
+        webauthn_at: datetime | None = None,
         secret: str | None = None,
     ) -> SessionRow:
         now = self._clock.now()
@@ -189,6 +191,7 @@ class SessionStore:
             last_seen_at=now,
             expires_at=now + lifetime,
             mfa_at=mfa_at,
+            webauthn_at=webauthn_at,
         )
         uow.session.add(row)
         uow.session.flush()
@@ -227,6 +230,7 @@ class SessionStore:
             permissions=permissions,
             email_verified=user is not None and user.email_verified_at is not None,
             mfa_at=utc(row.mfa_at).timestamp() if row.mfa_at else None,
+            webauthn_at=utc(row.webauthn_at).timestamp() if row.webauthn_at else None,
         )
 
     def state_by_id(self, session_id: str, *, fresh: bool = False) -> SessionState | None:
@@ -319,18 +323,23 @@ class SessionStore:
         uow.session.flush()
         return ids
 
-    def record_second_factor(self, uow: UnitOfWork, user_id: str, session_id: str) -> datetime:
-        """Stamp the session with a second factor proven now (step-up); returns the time."""
+    def record_second_factor(
+        self, uow: UnitOfWork, user_id: str, session_id: str, *, webauthn: bool = False
+    ) -> datetime:
+        """Stamp the session with a second factor proven now (step-up); returns the time.
+        `webauthn` says the factor was a security key or passkey (what staff actions need)."""
         row = uow.session.get(SessionRow, session_id)
         if row is None or row.user_id != user_id or row.revoked_at is not None:
             raise NotFoundError("No such session.")
         now = self._clock.now()
         row.mfa_at = now
+        if webauthn:
+            row.webauthn_at = now
         uow.audit(
             AuditEvent(
                 action="auth.session.second_factor",
                 subject=f"user:{user_id}",
-                details={"session_id": session_id},
+                details={"session_id": session_id, "webauthn": webauthn},
             )
         )
         self._forget_after_commit(uow, session_ids={session_id})

@@ -1,5 +1,8 @@
 """Risk over HTTP: halts and the four-eyes resume (compliance, admins), limits (admins), trading
-states, the restricted list, locates, the risk event log, and cancel-on-disconnect."""
+states, the restricted list, locates, the risk event log, and cancel-on-disconnect.
+
+Halting, resuming, changing a trading state and changing limits are sensitive staff actions: each
+needs a WebAuthn step-up within `mfa.staff_step_up_minutes` (`require_step_up`)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from starlette.responses import Response
 
 from rampart.access.api import requires
 from rampart.access.domain import Permission, Principal
+from rampart.identity.mfa.api import require_step_up
+from rampart.identity.mfa.domain import SensitiveAction
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import MoneyError, to_decimal
 from rampart.platform.http.deps import get_uow
@@ -27,6 +32,15 @@ account_router = APIRouter(prefix="/v1/account", tags=["risk"])
 
 Halter = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_HALT))]
 LimitsAdmin = Annotated[Principal, Depends(requires(Permission.RISK_LIMITS))]
+Halting = Annotated[
+    Principal, Depends(require_step_up(Permission.COMPLIANCE_HALT, SensitiveAction.MARKET_HALT))
+]
+Resuming = Annotated[
+    Principal, Depends(require_step_up(Permission.COMPLIANCE_HALT, SensitiveAction.MARKET_RESUME))
+]
+LimitsChanger = Annotated[
+    Principal, Depends(require_step_up(Permission.RISK_LIMITS, SensitiveAction.RISK_LIMITS_CHANGE))
+]
 Auditor = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_AUDIT))]
 Trader = Annotated[Principal, Depends(requires(Permission.ORDER_PLACE))]
 Viewer = Annotated[Principal, Depends(requires(Permission.ACCOUNT_VIEW))]
@@ -84,7 +98,7 @@ def _no_content() -> Response:
 
 
 @router.post("/halts", status_code=201)
-def halt(body: HaltIn, principal: Halter, uow: Uow, request: Request) -> dict[str, Any]:
+def halt(body: HaltIn, principal: Halting, uow: Uow, request: Request) -> dict[str, Any]:
     """Halt one symbol, one account, or the whole market: new orders are refused at once and
     pending orders are cancelled before this responds."""
     ticket = _risk(request).halt(uow, principal, HaltScope(body.scope), body.target, body.reason)
@@ -107,7 +121,7 @@ def halts(
 
 @router.post("/halts/{halt_id}/resume-request")
 def request_resume(
-    halt_id: str, body: ReasonIn, principal: Halter, uow: Uow, request: Request
+    halt_id: str, body: ReasonIn, principal: Resuming, uow: Uow, request: Request
 ) -> dict[str, Any]:
     """First of four eyes: ask to resume. Trading stays halted until someone else approves."""
     view = _risk(request).request_resume(uow, principal, halt_id, body.reason)
@@ -116,7 +130,7 @@ def request_resume(
 
 
 @router.post("/halts/{halt_id}/approve")
-def approve_resume(halt_id: str, principal: Halter, uow: Uow, request: Request) -> dict[str, Any]:
+def approve_resume(halt_id: str, principal: Resuming, uow: Uow, request: Request) -> dict[str, Any]:
     """Second of four eyes: a different person approves, and trading resumes."""
     risk = _risk(request)
     try:
@@ -151,7 +165,7 @@ def limits(
 
 @router.put("/limits")
 def set_limits(
-    body: LimitsIn, principal: LimitsAdmin, uow: Uow, request: Request
+    body: LimitsIn, principal: LimitsChanger, uow: Uow, request: Request
 ) -> dict[str, Any]:
     changes = {k: (None if v is None else str(v)) for k, v in body.limits.items()}
     result = _risk(request).set_limits(uow, principal, body.account_id, changes, body.reason)
@@ -160,7 +174,7 @@ def set_limits(
 
 
 @router.put("/states", status_code=204)
-def set_state(body: StateIn, principal: Halter, uow: Uow, request: Request) -> Response:
+def set_state(body: StateIn, principal: Halting, uow: Uow, request: Request) -> Response:
     _risk(request).set_trading_state(
         uow, principal, body.account_id, TradingState(body.state), body.reason
     )

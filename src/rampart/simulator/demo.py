@@ -12,6 +12,10 @@ services, under the platform's real policy (nothing is switched off for the demo
   (hashed, sealed). A restart makes new ones, so the account is created once and then re-keyed.
 - The bot's API key (hmac-sha256) lives in this process's memory only; the previous run's key is
   revoked when a new one is made.
+- A demo administrator and a demo compliance officer show the staff side (halts, limits, roles).
+  Staff need a security key (WebAuthn), which no script can hold for a person, so each start
+  prints a fresh single-use enrolment link for each (`AccountService.staff_enrolment_link`): the
+  person sets a password and registers a key or passkey there, then signs in with both.
 
 `DemoBotRunner` runs `rampart.simulator.bot.DemoBot` in a thread against the running server over
 HTTP, and is a `closer` of the container: it starts with the app and stops before the engine, then
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pyotp
 
 from rampart.access.domain import Principal
+from rampart.identity.authn import principal_of
 from rampart.identity.domain import InvalidCredentialsError
 from rampart.identity.mfa.api import pending_purpose
 from rampart.identity.mfa.domain import TOTP_PERIOD, FactorKind
@@ -47,6 +52,8 @@ log = get_logger(__name__)
 
 TRADER_EMAIL = "demo-trader@example.com"
 BOT_EMAIL = "demo-bot@example.com"
+#: Staff accounts of the demo, by role: enrolled by a person from the printed links.
+STAFF_EMAILS = {"ADMIN": "demo-admin@example.com", "COMPLIANCE": "demo-compliance@example.com"}
 #: Demo cash each demo account is topped up to on start.
 TRADER_CASH = Decimal("100000")
 BOT_CASH = Decimal("250000")
@@ -78,9 +85,19 @@ class DemoBotKey:
 
 
 @dataclass(frozen=True)
+class DemoStaff:
+    """A demo staff account and its enrolment link (shown once, on the console)."""
+
+    role: str
+    email: str
+    enrolment_url: Secret[str]
+
+
+@dataclass(frozen=True)
 class DemoAccounts:
     trader: DemoTrader
     bot: DemoBotKey
+    staff: tuple[DemoStaff, ...] = ()
 
 
 def _new_password() -> str:
@@ -105,6 +122,23 @@ def _ensure_user(container: Container, email: str, password: str) -> str:
             identity.accounts.change_password(uow, user_id, password_hash, keep_session_id=None)
         uow.commit()
     return user_id
+
+
+def _ensure_staff(container: Container, role: str, email: str) -> DemoStaff:
+    """The staff account (created without a password if missing) and a new enrolment link;
+    earlier links of the account stop working."""
+    accounts = container.identity.accounts
+    with container.uow() as uow:
+        row = accounts.by_email(uow.session, email)
+        if row is None:
+            user_id = accounts.create_user(
+                uow, email, None, role=role, verified=True, created_by=ACTOR
+            )
+        else:
+            user_id = str(row.id)
+        link = accounts.staff_enrolment_link(uow, user_id, issued_by=ACTOR)
+        uow.commit()
+    return DemoStaff(role=role, email=email, enrolment_url=Secret(link))
 
 
 def _enrol_totp(container: Container, user_id: str, email: str) -> tuple[str, str]:
@@ -169,15 +203,7 @@ def _sign_in(container: Container, email: str, password: str, totp_secret: str) 
     state = identity.sessions.state_by_id(issued.session_id, fresh=True)
     if state is None or not state.active:
         raise InvalidCredentialsError
-    return Principal(
-        actor=f"user:{state.user_id}",
-        user_id=state.user_id,
-        roles=state.roles,
-        permissions=state.permissions,
-        method="session",
-        credential_id=state.session_id,
-        mfa_at=state.mfa_at,
-    )
+    return principal_of(state, "session")
 
 
 def _bot_key(container: Container, principal: Principal) -> tuple[str, Secret[str]]:
@@ -216,6 +242,7 @@ def provision_demo(container: Container) -> DemoAccounts:
     _fund(container, bot_id, BOT_CASH)
     principal = _sign_in(container, BOT_EMAIL, bot_password, bot_totp)
     key_id, secret = _bot_key(container, principal)
+    staff = tuple(_ensure_staff(container, role, email) for role, email in STAFF_EMAILS.items())
     log.info("demo accounts ready", trader=trader_id, bot=bot_id, bot_key=key_id)
     return DemoAccounts(
         trader=DemoTrader(
@@ -227,6 +254,7 @@ def provision_demo(container: Container) -> DemoAccounts:
             backup_codes=codes,
         ),
         bot=DemoBotKey(user_id=bot_id, email=BOT_EMAIL, key_id=key_id, secret=secret),
+        staff=staff,
     )
 
 
@@ -313,9 +341,25 @@ def banner(accounts: DemoAccounts, base_url: str, data_dir: str) -> list[str]:
         f"    TOTP key    {trader.totp_secret.reveal()}",
         f"    or use one of these one-time backup codes: {codes}",
         "",
+        *_staff_lines(accounts.staff),
         f"  demo bot      {accounts.bot.email} trades through rampart.client with API key "
         f"{accounts.bot.key_id} (places and cancels limit orders near the touch)",
         "  simulator     market makers and noise traders keep the market moving",
         "  stop with Ctrl-C",
         "",
     ]
+
+
+def _staff_lines(staff: tuple[DemoStaff, ...]) -> list[str]:
+    if not staff:
+        return []
+    lines = [
+        "  [bold]Staff[/] (halts, limits, roles) need a security key or passkey: open the link, "
+        "set a password, register the key, then sign in with both (single-use links, new on "
+        "every start):"
+    ]
+    for member in staff:
+        lines.append(f"    {member.role.lower():<11} {member.email}")
+        lines.append(f"    enrol       {member.enrolment_url.reveal()}")
+    lines.append("")
+    return lines

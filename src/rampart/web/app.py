@@ -72,6 +72,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
     from rampart.audit.api import router as audit_router
     from rampart.identity.api import router as identity_router
     from rampart.identity.mfa.api import router as mfa_router
+    from rampart.identity.mfa.staff import router as staff_router
     from rampart.risk.api import account_router as risk_account_router
     from rampart.risk.api import router as risk_router
     from rampart.trading.api import router as trading_router
@@ -79,6 +80,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
     return [
         identity_router,
         mfa_router,
+        staff_router,
         access_router,
         apikeys_router,
         trading_router,

@@ -14,10 +14,11 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from rampart.access.api import authenticated
-from rampart.access.domain import PermissionDeniedError, Principal
+from rampart.access.domain import PermissionDeniedError, Principal, StaffMfaRequiredError
 from rampart.identity.domain import PendingLoginError, token_hash
 from rampart.identity.mfa.domain import (
     FactorKind,
@@ -92,12 +93,25 @@ def _commit_check(uow: UnitOfWork, check: FactorCheck) -> None:
     check.raise_for_failure()
 
 
-def _guard_factor_change(mfa: MfaService, uow: UnitOfWork, principal: Principal) -> str:
-    """Changing factors needs a step-up, except enrolling the very first one."""
+def guard_factor_change(
+    mfa: MfaService, session: Session, principal: Principal, *, always_step_up: bool = False
+) -> str:
+    """Changing factors needs a step-up, except enrolling the very first one; and a staff member
+    enrols their first one only from their enrolment link, never from a password-only sign-in
+    (whoever has the password alone would otherwise add their own key and act as staff)."""
     user_id = _person(principal)
-    if mfa.has_mfa(uow.session, user_id):
-        mfa.require_step_up(uow.session, principal, SensitiveAction.FACTORS_CHANGE)
+    if always_step_up or mfa.has_mfa(session, user_id):
+        mfa.require_step_up(session, principal, SensitiveAction.FACTORS_CHANGE)
+    elif principal.withheld:
+        raise StaffMfaRequiredError(
+            "A staff account sets up its security key from the enrolment link an operator gives "
+            "(`rampart users enrolment-link`)."
+        )
     return user_id
+
+
+def _guard_factor_change(mfa: MfaService, uow: UnitOfWork, principal: Principal) -> str:
+    return guard_factor_change(mfa, uow.session, principal)
 
 
 def _account_label(request: Request, uow: UnitOfWork, user_id: str) -> str:
@@ -433,7 +447,7 @@ def step_up(
         mfa_at = None
         if check.ok:
             mfa_at = container.identity.sessions.record_second_factor(
-                uow, user_id, principal.credential_id
+                uow, user_id, principal.credential_id, webauthn=check.kind is FactorKind.WEBAUTHN
             )
         _commit_check(uow, check)
     assert mfa_at is not None
@@ -541,9 +555,9 @@ def support_reset(
 ) -> dict[str, Any]:
     container = get_container(request)
     with container.uow() as uow:
-        # The operator proves a fresh factor of their own: a stolen support session alone must
-        # not be enough to strip someone's account bare.
-        container.mfa.require_step_up(uow.session, principal, SensitiveAction.FACTORS_CHANGE)
+        # The operator proves a fresh security key of their own: a stolen support session alone
+        # must not be enough to strip someone's account bare.
+        container.mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
         record = container.mfa.support_reset(
             uow,
             principal,

@@ -45,7 +45,28 @@ class SensitiveAction(StrEnum):
     PASSWORD_CHANGE = "password.change"  # noqa: S105 - an action name, not a password
     EMAIL_CHANGE = "email.change"
     FACTORS_CHANGE = "mfa.factors.change"
+    # Staff actions: a WebAuthn step-up within `mfa.staff_step_up_minutes`, nothing weaker.
+    MARKET_HALT = "market.halt"
+    MARKET_RESUME = "market.resume"
+    RISK_LIMITS_CHANGE = "risk.limits.change"
+    ROLES_CHANGE = "access.roles.change"
+    ACCOUNT_UNLOCK = "account.unlock"
+    MFA_RESET = "mfa.reset"
+    KEY_ROTATION = "keys.rotate"
 
+
+#: The sensitive staff actions (see `rampart.access.domain.check_staff_step_up`).
+STAFF_ACTIONS = frozenset(
+    {
+        SensitiveAction.MARKET_HALT,
+        SensitiveAction.MARKET_RESUME,
+        SensitiveAction.RISK_LIMITS_CHANGE,
+        SensitiveAction.ROLES_CHANGE,
+        SensitiveAction.ACCOUNT_UNLOCK,
+        SensitiveAction.MFA_RESET,
+        SensitiveAction.KEY_ROTATION,
+    }
+)
 
 #: Actions that need a second factor to exist at all (when `mfa.required_for_trading`).
 MFA_MANDATORY = frozenset(

@@ -25,7 +25,9 @@ from rampart.access.domain import (
     PermissionDeniedError,
     Principal,
     Role,
+    check_staff_step_up,
     check_step_up,
+    ensure_staff_verified,
 )
 from rampart.config import MfaSettings
 from rampart.identity.mfa import webauthn_rp as rp_mod
@@ -46,6 +48,7 @@ from rampart.identity.mfa.domain import (
     OTP_MAX_PER_HOUR,
     OTP_RESEND_INTERVAL,
     OTP_TTL,
+    STAFF_ACTIONS,
     ChallengeExhaustedError,
     CodeSendThrottledError,
     CoolingPeriodError,
@@ -331,12 +334,20 @@ class MfaService:
         Refuses with 401 `step-up-required` unless a second factor was passed within
         `mfa.step_up_minutes`, with 403 `mfa-enrolment-required` when the user has no factor and
         the platform requires one, and with 403 `mfa-cooling-period` for withdrawals and new API
-        keys during the 24 hours after a support-assisted reset.
+        keys during the 24 hours after a support-assisted reset. Staff actions (`STAFF_ACTIONS`)
+        need a WebAuthn factor within `mfa.staff_step_up_minutes`.
         """
         if principal.user_id is None:
             raise PermissionDeniedError("Only a person can do this.")
         now = self._clock.now()
         action = SensitiveAction(action)
+        if action in STAFF_ACTIONS:
+            # A staff action is confirmed with a security key, never a code that a fake page
+            # could have relayed (and never by an API key).
+            check_staff_step_up(
+                principal, now.timestamp(), step_up_minutes=self._settings.staff_step_up_minutes
+            )
+            return
         if action in COOLING_BLOCKED and is_in_cooling_period(session, principal.user_id, now):
             raise CoolingPeriodError(
                 "Your second factors were reset less than 24 hours ago; this is blocked until "
@@ -1077,6 +1088,8 @@ class MfaService:
         they are. Starts a 24-hour cooling period for withdrawals and new API keys."""
         if not ({Role.SUPPORT.value, Role.ADMIN.value} & set(operator.roles)):
             raise PermissionDeniedError("Only support or an administrator can reset factors.")
+        # A check on roles, not permissions: the staff role counts only after a WebAuthn sign-in.
+        ensure_staff_verified(operator)
         if operator.user_id == user_id:
             raise PermissionDeniedError("Nobody resets their own factors.")
         method = verification_method.strip().lower()

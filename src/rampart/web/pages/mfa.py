@@ -20,8 +20,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
 from rampart.identity.domain import PendingLoginError
-from rampart.identity.mfa.api import _challenge, complete_login, pending_purpose
-from rampart.identity.mfa.domain import FactorKind, SensitiveAction, step_up_purpose
+from rampart.identity.mfa.api import (
+    _challenge,
+    complete_login,
+    guard_factor_change,
+    pending_purpose,
+)
+from rampart.identity.mfa.domain import FactorKind, step_up_purpose
 from rampart.identity.mfa.service import FactorResponse
 from rampart.kernel.errors import RampartError
 from rampart.platform.http.access import public
@@ -88,8 +93,7 @@ def _guarded(
     user_id = principal.user_id
     assert user_id is not None
     with container.uow() as uow:
-        if always_step_up or container.mfa.has_mfa(uow.session, user_id):
-            container.mfa.require_step_up(uow.session, principal, SensitiveAction.FACTORS_CHANGE)
+        guard_factor_change(container.mfa, uow.session, principal, always_step_up=always_step_up)
         result = work(uow, user_id)
         uow.commit()
     return result
@@ -497,3 +501,26 @@ async def login_verify(request: Request) -> Response:
 
 
 __all__ = ["router"]
+
+
+# --- a staff account's enrolment link ---------------------------------------------------------
+@router.get("/staff/enrol", dependencies=[Depends(public)])
+def staff_enrol(request: Request, token: str = "") -> HTMLResponse:
+    """The page of an enrolment link (`rampart users create --role ADMIN`): a password and a
+    security key, registered by `/v1/auth/staff-enrolment` with the link's token."""
+    container = request.app.state.container
+    identity = container.settings.identity
+    token = token[:128]
+    try:
+        with container.db.read() as session:
+            container.identity.accounts.staff_enrolment_target(session, token)
+    except RampartError:
+        token = ""
+    return render(
+        request,
+        "staff_enrol.html",
+        status=200 if token else 404,
+        token=token,
+        min_length=identity.password_min_length,
+        max_length=identity.password_max_length,
+    )

@@ -126,6 +126,33 @@
     window.location.assign((done && done.next) || button.getAttribute("data-next") || "/");
   }
 
+  // A staff account's enrolment link: the token (not a session) authorises the registration;
+  // the password is set in the same request, so the account never works without the key.
+  async function staffEnrol(button) {
+    var password = document.getElementById(button.getAttribute("data-password-input")).value;
+    var nameInput = document.getElementById(button.getAttribute("data-name-input"));
+    var name = (nameInput && nameInput.value.trim()) || "Security key";
+    var token = button.getAttribute("data-token");
+    if (!password) { throw new Error("Choose a password first."); }
+    say(button, "Follow your browser's prompt…");
+    var begin = await post("/v1/auth/staff-enrolment/challenge", { token: token });
+    var cred = await navigator.credentials.create({ publicKey: creationOptions(begin.options) });
+    var done = await post("/v1/auth/staff-enrolment", {
+      token: token, password: password, challenge_id: begin.challenge_id,
+      credential: registrationJSON(cred), name: name
+    });
+    document.getElementById("staff-enrol-form").hidden = true;
+    var list = document.createElement("ol");
+    (done.backup_codes || []).forEach(function (code) {
+      var item = document.createElement("li");
+      item.textContent = code;
+      list.appendChild(item);
+    });
+    document.getElementById("staff-enrol-codes").appendChild(list);
+    document.getElementById("staff-enrol-done").hidden = false;
+    say(button, "Your security key is registered.");
+  }
+
   function bind(selector, action) {
     document.querySelectorAll(selector).forEach(function (button) {
       button.addEventListener("click", function (event) {
@@ -161,6 +188,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     bind("[data-webauthn-register]", register);
     bind("[data-webauthn-sign-in]", signIn);
+    bind("[data-staff-enrol]", staffEnrol);
     showNewBackupCodes();
   });
 })();

@@ -1,0 +1,149 @@
+"""Staff accounts over HTTP: enrolment from an operator's link, and the staff actions on accounts
+and keys that the CLI also offers (unlock, a new enrolment link, signing-key rotation).
+
+Enrolment: `rampart users create --role ADMIN` (or any staff role) makes an account without a
+password and prints a single-use link (`/staff/enrol?token=...`, valid
+`identity.staff_enrolment_hours`, stored as a hash). Its page sets the password and registers a
+security key in one step: the token, not a session, authorises the WebAuthn registration, so the
+account is never usable with a password alone. The owner then signs in with password and key, and
+only that sign-in (or a WebAuthn step-up) makes staff permissions count
+(`rampart.access.domain.person_principal`).
+
+The staff actions here each need a WebAuthn step-up within `mfa.staff_step_up_minutes`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from rampart.access.domain import Permission, Principal
+from rampart.identity.mfa.api import _commit_check, _first_backup_codes, require_step_up
+from rampart.identity.mfa.domain import SensitiveAction
+from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
+from rampart.kernel.errors import ValidationError
+from rampart.kernel.events import AuditEvent
+from rampart.platform.http.access import public
+from rampart.platform.http.deps import get_container
+from rampart.ratelimit.api import rate_limit
+
+router = APIRouter(tags=["staff"])
+
+Id = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
+
+Unlocker = Annotated[
+    Principal, Depends(require_step_up(Permission.ADMIN_USERS, SensitiveAction.ACCOUNT_UNLOCK))
+]
+Enroller = Annotated[
+    Principal, Depends(require_step_up(Permission.ADMIN_USERS, SensitiveAction.ROLES_CHANGE))
+]
+KeyRotator = Annotated[
+    Principal, Depends(require_step_up(Permission.ADMIN_CONFIG, SensitiveAction.KEY_ROTATION))
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrolmentTokenBody(_Body):
+    token: str = Field(min_length=16, max_length=128)
+
+
+class EnrolmentBody(EnrolmentTokenBody):
+    password: str = Field(min_length=1, max_length=4096)
+    challenge_id: str = Field(min_length=1, max_length=36)
+    credential: dict[str, Any]
+    name: str = Field(default="Security key", min_length=1, max_length=64)
+
+
+class ReasonBody(_Body):
+    reason: str = Field(min_length=5, max_length=500)
+
+
+# --- enrolment (public: the link's token is the credential) -----------------------------------
+@router.post(
+    "/v1/auth/staff-enrolment/challenge",
+    dependencies=[Depends(public), Depends(rate_limit("ip.mfa"))],
+    summary="Start registering a staff account's security key from its enrolment link",
+)
+def enrolment_challenge(body: EnrolmentTokenBody, request: Request) -> dict[str, Any]:
+    container = get_container(request)
+    with container.uow() as uow:
+        user_id, email = container.identity.accounts.staff_enrolment_target(uow.session, body.token)
+        ceremony = container.mfa.begin_webauthn_registration(uow, user_id, email)
+        uow.commit()
+    return {"challenge_id": ceremony.challenge_id, "options": ceremony.options}
+
+
+@router.post(
+    "/v1/auth/staff-enrolment",
+    status_code=201,
+    dependencies=[Depends(public), Depends(rate_limit("ip.mfa"))],
+    summary="Finish a staff account's enrolment: set the password and register the key",
+)
+def enrol(body: EnrolmentBody, request: Request) -> dict[str, Any]:
+    container = get_container(request)
+    if len(orjson.dumps(body.credential)) > MAX_CREDENTIAL_JSON:
+        raise ValidationError("The authenticator response is too large.")
+    identity = container.identity
+    with container.db.read() as session:
+        user_id, email = identity.accounts.staff_enrolment_target(session, body.token)
+    password_hash = identity.hashing.hasher.hash(identity.policy.check(body.password, email))
+    with container.uow() as uow:
+        check = container.mfa.finish_webauthn_registration(
+            uow, user_id, body.challenge_id, body.credential, body.name
+        )
+        codes: list[str] = []
+        if check.ok:
+            # The link is used up only by a key that registered: a failed ceremony may retry.
+            identity.accounts.complete_staff_enrolment(uow, body.token, password_hash)
+            codes = _first_backup_codes(container.mfa, uow, user_id)
+        _commit_check(uow, check)
+    authenticator = check.details.get("authenticator")
+    return {"enrolled": True, "authenticator": authenticator, "backup_codes": codes}
+
+
+# --- staff actions -------------------------------------------------------------------------
+@router.post(
+    "/v1/admin/users/{user_id}/staff-enrolment",
+    status_code=201,
+    summary="Admin: a new enrolment link for a staff account (a promoted user, a lost key)",
+)
+def new_enrolment_link(user_id: Id, request: Request, principal: Enroller) -> dict[str, Any]:
+    container = get_container(request)
+    with container.uow() as uow:
+        link = container.identity.accounts.staff_enrolment_link(
+            uow, user_id, issued_by=principal.actor
+        )
+        uow.commit()
+    hours = container.settings.identity.staff_enrolment_hours
+    return {"enrolment_url": link, "expires_in_hours": hours}
+
+
+@router.post(
+    "/v1/admin/users/{user_id}/unlock",
+    status_code=204,
+    summary="Admin: unlock an account an operator locked",
+)
+def unlock(user_id: Id, body: ReasonBody, request: Request, principal: Unlocker) -> None:
+    container = get_container(request)
+    with container.uow() as uow:
+        container.identity.accounts.set_locked(uow, user_id, False, reason=body.reason)
+        uow.commit()
+
+
+@router.post(
+    "/v1/admin/signing-keys/rotate",
+    summary="Admin: sign access tokens with a new key (the old one stays published)",
+)
+def rotate_signing_key(request: Request, principal: KeyRotator) -> dict[str, str]:
+    container = get_container(request)
+    kid = container.identity.keys.rotate()
+    with container.uow() as uow:
+        uow.audit(AuditEvent(action="identity.signing_key.rotated", details={"kid": kid}))
+        uow.commit()
+    return {"kid": kid}
