@@ -5,6 +5,9 @@ database."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,7 +198,9 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("command", "naming"), BAD_INPUT, ids=lambda v: " ".join(v)[:60])
+@pytest.mark.parametrize(
+    ("command", "naming"), BAD_INPUT, ids=[" ".join(command)[:60] for command, _ in BAD_INPUT]
+)
 def test_bad_input_is_refused_in_one_line(
     working: dict[str, str], command: tuple[str, ...], naming: str
 ) -> None:
@@ -229,3 +234,19 @@ def test_create_backup_refuses_a_missing_sqlite_file(
         create_backup(f"sqlite:///{missing}", tmp_path / "b", container.vault.provider, clock)
     assert not missing.exists()
     assert not (tmp_path / "b").exists()
+
+
+def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """The real entry point (`python -m rampart`), not only the in-process runner."""
+    env = {**os.environ, **env_for(tmp_path / "missing")}
+    env.pop("RAMPART_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "rampart", "ledger", "deposit", "--user", "u", "--amount", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert_one_line_refusal(done.returncode, done.stdout, done.stderr, "database not found at")
+    assert not (tmp_path / "missing").exists()

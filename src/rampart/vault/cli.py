@@ -277,9 +277,12 @@ def backup_restore(
         settings = container.settings
     try:
         info = restore_backup(path, url, provider)
-    except (VaultError, OSError) as exc:
-        detail = getattr(exc, "detail", None) or "cannot read the file"
-        raise _fail(f"refused: {detail}; nothing was restored") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = exc.filename or path
+        raise _fail(f"refused: cannot use {where}: {reason}; nothing was restored") from None
+    except VaultError as exc:
+        raise _fail(f"refused: {exc.detail}; nothing was restored") from None
     shredded = ShredRegister(shred_register_path(settings)).user_ids()
     # A restored schema may be older than this code (`rampart db upgrade` comes next).
     with _container(database_url=url, check=False) as restored, restored.uow() as uow:
