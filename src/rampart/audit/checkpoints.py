@@ -274,6 +274,7 @@ class Checkpointer:
         self._clock = clock
         #: Whether the signer's name is an explicit `audit.origin` (else derived from the URL).
         self._origin_configured = origin_configured
+        self._origin_settled = False
         self.signer = signer
         self.sink = sink
         self.origin = signer.name
@@ -408,14 +409,19 @@ class Checkpointer:
 
     def _adopt_log_origin(self, session: Session) -> None:
         """Sign under the log's recorded origin; an explicit, different one is refused."""
-        recorded = log_origin(session)
-        if recorded is None or recorded == self.signer.name:
+        if self._origin_settled:
             return
-        if self._origin_configured:
-            raise OriginMismatchError(recorded, self.signer.name)
-        self.signer = self.signer.renamed(recorded)
-        self.origin = recorded
-        self._key_registered = False
+        recorded = log_origin(session)
+        if recorded is None:
+            return  # the first checkpoint records the signer's name
+        if recorded != self.signer.name:
+            if self._origin_configured:
+                raise OriginMismatchError(recorded, self.signer.name)
+            self.signer = self.signer.renamed(recorded)
+            self.origin = recorded
+            self._key_registered = False
+        # A recorded origin never changes: no need to read it again every round.
+        self._origin_settled = True
 
     def _check_extends(
         self, session: Session, base: SignedCheckpoint | None, rng: CompactRange
