@@ -46,7 +46,7 @@ def run() -> list[dict[str, object]]:
 
 
 def _run(tmp: Path) -> list[dict[str, object]]:
-    db = Database(f"sqlite:///{tmp / 'bench.db'}")
+    db = Database(f"sqlite:///{tmp / 'bench.db'}", create=True)
     clock = SystemClock()
     meta = MetaData()
     table = Table(

@@ -1,4 +1,10 @@
-"""The `rampart` command."""
+"""The `rampart` command.
+
+Every command runs inside one error boundary (`rampart.platform.cli_errors.OneLineErrors`): a
+failure is one line on stderr and a non-zero exit, never a traceback. Every command but
+`db upgrade` opens an existing, current database only (`_container` checks it first), so a typo
+in a path or URL is refused instead of becoming a new, empty database.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from rampart.apikeys.cli import mount as mount_apikeys_cli
 from rampart.audit.cli import app as audit_app
 from rampart.identity.cli import mount as mount_users_cli
 from rampart.ledger.cli import mount as mount_ledger_cli
+from rampart.platform.cli_errors import OneLineErrors
 from rampart.risk.cli import mount as mount_risk_cli
 from rampart.trading.cli import mount as mount_trading_cli
 from rampart.vault.cli import mount as mount_vault_cli
@@ -23,6 +30,7 @@ app = typer.Typer(
     help="Rampart: a security-first trading platform core.",
     no_args_is_help=True,
     add_completion=False,
+    cls=OneLineErrors,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -48,10 +56,19 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
         raise typer.Exit(2) from None
 
 
-def _container(database_url: str | None = None):  # type: ignore[no-untyped-def]
-    from rampart.bootstrap import bootstrap
+def _container(database_url: str | None = None, *, check: bool = True):  # type: ignore[no-untyped-def]
+    """The wired platform on the configured database (or `database_url`).
 
-    return bootstrap(_settings(**({"database_url": database_url} if database_url else {})))
+    `check` refuses a database that is missing, unreachable or not at the current schema before
+    anything uses it; only a restore, which builds the database it then opens, skips it.
+    """
+    from rampart.bootstrap import bootstrap
+    from rampart.platform.migrate import check_current
+
+    settings = _settings(**({"database_url": database_url} if database_url else {}))
+    if check:
+        check_current(settings.effective_database_url)
+    return bootstrap(settings)
 
 
 mount_vault_cli(app, _container)  # `rampart keys ...` and `rampart backup ...`
@@ -82,8 +99,9 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
     import uvicorn
 
     from rampart.bootstrap import bootstrap
+    from rampart.platform.db import DatabaseNotFoundError
     from rampart.platform.logging import configure_logging
-    from rampart.platform.migrate import NotMigratedError, upgrade
+    from rampart.platform.migrate import NotMigratedError, check_current, upgrade
     from rampart.platform.runtime import settle_heap
     from rampart.web.app import create_app
 
@@ -98,15 +116,19 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
     if demo:
         _quiet_demo_logs()
         upgrade(settings.effective_database_url)
-    container = bootstrap(settings)
     try:
-        application = create_app(container)
+        check_current(settings.effective_database_url)
+    except DatabaseNotFoundError as exc:
+        console.print(f"[bold red]Refusing to serve:[/] {exc}")
+        raise typer.Exit(2) from None
     except NotMigratedError:
         console.print(
             "[bold red]Refusing to serve:[/] the database schema is not current. "
             "Run `rampart db upgrade` first."
         )
         raise typer.Exit(2) from None
+    container = bootstrap(settings)
+    application = create_app(container)
     if demo:
         _start_demo(container, host, port, str(settings.data_dir))
     settle_heap()

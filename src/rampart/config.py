@@ -470,6 +470,12 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("ratelimit: RAMPART_RATELIMIT__ENABLED must be true in production")
     if settings.mfa.webauthn_rp_id is None:
         problems.append("mfa: set RAMPART_MFA__WEBAUTHN_RP_ID to the relying-party domain")
+    if settings.audit.origin is None:
+        # Derived from the public URL otherwise: a changed URL would rename the log.
+        problems.append(
+            "audit: set RAMPART_AUDIT__ORIGIN to the audit log's name (e.g. example.com/audit); "
+            "it never changes for an existing log"
+        )
     return problems
 
 

@@ -17,7 +17,7 @@ SAFE = {
     "cookie_secure": True,
     "debug": False,
     "vault": {"kek": new_key_text()},
-    "audit": {"signing_key": new_key_text()},
+    "audit": {"signing_key": new_key_text(), "origin": "trade.example.com/audit"},
     "identity": {"jwt_signing_key": new_key_text()},
     "mfa": {"webauthn_rp_id": "trade.example.com"},
 }
@@ -47,6 +47,7 @@ def test_a_safe_production_configuration_starts() -> None:
         ({"audit": {}}, "RAMPART_AUDIT__SIGNING_KEY"),
         ({"identity": {"jwt_signing_key": DEV_KEY_MARKER + new_key_text()}}, "dev key"),
         ({"mfa": {}}, "WEBAUTHN_RP_ID"),
+        ({"audit": {"signing_key": new_key_text()}}, "RAMPART_AUDIT__ORIGIN"),
     ],
 )
 def test_production_refuses_each_unsafe_setting(change: dict[str, object], complaint: str) -> None:

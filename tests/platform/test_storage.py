@@ -142,7 +142,7 @@ def test_the_app_refuses_to_serve_an_unmigrated_database(tmp_path) -> None:  # t
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from rampart.platform.db import Database
 
-    db = Database(f"sqlite:///{tmp_path / 'wal.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'wal.db'}", create=True)
     try:
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

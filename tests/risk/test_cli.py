@@ -12,6 +12,7 @@ from rampart.config import Settings
 from rampart.kernel.clock import FrozenClock
 from rampart.risk.cli import mount
 from tests.access.support import new_user
+from tests.trading.support import ACME, seed
 
 
 def cli(settings: Settings, clock: FrozenClock) -> typer.Typer:
@@ -30,6 +31,7 @@ def test_halt_and_four_eyes_resume_from_the_cli(
 ) -> None:
     alice, bob = new_user(container, "COMPLIANCE"), new_user(container, "COMPLIANCE")
     trader = new_user(container, "TRADER")
+    seed(container, ACME)  # a halt names a defined instrument (a typo is refused)
     app, runner = cli(settings, clock), CliRunner()
     refused = runner.invoke(app, ["halt", "symbol", "ACME", "--as", trader, "--reason", "x"])
     assert refused.exit_code == 1

@@ -16,6 +16,7 @@ from rampart.kernel.clock import FrozenClock
 from rampart.kernel.ids import new_id
 from rampart.vault import Purpose, SealContext
 from rampart.vault import cli as vault_cli
+from tests.access.support import new_account
 from tests.vault.conftest import register
 
 
@@ -23,7 +24,8 @@ from tests.vault.conftest import register
 def run(container: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Invoke the real `rampart` app, its containers built on the test's settings."""
 
-    def factory(database_url: str | None = None) -> Container:
+    def factory(database_url: str | None = None, check: bool = True) -> Container:
+        # `check` (the database exists and is current) holds for the test database.
         settings = container.settings
         if database_url:
             settings = settings.model_copy(update={"database_url": database_url})
@@ -76,9 +78,10 @@ def test_rotate_reencrypt_status_and_destroy(
 
 
 def test_shred_needs_confirmation(run, container: Container) -> None:
-    refused = run.runner.invoke(cli.app, ["keys", "shred-user", "u-1"])  # type: ignore[attr-defined]
+    user = new_account(container)  # an unknown id is refused (tests/platform/test_cli_errors.py)
+    refused = run.runner.invoke(cli.app, ["keys", "shred-user", user])  # type: ignore[attr-defined]
     assert refused.exit_code == 2
-    assert "destroyed" in run("keys", "shred-user", "u-1", "--yes")
+    assert "destroyed" in run("keys", "shred-user", user, "--yes")
 
 
 def test_backup_create_verify_list_restore(

@@ -32,6 +32,12 @@ def _user_id(c: Any, email: str | None, user_id: str | None) -> str:
         console.print("[bold red]refused:[/] give exactly one of --email or --user-id")
         raise typer.Exit(2)
     if user_id is not None:
+        # Listing (and auditing the look at) the keys of a mistyped id would show "no keys".
+        with c.db.read() as session:
+            known = c.identity.accounts.exists(session, user_id[:64])
+        if not known:
+            console.print(f"[bold red]refused:[/] no user has the id {user_id[:64]!r}")
+            raise typer.Exit(1)
         return user_id[:64]
     from rampart.identity.domain import InvalidEmailError, normalise_email
 

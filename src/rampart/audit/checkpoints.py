@@ -21,6 +21,13 @@ sink then holds). Appends do not wait for the sink: while it is down, the entrie
 shipped checkpoint are protected by the database alone, and the log says so (a warning every
 round). A sink that answers with a different checkpoint of the same size is a fork: reported as
 critical, never overwritten.
+
+The origin. A log's name is fixed by its first signed checkpoint and recorded with its signing
+key (`audit_signing_key.name`); from then on the log's own record is what signs and verifies, not
+the current settings. A default origin is derived from the public URL, which a shell with another
+port or URL derives differently: that must not make an intact log look forged. An explicit
+`audit.origin` (required in production) that disagrees with the record is a misconfiguration,
+reported as "origin mismatch", and nothing is signed under the wrong name.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from rampart.audit.merkle import (
 from rampart.audit.writer import load_state
 from rampart.config import Settings
 from rampart.kernel.clock import Clock
+from rampart.kernel.errors import ConflictError
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 
@@ -63,6 +71,24 @@ def default_origin(settings: Settings) -> str:
         return settings.audit.origin
     host = urlparse(settings.effective_public_url).netloc or "rampart"
     return f"{host}/audit"
+
+
+class OriginMismatchError(ConflictError):
+    """The configured origin is not the one the log signs under (its recorded origin)."""
+
+    code = "audit-origin-mismatch"
+    title = "The audit log's origin differs from the configured one"
+
+    def __init__(self, recorded: str, configured: str) -> None:
+        self.recorded, self.configured = recorded, configured
+        super().__init__(f"origin mismatch: log says {recorded}, settings say {configured}")
+
+
+def log_origin(session: Session) -> str | None:
+    """The origin the log signs under, from its own signing records: the name of its newest
+    signing key (None before the first checkpoint)."""
+    table = cast(Table, AuditSigningKeyRow.__table__)
+    return session.scalar(select(table.c.name).order_by(table.c.valid_from_ns.desc()).limit(1))
 
 
 class InconsistentLogError(RuntimeError):
@@ -242,9 +268,13 @@ class Checkpointer:
         *,
         every: int,
         seconds: float,
+        origin_configured: bool = False,
     ) -> None:
         self._db = db
         self._clock = clock
+        #: Whether the signer's name is an explicit `audit.origin` (else derived from the URL).
+        self._origin_configured = origin_configured
+        self._origin_settled = False
         self.signer = signer
         self.sink = sink
         self.origin = signer.name
@@ -311,6 +341,12 @@ class Checkpointer:
                 "audit checkpoint sink holds a different checkpoint of the same size",
                 sink=self.sink.describe(),
             )
+        except OriginMismatchError as exc:
+            log.critical(
+                "audit checkpoints not signed: the configured origin is not the log's",
+                log_origin=exc.recorded,
+                configured=exc.configured,
+            )
         except Exception as exc:  # noqa: BLE001 - the thread must survive a database outage
             log.error("audit checkpoint failed", error=type(exc).__name__)
 
@@ -326,6 +362,7 @@ class Checkpointer:
 
     def _sign_if_grown(self) -> SignedCheckpoint | None:
         with self._db.read() as session:
+            self._adopt_log_origin(session)
             rng = load_state(session, lock=False)
             stored = newest_checkpoint(session)
             base = max(
@@ -369,6 +406,22 @@ class Checkpointer:
         self._last = signed
         log.info("audit checkpoint signed", size=signed.size)
         return signed
+
+    def _adopt_log_origin(self, session: Session) -> None:
+        """Sign under the log's recorded origin; an explicit, different one is refused."""
+        if self._origin_settled:
+            return
+        recorded = log_origin(session)
+        if recorded is None:
+            return  # the first checkpoint records the signer's name
+        if recorded != self.signer.name:
+            if self._origin_configured:
+                raise OriginMismatchError(recorded, self.signer.name)
+            self.signer = self.signer.renamed(recorded)
+            self.origin = recorded
+            self._key_registered = False
+        # A recorded origin never changes: no need to read it again every round.
+        self._origin_settled = True
 
     def _check_extends(
         self, session: Session, base: SignedCheckpoint | None, rng: CompactRange

@@ -2,6 +2,10 @@
 
 `verify` exits 0 when every entry, root and signature checks out, 1 when anything does not (and
 names the first entry that does not match), 2 when it cannot run (bad file, bad key).
+
+The log is checked under its own origin (recorded with its signing key), not one derived from
+this shell's settings: a shell with another port or public URL verifies the same log. An explicit
+`RAMPART_AUDIT__ORIGIN` that disagrees with the log is reported as an origin mismatch.
 """
 
 from __future__ import annotations
@@ -47,6 +51,24 @@ def _settings():  # type: ignore[no-untyped-def]
         for problem in exc.problems:
             console.print(f"  - {problem}")
         raise typer.Exit(2) from None
+
+
+def _open_log(settings):  # type: ignore[no-untyped-def]
+    """The database (checked to exist and be current first) and a reader of its log."""
+    from rampart.audit.checkpoints import default_origin
+    from rampart.audit.service import AuditReader
+    from rampart.platform.db import Database
+    from rampart.platform.migrate import check_current
+
+    check_current(settings.effective_database_url)
+    db = Database(settings.effective_database_url, pool_size=2)
+    reader = AuditReader(
+        db,
+        origin=default_origin(settings),
+        max_page_size=1,
+        origin_configured=settings.audit.origin is not None,
+    )
+    return db, reader
 
 
 def _keys(texts: list[str] | None) -> list[tuple[str, bytes]]:
@@ -121,18 +143,16 @@ def verify(
     if export is not None:
         _verify_export(export, trusted, sink, no_sink)
         return
-    from rampart.audit.checkpoints import default_origin
-    from rampart.audit.service import AuditReader
     from rampart.audit.setup import build_signer
-    from rampart.platform.db import Database
     from rampart.platform.keys import RootKeys
 
     settings = _settings()
-    db = Database(settings.effective_database_url, pool_size=2)
+    db, reader = _open_log(settings)
     try:
-        reader = AuditReader(db, origin=default_origin(settings), max_page_size=1)
+        # The configured key is trusted under the log's own name: the name is not what makes a
+        # signature, the private key is (and the origin inside each note is signed).
         signer = build_signer(settings, RootKeys(settings))
-        trusted.append((signer.name, signer.public_key))
+        trusted.append((reader.origin, signer.public_key))
         chosen: CheckpointSink | None = None
         if not no_sink:
             chosen = _sink(sink) if sink else build_sink(settings)
@@ -198,15 +218,11 @@ def export(
     file: Annotated[Path, typer.Argument(help="Where to write the export ('-' for stdout).")],
 ) -> None:
     """Write the whole log (entries, checkpoints, public keys) as a verifiable JSON-lines file."""
-    from rampart.audit.checkpoints import default_origin
-    from rampart.audit.service import AuditReader
     from rampart.kernel.clock import SystemClock
-    from rampart.platform.db import Database
 
     settings = _settings()
-    db = Database(settings.effective_database_url, pool_size=2)
+    db, reader = _open_log(settings)
     try:
-        reader = AuditReader(db, origin=default_origin(settings), max_page_size=1)
         lines = reader.export(SystemClock().time_ns())
         if str(file) == "-":
             for line in lines:
@@ -230,8 +246,10 @@ def checkpoint() -> None:
     from rampart.kernel.clock import SystemClock
     from rampart.platform.db import Database
     from rampart.platform.keys import RootKeys
+    from rampart.platform.migrate import check_current
 
     settings = _settings()
+    check_current(settings.effective_database_url)
     db = Database(settings.effective_database_url, pool_size=2)
     try:
         audit = build_audit(settings, RootKeys(settings), SystemClock(), db)
@@ -252,9 +270,16 @@ def checkpoint() -> None:
 
 @app.command("keys")
 def keys() -> None:
-    """Print the verifier key of the configured signing key (give it to auditors)."""
+    """Print the verifier key of the configured signing key under the log's origin (give it to
+    auditors)."""
     from rampart.audit.setup import build_signer
     from rampart.platform.keys import RootKeys
 
     settings = _settings()
-    typer.echo(build_signer(settings, RootKeys(settings)).verifier_key)
+    db, reader = _open_log(settings)
+    try:
+        origin = reader.origin
+    finally:
+        db.dispose()
+    signer = build_signer(settings, RootKeys(settings))
+    typer.echo(signer.renamed(origin).verifier_key)

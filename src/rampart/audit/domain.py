@@ -499,6 +499,15 @@ class NoteSigner:
     def verifier_key(self) -> str:
         return verifier_key(self.name, self.public_key)
 
+    def renamed(self, name: str) -> NoteSigner:
+        """The same key under another name (a log's recorded origin)."""
+        signer = NoteSigner.__new__(NoteSigner)
+        if not valid_key_name(name):
+            raise ValueError("key names are printable, without spaces or '+'")
+        signer.name, signer._key, signer.public_key = name, self._key, self.public_key
+        signer.key_id = key_id(name, self.public_key)
+        return signer
+
     def sign(self, text: str) -> NoteSignature:
         return NoteSignature(self.name, self.key_id, self._key.sign(text.encode()))
 

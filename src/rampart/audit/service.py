@@ -18,7 +18,12 @@ from sqlalchemy import Connection, Table, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
-from rampart.audit.checkpoints import CheckpointSink, newest_checkpoint
+from rampart.audit.checkpoints import (
+    CheckpointSink,
+    OriginMismatchError,
+    log_origin,
+    newest_checkpoint,
+)
 from rampart.audit.db import (
     ACTOR_BLOCK_BITS,
     SUBTREE_MIN_HEIGHT,
@@ -133,9 +138,17 @@ def entry_view(row: Any) -> dict[str, Any]:
 
 
 class AuditReader:
-    def __init__(self, db: Database, *, origin: str, max_page_size: int) -> None:
+    """Reads the log. Its `origin` is the log's own (recorded with its signing key) once it has
+    one; `origin` given here is the configured one, used before the first checkpoint, and when
+    `origin_configured` (an explicit setting) it must agree with the log's."""
+
+    def __init__(
+        self, db: Database, *, origin: str, max_page_size: int, origin_configured: bool = False
+    ) -> None:
         self._db = db
-        self.origin = origin
+        self.configured_origin = origin
+        self.origin_configured = origin_configured
+        self._recorded_origin: str | None = None
         self.max_page_size = max_page_size
         #: Rows the last proof read (hashes and leaves): O(log n), for tests and metrics.
         self.proof_rows_read = 0
@@ -498,6 +511,23 @@ class AuditReader:
                 for (n,) in session.execute(select(_CHECKPOINT.c.note).order_by(_CHECKPOINT.c.size))
             ]
 
+    @property
+    def origin(self) -> str:
+        """The log's origin: recorded with its signing key (read once, it never changes), or the
+        configured one before the first checkpoint."""
+        if self._recorded_origin is None:
+            with self._db.read() as session:
+                self._recorded_origin = log_origin(session)
+        return self._recorded_origin or self.configured_origin
+
+    def origin_problem(self, recorded: str | None) -> OriginMismatchError | None:
+        """The mismatch between an explicit configured origin and the log's, if any."""
+        if recorded is None or not self.origin_configured:
+            return None
+        if recorded == self.configured_origin:
+            return None
+        return OriginMismatchError(recorded, self.configured_origin)
+
     def key_pairs(self) -> list[tuple[str, bytes]]:
         with self._db.read() as session:
             rows = session.execute(select(_KEY.c.name, _KEY.c.public_key)).all()
@@ -537,6 +567,8 @@ class AuditReader:
                 for row in conn.execute(select(_KEY.c.name, _KEY.c.public_key))
             ] + trusted_keys
             rng = load_state(session, lock=False)
+            recorded = log_origin(session)
+            origin = recorded or self.configured_origin
             notes = [
                 str(n)
                 for (n,) in conn.execute(select(_CHECKPOINT.c.note).order_by(_CHECKPOINT.c.size))
@@ -553,12 +585,16 @@ class AuditReader:
                 batches=self._batches(conn, mode=mode, limit=None, subtrees=True),
                 checkpoint_notes=notes,
                 keys=keys,
-                origin=self.origin,
+                origin=origin,
                 sink_note=sink_note,
                 sink_keys=trusted_keys or keys,
                 state=(rng.size, rng.root()),
                 progress=progress,
             )
+            mismatch = self.origin_problem(recorded)
+            if mismatch is not None:
+                # The log was checked under its own origin; the settings are what is wrong.
+                report.problems.insert(0, mismatch.detail)
             for lo, hi in report.suspect_ranges:
                 # A signed root that does not match: name the entries of its range that are not
                 # canonical or disagree with their columns (their form was only sampled).

@@ -39,9 +39,13 @@ def build_audit(settings: Settings, keys: RootKeys, clock: Clock, db: Database) 
         build_sink(settings),
         every=settings.audit.checkpoint_every,
         seconds=settings.audit.checkpoint_seconds,
+        origin_configured=settings.audit.origin is not None,
     )
     writer.listeners.append(checkpointer.notify)
     reader = AuditReader(
-        db, origin=default_origin(settings), max_page_size=settings.audit.max_page_size
+        db,
+        origin=default_origin(settings),
+        max_page_size=settings.audit.max_page_size,
+        origin_configured=settings.audit.origin is not None,
     )
     return AuditComponents(writer, audit_log, checkpointer, reader)

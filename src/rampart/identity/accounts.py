@@ -144,6 +144,11 @@ class AccountService:
             raise InvalidLinkError
         return row
 
+    def exists(self, session: Session, user_id: str) -> bool:
+        """Whether an account with this id was ever created (closed ones included): what an
+        operator command checks before acting on an id it was given."""
+        return session.scalar(select(UserRow.id).where(UserRow.id == user_id)) is not None
+
     def get(self, session: Session, user_id: str) -> User:
         row = session.get(UserRow, user_id)
         if row is None or row.status == AccountStatus.CLOSED:

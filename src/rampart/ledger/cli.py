@@ -26,6 +26,11 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         """Credit a user's cash account from outside the platform (audited)."""
         c = container()
         try:
+            # Asked of identity: a mistyped id would otherwise open a cash account for nobody.
+            with c.db.read() as session:
+                if not c.identity.accounts.is_active(session, user):
+                    console.print(f"[bold red]refused:[/] no active user has the id {user[:64]!r}")
+                    raise typer.Exit(1)
             with c.uow() as uow:
                 account = c.ledger.deposit(uow, user, amount, memo)
                 uow.commit()

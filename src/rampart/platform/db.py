@@ -5,12 +5,18 @@ readers never block the writer. Writes on SQLite start with `BEGIN IMMEDIATE`: a
 transaction that later needs the write lock can fail with "database is locked" no matter how long
 it waits, while an immediate one queues for the lock up front. Reads use a second engine with
 ordinary deferred transactions so they never queue behind writers.
+
+A SQLite file is opened read-write only (`mode=rw`), never created: a mistyped path or data
+directory would otherwise become a fresh, empty database that every later command reads as "no
+such user". Only the migrations (`rampart db upgrade`) create the file, through
+`single_connection_engine(url, create=True)`.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,13 +44,47 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
+class DatabaseNotFoundError(Exception):
+    """The SQLite file of the configured database does not exist (it is never created here)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"database not found at {path} (run `rampart db upgrade`)")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database or another backend."""
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
+def _existing_file_opener(path: Path) -> Callable[[], sqlite3.Connection]:
+    """Connections to `path` that fail rather than create it: the existence check names the
+    problem, and `mode=rw` closes the race between that check and the open."""
+    uri = f"{path.resolve().as_uri()}?mode=rw"
+
+    def connect() -> sqlite3.Connection:
+        if not path.is_file():
+            raise DatabaseNotFoundError(str(path))
+        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+
+    return connect
+
+
+def _sqlite_engine(url: str, *, immediate: bool, pool_size: int, create: bool) -> Engine:
+    path = sqlite_file(url)
+    extra: dict[str, Any] = {}
+    if path is not None:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            extra["creator"] = _existing_file_opener(path)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
+        **extra,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=False,
@@ -98,14 +138,24 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 class Database:
-    """The engines and session factories of one database."""
+    """The engines and session factories of one database.
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    A SQLite file must exist already (`DatabaseNotFoundError` on first use otherwise) unless
+    `create` is given: the application never makes a database by opening one.
+    """
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, echo: bool = False, create: bool = False
+    ) -> None:
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(self.url, immediate=True, pool_size=pool_size)
-            self.read_engine = _sqlite_engine(self.url, immediate=False, pool_size=pool_size)
+            self.engine = _sqlite_engine(
+                self.url, immediate=True, pool_size=pool_size, create=create
+            )
+            self.read_engine = _sqlite_engine(
+                self.url, immediate=False, pool_size=pool_size, create=create
+            )
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url,
@@ -155,11 +205,14 @@ class Database:
             self.read_engine.dispose()
 
 
-def single_connection_engine(url: str) -> Engine:
-    """An engine without pooling, for one-off admin work such as migrations."""
+def single_connection_engine(url: str, *, create: bool = False) -> Engine:
+    """An engine without pooling, for one-off admin work: migrations (`create=True`, the one
+    caller that may make a new SQLite file) and schema checks."""
     url = normalise_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
-        parsed = make_url(url)
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, poolclass=NullPool)
+    path = sqlite_file(url)
+    if path is None:
+        return create_engine(url, poolclass=NullPool)
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return create_engine(url, poolclass=NullPool)
+    return create_engine(url, poolclass=NullPool, creator=_existing_file_opener(path))

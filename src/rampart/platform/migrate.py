@@ -14,10 +14,33 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from rampart.platform.db import normalise_url, single_connection_engine
+from rampart.platform.db import (
+    DatabaseNotFoundError,
+    normalise_url,
+    single_connection_engine,
+    sqlite_file,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+class DatabaseUnavailableError(Exception):
+    """The database could not be reached (server down, wrong host, refused credentials)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        where = make_url(normalise_url(url)).render_as_string(hide_password=True)
+        self.reason = reason
+        super().__init__(f"database unreachable at {where}: {reason}")
+
+
+def unavailable(url: str, exc: DBAPIError) -> DatabaseUnavailableError:
+    """The one-line reason of a driver's connection error (its first line: drivers put the
+    host and the cause there, never the password)."""
+    lines = str(exc.orig or exc).strip().splitlines()
+    return DatabaseUnavailableError(url, (lines[0] if lines else type(exc).__name__)[:200])
 
 
 class NotMigratedError(Exception):
@@ -47,7 +70,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "heads") -> None:
-    engine = single_connection_engine(url)
+    """Apply the migrations up to `revision`; the one operation that may create a SQLite file."""
+    engine = single_connection_engine(url, create=True)
     try:
         config = alembic_config(url)
         with engine.begin() as connection:
@@ -87,6 +111,27 @@ def applied_revisions(engine: Engine, url: str) -> set[str]:
 
 
 def assert_migrated(engine: Engine, url: str) -> None:
-    applied, wanted = applied_revisions(engine, url), heads(url)
+    """`NotMigratedError` unless every migration is applied (a missing SQLite file has none)."""
+    wanted = heads(url)
+    try:
+        applied = applied_revisions(engine, url)
+    except DatabaseNotFoundError:
+        raise NotMigratedError(set(), wanted) from None
     if not wanted <= applied:
         raise NotMigratedError(current_revisions(engine), wanted)
+
+
+def check_current(url: str) -> None:
+    """Refuse a database that is missing, unreachable or not at the current schema, before a
+    command uses it: `DatabaseNotFoundError` (SQLite file absent; never created here),
+    `DatabaseUnavailableError`, or `NotMigratedError`."""
+    path = sqlite_file(normalise_url(url))
+    if path is not None and not path.is_file():
+        raise DatabaseNotFoundError(str(path))
+    engine = single_connection_engine(url)
+    try:
+        assert_migrated(engine, url)
+    except DBAPIError as exc:
+        raise unavailable(url, exc) from None
+    finally:
+        engine.dispose()

@@ -67,6 +67,13 @@ def _run(container: Callable[[], Any], user_id: str, action: Callable[[Any, Any]
         c.close()
 
 
+def _listed(c: Any, uow: Any, symbol: str) -> None:
+    """Refuse a symbol that is not a defined instrument (`unknown-instrument`): a typo must not
+    record a locate, halt or restriction for a symbol nobody trades while the one meant stays
+    open."""
+    c.instruments.get(uow, symbol.strip().upper()[:16])
+
+
 def _with_engine(c: Any) -> None:
     """Let this process cancel pending orders: start its order engine while the command runs,
     when trading provides a canceller."""
@@ -240,6 +247,8 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
 
         def act(c: Any, principal: Any) -> None:
             with c.uow() as uow:
+                if not remove:  # taking a delisted symbol off the list stays possible
+                    _listed(c, uow, symbol)
                 (c.risk.unrestrict if remove else c.risk.restrict)(uow, principal, symbol, reason)
                 uow.commit()
 
@@ -263,6 +272,7 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
 
         def act(c: Any, principal: Any) -> dict[str, Any]:
             with c.uow() as uow:
+                _listed(c, uow, symbol)
                 result: dict[str, Any] = c.risk.record_locate(
                     uow, principal, account_id, symbol, amount, source
                 )
@@ -303,6 +313,9 @@ def _halt(
     from rampart.risk.domain import HaltScope
 
     def act(c: Any, principal: Any) -> dict[str, Any]:
+        if scope == "symbol" and target is not None:
+            with c.uow() as uow:
+                _listed(c, uow, target)
         _with_engine(c)
         with c.uow() as uow:
             ticket = c.risk.halt(uow, principal, HaltScope(scope), target, reason)

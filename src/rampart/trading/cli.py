@@ -14,10 +14,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rampart.kernel.errors import RampartError
+from rampart.kernel.errors import RampartError, ValidationError
+from rampart.kernel.money import MoneyError, to_decimal
 from rampart.venue.domain import Instrument, InstrumentStatus
 
 console = Console(stderr=True, soft_wrap=True)
+
+
+def _decimal(option: str, text: str) -> Decimal:
+    """A decimal option, or a refusal that names the option (not Python's exception class)."""
+    try:
+        return to_decimal(text.strip())
+    except MoneyError as exc:
+        raise ValidationError(f"{option}: {exc}") from None
 
 
 def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
@@ -53,18 +62,22 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         threshold: Annotated[bool, typer.Option()] = False,
     ) -> None:
         """Create or redefine an instrument."""
-        c = container()
         try:
             instrument = Instrument(
                 symbol,
                 name,
-                Decimal(tick),
-                Decimal(lot),
+                _decimal("--tick", tick),
+                _decimal("--lot", lot),
                 InstrumentStatus.ACTIVE,
-                Decimal(price),
+                _decimal("--price", price),
                 easy_to_borrow,
                 threshold,
             )
+        except (RampartError, ValueError) as exc:
+            console.print(f"[bold red]refused:[/] {getattr(exc, 'detail', exc)}")
+            raise typer.Exit(1) from None
+        c = container()
+        try:
             with c.uow() as uow:
                 c.instruments.upsert(uow, instrument)
                 uow.commit()

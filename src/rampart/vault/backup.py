@@ -249,8 +249,15 @@ def _private_tempdir(near: Path) -> tempfile.TemporaryDirectory[str]:
 
 
 def create_backup(url: str, directory: Path, provider: KeyProvider, clock: Clock) -> BackupInfo:
-    """Write an encrypted backup of the database at `url` into `directory`."""
+    """Write an encrypted backup of the database at `url` into `directory`.
+
+    A missing SQLite file is refused (`BackupError`) before anything is written: a backup of the
+    empty database that opening it would create passes for a good one, and its caller then
+    prunes the real backups older than it.
+    """
     backend = _backend(url)
+    if backend == "sqlite" and not _sqlite_path(url).is_file():
+        raise BackupError(f"database not found at {_sqlite_path(url)}; nothing was backed up")
     now = clock.now()
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -281,7 +288,8 @@ def _dump_sqlite(source: Path, scratch_near: Path, writer: EncryptingWriter) -> 
     # It needs a database file to write to: a 0600 file in a private directory, removed at once.
     with _private_tempdir(scratch_near) as scratch:
         copy = Path(scratch) / "snapshot.db"
-        src = sqlite3.connect(source)
+        # mode=rw: a file removed since the check above is an error, not a new empty database.
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True)
         dst = sqlite3.connect(copy)
         try:
             with dst:

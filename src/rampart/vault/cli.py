@@ -34,7 +34,9 @@ _factory: Callable[..., Any] | None = None
 def mount(app: typer.Typer, container_factory: Callable[..., Any]) -> None:
     """Add the `keys` and `backup` groups to `app`.
 
-    `container_factory(database_url=None)` builds a Container (on another database if given).
+    `container_factory(database_url=None, check=True)` builds a Container (on another database
+    if given); `check=False` skips the check that the database exists and is current, for the
+    commands that need only the keys (a restore builds the database it then opens).
     """
     global _factory
     _factory = container_factory
@@ -43,10 +45,10 @@ def mount(app: typer.Typer, container_factory: Callable[..., Any]) -> None:
 
 
 @contextmanager
-def _container(database_url: str | None = None) -> Iterator[Any]:
+def _container(database_url: str | None = None, *, check: bool = True) -> Iterator[Any]:
     if _factory is None:
         raise RuntimeError("rampart.vault.cli.mount was not called")
-    container = _factory(database_url=database_url)
+    container = _factory(database_url=database_url, check=check)
     try:
         yield container
     finally:
@@ -195,6 +197,11 @@ def keys_shred_user(
     if not yes:
         raise _fail("shredding is irreversible; repeat with --yes", 2)
     with _container() as container:
+        # A mistyped id would otherwise "succeed": recorded in the shred register, nothing shred.
+        with container.db.read() as session:
+            known = container.identity.accounts.exists(session, user_id)
+        if not known:
+            raise _fail(f"refused: no user has the id {user_id[:64]!r}")
         with container.uow() as uow:
             count = container.vault.shred_user(uow, user_id)
             uow.commit()
@@ -240,10 +247,12 @@ def backup_verify(path: Path) -> None:
     """Authenticate a whole backup file without restoring it."""
     from rampart.vault.backup import verify
 
-    with _container() as container:
+    with _container(check=False) as container:
         try:
             info = verify(path, container.vault.provider)
-        except (VaultError, OSError):
+        except OSError as exc:
+            raise _fail(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        except VaultError:
             raise _fail("the backup is truncated, altered or not readable with this KEK") from None
     console.print(f"ok: {info.backend} backup of {info.created_at.isoformat()}")
 
@@ -261,17 +270,22 @@ def backup_restore(
     from rampart.vault.register import ShredRegister
     from rampart.vault.setup import shred_register_path
 
-    with _container() as container:
+    # Only the keys and settings: the database may be the very thing being rebuilt.
+    with _container(check=False) as container:
         url = database_url or container.settings.effective_database_url
         provider = container.vault.provider
         settings = container.settings
     try:
         info = restore_backup(path, url, provider)
-    except (VaultError, OSError) as exc:
-        detail = getattr(exc, "detail", None) or "cannot read the file"
-        raise _fail(f"refused: {detail}; nothing was restored") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = exc.filename or path
+        raise _fail(f"refused: cannot use {where}: {reason}; nothing was restored") from None
+    except VaultError as exc:
+        raise _fail(f"refused: {exc.detail}; nothing was restored") from None
     shredded = ShredRegister(shred_register_path(settings)).user_ids()
-    with _container(database_url=url) as restored, restored.uow() as uow:
+    # A restored schema may be older than this code (`rampart db upgrade` comes next).
+    with _container(database_url=url, check=False) as restored, restored.uow() as uow:
         restored.vault.apply_shreds(uow, shredded)
         uow.commit()
     console.print(
@@ -285,7 +299,7 @@ def backup_list(directory: DirOption = None) -> None:
     """The backups in the backup directory, oldest first."""
     from rampart.vault.backup import list_backups
 
-    with _container() as container:
+    with _container(check=False) as container:
         for when, item in list_backups(_backup_dir(container, directory)):
             out.print(f"{when.isoformat()}  {item.stat().st_size:>12,}  {item}")
 
@@ -295,7 +309,7 @@ def backup_prune(directory: DirOption = None, keep_days: KeepOption = None) -> N
     """Delete backups older than --keep-days (default 30); the newest one is always kept."""
     from rampart.vault.backup import prune
 
-    with _container() as container:
+    with _container(check=False) as container:
         removed = prune(
             _backup_dir(container, directory),
             keep_days or container.settings.vault.backup_keep_days,
