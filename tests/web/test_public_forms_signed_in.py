@@ -109,7 +109,11 @@ def test_a_signed_in_person_can_sign_in_again_and_sign_up_another_address(
     signup = client.get("/signup")
     created = client.post(
         "/signup",
-        data={"email": "second@example.com", "password": PASSWORD, "csrf_token": _csrf(signup.text)},
+        data={
+            "email": "second@example.com",
+            "password": PASSWORD,
+            "csrf_token": _csrf(signup.text),
+        },
     )
     assert created.status_code == 200, created.text
     assert "Check your email" in created.text
@@ -120,7 +124,9 @@ def test_signed_in_public_forms_still_refuse_a_forged_token(
     client: TestClient, container: Container, token: str
 ) -> None:
     _signed_in(client, container, "target@example.com")
-    forged = client.post("/forgot-password", data={"email": "target@example.com", "csrf_token": token})
+    forged = client.post(
+        "/forgot-password", data={"email": "target@example.com", "csrf_token": token}
+    )
     assert forged.status_code == 403
     assert forged.json()["type"] == "urn:rampart:problem:csrf-failed"
 
