@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
 from rampart.identity.domain import PendingLoginError
-from rampart.identity.mfa.api import _challenge, complete_login, pending_purpose
+from rampart.identity.mfa.api import _challenge, complete_login, factor_attempt, pending_purpose
 from rampart.identity.mfa.domain import FactorKind, SensitiveAction, step_up_purpose
 from rampart.identity.mfa.service import FactorResponse
 from rampart.kernel.errors import RampartError
@@ -148,8 +148,7 @@ def _confirm(request: Request, principal: Principal, kind: str, code: str) -> Re
     user_id = principal.user_id
     assert user_id is not None
     try:
-        container.ratelimits.hit("user.mfa", user_id)
-        with container.uow() as uow:
+        with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
             if kind == "totp":
                 check = container.mfa.confirm_totp(uow, user_id, code)
             else:
@@ -158,7 +157,8 @@ def _confirm(request: Request, principal: Principal, kind: str, code: str) -> Re
             if check.ok and not container.mfa.backup_codes_remaining(uow.session, user_id):
                 codes = [c.reveal() for c in container.mfa.regenerate_backup_codes(uow, user_id)]
             uow.commit()
-        check.raise_for_failure()
+            # Inside the attempt: a wrong code keeps its unit of the limiter.
+            check.raise_for_failure()
     except RampartError as exc:
         return _management(request, principal, errors=[exc.detail])
     if codes:
@@ -266,10 +266,9 @@ async def step_up_submit(request: Request, principal: User) -> Response:
 
     def run() -> Response:
         try:
-            container.ratelimits.hit("user.mfa", user_id)
             if kind not in {k.value for k in FactorKind} or kind == "webauthn":
                 raise PendingLoginError
-            with container.uow() as uow:
+            with factor_attempt(container, user_id), container.uow() as uow:
                 check = container.mfa.verify(
                     uow,
                     user_id,
@@ -281,7 +280,7 @@ async def step_up_submit(request: Request, principal: User) -> Response:
                         uow, user_id, principal.credential_id or ""
                     )
                 uow.commit()
-            check.raise_for_failure()
+                check.raise_for_failure()
         except RampartError as exc:
             with container.db.read() as session:
                 summary = container.mfa.summary(session, user_id)
