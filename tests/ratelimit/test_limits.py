@@ -25,6 +25,7 @@ from rampart.ratelimit.domain import (
     RateLimiterUnavailableError,
     RateLimitExceededError,
     gcra,
+    gcra_refund,
     parse_spec,
 )
 from rampart.ratelimit.service import RateLimits
@@ -70,6 +71,39 @@ def test_gcra_never_allows_more_than_burst_plus_rate(
             assert j - i + 1 <= burst + window * rate + 1e-6
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(1, 20),
+    burst=st.integers(1, 20),
+    attempts=st.lists(
+        st.tuples(st.floats(0, 5, allow_nan=False), st.booleans()), min_size=1, max_size=80
+    ),
+)
+def test_giving_back_the_units_of_successes_still_bounds_the_failures(
+    count: int, burst: int, attempts: list[tuple[float, bool]]
+) -> None:
+    """Attempts take a unit and successes give it back: in any window of length w, at most
+    burst + w * rate failed attempts get through, whatever the successes in between."""
+    spec = LimitSpec(name="user.test", count=count, period=10.0, burst=burst)
+    tat: float | None = None
+    now = 1000.0
+    failed_at: list[float] = []
+    for gap, succeeds in attempts:
+        now += gap
+        decision, new_tat = gcra(tat, now, spec)
+        if not decision.allowed:
+            continue
+        tat = new_tat
+        if succeeds:
+            tat = gcra_refund(tat, now, spec)
+        else:
+            failed_at.append(now)
+    rate = count / 10.0
+    for i, start in enumerate(failed_at):
+        for j in range(i, len(failed_at)):
+            assert j - i + 1 <= burst + (failed_at[j] - start) * rate + 1e-6
+
+
 def _limits(backend: Any, clock: FrozenClock, **overrides: Any) -> RateLimits:
     return RateLimits(backend, clock, RateLimitSettings(**overrides))
 
@@ -108,6 +142,56 @@ def test_a_subject_gets_its_burst_then_a_429_with_retry_after(
         limits.hit("ip.login", "203.0.113.9")
 
 
+def test_a_refund_gives_back_one_unit_and_never_banks_more_than_the_burst(
+    limits: RateLimits,
+) -> None:
+    subject = "203.0.113.20"
+    limits.refund("ip.login", subject)  # nothing was taken: nothing to give back
+    for _ in range(3):
+        limits.hit("ip.login", subject)
+    with pytest.raises(RateLimitExceededError):
+        limits.hit("ip.login", subject)
+    limits.refund("ip.login", subject)
+    assert limits.hit("ip.login", subject) is not None
+    with pytest.raises(RateLimitExceededError):
+        limits.hit("ip.login", subject)
+    for _ in range(10):
+        limits.refund("ip.login", subject)
+    for _ in range(3):
+        limits.hit("ip.login", subject)
+    with pytest.raises(RateLimitExceededError):
+        limits.hit("ip.login", subject)
+
+
+def test_an_attempt_keeps_its_unit_only_when_it_fails(limits: RateLimits) -> None:
+    subject = "203.0.113.21"
+    for _ in range(10):
+        with limits.attempt([("ip.login", subject)]):
+            pass  # succeeded: the unit goes back
+    for _ in range(3):
+        with pytest.raises(ValueError), limits.attempt([("ip.login", subject)]):
+            raise ValueError("wrong code")
+    ran = False
+    with pytest.raises(RateLimitExceededError), limits.attempt([("ip.login", subject)]):
+        ran = True
+    assert not ran, "a refused attempt never runs"
+
+
+def test_an_attempt_refused_by_one_limiter_gives_the_others_back(clock: FrozenClock) -> None:
+    limits = _limits(
+        MemoryBackend(clock), clock, limits={"ip.login": "3/minute", "user.login": "1/minute"}
+    )
+    limits.hit("user.login", "u1")
+    for _ in range(5):
+        with (
+            pytest.raises(RateLimitExceededError),
+            limits.attempt([("ip.login", "198.51.100.9"), ("user.login", "u1")]),
+        ):
+            pass
+    # Nothing was tried, so the address's allowance is whole.
+    assert [limits.hit("ip.login", "198.51.100.9").remaining for _ in range(3)] == [2, 1, 0]  # type: ignore[union-attr]
+
+
 def test_adaptive_mode_tightens_after_auth_failures(limits: RateLimits) -> None:
     ip = "198.51.100.4"
     for _ in range(5):
@@ -142,7 +226,15 @@ def test_with_redis_down_guarded_limiters_fail_closed_and_others_open(
         retry=Retry(NoBackoff(), 0),
     )
     limits = _limits(RedisBackend(dead), clock)
-    for name in ("ip.login", "user.mfa", "user.withdrawals", "key.orders", "user.orders"):
+    for name in (
+        "ip.login",
+        "user.mfa",
+        "ip.mfa",
+        "user.mfa-enrol",
+        "user.withdrawals",
+        "key.orders",
+        "user.orders",
+    ):
         with pytest.raises(RateLimiterUnavailableError):
             limits.hit(name, "subject")
     assert limits.hit("ip.reads", "subject") is None

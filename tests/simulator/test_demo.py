@@ -7,6 +7,7 @@ program using only `rampart.client`, places limit orders near the touch and canc
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -60,7 +61,7 @@ def _sign_in_trader(client: TestClient, clock: FrozenClock, password: str, totp:
     pending = first.json()
     assert pending["status"] == "second_factor_required"
     assert "totp" in pending["factors"]
-    # The enrolment spent the current step's code: an authenticator shows the next one later.
+    # Half a minute on, the authenticator shows the next code; that one works too.
     clock.advance(timedelta(seconds=30))
     code = pyotp.TOTP(totp).at(clock.now())
     done = client.post(
@@ -87,6 +88,51 @@ def test_demo_trader_signs_in_with_the_printed_credentials_and_is_funded(
     account = client.get("/v1/account", headers={"Authorization": f"Bearer {token}"})
     assert account.status_code == 200, account.text
     assert Decimal(account.json()["cash"]) == TRADER_CASH
+
+
+def _printed(lines: list[str], label: str) -> str:
+    for line in lines:
+        if line.strip().startswith(label):
+            return line.strip()[len(label) :].split()[0]
+    raise AssertionError(f"the banner prints no {label!r}")
+
+
+def test_the_printed_sign_in_works_when_typed_in_at_once(
+    client: TestClient, container: Container, clock: FrozenClock, demo: DemoAccounts
+) -> None:
+    """Straight from the console to the sign-in page: the printed password and code (or the
+    app's code for the printed key, the same one) sign in; nothing was spent by the set-up."""
+    lines = banner(demo, "http://127.0.0.1:8000", "var")
+    password, key = _printed(lines, "password"), _printed(lines, "TOTP key")
+    code = pyotp.TOTP(key).at(clock.now())  # what an authenticator app shows now
+
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf
+    sent = client.post(
+        "/login",
+        data={"email": TRADER_EMAIL, "password": password, "csrf_token": csrf.group(1)},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/login/second-factor"
+    done = client.post(
+        "/login/second-factor", data={"kind": "totp", "code": code}, follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == "/security"
+    assert client.get("/security").status_code == 200
+    # The banner prints that very code, for a person without an app at hand.
+    assert _printed(lines, "code now") == code
+
+    # The code is single use: replayed at once, it is refused, as any TOTP code.
+    client.cookies.clear()
+    replay = client.post("/v1/auth/login", json={"email": TRADER_EMAIL, "password": password})
+    pending = replay.json()["pending_login"]
+    again = client.post(
+        "/v1/auth/login/mfa", json={"pending_token": pending, "kind": "totp", "code": code}
+    )
+    assert again.status_code == 401
 
 
 def test_demo_bot_key_signs_requests_and_a_restart_rekeys_both_users(

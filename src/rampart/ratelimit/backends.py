@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 from rampart.platform.cache import TTLCache
-from rampart.ratelimit.domain import Decision, LimitSpec, gcra
+from rampart.ratelimit.domain import Decision, LimitSpec, gcra, gcra_refund
 
 
 class BackendUnavailableError(Exception):
@@ -24,6 +24,10 @@ class RateLimitBackend(Protocol):
     blocking: bool
 
     def hit(self, key: str, spec: LimitSpec, now: float, cost: int = 1) -> Decision: ...
+
+    def refund(self, key: str, spec: LimitSpec, now: float, cost: int = 1) -> None:
+        """Give back `cost` units a `hit` took (`gcra_refund`), atomically."""
+        ...
 
     def incr(self, key: str, window: float, now: float) -> int:
         """Add one to a counter that expires `window` seconds after its first increment."""
@@ -54,6 +58,14 @@ class MemoryBackend:
             if new_tat is not None:
                 self._tats.set(key, new_tat, ttl=max(new_tat - now, 0.001))
         return decision
+
+    def refund(self, key: str, spec: LimitSpec, now: float, cost: int = 1) -> None:
+        with self._lock:
+            new_tat = gcra_refund(self._tats.get(key), now, spec, cost)
+            if new_tat is None:
+                self._tats.delete(key)
+            else:
+                self._tats.set(key, new_tat, ttl=new_tat - now)
 
     def incr(self, key: str, window: float, now: float) -> int:
         with self._lock:
@@ -100,6 +112,22 @@ redis.call('SET', KEYS[1], tostring(new_tat), 'PX', ttl)
 return {1, tostring(base)}
 """
 
+# The same arithmetic as `gcra_refund`.
+_REFUND_LUA = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local now = tonumber(ARGV[1])
+local new_tat = tonumber(stored) - tonumber(ARGV[2]) * tonumber(ARGV[3])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local ttl = math.ceil((new_tat - now) * 1000)
+if ttl < 1 then ttl = 1 end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', ttl)
+return 1
+"""
+
 _INCR_LUA = """
 local value = redis.call('INCR', KEYS[1])
 if value == 1 then
@@ -119,6 +147,7 @@ class RedisBackend:
         self._prefix = prefix
         self._gcra = redis.register_script(_GCRA_LUA)
         self._incr = redis.register_script(_INCR_LUA)
+        self._refund = redis.register_script(_REFUND_LUA)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         import redis
@@ -154,6 +183,13 @@ class RedisBackend:
                 period=decision.period,
             )
         return decision
+
+    def refund(self, key: str, spec: LimitSpec, now: float, cost: int = 1) -> None:
+        self._call(
+            self._refund,
+            keys=[self._prefix + key],
+            args=[repr(now), repr(spec.emission_interval), cost],
+        )
 
     def incr(self, key: str, window: float, now: float) -> int:
         return int(

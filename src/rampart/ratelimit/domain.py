@@ -149,6 +149,19 @@ def gcra(
     )
 
 
+def gcra_refund(tat: float | None, now: float, spec: LimitSpec, cost: int = 1) -> float | None:
+    """The TAT after giving back `cost` units a request took (None: nothing left to store).
+
+    For limiters that count failures: the unit is taken before the attempt (so concurrent
+    attempts cannot all pass a check that has not yet counted them) and given back when it
+    succeeds. Never past a full allowance: the TAT does not fall below `now`.
+    """
+    if tat is None or tat <= now:
+        return None
+    new_tat = tat - spec.emission_interval * cost
+    return new_tat if new_tat > now else None
+
+
 class RateLimitExceededError(RateLimitedError):
     """429; carries the RateLimit-* and Retry-After headers of the refusing limiter."""
 
@@ -182,7 +195,12 @@ DEFAULT_LIMITS: dict[str, LimitSpec] = {
         parse_spec("ip.login", "20/minute burst 10", fail_closed=True),
         parse_spec("user.login", "10/minute burst 5", fail_closed=True),
         parse_spec("ip.mfa", "30/5 minutes burst 10", fail_closed=True),
+        # Wrong second factors (codes, keys) at sign-in and step-up, per person and per IP: a
+        # factor that passes gives its unit back (`RateLimits.attempt`), so only guesses count.
         parse_spec("user.mfa", "10/5 minutes burst 5", fail_closed=True),
+        # Failed enrolments (a first TOTP or channel code, a new key's attestation): their own
+        # allowance, so guesses at someone's sign-in never stop the signed-in owner adding a key.
+        parse_spec("user.mfa-enrol", "10/5 minutes burst 5", fail_closed=True),
         parse_spec("ip.signup", "10/hour burst 5", fail_closed=False),
         parse_spec("ip.password-reset", "10/hour burst 5", fail_closed=False),
         parse_spec("user.withdrawals", "10/hour burst 3", fail_closed=True),
@@ -199,4 +217,4 @@ DEFAULT_LIMITS: dict[str, LimitSpec] = {
 
 def fail_closed_by_default(name: str) -> bool:
     action = name.split(".", 1)[-1]
-    return action in {"login", "mfa", "withdrawals", "orders"}
+    return action in {"login", "mfa", "mfa-enrol", "withdrawals", "orders"}

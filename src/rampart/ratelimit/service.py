@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from rampart.config import RateLimitSettings
 from rampart.kernel.clock import Clock
@@ -113,6 +114,48 @@ class RateLimits:
             ):
                 tightest = decision
         return tightest
+
+    def refund(self, name: str, subject: str, cost: int = 1) -> None:
+        """Give back `cost` units `hit` took from `subject` under `name`. Best effort: with the
+        backend down the units stay spent, which only errs on the side of refusing."""
+        spec = self.spec(name)
+        if not self._settings.enabled:
+            return
+        now = self._now()
+        key = _subject_key(subject)
+        try:
+            effective = spec.tightened(self._penalty_factor(spec.scope, key, now))
+            self.backend.refund(f"{name}:{key}", effective, now, cost)
+        except BackendUnavailableError as exc:
+            log.warning(
+                "rate limiter backend down: unit not given back", limiter=name, error=str(exc)
+            )
+
+    @contextmanager
+    def attempt(self, hits: Iterable[tuple[str, str]]) -> Iterator[None]:
+        """Count only failed attempts: take a unit of each (limiter, subject) before the attempt,
+        and give them back when the block completes without raising.
+
+        For guessable checks (second factors): the allowance bounds wrong guesses exactly as a
+        plain `hit` would (taken up front, atomically, so concurrent guesses cannot all slip past
+        a check that has not counted them yet; refused 429, or 503 when a fail-closed limiter's
+        backend is down), while a person who gets it right leaves the allowance as it was.
+        """
+        taken: list[tuple[str, str]] = []
+        try:
+            for name, subject in hits:
+                if self.hit(name, subject) is not None:
+                    taken.append((name, subject))
+        except BaseException:
+            # Refused by one limiter: nothing was tried, so the others' units go back.
+            self._refund_all(taken)
+            raise
+        yield
+        self._refund_all(taken)
+
+    def _refund_all(self, taken: Iterable[tuple[str, str]]) -> None:
+        for name, subject in taken:
+            self.refund(name, subject)
 
     # --- adaptive mode ------------------------------------------------------------------------
     def record_auth_failure(self, scope: str, subject: str) -> None:

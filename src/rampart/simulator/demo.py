@@ -7,9 +7,14 @@ services, under the platform's real policy (nothing is switched off for the demo
   passed recently (step-up). So each demo user enrols an authenticator app (TOTP) through the MFA
   service, and the bot user signs in with its password and a TOTP code, computed with pyotp as an
   authenticator app would, before its key is created with that session.
-- The trader's password, TOTP key and backup codes are generated on every start and handed to the
-  caller once, to print on the console; they are stored nowhere but as the services store them
-  (hashed, sealed). A restart makes new ones, so the account is created once and then re-keyed.
+- Enrolment confirms the factor with the code of the step *before* now (the server accepts one
+  step of drift): the code an authenticator app shows now, and the code printed on the console,
+  were never used, so they sign in at once (TOTP codes are single use: confirming with the
+  current step's code would make the app's current code a refused replay).
+- The trader's password, TOTP key, current code and backup codes are generated on every start
+  and handed to the caller once, to print on the console; they are stored nowhere but as the
+  services store them (hashed, sealed). A restart makes new ones, so the account is created once
+  and then re-keyed.
 - The bot's API key (hmac-sha256) lives in this process's memory only; the previous run's key is
   revoked when a new one is made.
 - A demo administrator and a demo compliance officer show the staff side (halts, limits, roles).
@@ -73,6 +78,9 @@ class DemoTrader:
     password: Secret[str]
     totp_secret: Secret[str]
     totp_uri: Secret[str]
+    #: The code of the TOTP step at provisioning (unused: see `_enrol_totp`); printed so that
+    #: the first sign-in works without an app, typed in within the minute.
+    totp_code_now: Secret[str]
     backup_codes: list[Secret[str]]
 
 
@@ -142,7 +150,8 @@ def _ensure_staff(container: Container, role: str, email: str) -> DemoStaff:
 
 
 def _enrol_totp(container: Container, user_id: str, email: str) -> tuple[str, str]:
-    """A fresh authenticator-app factor, confirmed with its first code: (base32 key, otpauth URI).
+    """A fresh authenticator-app factor, confirmed with the previous step's code:
+    (base32 key, otpauth URI). The current step's code stays unused for the person signing in.
 
     A factor from an earlier run is removed first: its key was shown once and not kept."""
     mfa = container.mfa
@@ -150,8 +159,9 @@ def _enrol_totp(container: Container, user_id: str, email: str) -> tuple[str, st
         if mfa.summary(uow.session, user_id).totp:
             mfa.remove_totp(uow, user_id)
         enrolment = mfa.begin_totp(uow, user_id, email)
-        first = pyotp.TOTP(enrolment.secret).at(container.clock.now())
-        check = mfa.confirm_totp(uow, user_id, first)
+        now = int(container.clock.now().timestamp())
+        previous = pyotp.TOTP(enrolment.secret).at(now - TOTP_PERIOD)
+        check = mfa.confirm_totp(uow, user_id, previous)
         check.raise_for_failure()
         uow.commit()
     return enrolment.secret, enrolment.uri
@@ -165,10 +175,9 @@ def _fund(container: Container, user_id: str, target: Decimal) -> None:
             uow.commit()
 
 
-def _next_code(secret: str, now: float) -> str:
-    """The code of the next TOTP step: the current one was spent confirming the factor, and
-    the server accepts one step of clock drift either way."""
-    return pyotp.TOTP(secret).at(int(now) + TOTP_PERIOD)
+def _code_now(container: Container, secret: str) -> str:
+    """The code an authenticator app shows now (never spent by `_enrol_totp`)."""
+    return pyotp.TOTP(secret).at(int(container.clock.now().timestamp()))
 
 
 def _sign_in(container: Container, email: str, password: str, totp_secret: str) -> Principal:
@@ -190,9 +199,7 @@ def _sign_in(container: Container, email: str, password: str, totp_secret: str) 
         raise InvalidCredentialsError("The demo bot has no second factor.")
     token = outcome.pending.token
     with container.uow() as uow:
-        response = FactorResponse(
-            FactorKind.TOTP, code=_next_code(totp_secret, container.clock.now().timestamp())
-        )
+        response = FactorResponse(FactorKind.TOTP, code=_code_now(container, totp_secret))
         factor = container.mfa.verify(uow, check.user_id, pending_purpose(token), response)
         if not factor.ok:
             login.record_factor_failure(uow, token)
@@ -251,6 +258,7 @@ def provision_demo(container: Container) -> DemoAccounts:
             password=Secret(password),
             totp_secret=Secret(totp_secret),
             totp_uri=Secret(totp_uri),
+            totp_code_now=Secret(_code_now(container, totp_secret)),
             backup_codes=codes,
         ),
         bot=DemoBotKey(user_id=bot_id, email=BOT_EMAIL, key_id=key_id, secret=secret),
@@ -337,8 +345,11 @@ def banner(accounts: DemoAccounts, base_url: str, data_dir: str) -> list[str]:
         "  [bold]Sign in as the demo trader[/] (new credentials on every start, shown only here):",
         f"    email       {trader.email}",
         f"    password    {trader.password.reveal()}",
-        "    second factor: add this key to an authenticator app (TOTP, 6 digits, 30 s)",
+        "    second factor: add this key to an authenticator app (TOTP, 6 digits, 30 s);",
+        "                 the code it shows works straight away",
         f"    TOTP key    {trader.totp_secret.reveal()}",
+        f"    code now    {trader.totp_code_now.reveal()}   (for a sign-in within the next"
+        " minute; after that, your app's code)",
         f"    or use one of these one-time backup codes: {codes}",
         "",
         *_staff_lines(accounts.staff),

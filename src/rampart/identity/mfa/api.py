@@ -2,12 +2,16 @@
 the support-assisted reset. Also `require_step_up`, the dependency sensitive routes use.
 
 Verification routes follow one rule: the attempt is committed *before* a failure is raised, so
-wrong codes are counted (and audited) even though the request fails.
+wrong codes are counted (and audited) even though the request fails. Each runs inside
+`factor_attempt`, which holds the MFA rate limiters: a unit is taken before the check and given
+back when it passes, so the limiters count wrong guesses, never a person's successful sign-ins,
+step-ups or enrolments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -78,14 +82,25 @@ def _person(principal: Principal) -> str:
     return principal.user_id
 
 
-def _limit(request: Request, user_id: str) -> None:
-    limits = getattr(request.app.state.container, "ratelimits", None)
+@contextmanager
+def factor_attempt(container: Any, user_id: str, *, enrolment: bool = False) -> Iterator[None]:
+    """Run one second-factor check under the MFA rate limiters (fail closed: 429, or 503 with
+    their backend down). Only a check that fails (raises) keeps its unit.
+
+    Sign-in and step-up checks count against `user.mfa` and `ip.mfa`; enrolment checks (a first
+    TOTP or channel code, a new key's attestation) against `user.mfa-enrol`, so that someone
+    guessing at a person's sign-in cannot stop that person, signed in elsewhere, adding a key.
+    """
+    limits = getattr(container, "ratelimits", None)
     if limits is None:
+        yield
         return
-    limits.hit("user.mfa", user_id)
+    hits = [("user.mfa-enrol" if enrolment else "user.mfa", user_id)]
     ip = current_context().client_ip
-    if ip:
-        limits.hit("ip.mfa", ip)
+    if ip and not enrolment:
+        hits.append(("ip.mfa", ip))
+    with limits.attempt(hits):
+        yield
 
 
 def _commit_check(uow: UnitOfWork, check: FactorCheck) -> None:
@@ -243,8 +258,7 @@ def totp_confirm(
 ) -> dict[str, Any]:
     container = get_container(request)
     user_id = _person(principal)
-    _limit(request, user_id)
-    with container.uow() as uow:
+    with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
         check = container.mfa.confirm_totp(uow, user_id, body.code)
         codes = _first_backup_codes(container.mfa, uow, user_id) if check.ok else []
         _commit_check(uow, check)
@@ -310,8 +324,7 @@ def webauthn_register_finish(
     if len(orjson.dumps(body.credential)) > MAX_CREDENTIAL_JSON:
         raise ValidationError("The authenticator response is too large.")
     user_id = _person(principal)
-    _limit(request, user_id)
-    with container.uow() as uow:
+    with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
         user_id = _guard_factor_change(container.mfa, uow, principal)
         check = container.mfa.finish_webauthn_registration(
             uow, user_id, challenge_id, body.credential, body.name
@@ -383,8 +396,7 @@ def channel_confirm(
 ) -> dict[str, Any]:
     container = get_container(request)
     user_id = _person(principal)
-    _limit(request, user_id)
-    with container.uow() as uow:
+    with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
         check = container.mfa.confirm_channel(uow, user_id, FactorKind(channel), body.code)
         codes = _first_backup_codes(container.mfa, uow, user_id) if check.ok else []
         _commit_check(uow, check)
@@ -439,8 +451,7 @@ def step_up(
     user_id = _person(principal)
     if principal.credential_id is None:
         raise PermissionDeniedError("This sign-in cannot step up.")
-    _limit(request, user_id)
-    with container.uow() as uow:
+    with factor_attempt(container, user_id), container.uow() as uow:
         check = container.mfa.verify(
             uow, user_id, step_up_purpose(principal.credential_id), body.response()
         )
@@ -514,8 +525,7 @@ def complete_login(
     login = container.identity.login
     with container.db.read() as session:
         user_id = login.pending_user(session, pending_token)
-    _limit(request, user_id)
-    with container.uow() as uow:
+    with factor_attempt(container, user_id), container.uow() as uow:
         pending_kind = _pending_kind(uow, pending_token)
         if pending_kind != kind:
             # A browser sign-in finishes only on the pages, an API one only here.

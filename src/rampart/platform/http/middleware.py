@@ -11,6 +11,9 @@ In order, for each HTTP request:
    `frame-ancestors 'none'`, nosniff, Referrer-Policy, Permissions-Policy, HSTS in production;
 5. a last-resort catch: an unexpected exception becomes a 500 problem naming the request id, and is
    logged by type and location only.
+
+Its own refusals (413, the last-resort 500) are negotiated like every other error: a page for a
+person's browser, problem+json for everyone else (`rampart.platform.http.problems`).
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rampart.kernel.context import RequestContext, reset_context, set_context
 from rampart.kernel.ids import new_id, random_token
-from rampart.platform.http.problems import problem_response
+from rampart.platform.http.problems import negotiated_problem, problem_body
 from rampart.platform.logging import get_logger
 
 log = get_logger("rampart.access")
@@ -281,5 +285,6 @@ class EdgeMiddleware:
     async def _problem(
         scope: Scope, receive: Receive, send: Any, status: int, code: str, title: str, detail: str
     ) -> None:
-        response = problem_response(status, code, title, detail, scope.get("path"))
+        body = problem_body(status, code, title, detail, scope.get("path"))
+        response = negotiated_problem(Request(scope, receive), status, body, None)
         await response(scope, receive, send)

@@ -3,20 +3,28 @@
 Each problem has a stable `type` (`urn:rampart:problem:<code>`) that clients branch on, a short
 `title`, a `detail` safe to show, the `status`, the `instance` path and the `request_id` to quote
 to support. Nothing else: no stack trace, no SQL, no echo of the submitted values.
+
+People in a browser get the same problem as a page instead (content negotiation): a request that
+asks for `text/html` ahead of JSON, outside the API's paths, is answered by the page renderer the
+web layer installs with `use_problem_pages` (the site's layout, the message, a way back). API
+clients, `fetch()` calls (`Accept: */*`) and anything that cannot be rendered keep problem+json.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
 
 from rampart.kernel import errors
 from rampart.kernel.context import current_context
+from rampart.platform.logging import get_logger
 
 PROBLEM_TYPE_PREFIX = "urn:rampart:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -110,7 +118,76 @@ def _safe_extra(extra: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def rampart_error_response(exc: errors.RampartError, path: str | None) -> Response:
+#: Paths of the machine interfaces: always problem+json, whatever the Accept header says.
+API_PATH_PREFIXES = ("/v1/", "/api/", "/audit/", "/.well-known/")
+API_PATHS = frozenset({"/openapi.json", "/healthz", "/readyz"})
+_JSON_TYPES = frozenset({"application/json", PROBLEM_MEDIA_TYPE})
+#: Renders a problem (the body `problem_body` builds) as a page for a person; may raise, and
+#: then the problem goes out as JSON.
+ProblemPage = Callable[[StarletteRequest, dict[str, Any]], Response]
+
+
+def _accept_quality(accept: str) -> tuple[float, float]:
+    """(q of text/html, best q of a JSON type) named explicitly in an Accept header."""
+    html_q = json_q = 0.0
+    # A header of hostile length or shape is read only so far; wildcards name neither.
+    for part in accept[:1024].split(",")[:32]:
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media == "text/html":
+            html_q = max(html_q, quality)
+        elif media in _JSON_TYPES:
+            json_q = max(json_q, quality)
+    return html_q, json_q
+
+
+def wants_page(path: str, accept: str | None) -> bool:
+    """Whether this request is a person's browser navigating (answer errors with a page)."""
+    if path in API_PATHS or path.startswith(API_PATH_PREFIXES) or not accept:
+        return False
+    html_q, json_q = _accept_quality(accept)
+    return html_q > 0 and html_q >= json_q
+
+
+def use_problem_pages(app: Any, page: ProblemPage) -> None:
+    """Answer browser navigations' errors with `page` (the web layer's error page)."""
+    app.state.problem_page = page
+
+
+def negotiated_problem(
+    request: StarletteRequest, status: int, body: dict[str, Any], headers: dict[str, str] | None
+) -> Response:
+    """The problem as a page when a person's browser asked and a page renderer is installed,
+    else as problem+json. Headers (Retry-After, RateLimit-*, WWW-Authenticate) go with either."""
+    app = request.scope.get("app")
+    page: ProblemPage | None = getattr(getattr(app, "state", None), "problem_page", None)
+    if page is not None and wants_page(request.url.path, request.headers.get("accept")):
+        try:
+            response = page(request, body)
+        except Exception:  # noqa: BLE001 - a broken page must not hide the error itself
+            get_logger("rampart.error").error(
+                "error page failed; answering problem+json", path=request.url.path, exc_info=True
+            )
+        else:
+            response.status_code = status
+            response.headers.update(headers or {})
+            return response
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def _error_parts(
+    exc: errors.RampartError, path: str | None
+) -> tuple[int, dict[str, Any], dict[str, str] | None]:
     status = status_for(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, errors.RateLimitedError):
@@ -121,15 +198,21 @@ def rampart_error_response(exc: errors.RampartError, path: str | None) -> Respon
     extra_headers = getattr(exc, "headers", None)
     if isinstance(extra_headers, dict):
         headers.update({str(k): str(v) for k, v in extra_headers.items()})
-    return problem_response(
-        status, exc.code, exc.title, exc.detail, path, headers or None, **_safe_extra(exc.extra)
+    body = problem_body(status, exc.code, exc.title, exc.detail, path, **_safe_extra(exc.extra))
+    return status, body, headers or None
+
+
+def rampart_error_response(exc: errors.RampartError, path: str | None) -> Response:
+    status, body, headers = _error_parts(exc, path)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_rampart_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.RampartError)
-        return rampart_error_response(exc, request.url.path)
+        return negotiated_problem(request, *_error_parts(exc, request.url.path))
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -143,7 +226,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             }
             for err in exc.errors()[:50]
         ]
-        return problem_response(
+        body = problem_body(
             422,
             "validation",
             "The request is not valid",
@@ -151,6 +234,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             request.url.path,
             errors=details,
         )
+        return negotiated_problem(request, 422, body, None)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -160,9 +244,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             if isinstance(exc.detail, str) and exc.detail.lower() != title.lower()
             else None
         )
-        return problem_response(
-            exc.status_code, code, title, detail, request.url.path, dict(exc.headers or {}) or None
-        )
+        body = problem_body(exc.status_code, code, title, detail, request.url.path)
+        return negotiated_problem(request, exc.status_code, body, dict(exc.headers or {}) or None)
 
     app.add_exception_handler(errors.RampartError, on_rampart_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

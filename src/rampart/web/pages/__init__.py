@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from rampart.platform.http.problems import use_problem_pages
 from rampart.web.pages.templating import STATIC_DIR
 
 if TYPE_CHECKING:
@@ -15,9 +16,9 @@ if TYPE_CHECKING:
 
 
 def mount_pages(app: FastAPI, container: Container) -> None:
-    """The home and market pages, the account pages, the dev mailbox (dev profile only) and
-    `/static`."""
-    from rampart.web.pages import account, mailbox, market, mfa
+    """The home and market pages, the account pages, the dev mailbox (dev profile only),
+    `/static`, and the error page people's browsers get instead of problem+json."""
+    from rampart.web.pages import account, errors, mailbox, market, mfa
 
     app.include_router(account.router)
     app.include_router(mfa.router)
@@ -30,4 +31,5 @@ def mount_pages(app: FastAPI, container: Container) -> None:
         return RedirectResponse("/login", status_code=303)
 
     app.add_exception_handler(account.SignInRequired, to_login)
+    use_problem_pages(app, errors.problem_page)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -3,12 +3,13 @@ security page (sessions, devices, sign out everywhere, change password or email 
 last two ask for a fresh second factor through `/security/step-up` when the user has one).
 
 Forms shown before sign-in carry a double-submit CSRF token (cookie + hidden field); forms of a
-signed-in user carry the session's CSRF token, which `SessionAuthenticator` checks.
+signed-in user carry the session's CSRF token, which `SessionAuthenticator` checks. The public
+forms accept either (`check_public_form_csrf`): a signed-in person opens confirmation and reset
+links too, and the page rendered for them carries the session's token.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,7 +22,6 @@ from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRe
 from rampart.identity import flows
 from rampart.identity.authn import DEVICE_COOKIE, SESSION_COOKIE
 from rampart.identity.domain import (
-    CsrfError,
     InvalidCredentialsError,
     InvalidEmailError,
     InvalidLinkError,
@@ -36,7 +36,7 @@ from rampart.kernel.context import current_context
 from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access, public
 from rampart.ratelimit.api import rate_limit
-from rampart.web.pages.templating import ANON_CSRF_COOKIE, render, set_cookie
+from rampart.web.pages.templating import check_public_form_csrf, render, set_cookie
 
 router = APIRouter(include_in_schema=False)
 Public = [Depends(public)]
@@ -67,12 +67,6 @@ declare_access(page_user, "authenticated")
 User = Annotated[Principal, Depends(page_user)]
 
 
-def _check_anon_csrf(request: Request, presented: str) -> None:
-    expected = request.cookies.get(ANON_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise CsrfError
-
-
 def _policy_context(request: Request) -> dict[str, Any]:
     cfg = request.app.state.container.settings.identity
     return {"min_length": cfg.password_min_length, "max_length": cfg.password_max_length}
@@ -96,7 +90,7 @@ async def signup_page(request: Request) -> HTMLResponse:
 async def signup(
     request: Request, email: Text, password: Text, csrf_token: Csrf = ""
 ) -> HTMLResponse:
-    _check_anon_csrf(request, csrf_token)
+    check_public_form_csrf(request, csrf_token)
     try:
         await flows.register(_container(request), email, password)
     except (WeakPasswordError, InvalidEmailError) as exc:
@@ -126,7 +120,7 @@ async def verify_email_page(request: Request, token: str = "") -> HTMLResponse:
 
 @router.post("/verify-email", response_class=HTMLResponse, dependencies=Public)
 async def verify_email(request: Request, token: Csrf, csrf_token: Csrf = "") -> HTMLResponse:
-    _check_anon_csrf(request, csrf_token)
+    check_public_form_csrf(request, csrf_token)
     container = _container(request)
     try:
         await flows.in_transaction(
@@ -156,7 +150,7 @@ async def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/login", dependencies=[*Public, Depends(rate_limit("ip.login"))])
 async def login(request: Request, email: Text, password: Text, csrf_token: Csrf = "") -> Response:
-    _check_anon_csrf(request, csrf_token)
+    check_public_form_csrf(request, csrf_token)
     container = _container(request)
     device = request.cookies.get(DEVICE_COOKIE)
     new_device_cookie = None
@@ -232,7 +226,7 @@ async def forgot_page(request: Request) -> HTMLResponse:
     dependencies=[*Public, Depends(rate_limit("ip.password-reset"))],
 )
 async def forgot(request: Request, email: Text, csrf_token: Csrf = "") -> HTMLResponse:
-    _check_anon_csrf(request, csrf_token)
+    check_public_form_csrf(request, csrf_token)
     container = _container(request)
     try:
         address = normalise_email(email)
@@ -270,7 +264,7 @@ async def reset_page(request: Request, token: str = "") -> HTMLResponse:
 async def reset(
     request: Request, token: Csrf, password: Text, csrf_token: Csrf = ""
 ) -> HTMLResponse:
-    _check_anon_csrf(request, csrf_token)
+    check_public_form_csrf(request, csrf_token)
     try:
         await flows.reset_password(_container(request), token, password)
     except WeakPasswordError as exc:

@@ -23,6 +23,7 @@ from rampart.identity.domain import PendingLoginError
 from rampart.identity.mfa.api import (
     _challenge,
     complete_login,
+    factor_attempt,
     guard_factor_change,
     pending_purpose,
 )
@@ -152,8 +153,7 @@ def _confirm(request: Request, principal: Principal, kind: str, code: str) -> Re
     user_id = principal.user_id
     assert user_id is not None
     try:
-        container.ratelimits.hit("user.mfa", user_id)
-        with container.uow() as uow:
+        with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
             if kind == "totp":
                 check = container.mfa.confirm_totp(uow, user_id, code)
             else:
@@ -162,7 +162,8 @@ def _confirm(request: Request, principal: Principal, kind: str, code: str) -> Re
             if check.ok and not container.mfa.backup_codes_remaining(uow.session, user_id):
                 codes = [c.reveal() for c in container.mfa.regenerate_backup_codes(uow, user_id)]
             uow.commit()
-        check.raise_for_failure()
+            # Inside the attempt: a wrong code keeps its unit of the limiter.
+            check.raise_for_failure()
     except RampartError as exc:
         return _management(request, principal, errors=[exc.detail])
     if codes:
@@ -270,10 +271,9 @@ async def step_up_submit(request: Request, principal: User) -> Response:
 
     def run() -> Response:
         try:
-            container.ratelimits.hit("user.mfa", user_id)
             if kind not in {k.value for k in FactorKind} or kind == "webauthn":
                 raise PendingLoginError
-            with container.uow() as uow:
+            with factor_attempt(container, user_id), container.uow() as uow:
                 check = container.mfa.verify(
                     uow,
                     user_id,
@@ -285,7 +285,7 @@ async def step_up_submit(request: Request, principal: User) -> Response:
                         uow, user_id, principal.credential_id or ""
                     )
                 uow.commit()
-            check.raise_for_failure()
+                check.raise_for_failure()
         except RampartError as exc:
             with container.db.read() as session:
                 summary = container.mfa.summary(session, user_id)

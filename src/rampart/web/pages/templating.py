@@ -7,6 +7,7 @@ the CSRF token for forms (`csrf_token`), and whether someone is signed in.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 from pathlib import Path
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from rampart.identity.authn import SESSION_COOKIE
+from rampart.identity.domain import CsrfError
 from rampart.identity.sessions import csrf_token_for
 
 WEB_DIR = Path(__file__).resolve().parent.parent
@@ -62,10 +64,30 @@ def anon_csrf(request: Request) -> tuple[str, bool]:
 
 
 def csrf_for(request: Request) -> tuple[str, bool]:
+    """The token `render()` puts in forms: the session's when a session cookie is present, the
+    pre-sign-in double-submit one otherwise."""
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
         return csrf_token_for(secret), False
     return anon_csrf(request)
+
+
+def check_public_form_csrf(request: Request, presented: str) -> None:
+    """The CSRF check of a public form (sign-up, sign-in, confirm an address, reset a password).
+
+    It accepts the token such a form can carry: the double-submit cookie's, or, when a session
+    cookie is present, the session's (`csrf_for` renders that one for a signed-in person, who
+    may well open a confirmation or reset link). Both are unreadable to another site. Raises
+    `CsrfError` otherwise.
+    """
+    given = presented.encode()
+    expected = request.cookies.get(ANON_CSRF_COOKIE, "")
+    if expected and hmac.compare_digest(given, expected.encode()):
+        return
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret and hmac.compare_digest(given, csrf_token_for(secret).encode()):
+        return
+    raise CsrfError
 
 
 def set_cookie(response: Response, name: str, value: str, *, max_age: int | None) -> None:
