@@ -156,10 +156,26 @@ class Database:
 
 
 def single_connection_engine(url: str) -> Engine:
-    """An engine without pooling, for one-off admin work such as migrations."""
+    """An engine without pooling, for one-off admin work such as migrations.
+
+    On SQLite, BEGIN is ours to emit as on the app's engines: left to pysqlite, DDL would run
+    outside the transaction (each CREATE or ALTER committed at once), so a migration that fails
+    half-way would leave a schema that matches no revision; and savepoints, which a data
+    migration's writes may use, would not nest."""
     url = normalise_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
-        parsed = make_url(url)
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, poolclass=NullPool)
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, poolclass=NullPool)
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=NullPool)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
