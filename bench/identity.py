@@ -196,15 +196,11 @@ def run() -> list[dict[str, Any]]:
         container = _setup(Path(tmp))
         try:
             with container.uow() as uow:
-                from sqlalchemy import select
-
-                from rampart.identity.db import UserRow
                 from rampart.identity.sessions import KIND_API, ClientInfo
 
-                user_id = uow.session.scalar(
-                    select(UserRow.id).where(UserRow.email == "bench0@example.com")
-                )
-                assert user_id is not None
+                user = container.identity.accounts.by_email(uow.session, "bench0@example.com")
+                assert user is not None
+                user_id = user.id
                 session = container.identity.sessions.create(
                     uow, user_id, KIND_API, ClientInfo("bench-device", "bench", "127.0.0.1"), None
                 )

@@ -22,10 +22,11 @@ from rampart.audit.log import AuditLog
 from rampart.audit.service import AuditReader
 from rampart.audit.setup import build_audit
 from rampart.config import Settings, load_settings
+from rampart.identity.accounts import TOPIC_PASSWORD_RESET
 from rampart.identity.authn import BearerAuthenticator, SessionAuthenticator
 from rampart.identity.mfa.service import MfaService
 from rampart.identity.mfa.setup import build_mfa
-from rampart.identity.service import IdentityService, build_identity
+from rampart.identity.service import IdentityService, build_identity, password_reset_job
 from rampart.kernel.clock import Clock, SystemClock
 from rampart.ledger.service import LedgerService
 from rampart.notifications.service import NotificationService
@@ -144,6 +145,11 @@ def _wire_identity(container: Container) -> None:
         container.keys,
         roles=container.access,
         notifier=container.notifications,
+        vault=container.vault,
+    )
+    # Forgotten-password requests are answered in the background (same cost for every address).
+    container.outbox_worker.handle(
+        TOPIC_PASSWORD_RESET, password_reset_job(container.identity.accounts, container.uow)
     )
     # A user with a second factor finishes signing in only through it.
     container.identity.login.second_factors.append(container.mfa)
@@ -195,6 +201,23 @@ def _wire_apikeys(container: Container) -> None:
             inline=container.redis is None,
         )
     )
+
+
+def _wire_shredding(container: Container) -> None:
+    """Shredding a person ends their credentials in the same transaction.
+
+    The vault sits below identity and apikeys, so it cannot revoke anything itself; it calls
+    back (`on_shredding`) inside every shred, whoever performs it (`rampart keys shred-user`, or
+    `rampart backup restore` re-applying the shred register to an older copy that still holds
+    live sessions and keys). Each domain revokes through its own service."""
+
+    def end_credentials(db: object, user_id: str) -> None:
+        if not isinstance(db, UnitOfWork):
+            raise TypeError("shred a user in a unit of work: their credentials end with it")
+        container.identity.accounts.erase(db, user_id)
+        container.apikeys.revoke_all_of_user(db, user_id, reason="owner's data erased")
+
+    container.vault.on_shredding(end_credentials)
 
 
 def _wire_trading(container: Container) -> None:
@@ -291,10 +314,18 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
     )
     container.closers.append(container.outbox_worker)
     container.mfa = build_mfa(
-        settings, clock, container.vault, getattr(container, "notifications", None)
+        settings,
+        clock,
+        container.vault,
+        getattr(container, "notifications", None),
+        # Identity is wired next; the address is read through it when a code is sent.
+        email_of=lambda session, user_id: container.identity.accounts.contact_email(
+            session, user_id
+        ),
     )
     _wire_identity(container)
     _wire_apikeys(container)
+    _wire_shredding(container)
     _wire_trading(container)
     _wire_risk(container)
     return container

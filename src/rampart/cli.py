@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -91,8 +91,14 @@ def db_upgrade() -> None:
     from rampart.platform.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.effective_database_url)
+    upgrade(settings.effective_database_url, attributes=_migration_attributes(settings))
     console.print("database schema is up to date")
+
+
+def _migration_attributes(settings: Any) -> dict[str, Any]:
+    from rampart.vault.setup import migration_attributes
+
+    return migration_attributes(settings)
 
 
 def _serve(host: str, port: int | None, *, demo: bool) -> None:
@@ -115,7 +121,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     if demo:
         _quiet_demo_logs()
-        upgrade(settings.effective_database_url)
+        upgrade(settings.effective_database_url, attributes=_migration_attributes(settings))
     try:
         check_current(settings.effective_database_url)
     except DatabaseNotFoundError as exc:

@@ -7,10 +7,8 @@ import asyncio
 import bcrypt
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from rampart.bootstrap import Container
-from rampart.identity.db import UserRow
 from rampart.identity.domain import HashingBusyError
 from rampart.identity.passwords import HashingPool, PasswordHasher
 from tests.identity.support import PASSWORD, login, verified_user
@@ -41,7 +39,9 @@ def test_bcrypt_hashes_verify_and_need_an_upgrade() -> None:
 
 def _stored(container: Container, email: str) -> str:
     with container.db.read() as session:
-        return str(session.scalar(select(UserRow.password_hash).where(UserRow.email == email)))
+        user = container.identity.accounts.by_email(session, email)
+        assert user is not None
+        return str(user.password_hash)
 
 
 def test_imported_bcrypt_user_is_upgraded_at_sign_in(
@@ -49,7 +49,7 @@ def test_imported_bcrypt_user_is_upgraded_at_sign_in(
 ) -> None:
     verified_user(client, container, "legacy@example.com")
     with container.uow() as uow:
-        user = uow.session.scalar(select(UserRow).where(UserRow.email == "legacy@example.com"))
+        user = container.identity.accounts.by_email(uow.session, "legacy@example.com")
         assert user is not None
         user.password_hash = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
         uow.commit()

@@ -16,19 +16,18 @@ from tests.identity.support import PASSWORD, bearer, verified_user
 
 
 class OneFactor:
-    def __init__(self, user_email: str) -> None:
+    def __init__(self, container: Container, user_email: str) -> None:
+        self.accounts = container.identity.accounts
         self.email = user_email
 
     def required_factors(self, session: Session, user_id: str) -> list[str]:
-        from rampart.identity.db import UserRow
-
-        user = session.get(UserRow, user_id)
-        return ["totp"] if user is not None and user.email == self.email else []
+        user = self.accounts.by_email(session, self.email)
+        return ["totp"] if user is not None and user.id == user_id else []
 
 
 @pytest.fixture
 def with_factor(container: Container) -> None:
-    container.identity.login.second_factors.insert(0, OneFactor("mfa@example.com"))
+    container.identity.login.second_factors.insert(0, OneFactor(container, "mfa@example.com"))
 
 
 def _password_step(client: TestClient) -> dict:

@@ -27,8 +27,8 @@ import pyotp
 import pytest
 from sqlalchemy import create_engine, select
 
-from rampart.identity.db import UserRow
-from rampart.simulator.demo import BOT_EMAIL, TRADER_EMAIL
+from rampart.apikeys.db import ApiKeyRow
+from rampart.simulator.demo import BOT_KEY_LABEL, TRADER_EMAIL
 from rampart.trading.db import OrderRow
 from tests.support.services import require_chromium
 
@@ -127,7 +127,12 @@ def _bot_orders(data_dir: Path) -> list[OrderRow]:
     engine = create_engine(f"sqlite:///{data_dir / 'rampart.db'}")
     try:
         with engine.connect() as conn:
-            bot = conn.scalar(select(UserRow.id).where(UserRow.email == BOT_EMAIL))
+            # Addresses are sealed at rest: the bot is the owner of the demo bot's API key.
+            bot = conn.scalar(
+                select(ApiKeyRow.user_id).where(
+                    ApiKeyRow.label == BOT_KEY_LABEL, ApiKeyRow.revoked_at.is_(None)
+                )
+            )
             assert bot is not None, "no demo bot user"
             return list(conn.execute(select(OrderRow).where(OrderRow.user_id == bot)).all())
     finally:

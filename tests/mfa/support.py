@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -11,7 +12,9 @@ from rampart.bootstrap import Container
 from rampart.identity.db import UserRow
 from rampart.identity.mfa.domain import totp_code, totp_step
 from rampart.kernel.ids import new_id
+from rampart.notifications.service import SEALED_TO_FIELD, recipient_context
 from rampart.platform.outbox import OutboxRow
+from rampart.vault import Purpose
 
 _CODE = re.compile(r"\b(\d{6})\b")
 
@@ -21,25 +24,35 @@ def make_user(container: Container, email: str = "ann@example.com") -> str:
     now = container.clock.now()
     user_id = new_id()
     with container.uow() as uow:
-        uow.session.add(
-            UserRow(
-                id=user_id,
-                email=email,
-                email_verified_at=now,
-                password_hash=None,
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
+        user = UserRow(
+            id=user_id,
+            email_verified_at=now,
+            password_hash=None,
+            status="active",
+            created_at=now,
+            updated_at=now,
         )
+        container.identity.accounts.set_email(uow.session, user, email)
+        uow.session.add(user)
         uow.commit()
     return user_id
 
 
 def outbox(container: Container, *, kind: str | None = None) -> list[dict[str, Any]]:
+    """The queued messages, with their recipient opened as the worker opens it to send."""
     with container.db.read() as session:
         rows = session.scalars(select(OutboxRow).order_by(OutboxRow.created_at, OutboxRow.id))
-        payloads = [dict(r.payload) | {"topic": r.topic} for r in rows]
+        payloads = []
+        for row in rows:
+            payload = dict(row.payload) | {"topic": row.topic}
+            if SEALED_TO_FIELD in payload:
+                payload["to"] = container.vault.open_text(
+                    session,
+                    Purpose.NOTIFICATION_BODY,
+                    base64.b64decode(payload[SEALED_TO_FIELD]),
+                    recipient_context(row.id),
+                ).reveal()
+            payloads.append(payload)
     return [p for p in payloads if kind is None or p.get("kind") == kind]
 
 

@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from rampart.bootstrap import Container
+from rampart.identity.accounts import TOPIC_PASSWORD_RESET
+from rampart.identity.service import password_reset_job
 from rampart.kernel.ids import new_id
 from rampart.notifications.domain import DeliveryError, EmailMessage, SmsMessage
 from rampart.notifications.worker import OutboxWorker
@@ -38,7 +40,7 @@ class HeldTransport:
 
 
 def _worker(container: Container, transport: HeldTransport) -> OutboxWorker:
-    return OutboxWorker(
+    worker = OutboxWorker(
         container.db,
         container.clock,
         container.settings.notifications,
@@ -46,6 +48,11 @@ def _worker(container: Container, transport: HeldTransport) -> OutboxWorker:
         email=transport,
         sms=transport,
     )
+    # The app's worker also runs the forgotten-password job (which queues the reset email).
+    worker.handle(
+        TOPIC_PASSWORD_RESET, password_reset_job(container.identity.accounts, container.uow)
+    )
+    return worker
 
 
 def raw_database_text(container: Container) -> str:

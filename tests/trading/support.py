@@ -85,17 +85,16 @@ def open_account(
         fresh = uow.session.get(UserRow, user) is None
         if fresh:
             now = container.clock.now()
-            uow.session.add(
-                UserRow(
-                    id=user,
-                    email=f"{user}@trading-tests.invalid",
-                    email_verified_at=now if verified else None,
-                    password_hash=None,
-                    status="active",
-                    created_at=now,
-                    updated_at=now,
-                )
+            row = UserRow(
+                id=user,
+                email_verified_at=now if verified else None,
+                password_hash=None,
+                status="active",
+                created_at=now,
+                updated_at=now,
             )
+            container.identity.accounts.set_email(uow.session, row, f"{user}@trading-tests.invalid")
+            uow.session.add(row)
             uow.session.flush()
         uow.commit()
     if mfa and fresh:

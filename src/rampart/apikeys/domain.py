@@ -288,6 +288,14 @@ class ApiKeyOwnerInactiveError(ApiKeyAuthError):
     title = "The account this key belongs to cannot use the API"
 
 
+class ApiKeyUnusableError(ApiKeyAuthError):
+    """The key's sealed secret no longer opens (its owner was crypto-shredded, or the row was
+    altered): nothing can be verified with it, which is a failed authentication like any other."""
+
+    code = "apikey-unusable"
+    title = "The API key can no longer be used"
+
+
 class ApiKeyIpNotAllowedError(ApiKeyAuthError):
     code = "apikey-ip-not-allowed"
     title = "The API key may not be used from this address"

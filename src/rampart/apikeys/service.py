@@ -38,6 +38,7 @@ from rampart.apikeys.domain import (
     ApiKeyNotRotatableError,
     ApiKeyOwnerInactiveError,
     ApiKeyUnknownError,
+    ApiKeyUnusableError,
     InvalidApiKeyError,
     KeyCannotManageKeysError,
     KeyDates,
@@ -64,7 +65,7 @@ from rampart.kernel.secret import Secret
 from rampart.platform.cache import TTLCache
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
-from rampart.vault.domain import Purpose, SealContext
+from rampart.vault.domain import Purpose, SealContext, UnreadableError
 from rampart.vault.service import VaultService
 
 log = get_logger(__name__)
@@ -483,6 +484,16 @@ class ApiKeyService:
             )
         return view
 
+    def revoke_all_of_user(self, uow: UnitOfWork, user_id: str, *, reason: str) -> int:
+        """Stop every key of `user_id` at once (their data is being erased); returns how many."""
+        scope_to_system(uow.session)
+        rows = uow.session.scalars(
+            select(ApiKeyRow).where(ApiKeyRow.user_id == user_id, ApiKeyRow.revoked_at.is_(None))
+        ).all()
+        for row in rows:
+            self._revoke_row(uow, row, reason)
+        return len(rows)
+
     def _tell_owner(
         self, uow: UnitOfWork, user_id: str, subject: str, text: str, *, kind: str
     ) -> None:
@@ -561,14 +572,18 @@ class ApiKeyService:
             cache_key = (row.id, row.sealed_secret)
             material = self._material.get(cache_key)
             if material is None:
-                opened = self._vault.open(
-                    session,
-                    Purpose.API_KEY_SECRET,
-                    row.sealed_secret,
-                    _context(row.id),
-                    user_id=row.user_id,
-                )
-                material = opened
+                try:
+                    material = self._vault.open(
+                        session,
+                        Purpose.API_KEY_SECRET,
+                        row.sealed_secret,
+                        _context(row.id),
+                        user_id=row.user_id,
+                    )
+                except UnreadableError as exc:
+                    # A shredded owner or an altered row: a refused credential, not a fault.
+                    log.warning("apikey.secret.unreadable", key_id=row.id, error=type(exc).__name__)
+                    raise ApiKeyUnusableError from None
                 self._material.set(cache_key, material)
         else:
             material = Secret(base64.b64decode(row.public_key or ""))

@@ -3,6 +3,10 @@
 Passwords arrive here already hashed: hashing is slow and runs off the event loop
 (`rampart.identity.passwords.HashingPool`) before the transaction starts. Answers never say
 whether an address has an account; the owner of the address learns it by email instead.
+
+Addresses are sealed at rest and looked up by blind index (`rampart.identity.emails`): a row's
+address is opened only where it is used, and an address that no longer opens (its owner shredded)
+counts as no address at all.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import Role
@@ -25,6 +29,7 @@ from rampart.identity.domain import (
     new_token,
     token_hash,
 )
+from rampart.identity.emails import SealedEmails
 from rampart.identity.ports import Notifier, RoleDirectory
 from rampart.identity.sessions import SessionStore
 from rampart.identity.throttle import LoginThrottle
@@ -39,6 +44,8 @@ PURPOSE_CHANGE = "change-email"
 PURPOSE_RESET = "reset-password"
 #: A staff account's first set-up (password and security key), from a link an operator hands over.
 PURPOSE_STAFF_ENROL = "staff-enrol"
+#: The background job that answers a forgotten-password request (`OutboxWorker.handle`).
+TOPIC_PASSWORD_RESET = "identity.password-reset"  # noqa: S105 - a topic name, not a secret
 #: At most this many unexpired reset links per account: asking again does not flood the inbox.
 MAX_OPEN_RESETS = 3
 
@@ -52,14 +59,8 @@ class User:
     created_at: datetime
 
 
-def _user(row: UserRow) -> User:
-    return User(
-        id=row.id,
-        email=row.email,
-        email_verified=row.email_verified_at is not None,
-        status=row.status,
-        created_at=utc(row.created_at),
-    )
+USER_TABLE = UserRow.__tablename__
+TOKEN_TABLE = EmailTokenRow.__tablename__
 
 
 class AccountService:
@@ -74,6 +75,7 @@ class AccountService:
         sessions: SessionStore,
         throttle: LoginThrottle,
         email_key: Callable[[str], str],
+        emails: SealedEmails,
     ) -> None:
         self._clock = clock
         self._settings = settings
@@ -83,6 +85,7 @@ class AccountService:
         self._sessions = sessions
         self._throttle = throttle
         self._email_key = email_key
+        self._emails = emails
         #: Called inside the transaction whenever an account's status changes (locked, unlocked,
         #: closed), so that other domains drop what they cached about the owner (API keys).
         self.status_listeners: list[Callable[[UnitOfWork, str], None]] = []
@@ -91,8 +94,42 @@ class AccountService:
         for listener in self.status_listeners:
             listener(uow, user_id)
 
+    # --- addresses ---------------------------------------------------------------------------
+    def email_of(self, session: Session, user: UserRow) -> str | None:
+        """The account's address in clear, or None (closed, erased, or no longer readable)."""
+        return self._emails.open(
+            session, user.email_sealed, table=USER_TABLE, row_id=user.id, user_id=user.id
+        )
+
+    def set_email(self, session: Session, user: UserRow, email: str) -> None:
+        """Seal `email` (normalised) into `user` with its blind index."""
+        address = self._emails.seal(
+            session, email, table=USER_TABLE, row_id=user.id, user_id=user.id
+        )
+        user.email_sealed, user.email_index = address.sealed, address.index
+
+    def _link_email(self, session: Session, row: EmailTokenRow) -> str | None:
+        return self._emails.open(
+            session, row.email_sealed, table=TOKEN_TABLE, row_id=row.id, user_id=row.user_id
+        )
+
+    def _user(self, session: Session, row: UserRow) -> User:
+        email = self.email_of(session, row)
+        if email is None:
+            # An open account whose address no longer opens: its owner was erased.
+            raise NotFoundError("No such user.")
+        return User(
+            id=row.id,
+            email=email,
+            email_verified=row.email_verified_at is not None,
+            status=row.status,
+            created_at=utc(row.created_at),
+        )
+
     # --- helpers -----------------------------------------------------------------------------
-    def _send(self, uow: UnitOfWork, to: str, notice: notices.Notice) -> None:
+    def _send(self, uow: UnitOfWork, to: str | None, notice: notices.Notice) -> None:
+        if to is None:
+            return  # no readable address: nobody to tell
         self._notifier.email(uow, to=to, subject=notice.subject, text=notice.text, kind=notice.kind)
 
     def _link_token(
@@ -100,13 +137,18 @@ class AccountService:
     ) -> str:
         now = self._clock.now()
         token = new_token()
+        row_id = new_id()
+        address = self._emails.seal(
+            uow.session, email, table=TOKEN_TABLE, row_id=row_id, user_id=user_id
+        )
         uow.session.add(
             EmailTokenRow(
-                id=new_id(),
+                id=row_id,
                 user_id=user_id,
                 purpose=purpose,
                 token_hash=token_hash(token),
-                email=email,
+                email_sealed=address.sealed,
+                email_index=address.index,
                 created_at=now,
                 expires_at=now + lifetime,
             )
@@ -153,7 +195,7 @@ class AccountService:
         row = session.get(UserRow, user_id)
         if row is None or row.status == AccountStatus.CLOSED:
             raise NotFoundError("No such user.")
-        return _user(row)
+        return self._user(session, row)
 
     def is_active(self, session: Session, user_id: str) -> bool:
         """Whether the account may act at all: it exists and is neither locked nor closed.
@@ -170,10 +212,13 @@ class AccountService:
         row = session.get(UserRow, user_id)
         if row is None or row.status == AccountStatus.CLOSED or row.email_verified_at is None:
             return None
-        return row.email
+        return self.email_of(session, row)
 
     def by_email(self, session: Session, email: str) -> UserRow | None:
-        return session.scalar(select(UserRow).where(UserRow.email == email))
+        """The account with this (normalised) address, found by its blind index."""
+        return session.scalar(
+            select(UserRow).where(UserRow.email_index == self._emails.index(session, email))
+        )
 
     # --- sign-up -----------------------------------------------------------------------------
     def register(self, uow: UnitOfWork, email: str, password_hash: str) -> str | None:
@@ -203,13 +248,13 @@ class AccountService:
             return None
         user = UserRow(
             id=new_id(),
-            email=email,
             password_hash=password_hash,
             status=AccountStatus.ACTIVE,
             created_at=now,
             updated_at=now,
             password_changed_at=now,
         )
+        self.set_email(uow.session, user, email)
         uow.session.add(user)
         uow.session.flush()
         self._roles.assign_role(uow, user.id, Role.TRADER, reason="sign-up")
@@ -234,7 +279,6 @@ class AccountService:
             raise EmailInUseError("An account with that email exists.")
         user = UserRow(
             id=new_id(),
-            email=email,
             password_hash=password_hash,
             status=AccountStatus.ACTIVE,
             email_verified_at=now if verified else None,
@@ -242,6 +286,7 @@ class AccountService:
             updated_at=now,
             password_changed_at=now if password_hash else None,
         )
+        self.set_email(uow.session, user, email)
         uow.session.add(user)
         uow.session.flush()
         self._roles.assign_role(
@@ -266,10 +311,13 @@ class AccountService:
         assert user is not None
         now = self._clock.now()
         if row.purpose == PURPOSE_CHANGE:
-            if self.by_email(uow.session, row.email) is not None:
+            new = self._link_email(uow.session, row)
+            if new is None:
+                raise InvalidLinkError
+            if self.by_email(uow.session, new) is not None:
                 raise InvalidLinkError("That address is now in use by another account.")
-            old = user.email
-            user.email = row.email
+            old = self.email_of(uow.session, user)
+            self.set_email(uow.session, user, new)
             # Links sent to the old address (resets, other changes) die with it.
             uow.session.execute(
                 update(EmailTokenRow)
@@ -280,9 +328,9 @@ class AccountService:
                 )
                 .values(used_at=now)
             )
-            self._send(uow, old, notices.email_changed(row.email))
+            self._send(uow, old, notices.email_changed(new))
             uow.audit(AuditEvent(action="identity.email.changed", subject=f"user:{user.id}"))
-        elif row.email != user.email:
+        elif row.email_index != user.email_index:
             # A sign-up link for an address the account no longer has.
             raise InvalidLinkError
         user.email_verified_at = now
@@ -296,7 +344,9 @@ class AccountService:
         user = uow.session.get(UserRow, user_id)
         if user is None or user.email_verified_at is not None:
             return
-        self._send_verification(uow, user.id, user.email, PURPOSE_VERIFY)
+        email = self.email_of(uow.session, user)
+        if email is not None:
+            self._send_verification(uow, user.id, email, PURPOSE_VERIFY)
 
     def request_email_change(self, uow: UnitOfWork, user_id: str, new_email: str) -> None:
         """Send a confirmation link to the new address and a notice to the current one. The
@@ -304,18 +354,29 @@ class AccountService:
         user = uow.session.get(UserRow, user_id)
         if user is None or user.status != AccountStatus.ACTIVE:
             raise NotFoundError("No such user.")
-        self._send(uow, user.email, notices.email_change_requested(new_email))
-        if new_email != user.email and self.by_email(uow.session, new_email) is None:
+        self._send(uow, self.email_of(uow.session, user), notices.email_change_requested(new_email))
+        if self.by_email(uow.session, new_email) is None:
             self._send_verification(uow, user.id, new_email, PURPOSE_CHANGE)
         uow.audit(AuditEvent(action="identity.email.change_requested", subject=f"user:{user.id}"))
 
     # --- passwords ---------------------------------------------------------------------------
     def forgot_password(self, uow: UnitOfWork, email: str) -> None:
-        """Email a reset link when the address has a live account; otherwise do nothing. The
-        caller answers the same either way."""
+        """Answer a forgotten-password request: queue it, sealed, for the background.
+
+        The request does this one write for every address, with or without an account, so
+        neither its answer nor its cost (statements, rows, time) tells them apart; whether a
+        link is sent is decided by `send_password_reset`, off the request."""
+        self._notifier.job(uow, topic=TOPIC_PASSWORD_RESET, secret=email)
+
+    def send_password_reset(self, uow: UnitOfWork, email: str) -> None:
+        """Email a reset link when the address has a live account; otherwise do nothing (the
+        background job of `forgot_password`)."""
         now = self._clock.now()
         user = self.by_email(uow.session, email)
         if user is None or user.status != AccountStatus.ACTIVE:
+            return
+        address = self.email_of(uow.session, user)
+        if address is None:
             return
         open_links = uow.session.scalar(
             select(func.count())
@@ -330,12 +391,10 @@ class AccountService:
         if (open_links or 0) >= MAX_OPEN_RESETS:
             return
         minutes = self._settings.password_reset_minutes
-        token = self._link_token(
-            uow, user.id, PURPOSE_RESET, user.email, timedelta(minutes=minutes)
-        )
+        token = self._link_token(uow, user.id, PURPOSE_RESET, address, timedelta(minutes=minutes))
         self._send(
             uow,
-            user.email,
+            address,
             notices.password_reset(f"{self._url}/reset-password?token={token}", minutes),
         )
         uow.audit(AuditEvent(action="identity.password.reset_requested", subject=f"user:{user.id}"))
@@ -353,9 +412,12 @@ class AccountService:
         ):
             raise InvalidLinkError
         user = session.get(UserRow, row.user_id)
-        if user is None or user.email != row.email:
+        if user is None or user.email_index != row.email_index:
             raise InvalidLinkError
-        return row.email
+        email = self._link_email(session, row)
+        if email is None:
+            raise InvalidLinkError
+        return email
 
     def reset_password(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
         """Set a new password from a reset link: every session and token of the user ends, a
@@ -363,7 +425,7 @@ class AccountService:
         row = self._take_link(uow, token, (PURPOSE_RESET,))
         user = uow.session.get(UserRow, row.user_id)
         assert user is not None
-        if row.email != user.email:
+        if row.email_index != user.email_index:
             # Sent to an address the account no longer has: whoever still reads that mailbox
             # (often the very reason for the change) must not take the account back with it.
             raise InvalidLinkError
@@ -382,8 +444,10 @@ class AccountService:
             .values(used_at=now)
         )
         self._sessions.revoke_all(uow, user.id, reason="password-reset")
-        self._throttle.clear_account(uow, self._email_key(user.email))
-        self._send(uow, user.email, notices.password_changed("reset"))
+        email = self.email_of(uow.session, user)
+        if email is not None:
+            self._throttle.clear_account(uow, self._email_key(email))
+        self._send(uow, email, notices.password_changed("reset"))
         uow.audit(AuditEvent(action="identity.password.reset", subject=f"user:{user.id}"))
         return user.id
 
@@ -405,7 +469,7 @@ class AccountService:
             keep_session_id=keep_session_id,
             not_before=False,
         )
-        self._send(uow, user.email, notices.password_changed("changed"))
+        self._send(uow, self.email_of(uow.session, user), notices.password_changed("changed"))
         uow.audit(AuditEvent(action="identity.password.changed", subject=f"user:{user.id}"))
 
     def update_hash(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
@@ -487,20 +551,40 @@ class AccountService:
         user = uow.session.get(UserRow, user_id)
         if user is None or user.status == AccountStatus.CLOSED:
             raise NotFoundError("No such user.")
+        self._send(uow, self.email_of(uow.session, user), notices.account_closed())
+        self._end(uow, user, reason="account-closed")
+        uow.audit(AuditEvent(action="identity.user.closed", subject=f"user:{user.id}"))
+        self._status_changed(uow, user.id)
+
+    def erase(self, uow: UnitOfWork, user_id: str) -> None:
+        """The person is being crypto-shredded (`VaultService.on_shredding`): in the shred's
+        transaction, every session, refresh token and access token of theirs ends and the
+        account is closed, its password and address gone. Nobody is told: the address is what
+        is being erased. Idempotent; an id with no account is left alone."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None:
+            return
+        self._end(uow, user, reason="erased")
+        uow.audit(AuditEvent(action="identity.user.erased", subject=f"user:{user.id}"))
+        self._status_changed(uow, user.id)
+
+    def _end(self, uow: UnitOfWork, user: UserRow, *, reason: str) -> None:
+        """Close `user`: every credential ends, the password is erased and the address released
+        (it may sign up again later)."""
         now = self._clock.now()
-        self._send(uow, user.email, notices.account_closed())
-        self._sessions.revoke_all(uow, user.id, reason="account-closed")
+        self._sessions.revoke_all(uow, user.id, reason=reason)
         uow.session.execute(
             update(DeviceRow)
             .where(DeviceRow.user_id == user.id, DeviceRow.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        # Links in flight (reset, change) die with the account; their addresses with them.
+        uow.session.execute(delete(EmailTokenRow).where(EmailTokenRow.user_id == user.id))
         user.status = AccountStatus.CLOSED
         user.password_hash = None
-        user.email = f"closed+{user.id}@closed.invalid"
+        user.email_sealed = None
+        user.email_index = None
         user.updated_at = now
-        uow.audit(AuditEvent(action="identity.user.closed", subject=f"user:{user.id}"))
-        self._status_changed(uow, user.id)
 
     def set_locked(self, uow: UnitOfWork, user_id: str, locked: bool, *, reason: str) -> None:
         """Lock (no sign-in, every session and token dead at once) or unlock an account."""

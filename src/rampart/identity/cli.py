@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
 
 from rampart.identity.domain import normalise_email
 from rampart.kernel.errors import RampartError
@@ -34,10 +33,9 @@ def _read_password(password_file: Path | None) -> str:
 
 
 def _user_id(c: Any, email: str) -> str:
-    from rampart.identity.db import UserRow
-
     with c.db.read() as session:
-        user_id = session.scalar(select(UserRow.id).where(UserRow.email == normalise_email(email)))
+        row = c.identity.accounts.by_email(session, normalise_email(email))
+        user_id = row.id if row is not None else None
     if user_id is None:
         console.print("[bold red]refused:[/] no account has that email")
         raise typer.Exit(1)

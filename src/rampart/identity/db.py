@@ -1,5 +1,7 @@
 """Identity tables. Secrets are never stored: passwords as argon2id (or imported bcrypt) hashes,
 every opaque token (session id, refresh token, link token, pending sign-in) as its SHA-256.
+Personal data is never stored in clear: an email address is a vault ciphertext sealed under its
+owner's key, found through a blind index (`rampart.identity.emails`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from sqlalchemy import Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rampart.platform.base import Base, UTCDateTime
+from rampart.vault import Purpose, Sealed
 
 
 class UserRow(Base):
     __tablename__ = "identity_user"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    #: The address, sealed under the owner's key; None once the account is closed or erased.
+    email_sealed: Mapped[bytes | None] = mapped_column(Sealed(Purpose.PERSONAL_DATA), nullable=True)
+    #: Blind index of the normalised address: lookups, and one account per address (unique).
+    email_index: Mapped[str | None] = mapped_column(String(64), nullable=True)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     status: Mapped[str] = mapped_column(String(16))
@@ -25,6 +31,8 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (UniqueConstraint("email_index", name="uq_identity_user_email_index"),)
 
 
 class EmailTokenRow(Base):
@@ -36,7 +44,10 @@ class EmailTokenRow(Base):
     user_id: Mapped[str] = mapped_column(String(36), index=True)
     purpose: Mapped[str] = mapped_column(String(32))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    email: Mapped[str] = mapped_column(String(254))
+    #: The address the link was sent to, sealed under the account owner's key (a change of
+    #: address needs it back); its blind index tells whether it is still the account's.
+    email_sealed: Mapped[bytes] = mapped_column(Sealed(Purpose.PERSONAL_DATA))
+    email_index: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -164,18 +164,20 @@ async def verify_current_password(container: Container, user_id: str, password: 
     from rampart.kernel.context import current_context
 
     login = container.identity.login
+    accounts = container.identity.accounts
     ip = current_context().client_ip
 
     def read() -> tuple[str, str, str] | None:
         with container.db.read() as session:
             row = session.get(UserRow, user_id)
-            if row is None or not row.password_hash:
+            email = accounts.email_of(session, row) if row is not None else None
+            if row is None or not row.password_hash or email is None:
                 return None
-            key = login.email_key(row.email)
+            key = login.email_key(email)
             wait = login.throttle.wait(session, key, ip)
             if wait > 0:
                 raise LoginThrottledError(retry_after=wait)
-            return row.email, row.password_hash, key
+            return email, row.password_hash, key
 
     found = await _bounded(read)
     hashing = container.identity.hashing

@@ -27,6 +27,7 @@ from rampart.identity import notices
 from rampart.identity.db import PendingLoginRow, RefreshTokenRow, SessionRow, UserRow
 from rampart.identity.domain import (
     AccountStatus,
+    InvalidCredentialsError,
     InvalidEmailError,
     InvalidRefreshTokenError,
     LoginStep,
@@ -107,6 +108,10 @@ class LoginService:
     throttle: LoginThrottle
     notifier: Notifier
     email_key: Callable[[str], str]
+    #: The account's address from its row (`AccountService.email_of`); None when unreadable.
+    email_of: Callable[[Session, UserRow], str | None]
+    #: The account with a normalised address (`AccountService.by_email`, by blind index).
+    by_email: Callable[[Session, str], UserRow | None]
     #: The MFA seam; None (or no factors for a user) means the password completes the sign-in.
     second_factors: list[SecondFactors] = field(default_factory=list)
 
@@ -121,7 +126,7 @@ class LoginService:
         wait = self.throttle.wait(session, key, ip)
         if wait > 0:
             raise LoginThrottledError(retry_after=wait)
-        user = session.scalar(select(UserRow).where(UserRow.email == email)) if email else None
+        user = self.by_email(session, email) if email else None
         if user is None or user.status != AccountStatus.ACTIVE or not user.password_hash:
             return PasswordCheck(email=email, email_key=key, user_id=None, stored_hash=None)
         return PasswordCheck(
@@ -157,6 +162,10 @@ class LoginService:
         user = uow.session.get(UserRow, check.user_id)
         if user is None or user.status != AccountStatus.ACTIVE:
             raise PendingLoginError
+        if self.email_of(uow.session, user) is None:
+            # The owner's data was shredded (or the row altered): the account cannot be used,
+            # and that is a failed sign-in like a wrong password, never a server error.
+            raise InvalidCredentialsError
         self.throttle.clear_account(uow, check.email_key)
         if new_hash is not None and user.password_hash == check.stored_hash:
             user.password_hash = new_hash
@@ -270,12 +279,15 @@ class LoginService:
     ) -> IssuedLogin:
         now = self.clock.now()
         device_id, is_new = self.sessions.record_device(uow, user.id, client)
+        address = self.email_of(uow.session, user)
+        if address is None:
+            raise InvalidCredentialsError
         if is_new:
             notice = notices.new_device(
                 client.user_agent, client.ip, now.strftime("%Y-%m-%d %H:%M UTC")
             )
             self.notifier.email(
-                uow, to=user.email, subject=notice.subject, text=notice.text, kind=notice.kind
+                uow, to=address, subject=notice.subject, text=notice.text, kind=notice.kind
             )
         secret = new_token() if kind == KIND_BROWSER else None
         row = self.sessions.create(

@@ -48,6 +48,10 @@ class Notifier(Protocol):
 
     def email(self, uow: UnitOfWork, *, to: str, subject: str, text: str, kind: str) -> None: ...
 
+    def job(self, uow: UnitOfWork, *, topic: str, secret: str) -> None:
+        """Queue `secret` for the background handler of `topic` (sealed, in `uow`)."""
+        ...
+
 
 class AuditLog(Protocol):
     """Implemented by the audit log (`container.audit_log`), for events outside a transaction."""

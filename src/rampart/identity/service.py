@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from rampart.config import Settings
 from rampart.identity.accounts import AccountService
 from rampart.identity.domain import PasswordPolicy, load_blocklist
+from rampart.identity.emails import SealedEmails
 from rampart.identity.login import LoginService
 from rampart.identity.passwords import HashingPool, PasswordHasher
 from rampart.identity.ports import Notifier, RoleDirectory
@@ -30,6 +32,8 @@ from rampart.kernel.clock import Clock
 from rampart.kernel.secret import Secret
 from rampart.platform.db import Database
 from rampart.platform.keys import RootKeys
+from rampart.platform.uow import UnitOfWork
+from rampart.vault import VaultService
 
 #: The shipped blocklist: package data (`rampart/identity/data/`), so an installed wheel has it.
 #: Sources and licences: `rampart/identity/data/README.md` and `data/SOURCES.md`.
@@ -111,6 +115,21 @@ class IdentityService:
         self.hashing.stop()
 
 
+def password_reset_job(
+    accounts: AccountService, uow: Callable[[], UnitOfWork]
+) -> Callable[[str], None]:
+    """The background half of a forgotten-password request (`AccountService.forgot_password`
+    queues it; `OutboxWorker.handle` runs it): look the address up and send the link, in a
+    transaction of its own."""
+
+    def run(email: str) -> None:
+        with uow() as work:
+            accounts.send_password_reset(work, email)
+            work.commit()
+
+    return run
+
+
 def _subkey(root: Secret[bytes], purpose: bytes) -> Secret[bytes]:
     return Secret(
         HKDF(algorithm=hashes.SHA256(), length=32, salt=b"rampart-identity", info=purpose).derive(
@@ -127,6 +146,7 @@ def build_identity(
     *,
     roles: RoleDirectory,
     notifier: Notifier,
+    vault: VaultService,
 ) -> IdentityService:
     cfg = settings.identity
     root = keys.get("jwt", cfg.jwt_signing_key)
@@ -156,6 +176,7 @@ def build_identity(
         sessions=sessions,
         throttle=throttle,
         email_key=email_key,
+        emails=SealedEmails(vault),
     )
     login = LoginService(
         clock=clock,
@@ -165,6 +186,8 @@ def build_identity(
         throttle=throttle,
         notifier=notifier,
         email_key=email_key,
+        email_of=accounts.email_of,
+        by_email=accounts.by_email,
     )
     return IdentityService(
         settings=settings,

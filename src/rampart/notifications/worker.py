@@ -4,8 +4,10 @@ Claiming uses a lease: a batch of due messages is pushed `LEASE_SECONDS` into th
 attempt count raised in one short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
 workers share the work; SQLite's single writer serialises the claim). Delivery happens outside
 any transaction, so a slow SMTP server holds no locks. Bodies are sealed by the vault for their
-row (`rampart.notifications.service`) and opened only for the send; one that does not open (copied
-from another row, altered, its key destroyed) is a permanent failure, never sent. A success marks
+row (`rampart.notifications.service`), and so are recipients; both are opened only for the send.
+One that does not open (copied from another row, altered, its key destroyed) is a permanent
+failure, never sent. Jobs (`NotificationService.job`) go to the handler registered for their
+topic (`handle`), which does its own work in its own transaction. A success marks
 the row delivered and scrubs what is left of the message: links in emails carry single-use tokens,
 which must not outlive delivery in the database. A worker that dies mid-batch leaves leased rows
 that become due again when the lease ends, so delivery is at least once, never lost.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,12 +36,17 @@ from rampart.notifications.domain import (
     SmsMessage,
     backoff_seconds,
 )
-from rampart.notifications.service import SEALED_FIELD, body_context
+from rampart.notifications.service import (
+    SEALED_FIELD,
+    SEALED_TO_FIELD,
+    body_context,
+    recipient_context,
+)
 from rampart.notifications.transports import EmailTransport, SmsProvider
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 from rampart.platform.outbox import OutboxRow
-from rampart.vault.domain import Purpose, UnreadableError
+from rampart.vault.domain import Purpose, SealContext, UnreadableError
 from rampart.vault.service import VaultService
 
 log = get_logger(__name__)
@@ -67,6 +75,17 @@ class OutboxWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drain_lock = threading.Lock()
+        self._handlers: dict[str, Callable[[str], None]] = {}
+
+    def handle(self, topic: str, handler: Callable[[str], None]) -> None:
+        """Deliver jobs of `topic` (`NotificationService.job`) by calling `handler(secret)`.
+
+        The handler commits its own work; if it raises, the job is retried with backoff like a
+        failed send (at least once, so a handler must tolerate running twice). Register before
+        `start`."""
+        if topic in TOPICS:
+            raise ValueError(f"{topic} is delivered by the worker itself")
+        self._handlers[topic] = handler
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,14 +116,19 @@ class OutboxWorker:
 
     # --- work --------------------------------------------------------------------------------
     def drain(self) -> int:
-        """Deliver every message due now; returns how many were delivered."""
+        """Deliver every message and run every job due now; returns how many messages were
+        delivered."""
         delivered = 0
         with self._drain_lock:
             while True:
                 batch = self._claim()
                 for row_id, topic, payload, attempts in batch:
-                    delivered += self._deliver(row_id, topic, payload, attempts)
-                if len(batch) < self._settings.batch_size or self._stop.is_set():
+                    done = self._deliver(row_id, topic, payload, attempts)
+                    delivered += done if topic in TOPICS else 0  # messages sent, not jobs run
+                # A job's handler may have queued messages of its own (a reset link): those are
+                # due now too, so a batch with jobs is followed by another claim.
+                jobs = any(topic in self._handlers for _, topic, _, _ in batch)
+                if (len(batch) < self._settings.batch_size and not jobs) or self._stop.is_set():
                     break
         return delivered
 
@@ -115,7 +139,7 @@ class OutboxWorker:
             query = (
                 select(OutboxRow)
                 .where(
-                    OutboxRow.topic.in_(TOPICS),
+                    OutboxRow.topic.in_((*TOPICS, *sorted(self._handlers))),
                     OutboxRow.delivered_at.is_(None),
                     OutboxRow.available_at <= now,
                     OutboxRow.attempts < self._settings.max_attempts,
@@ -136,31 +160,39 @@ class OutboxWorker:
         finally:
             session.close()
 
-    def _body(self, row_id: str, payload: dict[str, Any]) -> str:
-        """The message text, opened from its seal for this row only."""
-        sealed = payload.get(SEALED_FIELD)
-        if sealed is None:
-            # Queued before bodies were sealed: delivered as it is, then scrubbed like the rest.
-            return str(payload["text"])
+    def _opened(self, row_id: str, payload: dict[str, Any], field: str, where: SealContext) -> str:
+        """A sealed field of the message, opened for this row only."""
         try:
             with self._db.read() as session:
                 text = self._vault.open_text(
                     session,
                     Purpose.NOTIFICATION_BODY,
-                    base64.b64decode(str(sealed), validate=True),
-                    body_context(row_id),
+                    base64.b64decode(str(payload[field]), validate=True),
+                    where,
                 )
         except (UnreadableError, binascii.Error, ValueError):
             raise PermanentDeliveryError("sealed body cannot be opened") from None
         return text.reveal()
 
+    def _body(self, row_id: str, payload: dict[str, Any]) -> str:
+        if payload.get(SEALED_FIELD) is None:
+            # Queued before bodies were sealed: delivered as it is, then scrubbed like the rest.
+            return str(payload["text"])
+        return self._opened(row_id, payload, SEALED_FIELD, body_context(row_id))
+
+    def _recipient(self, row_id: str, payload: dict[str, Any]) -> str:
+        if payload.get(SEALED_TO_FIELD) is None:
+            return str(payload["to"])  # queued before recipients were sealed
+        return self._opened(row_id, payload, SEALED_TO_FIELD, recipient_context(row_id))
+
     def _send(self, row_id: str, topic: str, payload: dict[str, Any]) -> None:
         now = self._clock.now()
+        job = ""
         try:
             if topic == TOPIC_EMAIL:
                 self._email.send_email(
                     EmailMessage(
-                        to=str(payload["to"]),
+                        to=self._recipient(row_id, payload),
                         subject=str(payload["subject"]),
                         text=self._body(row_id, payload),
                         kind=str(payload.get("kind", "")),
@@ -171,15 +203,19 @@ class OutboxWorker:
             elif topic == TOPIC_SMS:
                 self._sms.send_sms(
                     SmsMessage(
-                        to=str(payload["to"]),
+                        to=self._recipient(row_id, payload),
                         text=self._body(row_id, payload),
                         kind=str(payload.get("kind", "")),
                         id=row_id,
                     ),
                     now,
                 )
+            elif topic in self._handlers:
+                job = self._body(row_id, payload)
         except (KeyError, TypeError):
             raise PermanentDeliveryError("malformed payload") from None
+        if topic in self._handlers:
+            self._handlers[topic](job)
 
     def _deliver(self, row_id: str, topic: str, payload: dict[str, Any], attempts: int) -> int:
         error: DeliveryError | None = None

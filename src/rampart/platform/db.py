@@ -207,12 +207,29 @@ class Database:
 
 def single_connection_engine(url: str, *, create: bool = False) -> Engine:
     """An engine without pooling, for one-off admin work: migrations (`create=True`, the one
-    caller that may make a new SQLite file) and schema checks."""
+    caller that may make a new SQLite file) and schema checks.
+
+    On SQLite, BEGIN is ours to emit as on the app's engines: left to pysqlite, DDL would run
+    outside the transaction (each CREATE or ALTER committed at once), so a migration that fails
+    half-way would leave a schema that matches no revision; and savepoints, which a data
+    migration's writes may use, would not nest."""
     url = normalise_url(url)
     path = sqlite_file(url)
-    if path is None:
+    if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, poolclass=NullPool)
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return create_engine(url, poolclass=NullPool)
-    return create_engine(url, poolclass=NullPool, creator=_existing_file_opener(path))
+    if path is None or create:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool)
+    else:
+        engine = create_engine(url, poolclass=NullPool, creator=_existing_file_opener(path))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine

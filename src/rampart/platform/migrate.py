@@ -8,6 +8,7 @@ domain adds a folder and nothing else; `upgrade` takes every branch to its head.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -69,11 +70,15 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "heads") -> None:
-    """Apply the migrations up to `revision`; the one operation that may create a SQLite file."""
+def upgrade(url: str, revision: str = "heads", *, attributes: dict[str, Any] | None = None) -> None:
+    """Take the schema to `revision`; the one operation that may create a SQLite file.
+    `attributes` reach the migrations (`context.config.attributes`): services a data migration
+    needs, such as the vault that seals existing rows (`identity_0002`), which only the caller
+    can build from its settings."""
     engine = single_connection_engine(url, create=True)
     try:
         config = alembic_config(url)
+        config.attributes.update(attributes or {})
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

@@ -34,7 +34,7 @@ from enum import StrEnum
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from rampart.kernel.errors import ConflictError, RampartError, ValidationError
+from rampart.kernel.errors import ConflictError, RampartError, UnauthorizedError, ValidationError
 
 MAGIC = b"RV"
 FORMAT_VERSION = 1
@@ -109,8 +109,14 @@ class VaultError(RampartError):
     title = "The vault could not complete the operation"
 
 
-class UnreadableError(VaultError):
-    """A ciphertext could not be opened. Deliberately says nothing about why."""
+class UnreadableError(VaultError, UnauthorizedError):
+    """A ciphertext could not be opened. Deliberately says nothing about why.
+
+    Also an `UnauthorizedError` (401): what cannot be opened is almost always a credential or
+    the data behind one (an API key secret, a TOTP seed, a shredded person's address), and an
+    unusable credential is a failed authentication, never a server error. The places that open
+    a credential map it to their own refusal (and log it by type); this is the net under them.
+    """
 
     code = "vault-unreadable"
     title = "The protected value cannot be read"

@@ -225,6 +225,7 @@ class VaultService:
         self._cache = _KeyCache(settings.key_cache_seconds, clock)
         self._columns: dict[tuple[str, str], EncryptedColumn] = {}
         self._shred_listeners: list[Callable[[str], None]] = []
+        self._shredding_listeners: list[Callable[[SessionLike, str], None]] = []
 
     @property
     def provider(self) -> KeyProvider:
@@ -791,14 +792,29 @@ class VaultService:
         """Call `listener(user_id)` after a shred commits (the shred register uses it)."""
         self._shred_listeners.append(listener)
 
+    def on_shredding(self, listener: Callable[[SessionLike, str], None]) -> None:
+        """Call `listener(db, user_id)` inside every shred's transaction, before the keys go.
+
+        What a person's sealed data protected (their API key secrets, second factors, address)
+        stops opening at the shred, so the credentials built on it must end in the same commit,
+        or they would live on as requests that can only fail. The vault knows no credentials
+        (it sits below the domains that issue them), so those domains register here, at
+        bootstrap; a listener that raises rolls the whole shred back.
+        """
+        self._shredding_listeners.append(listener)
+
     def shred_user(self, db: SessionLike, user_id: str) -> int:
         """Destroy every per-user key of `user_id`: all their sealed data becomes unreadable.
 
-        The wrapped keys are overwritten, the user is recorded so nothing is sealed for them
-        again, and after commit the shred register outside the database records it, so that a
-        restored backup forgets the keys too. Returns how many keys were destroyed.
+        First the `on_shredding` listeners end what the user's data guarded (credentials), in
+        this transaction. Then the wrapped keys are overwritten, the user is recorded so nothing
+        is sealed for them again, and after commit the shred register outside the database
+        records it, so that a restored backup forgets the keys too. Returns how many keys were
+        destroyed.
         """
         session = _session(db)
+        for before in list(self._shredding_listeners):
+            before(db, user_id)
         now = self._clock.now()
         destroyed = 0
         # Before the SELECT: it must see every key whose creator we waited for.

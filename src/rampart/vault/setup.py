@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rampart.config import Settings
-from rampart.kernel.clock import Clock
+from rampart.kernel.clock import Clock, SystemClock
 from rampart.kernel.secret import Secret
 from rampart.platform.keys import RootKeys, decode_key
 from rampart.vault.providers import LocalKeyProvider
@@ -30,3 +31,13 @@ def build_vault(settings: Settings, keys: RootKeys, clock: Clock) -> VaultServic
     vault = VaultService(provider, clock, settings.vault)
     vault.on_shred(ShredRegister(shred_register_path(settings)).add)
     return vault
+
+
+#: Where migrations find the vault in `context.config.attributes` (see `migration_attributes`).
+MIGRATION_VAULT_ATTRIBUTE = "rampart.vault"
+
+
+def migration_attributes(settings: Settings) -> dict[str, Any]:
+    """What data migrations need from the configuration: the vault, to seal rows that a new
+    revision stops keeping in clear (`rampart.platform.migrate.upgrade(..., attributes=...)`)."""
+    return {MIGRATION_VAULT_ATTRIBUTE: build_vault(settings, RootKeys(settings), SystemClock())}

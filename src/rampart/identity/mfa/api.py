@@ -130,9 +130,8 @@ def _guard_factor_change(mfa: MfaService, uow: UnitOfWork, principal: Principal)
 
 
 def _account_label(request: Request, uow: UnitOfWork, user_id: str) -> str:
-    from rampart.identity.mfa.setup import verified_email_of
-
-    return verified_email_of(uow.session, user_id) or f"user {user_id[:8]}"
+    mfa: MfaService = get_container(request).mfa
+    return mfa.account_label(uow.session, user_id)
 
 
 # --- bodies --------------------------------------------------------------------------------

@@ -83,8 +83,11 @@ from rampart.kernel.errors import RampartError, ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
 from rampart.kernel.secret import Secret
+from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
-from rampart.vault import Purpose, SealContext, VaultService
+from rampart.vault import Purpose, SealContext, UnreadableError, VaultService
+
+log = get_logger(__name__)
 
 #: WebAuthn challenges live a little longer than the browser prompt (120 s).
 WEBAUTHN_CHALLENGE_TTL_SECONDS = 180
@@ -129,13 +132,19 @@ class MfaSecrets:
     def open(
         self, session: Session, sealed: bytes, *, table: str, column: str, row_id: str, user_id: str
     ) -> bytes:
-        return self._vault.open(
-            session,
-            self._PURPOSE_BY_COLUMN[(table, column)],
-            sealed,
-            SealContext(table=table, column=column, row_id=row_id),
-            user_id=user_id,
-        ).reveal()
+        try:
+            return self._vault.open(
+                session,
+                self._PURPOSE_BY_COLUMN[(table, column)],
+                sealed,
+                SealContext(table=table, column=column, row_id=row_id),
+                user_id=user_id,
+            ).reveal()
+        except UnreadableError as exc:
+            # A factor whose secret is gone (its owner shredded, the row altered) proves
+            # nothing: the same refusal as a wrong code, never a server error.
+            log.warning("mfa.secret.unreadable", table=table, error=type(exc).__name__)
+            raise InvalidFactorError from None
 
     def digest(self, session: Session, kind: str, value: str) -> str:
         return self._vault.blind_index(session, kind, value)
@@ -714,6 +723,11 @@ class MfaService:
         if row is None:
             raise FactorNotEnrolledError
         return row
+
+    def account_label(self, session: Session, user_id: str) -> str:
+        """How an authenticator app names the account: its confirmed address, else its id."""
+        email = self._email_of(session, user_id) if self._email_of else None
+        return email or f"user {user_id[:8]}"
 
     def _account_email(self, session: Session, user_id: str) -> str:
         email = self._email_of(session, user_id) if self._email_of else None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 
 from rampart.config import Settings
-from rampart.identity.db import UserRow
 from rampart.identity.mfa.notify import OutboxNotifier
 from rampart.identity.mfa.service import MfaSecrets, MfaService
 from rampart.identity.mfa.webauthn_rp import RelyingParty
@@ -14,12 +14,9 @@ from rampart.kernel.clock import Clock
 from rampart.notifications.service import NotificationService
 from rampart.vault import VaultService
 
-
-def verified_email_of(session: Session, user_id: str) -> str | None:
-    """The account's address once verified: codes and notices never go to an unproven one."""
-    return session.scalar(
-        select(UserRow.email).where(UserRow.id == user_id, UserRow.email_verified_at.is_not(None))
-    )
+#: An account's confirmed address (`AccountService.contact_email`): codes and notices never go
+#: to an unproven one, nor to one that no longer opens.
+EmailOf = Callable[[Session, str], str | None]
 
 
 def relying_party(settings: Settings) -> RelyingParty:
@@ -36,8 +33,10 @@ def build_mfa(
     clock: Clock,
     vault: VaultService,
     notifications: NotificationService | None = None,
+    *,
+    email_of: EmailOf,
 ) -> MfaService:
-    notifier = OutboxNotifier(notifications or NotificationService(vault, clock), verified_email_of)
+    notifier = OutboxNotifier(notifications or NotificationService(vault, clock), email_of)
     return MfaService(
         settings.mfa,
         clock,
@@ -45,5 +44,5 @@ def build_mfa(
         notifier,
         relying_party(settings),
         issuer=settings.mfa.webauthn_rp_name,
-        email_of=verified_email_of,
+        email_of=email_of,
     )

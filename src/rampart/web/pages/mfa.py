@@ -122,9 +122,7 @@ def totp_begin(request: Request, principal: User) -> Response:
     container = request.app.state.container
 
     def work(uow: Any, user_id: str) -> Any:
-        from rampart.identity.mfa.setup import verified_email_of
-
-        label = verified_email_of(uow.session, user_id) or f"user {user_id[:8]}"
+        label = container.mfa.account_label(uow.session, user_id)
         return container.mfa.begin_totp(uow, user_id, label)
 
     return _form_action(

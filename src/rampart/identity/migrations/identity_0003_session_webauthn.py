@@ -1,6 +1,6 @@
 """identity: when a session last proved a WebAuthn factor (what staff permissions need)
 
-Revision ID: identity_0002
+Revision ID: identity_0003
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from alembic import op
 
 from rampart.platform.base import UTCDateTime
 
-revision = "identity_0002"
-down_revision = "identity_0001"
+revision = "identity_0003"
+down_revision = "identity_0002"
 branch_labels = None
 depends_on = None
 
