@@ -104,12 +104,9 @@ def test_an_enrolment_link_expires_and_a_new_one_voids_the_old(
     assert client.post(challenge, json={"token": new.group(1)}).status_code == 200
     # (The CLI runs on the wall clock; the expiry is checked on the test's clock.)
     with container.uow() as uow:
-        from sqlalchemy import select
-
-        from rampart.identity.db import UserRow
-
-        staff_id = uow.session.scalar(select(UserRow.id).where(UserRow.email == "c@example.com"))
-        assert staff_id is not None
+        staff = container.identity.accounts.by_email(uow.session, "c@example.com")
+        assert staff is not None
+        staff_id = staff.id
         link = container.identity.accounts.staff_enrolment_link(uow, staff_id, issued_by="test")
         uow.commit()
     token = link.rsplit("token=", 1)[1]

@@ -498,10 +498,11 @@ class AccountService:
             )
             .values(used_at=now)
         )
+        email = self.email_of(uow.session, user)
+        if email is None:
+            raise NotFoundError("No such user.")
         hours = self._settings.staff_enrolment_hours
-        token = self._link_token(
-            uow, user.id, PURPOSE_STAFF_ENROL, user.email, timedelta(hours=hours)
-        )
+        token = self._link_token(uow, user.id, PURPOSE_STAFF_ENROL, email, timedelta(hours=hours))
         uow.audit(
             AuditEvent(
                 action="identity.staff.enrolment_link_issued",
@@ -524,23 +525,33 @@ class AccountService:
         ):
             raise InvalidLinkError
         user = session.get(UserRow, row.user_id)
-        if user is None or user.status != AccountStatus.ACTIVE or user.email != row.email:
+        if (
+            user is None
+            or user.status != AccountStatus.ACTIVE
+            or user.email_index != row.email_index
+        ):
             raise InvalidLinkError
-        return user.id, user.email
+        email = self._link_email(session, row)
+        if email is None:
+            raise InvalidLinkError
+        return user.id, email
 
     def complete_staff_enrolment(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
         """Use up an enrolment link and set the account's password (the caller registered the
         security key in the same transaction). Any earlier session ends. Returns the user id."""
         row = self._take_link(uow, token, (PURPOSE_STAFF_ENROL,))
         user = uow.session.get(UserRow, row.user_id)
-        if user is None or row.email != user.email:
+        if user is None or row.email_index != user.email_index:
+            raise InvalidLinkError
+        email = self._link_email(uow.session, row)
+        if email is None:
             raise InvalidLinkError
         now = self._clock.now()
         user.password_hash = password_hash
         user.password_changed_at = now
         user.updated_at = now
         self._sessions.revoke_all(uow, user.id, reason="staff-enrolled")
-        self._throttle.clear_account(uow, self._email_key(user.email))
+        self._throttle.clear_account(uow, self._email_key(email))
         uow.audit(AuditEvent(action="identity.staff.enrolled", subject=f"user:{user.id}"))
         return user.id
 
