@@ -15,9 +15,15 @@ whole batch, in ONE database transaction:
    to streams.
 
 So every order is durable before its response, a crash at any point leaves either all of a batch
-or none of it, and commits are grouped: under load one fsync carries tens of orders. If anything
-unexpected fails, the transaction rolls back, every command of the batch fails with 503, and the
-in-memory books are rebuilt from the database before the next batch.
+or none of it, and commits are grouped: under load one fsync carries tens of orders.
+
+A command's failure is its own (issue #14.1): if a command raises, what it changed in memory is
+put back (`rampart.trading.undo`) and its statements, if it ran any, are rolled back to its
+savepoint; it is answered with its refusal, or 503 for anything unexpected, and the batch commits
+the others, with no rebuild. Only a failure no command can be blamed for (the batch's locks and
+loads, its write, the commit) fails the whole batch with 503 and rebuilds the books before the
+next one. Amounts are bounded before a command is built (`trading.domain.check_amounts`), so
+nothing after that check formats, stores or computes a value it cannot hold.
 """
 
 from __future__ import annotations
