@@ -49,7 +49,9 @@ def test_killed_mid_stream_loses_nothing_and_doubles_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # This checkout's sources first: the worker must run the code under test, not whatever
+        # the virtualenv's editable install points at (another worktree's).
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
     )
     try:
         assert worker.stdout is not None

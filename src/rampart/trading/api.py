@@ -13,16 +13,25 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from rampart.access.api import carried_decisions, requires
 from rampart.access.domain import Permission, Principal
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
-from rampart.kernel.money import MoneyError, to_decimal
+from rampart.kernel.money import AMOUNT_PLACES, MoneyError, to_decimal
 from rampart.ratelimit.api import rate_limit
-from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType, fmt
+from rampart.trading.domain import (
+    MAX_PRICE,
+    MAX_QUANTITY,
+    InvalidOrderError,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    fmt,
+)
 from rampart.trading.service import MAX_PAGE, OrderService
 from rampart.trading.stream import MAX_SYMBOLS_PER_SUBSCRIPTION
 from rampart.venue.domain import TimeInForce
@@ -33,7 +42,38 @@ router = APIRouter(tags=["trading"])
 _may_place = requires(Permission.ORDER_PLACE, carried=True)
 _may_modify = requires(Permission.ORDER_MODIFY, carried=True)
 
-DecimalText = Annotated[str, Field(max_length=40, pattern=r"^[0-9]+(\.[0-9]+)?$")]
+
+def _amount_field(maximum: Decimal) -> Any:
+    """An order amount's schema: what the engine accepts (`trading.domain.check_amounts`)."""
+    return Field(
+        pattern=rf"^[0-9]{{1,{AMOUNT_PLACES}}}(\.[0-9]{{1,{AMOUNT_PLACES}}})?$",
+        max_length=2 * AMOUNT_PLACES + 1,
+        description=(
+            f"A decimal string, above 0 and at most {fmt(maximum)}, with at most "
+            f"{AMOUNT_PLACES} digits before the point and {AMOUNT_PLACES} after it. The "
+            "instrument's tick size (prices) and lot size (quantities) apply too: an amount "
+            "off them makes a rejected order (`price-not-on-tick`, `quantity-not-on-lot`)."
+        ),
+        json_schema_extra={"x-maximum": fmt(maximum), "x-decimal-places": AMOUNT_PLACES},
+    )
+
+
+def _at_most(maximum: Decimal) -> AfterValidator:
+    def within(value: str) -> str:
+        # The pattern has made it a decimal of at most 8 + 8 digits: nothing here can raise.
+        if not 0 < Decimal(value) <= maximum:
+            raise PydanticCustomError(
+                "amount_out_of_range",
+                "must be above 0 and at most {maximum}",
+                {"maximum": fmt(maximum)},
+            )
+        return value
+
+    return AfterValidator(within)
+
+
+Quantity = Annotated[str, _amount_field(MAX_QUANTITY), _at_most(MAX_QUANTITY)]
+Price = Annotated[str, _amount_field(MAX_PRICE), _at_most(MAX_PRICE)]
 Symbol = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z][A-Z0-9.]*$")]
 
 
@@ -52,10 +92,10 @@ class OrderIn(BaseModel):
     symbol: Symbol
     side: OrderSide
     type: OrderType = OrderType.LIMIT
-    quantity: DecimalText
+    quantity: Quantity
     time_in_force: TimeInForce = TimeInForce.DAY
-    limit_price: DecimalText | None = None
-    stop_price: DecimalText | None = None
+    limit_price: Price | None = None
+    stop_price: Price | None = None
     client_order_id: Annotated[str | None, Field(max_length=64)] = None
 
     @field_validator("quantity", "limit_price", "stop_price", mode="before")
@@ -84,9 +124,9 @@ class OrderIn(BaseModel):
 class OrderPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: DecimalText | None = None
-    limit_price: DecimalText | None = None
-    stop_price: DecimalText | None = None
+    quantity: Quantity | None = None
+    limit_price: Price | None = None
+    stop_price: Price | None = None
 
     _no_floats = field_validator("quantity", "limit_price", "stop_price", mode="before")(
         OrderIn._no_floats.__func__  # type: ignore[attr-defined]

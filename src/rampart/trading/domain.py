@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from rampart.kernel.errors import ValidationError
+from rampart.kernel.money import AMOUNT_PLACES, MAX_ORDER_AMOUNT, round_price, within_order_bounds
 from rampart.venue.domain import (
     Instrument,
     InstrumentStatus,
@@ -22,18 +23,29 @@ from rampart.venue.domain import (
 )
 
 ZERO = Decimal(0)
-MAX_QUANTITY = Decimal("10000000")
-MAX_PRICE = Decimal("10000000")
+#: An order's quantity and prices: above 0, at most these, at most `AMOUNT_PLACES` decimal places
+#: (`rampart.kernel.money`). Checked when a request or modification is built, before the engine.
+MAX_QUANTITY = MAX_ORDER_AMOUNT
+MAX_PRICE = MAX_ORDER_AMOUNT
 MAX_CLIENT_ORDER_ID = 64
+#: Beyond this many digits from the decimal point, `fmt` falls back to scientific notation, so
+#: that formatting can never build a huge string (no order amount comes near it).
+_POSITIONAL_DIGITS = 60
 
 
 def fmt(value: Decimal | None) -> str | None:
-    """The canonical text of an amount: the same on every database (no trailing zeros)."""
+    """The canonical text of an amount: positional, no trailing zeros, the same on every database.
+
+    Total: it never raises, whatever the Decimal (the previous `quantize` raised for values of
+    more than 28 digits, and failed a whole engine batch with them)."""
     if value is None:
         return None
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return str(value.normalize())
+    if not value.is_finite() or abs(value.adjusted()) > _POSITIONAL_DIGITS:
+        return str(value)
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 class OrderStatus(StrEnum):
@@ -95,6 +107,29 @@ class InvalidOrderError(ValidationError):
     title = "The order is not valid"
 
 
+class AmountOutOfRangeError(InvalidOrderError):
+    code = "amount-out-of-range"
+    title = "An amount is outside what an order may carry"
+
+
+def check_amounts(
+    quantity: Decimal | None, limit_price: Decimal | None, stop_price: Decimal | None
+) -> None:
+    """Refuse an amount an order may not carry (see `MAX_QUANTITY`): the one check every way
+    into the engine passes (`OrderRequest`, `Modify`), so that nothing after it can meet a value
+    that storage would round or refuse, or that formatting or arithmetic would raise on."""
+    for name, value, maximum in (
+        ("quantity", quantity, MAX_QUANTITY),
+        ("limit_price", limit_price, MAX_PRICE),
+        ("stop_price", stop_price, MAX_PRICE),
+    ):
+        if value is not None and not within_order_bounds(value, maximum):
+            raise AmountOutOfRangeError(
+                f"{name} must be a decimal above 0 and at most {fmt(maximum)}, "
+                f"with at most {AMOUNT_PLACES} decimal places."
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """A validated request to place an order."""
@@ -109,6 +144,7 @@ class OrderRequest:
     client_order_id: str | None = None
 
     def __post_init__(self) -> None:
+        check_amounts(self.quantity, self.limit_price, self.stop_price)
         needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
         if needs_limit != (self.limit_price is not None):
@@ -178,7 +214,7 @@ class Order:
     def average_price(self) -> Decimal | None:
         if self.filled_quantity == 0:
             return None
-        return (self.filled_notional / self.filled_quantity).quantize(Decimal("0.00000001"))
+        return round_price(self.filled_notional / self.filled_quantity)
 
     @property
     def is_stop(self) -> bool:

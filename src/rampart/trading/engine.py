@@ -15,9 +15,15 @@ whole batch, in ONE database transaction:
    to streams.
 
 So every order is durable before its response, a crash at any point leaves either all of a batch
-or none of it, and commits are grouped: under load one fsync carries tens of orders. If anything
-unexpected fails, the transaction rolls back, every command of the batch fails with 503, and the
-in-memory books are rebuilt from the database before the next batch.
+or none of it, and commits are grouped: under load one fsync carries tens of orders.
+
+A command's failure is its own (issue #14.1): if a command raises, what it changed in memory is
+put back (`rampart.trading.undo`) and its statements, if it ran any, are rolled back to its
+savepoint; it is answered with its refusal, or 503 for anything unexpected, and the batch commits
+the others, with no rebuild. Only a failure no command can be blamed for (the batch's locks and
+loads, its write, the commit) fails the whole batch with 503 and rebuilds the books before the
+next one. Amounts are bounded before a command is built (`trading.domain.check_amounts`), so
+nothing after that check formats, stores or computes a value it cannot hold.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any, Protocol
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from rampart.audit.writer import PreparedEntry, prepare
 from rampart.kernel.context import RequestContext
@@ -68,12 +74,14 @@ from rampart.trading.domain import (
     OrderStatus,
     OrderType,
     Reason,
+    check_amounts,
     check_restricted,
     check_shape,
     fmt,
 )
 from rampart.trading.ports import PreTradeCheck, PreTradeContext
 from rampart.trading.stream import StreamEvent, StreamHub
+from rampart.trading.undo import MUTABLE_ORDER_FIELDS, CommandUndo
 from rampart.venue.db import InstrumentRow
 from rampart.venue.domain import (
     BookSnapshot,
@@ -186,6 +194,9 @@ class Modify:
     permissions: frozenset[str] | None = None
     credential_id: str | None = None
 
+    def __post_init__(self) -> None:
+        check_amounts(self.quantity, self.limit_price, self.stop_price)
+
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
@@ -296,12 +307,28 @@ class _Batch:
     executions: list[tuple[str, str, str, Decimal]] = field(default_factory=list)
     #: Each order's view as last recorded: the answer reuses it unless the order moved on.
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Order events for the unit of work's own audit writer (when the engine has no
+    #: `write_audit`), handed to it at write time so that a failed command's can be dropped.
+    audit_events: list[AuditEvent] = field(default_factory=list)
+    #: What the command being run has changed so far; None between commands.
+    undo: CommandUndo | None = None
+    #: The savepoint of the command being run, once it has run a statement.
+    savepoint: SessionTransaction | None = None
+    #: A command failed unexpectedly: the pre-trade checks may have counted it.
+    failed: bool = False
 
     def view(self, order: Order) -> dict[str, Any]:
         view = self.views.get(order.id)
         if view is None or view["version"] != order.version:
             view = order.view()
         return view
+
+    def statement(self) -> None:
+        """Called before a command runs a statement: its savepoint, taken on first use, so that
+        a command that fails takes its statements (and the row locks they took) back with it.
+        Most commands run none (the batch loaded what they touch): they pay no savepoint."""
+        if self.undo is not None and self.savepoint is None:
+            self.savepoint = self.uow.session.begin_nested()
 
 
 class OrderEngine:
@@ -543,16 +570,15 @@ class OrderEngine:
                             batch.audit.extend(
                                 prepare(c.event, c.context, c.ts_ns) for c in command.carried
                             )
-                        try:
-                            results.append(self._handle(batch, command))
-                        except RampartError as exc:
-                            results.append(exc)
+                        results.append(self._run_command(batch, command))
                 finally:
                     self._checks_hook("after_batch")
                 self._write(batch, epoch)
                 uow.commit()
                 self._epoch = epoch + 1
         except Exception as exc:
+            # Only what no single command can be blamed for gets here (the batch's locks and
+            # loads, its write, the commit, or taking a failed command back).
             log.error("order engine batch failed", error=type(exc).__name__, exc_info=True)
             self._epoch = None
             _settle([(w, UnavailableError("The order could not be processed.")) for _, w in items])
@@ -564,9 +590,133 @@ class OrderEngine:
                 for carried in command.carried:
                     carried.committed = True
         _settle([(w, r) for (_, w), r in zip(items, results, strict=True)])
+        if batch.failed:
+            # The checks may have counted an order that was taken back: they read afresh.
+            self._checks_hook("invalidate")
         self._notify_executions(batch.executions)
-        self._publish_market(batch)
-        self.hub.publish(batch.events)
+        try:
+            self._publish_market(batch)
+            self.hub.publish(batch.events)
+        except Exception as exc:  # noqa: BLE001 - committed already; the engine must go on
+            log.error("order engine publish failed", error=type(exc).__name__)
+
+    def _run_command(self, batch: _Batch, command: Command) -> Any:
+        """Run one command of the batch so that its failure is its own.
+
+        A refusal (`RampartError`) is its answer; any other exception is a bug or a fault this
+        command met, answered 503. Either way what the command changed is taken back (its
+        savepoint, if it ran statements, and its changes in memory) and the batch goes on to
+        commit the others, with no rebuild of the books."""
+        ledger = batch.ledger
+        undo = batch.undo = CommandUndo(
+            (
+                len(batch.fills),
+                len(batch.outbox),
+                len(batch.events),
+                len(batch.executions),
+                len(ledger.entries),
+                len(batch.audit),
+                len(batch.audit_events),
+                len(ledger.accounts),
+                len(ledger.positions),
+            )
+        )
+        try:
+            result = self._handle(batch, command)
+        except RampartError as exc:
+            # Refusals are raised before a change, but for the audit entry of a refused
+            # modification, which is kept.
+            self._take_back(batch, undo, keep_audit=True)
+            return exc
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it fails this command alone
+            # The type only: the message or the values could carry what the command held.
+            log.error(
+                "order engine command failed",
+                error=type(exc).__name__,
+                command=type(command).__name__,
+            )
+            self._take_back(batch, undo, keep_audit=False)
+            batch.failed = True
+            return UnavailableError("The order could not be processed.")
+        finally:
+            batch.undo = None
+        if batch.savepoint is not None:
+            batch.savepoint.commit()
+            batch.savepoint = None
+        return result
+
+    def _take_back(self, batch: _Batch, undo: CommandUndo, *, keep_audit: bool) -> None:
+        """Undo what a failed command changed (`rampart.trading.undo`). Runs only when a command
+        failed, so it favours being obviously right over being fast: the maps and books of the
+        symbols the command touched are re-derived from the engine's open orders."""
+        savepoint, batch.savepoint = batch.savepoint, None
+        if savepoint is not None:
+            savepoint.rollback()
+        touched = undo.restore()
+        for order, _, had in undo.orders.values():
+            if not had:
+                batch.orders.pop(order.id, None)
+            batch.views.pop(order.id, None)
+        created = {o.id for o in undo.created}
+        for order in undo.created:
+            batch.orders.pop(order.id, None)
+            batch.views.pop(order.id, None)
+            if order.client_order_id is not None:
+                key = (order.user_id, order.client_order_id)
+                if batch.client_ids.get(key) is order:
+                    del batch.client_ids[key]
+        for order in touched:
+            open_now = order.id not in created and order.is_open
+            if open_now and order.id not in self._open:
+                self._add_open(order)
+            elif not open_now and order.id in self._open:
+                self._remove_open(order)
+            stops = self._stops.setdefault(order.symbol, {})
+            if open_now and order.is_stop and not order.triggered:
+                stops[order.id] = order
+            else:
+                stops.pop(order.id, None)
+        for user_id, symbol in {(o.user_id, o.symbol) for o in touched}:
+            pending = sum(
+                (
+                    o.remaining
+                    for o in self._open_by_user.get(user_id, {}).values()
+                    if o.symbol == symbol and o.side is OrderSide.SELL
+                ),
+                ZERO,
+            )
+            if pending:
+                self._pending_sell[(user_id, symbol)] = pending
+            else:
+                self._pending_sell.pop((user_id, symbol), None)
+        for symbol in {o.symbol for o in touched} | set(undo.last_prices):
+            last = undo.last_prices.get(symbol, self.venue.book(symbol).last_price)
+            resting = [
+                self._venue_order(o)
+                for o in self._open.values()
+                if o.symbol == symbol
+                and o.working_price is not None
+                and not (o.is_stop and not o.triggered)
+            ]
+            self.venue.reset(symbol, resting, last)
+        fills, outbox, events, executions, entries, audit, audit_events, accounts, positions = (
+            undo.lengths
+        )
+        del batch.fills[fills:]
+        del batch.outbox[outbox:]
+        del batch.events[events:]
+        del batch.executions[executions:]
+        del batch.ledger.entries[entries:]
+        if not keep_audit:
+            del batch.audit[audit:]
+            del batch.audit_events[audit_events:]
+        if savepoint is not None:
+            # The rows the command loaded were locked (or created) by statements now rolled
+            # back: the batch must not write them as if it held them.
+            for account_id in list(batch.ledger.accounts)[accounts:]:
+                del batch.ledger.accounts[account_id]
+            for key in list(batch.ledger.positions)[positions:]:
+                del batch.ledger.positions[key]
 
     def _checks_hook(self, name: str, *args: Any) -> None:
         """Call the optional batch hooks of the pre-trade checks (`PreTradeCheck`)."""
@@ -698,6 +848,7 @@ class OrderEngine:
         wanted = [s for s in symbols if s not in batch.instruments]
         if not wanted:
             return
+        batch.statement()
         conn = batch.uow.session.connection()
         for row in conn.execute(_INSTRUMENTS_BY_SYMBOL, {"symbols": wanted}):
             batch.instruments[row.symbol] = to_instrument(row)
@@ -706,15 +857,31 @@ class OrderEngine:
 
     def _account(self, batch: _Batch, user_id: str) -> CashAccount:
         key = cash_account_id(user_id)
-        if key not in batch.ledger.accounts:
+        account = batch.ledger.accounts.get(key)
+        if account is None:
+            batch.statement()
             self._ledger.load_accounts(batch.uow, batch.ledger, [user_id])
-        return batch.ledger.accounts[key]
+            account = batch.ledger.accounts[key]
+        if batch.undo is not None:
+            batch.undo.save_account(account)
+        return account
 
     def _position(self, batch: _Batch, user_id: str, symbol: str) -> Position:
         key = (user_id, symbol)
-        if key not in batch.ledger.positions:
+        position = batch.ledger.positions.get(key)
+        if position is None:
+            batch.statement()
             self._ledger.load_positions(batch.uow, batch.ledger, [key])
-        return batch.ledger.positions[key]
+            position = batch.ledger.positions[key]
+        if batch.undo is not None:
+            batch.undo.save_position(key, position)
+        return position
+
+    @staticmethod
+    def _touch(batch: _Batch, order: Order) -> None:
+        """Save an order's fields before the command changes them (`rampart.trading.undo`)."""
+        if batch.undo is not None:
+            batch.undo.save_order(order, batch.orders)
 
     # --- commands ----------------------------------------------------------------------------
     def _handle(self, batch: _Batch, command: Command) -> Any:
@@ -780,6 +947,8 @@ class OrderEngine:
             created_at=batch.now,
             updated_at=batch.now,
         )
+        if batch.undo is not None:
+            batch.undo.created.append(order)
         batch.orders[order.id] = order
         if request.client_order_id is not None:
             batch.client_ids[(command.user_id, request.client_order_id)] = order
@@ -968,6 +1137,7 @@ class OrderEngine:
                 ),
             )
             raise ModifyRejectedError(reason)
+        self._touch(batch, order)
         keeps_priority = (
             limit == order.limit_price and stop == order.stop_price and (quantity <= order.quantity)
         )
@@ -1013,6 +1183,7 @@ class OrderEngine:
         if order is not None and order.user_id == user_id:
             return order
         # Another user's order looks exactly like no order at all.
+        batch.statement()
         row = (
             batch.uow.session.connection()
             .execute(
@@ -1045,6 +1216,9 @@ class OrderEngine:
 
     def _execute(self, batch: _Batch, order: Order, actor: str) -> None:
         """Send an open order to the venue and apply what happened."""
+        self._touch(batch, order)
+        if batch.undo is not None:
+            batch.undo.save_last_price(order.symbol, self.venue.book(order.symbol).last_price)
         self._priority += 1
         order.priority = self._priority
         report = self.venue.submit(self._venue_order(order))
@@ -1080,6 +1254,8 @@ class OrderEngine:
         seller_cash = self._account(batch, seller.user_id)
         notional = price * quantity
         trade_id = new_id()
+        if batch.undo is not None:
+            batch.undo.save_account(batch.ledger.accounts[CLEARING_ACCOUNT])
         batch.ledger.post(
             JournalEntry(
                 new_id(),
@@ -1128,6 +1304,7 @@ class OrderEngine:
         liquidity: str,
         actor: str,
     ) -> None:
+        self._touch(batch, order)
         account = self._account(batch, order.user_id)
         if order.reserved > 0:
             # A limit order held its limit price per unit; a market order held the exact cost.
@@ -1177,6 +1354,7 @@ class OrderEngine:
         self, batch: _Batch, order: Order, status: OrderStatus, reason: str, actor: str
     ) -> None:
         """Move an open order to a final state (cancelled, expired) and free what it held."""
+        self._touch(batch, order)
         self.venue.cancel(order.symbol, order.id)
         stops = self._stops.get(order.symbol)
         if stops is not None:
@@ -1193,20 +1371,25 @@ class OrderEngine:
         if order.reserved > 0:
             self._account(batch, order.user_id).release(order.reserved)
             order.reserved = ZERO
+        self._remove_open(order)
         key = (order.user_id, order.symbol)
-        if self._open.pop(order.id, None) is not None:
-            mine = self._open_by_user.get(order.user_id)
-            if mine is not None:
-                mine.pop(order.id, None)
-                if not mine:
-                    del self._open_by_user[order.user_id]
-            left = self._open_count.get(key, 0) - 1
-            if left > 0:
-                self._open_count[key] = left
-            else:
-                self._open_count.pop(key, None)
         if self._pending_sell.get(key) == 0:
             del self._pending_sell[key]
+
+    def _remove_open(self, order: Order) -> None:
+        if self._open.pop(order.id, None) is None:
+            return
+        mine = self._open_by_user.get(order.user_id)
+        if mine is not None:
+            mine.pop(order.id, None)
+            if not mine:
+                del self._open_by_user[order.user_id]
+        key = (order.user_id, order.symbol)
+        left = self._open_count.get(key, 0) - 1
+        if left > 0:
+            self._open_count[key] = left
+        else:
+            self._open_count.pop(key, None)
 
     def _trigger_stops(self, batch: _Batch, symbol: str) -> None:
         """Trigger stop orders the last trade price has reached, until none is left to trigger."""
@@ -1227,6 +1410,7 @@ class OrderEngine:
             if not ready:
                 return
             order = min(ready, key=lambda o: o.priority)
+            self._touch(batch, order)
             del stops[order.id]
             order.triggered = True
             before = order.transition(order.status, batch.now)
@@ -1304,7 +1488,7 @@ class OrderEngine:
 
     def _audit(self, batch: _Batch, event: AuditEvent) -> None:
         if self._write_audit is None:
-            batch.uow.audit(event)
+            batch.audit_events.append(event)
         else:
             batch.audit.append(prepare(event, batch.context, batch.ts_ns))
 
@@ -1325,6 +1509,8 @@ class OrderEngine:
             _executemany(conn, OUTBOX, _OUTBOX_COLUMNS, batch.outbox)
         if batch.audit and self._write_audit is not None:
             self._write_audit(batch.uow.session, batch.audit)
+        for event in batch.audit_events:
+            batch.uow.audit(event)
         conn.execute(
             _BUMP_EPOCH, {"venue_name": self.venue.name, "new_epoch": epoch + 1, "now": batch.now}
         )
@@ -1360,20 +1546,7 @@ class OrderEngine:
             )
 
 
-_MUTABLE = (
-    "quantity",
-    "limit_price",
-    "stop_price",
-    "status",
-    "filled_quantity",
-    "filled_notional",
-    "reserved",
-    "priority",
-    "triggered",
-    "reason",
-    "version",
-    "updated_at",
-)
+_MUTABLE = MUTABLE_ORDER_FIELDS
 
 
 _ORDER_COLUMNS = (

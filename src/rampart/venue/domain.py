@@ -85,10 +85,20 @@ class Instrument:
             raise ValueError("the reference price must be positive")
 
     def on_tick(self, price: Decimal) -> bool:
-        return price > 0 and (price % self.tick_size) == 0
+        return _multiple_of(price, self.tick_size)
 
     def on_lot(self, quantity: Decimal) -> bool:
-        return quantity > 0 and (quantity % self.lot_size) == 0
+        return _multiple_of(quantity, self.lot_size)
+
+
+def _multiple_of(value: Decimal, step: Decimal) -> bool:
+    """Whether `value` is a positive whole multiple of `step`. Never raises: a remainder whose
+    quotient is beyond the decimal context (only for values far outside an order's bounds) or a
+    value that is not a number counts as not on the step."""
+    try:
+        return value > 0 and (value % step) == 0
+    except ArithmeticError:
+        return False
 
 
 @dataclass(slots=True)
@@ -441,6 +451,10 @@ class Venue(Protocol):
 
     def restore(self, orders: Iterable[VenueOrder]) -> None: ...
 
+    def reset(
+        self, symbol: str, orders: Iterable[VenueOrder], last_price: Decimal | None
+    ) -> None: ...
+
     def clear(self) -> None: ...
 
 
@@ -521,6 +535,18 @@ class MatchingVenue:
             )
         for symbol, resting in by_symbol.items():
             self.book(symbol).restore(resting)
+
+    def reset(self, symbol: str, orders: Iterable[VenueOrder], last_price: Decimal | None) -> None:
+        """Replace one symbol's book with `orders` (in any order; time priority comes from
+        `priority`) and its last trade price: the engine's way back from a command that failed
+        midway, its open orders being the record of what rests."""
+        book = self._books[symbol] = OrderBook(symbol)
+        book.restore(
+            RestingOrder(o.order_id, o.owner, o.side, o.price, o.quantity, o.priority)
+            for o in orders
+            if o.symbol == symbol and o.price is not None
+        )
+        book.last_price = last_price
 
     def clear(self) -> None:
         self._books.clear()
