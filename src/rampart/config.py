@@ -273,6 +273,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+    #: Serve the API reference (`/docs`, `/openapi.json`). Unset: on in dev, off in production,
+    #: where the map of every route and parameter helps an attacker more than a user.
+    api_docs: bool | None = None
 
     audit: AuditSettings = AuditSettings()
     vault: VaultSettings = VaultSettings()
@@ -316,6 +319,10 @@ class Settings(BaseSettings):
     @property
     def uses_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.profile != "production"
 
     @property
     def effective_public_url(self) -> str:
