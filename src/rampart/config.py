@@ -189,6 +189,9 @@ class TradingSettings(Section):
     engine_queue_max: int = Field(default=10_000, ge=10, le=1_000_000)
     #: Messages a stream subscriber may have waiting before it is dropped as too slow.
     stream_queue_size: int = Field(default=1000, ge=10, le=100_000)
+    #: How often a stream asks whether its credential was revoked (logout, lock, password
+    #: reset); a revoked one's stream is closed (1008) within about this time.
+    stream_recheck_seconds: float = Field(default=1.0, gt=0, le=30)
     #: Start the market simulator with the app (`rampart demo` turns it on).
     simulator: bool = False
     #: Orders per second the whole simulator places, at most.

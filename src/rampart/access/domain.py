@@ -94,6 +94,9 @@ class Principal:
     scopes: frozenset[str] | None = None
     #: Time (epoch seconds) of the last completed second factor, for step-up decisions.
     mfa_at: float | None = None
+    #: When a bearer token was issued (epoch seconds): a later "not before" of its user (sign
+    #: out everywhere, password reset) revokes it, also while a stream it opened is running.
+    issued_at: int | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions

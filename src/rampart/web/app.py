@@ -73,6 +73,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
     from rampart.access.routes import router as access_router
     from rampart.apikeys.api import router as apikeys_router
     from rampart.audit.api import router as audit_router
+    from rampart.identity.admin_api import router as identity_admin_router
     from rampart.identity.api import router as identity_router
     from rampart.identity.mfa.api import router as mfa_router
     from rampart.risk.api import router as risk_router
@@ -80,6 +81,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
 
     return [
         identity_router,
+        identity_admin_router,
         mfa_router,
         access_router,
         apikeys_router,

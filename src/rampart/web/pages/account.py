@@ -19,7 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from rampart.access.api import authenticate
 from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
 from rampart.identity import flows
-from rampart.identity.authn import DEVICE_COOKIE, SESSION_COOKIE
+from rampart.identity.authn import (
+    DEVICE_COOKIE,
+    SESSION_COOKIE,
+    end_browser_session,
+    previous_session,
+)
 from rampart.identity.domain import (
     CsrfError,
     InvalidCredentialsError,
@@ -31,7 +36,7 @@ from rampart.identity.domain import (
     normalise_email,
 )
 from rampart.identity.mfa.domain import SensitiveAction
-from rampart.identity.sessions import KIND_BROWSER, ClientInfo
+from rampart.identity.sessions import KIND_BROWSER, ClientInfo, csrf_token_for
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access, public
@@ -68,8 +73,12 @@ User = Annotated[Principal, Depends(page_user)]
 
 
 def _check_anon_csrf(request: Request, presented: str) -> None:
-    expected = request.cookies.get(ANON_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+    # A browser that is signed in already is shown its session's token (`csrf_for`): it must
+    # be able to sign in again (and so replace its session) from the form it was given.
+    session = previous_session(request)
+    expected = [request.cookies.get(ANON_CSRF_COOKIE, "")]
+    expected += [csrf_token_for(session)] if session else []
+    if not any(e and hmac.compare_digest(presented.encode(), e.encode()) for e in expected):
         raise CsrfError
 
 
@@ -163,7 +172,12 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
     if not device or len(device) > 128:
         device = new_device_cookie = new_token()
     ctx = current_context()
-    client = ClientInfo(device_key=device, user_agent=ctx.user_agent, ip=ctx.client_ip)
+    client = ClientInfo(
+        device_key=device,
+        user_agent=ctx.user_agent,
+        ip=ctx.client_ip,
+        previous_session=previous_session(request),
+    )
     try:
         outcome = await flows.login_with_password(container, email, password, KIND_BROWSER, client)
     except InvalidCredentialsError as exc:
@@ -216,7 +230,7 @@ async def logout(request: Request, me: User) -> Response:
         lambda uow: container.identity.login.logout(uow, user_id, session_id, everywhere=False),
     )
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    end_browser_session(response)
     return response
 
 
@@ -369,7 +383,7 @@ async def logout_everywhere(request: Request, me: User) -> Response:
         lambda uow: container.identity.login.logout(uow, user_id, None, everywhere=True),
     )
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    end_browser_session(response)
     return response
 
 
