@@ -44,16 +44,37 @@ PortOption = Annotated[
 ]
 
 
+def _refuse(problems: list[str]) -> typer.Exit:
+    console.print("[bold red]Refusing to start: the configuration is unsafe.[/]")
+    for problem in problems:
+        # Printed as data: a problem may quote a setting's value, never read as markup.
+        console.print(f"  - {problem}", markup=False, highlight=False)
+    return typer.Exit(2)
+
+
 def _settings(**overrides: object):  # type: ignore[no-untyped-def]
     from rampart.config import ConfigError, load_settings
 
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
-        console.print("[bold red]Refusing to start: the configuration is unsafe.[/]")
-        for problem in exc.problems:
-            console.print(f"  - {problem}")
-        raise typer.Exit(2) from None
+        raise _refuse(exc.problems) from None
+
+
+def _serving_settings(**overrides: object):  # type: ignore[no-untyped-def]
+    """The settings `serve` runs with, after the production pre-flight: every problem, from the
+    settings and from connecting to the database and Redis, listed together."""
+    from rampart.config import ConfigError, Settings
+    from rampart.platform.preflight import preflight
+
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        problems = preflight(settings)
+    except ConfigError as exc:
+        problems = exc.problems
+    if problems:
+        raise _refuse(problems)
+    return settings
 
 
 def _container(database_url: str | None = None, *, check: bool = True):  # type: ignore[no-untyped-def]
@@ -117,7 +138,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> None:
     demo_overrides: dict[str, object] = (
         {"profile": "dev", "trading": {"simulator": True}, "log_json": False} if demo else {}
     )
-    settings = _settings(host=host, port=port, **demo_overrides)
+    settings = _serving_settings(host=host, port=port, **demo_overrides)
     configure_logging(settings.log_level, json=settings.log_json)
     if demo:
         _quiet_demo_logs()

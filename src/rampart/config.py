@@ -197,6 +197,9 @@ class TradingSettings(Section):
     engine_queue_max: int = Field(default=10_000, ge=10, le=1_000_000)
     #: Messages a stream subscriber may have waiting before it is dropped as too slow.
     stream_queue_size: int = Field(default=1000, ge=10, le=100_000)
+    #: How often a stream asks whether its credential was revoked (logout, lock, password
+    #: reset); a revoked one's stream is closed (1008) within about this time.
+    stream_recheck_seconds: float = Field(default=1.0, gt=0, le=30)
     #: Start the market simulator with the app (`rampart demo` turns it on).
     simulator: bool = False
     #: Orders per second the whole simulator places, at most.
@@ -286,6 +289,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+    #: Serve the API reference (`/docs`, `/openapi.json`). Unset: on in dev, off in production,
+    #: where the map of every route and parameter helps an attacker more than a user.
+    api_docs: bool | None = None
 
     audit: AuditSettings = AuditSettings()
     vault: VaultSettings = VaultSettings()
@@ -329,6 +335,10 @@ class Settings(BaseSettings):
     @property
     def uses_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.profile != "production"
 
     @property
     def effective_public_url(self) -> str:

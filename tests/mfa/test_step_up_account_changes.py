@@ -178,7 +178,10 @@ def _page_step_up_flow(
     )
     assert stepped.status_code == 303, stepped.text
     assert stepped.headers["location"] == f"/security#{section}"
-    done = client.post(action, data={**form, "csrf_token": _csrf(security.text)})
+    # The step-up gave the session a new cookie, so the form is the one the redirect loads (a
+    # page rendered before the step-up carries the old cookie's CSRF token).
+    back = client.get(stepped.headers["location"])
+    done = client.post(action, data={**form, "csrf_token": _csrf(back.text)})
     assert done.status_code == 200, done.text
     return done.text
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import HTTPConnection
 
@@ -32,6 +32,29 @@ class Authenticator(Protocol):
         """A principal when this authenticator's credentials are present and valid; None when
         they are absent; raises `UnauthorizedError` when present but invalid."""
         ...
+
+
+@runtime_checkable
+class RevocationCheck(Protocol):
+    """An authenticator that can tell, after the fact, whether a credential it accepted has been
+    revoked since (long-lived connections ask it again and again: it must be cheap, cached)."""
+
+    async def revoked(self, principal: Principal) -> bool | None:
+        """True when revoked, False when still good, None when `principal` is not its kind.
+        Expiry is not revocation: a stream outlives the access token that opened it."""
+        ...
+
+
+async def credential_revoked(conn: HTTPConnection, principal: Principal) -> bool:
+    """Whether the credential `principal` authenticated with has been revoked (logout, lock,
+    password reset, sign-out everywhere, a revoked key); asks the authenticator of its kind."""
+    container = conn.app.state.container
+    for authenticator in getattr(container, "authenticators", ()):
+        if isinstance(authenticator, RevocationCheck):
+            answer = await authenticator.revoked(principal)
+            if answer is not None:
+                return answer
+    return False
 
 
 class AccessDecisionRecorder(Protocol):

@@ -109,6 +109,9 @@ class Principal:
     #: Staff permissions the principal's roles give but that are not honoured (the sign-in
     #: carried no WebAuthn factor); a check for one of these is `staff-mfa-required`.
     withheld: frozenset[str] = field(default_factory=frozenset)
+    #: When a bearer token was issued (epoch seconds): a later "not before" of its user (sign
+    #: out everywhere, password reset) revokes it, also while a stream it opened is running.
+    issued_at: int | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -164,6 +167,7 @@ def person_principal(
     credential_id: str | None,
     mfa_at: float | None,
     webauthn_at: float | None,
+    issued_at: int | None = None,
 ) -> Principal:
     """The principal of a signed-in person: the one place staff permissions are granted.
 
@@ -181,6 +185,7 @@ def person_principal(
         mfa_at=mfa_at,
         webauthn_at=webauthn_at,
         withheld=withheld,
+        issued_at=issued_at,
     )
 
 

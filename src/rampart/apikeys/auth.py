@@ -166,6 +166,25 @@ class SignatureAuthenticator:
         # Database, vault and Redis are blocking: one hop to a worker thread for all of them.
         return await anyio.to_thread.run_sync(self.verify, message, client_ip)
 
+    async def revoked(self, principal: Principal) -> bool | None:
+        """For a stream opened with a key: whether the key or its owner has since been revoked,
+        locked or closed (the verified-key cache answers while nothing changed)."""
+        if principal.method != "apikey" or principal.credential_id is None:
+            return None
+        key_id = principal.credential_id
+        if not self._keys.changes_may_block:
+            cached = self._keys.cached_key(key_id)
+            if cached is not None:
+                return not self._keys.usable(cached)
+        return await anyio.to_thread.run_sync(self._key_revoked, key_id)
+
+    def _key_revoked(self, key_id: str) -> bool:
+        try:
+            verified = self._keys.cached_key(key_id) or self._load_key(key_id)
+        except ApiKeyAuthError:
+            return True
+        return not self._keys.usable(verified)
+
     async def _load_once(self, key_id: str) -> VerifiedKey | ApiKeyAuthError | None:
         """Read key `key_id`, once for all the requests waiting for it: the key as read, the
         refusal the read ended in (an unknown key), or None when it failed otherwise (the slow

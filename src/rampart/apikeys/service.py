@@ -672,6 +672,13 @@ class ApiKeyService:
         """The account `user_id` changed status in `uow`: its keys are re-read after the commit."""
         uow.after_commit(self.keys_changed)
 
+    def usable(self, verified: VerifiedKey) -> bool:
+        """Whether the key may still act now: not revoked, expired or rotated out, and its owner
+        active (a stream opened with it asks this while it runs)."""
+        key = verified.key
+        state = key_state(key.dates, self._clock.now()) if key.dates is not None else key.state
+        return state not in STATE_ERRORS and verified.owner_active
+
     def principal_for(self, verified: VerifiedKey, client_ip: str | None) -> Principal:
         """After the signature verified: refuse a dead key, a wrong IP or an inactive owner.
 

@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from rampart.access.api import authenticated
 from rampart.access.domain import PermissionDeniedError, Principal
 from rampart.identity import flows
-from rampart.identity.authn import DEVICE_COOKIE
+from rampart.identity.authn import CLEAR_SITE_DATA, DEVICE_COOKIE, end_browser_session
 from rampart.identity.domain import RefreshTokenReusedError, clean_device_id
 from rampart.identity.login import IssuedLogin, LoginOutcome
 from rampart.identity.mfa.api import require_step_up
@@ -277,11 +277,9 @@ async def logout(request: Request, me: Person, body: LogoutIn | None = None) -> 
     )
     response = Response(status_code=204)
     if me.method == "session":
-        from rampart.identity.authn import SESSION_COOKIE
-
-        response.delete_cookie(
-            SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict"
-        )
+        end_browser_session(response)
+    else:
+        response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
     return response
 
 

@@ -23,15 +23,17 @@ from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 
 from rampart.access.domain import Principal, is_staff, person_principal
+from rampart.config import IdentitySettings
 from rampart.identity.domain import (
     CsrfError,
     InvalidSessionError,
     InvalidTokenError,
     TokenRevokedError,
 )
-from rampart.identity.sessions import TOUCH_SECONDS, SessionState, csrf_token_for
+from rampart.identity.sessions import TOUCH_SECONDS, SessionState, SessionStore, csrf_token_for
 from rampart.kernel.clock import Clock
 
 if TYPE_CHECKING:
@@ -44,9 +46,38 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_COOKIE_CHARS = 128
+#: Sent with every logout: the browser drops what it cached and stored for this origin (pages
+#: with account data, storage). Not "cookies": that would also drop the device cookie, and each
+#: later sign-in would be announced as a new device; the session cookie is deleted by name.
+CLEAR_SITE_DATA = '"cache", "storage"'
 
 
-def principal_of(state: SessionState, method: str) -> Principal:
+def previous_session(conn: HTTPConnection) -> str | None:
+    """The session cookie a browser presents while signing in again (its session is ended)."""
+    secret = conn.cookies.get(SESSION_COOKIE)
+    return secret if secret and len(secret) <= MAX_COOKIE_CHARS else None
+
+
+def set_session_cookie(response: Response, settings: IdentitySettings, secret: str) -> None:
+    # `__Host-`: Secure, Path=/, no Domain, so no sibling subdomain can set or read it.
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=settings.session_absolute_hours * 3600,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def end_browser_session(response: Response) -> None:
+    """What a logout response carries: the session cookie deleted, the site's data cleared."""
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+
+
+def principal_of(state: SessionState, method: str, issued_at: int | None = None) -> Principal:
     return person_principal(
         state.user_id,
         roles=state.roles,
@@ -55,6 +86,26 @@ def principal_of(state: SessionState, method: str) -> Principal:
         credential_id=state.session_id,
         mfa_at=state.mfa_at,
         webauthn_at=state.webauthn_at,
+        issued_at=issued_at,
+    )
+
+
+async def _session_revoked(
+    sessions: SessionStore, principal: Principal, method: str
+) -> bool | None:
+    """The revocation half of the per-request check, for a principal accepted earlier (a
+    stream's): its session ended, its user locked or closed, or its token before "not before".
+    Cached like the per-request check, so asking every second costs a dictionary lookup."""
+    if principal.method != method or principal.credential_id is None:
+        return None
+    state = sessions.cached_state_by_id(principal.credential_id)
+    if state is None:
+        state = await run_in_threadpool(sessions.state_by_id, principal.credential_id)
+    return (
+        state is None
+        or not state.active
+        or state.user_id != principal.user_id
+        or (principal.issued_at is not None and principal.issued_at < state.not_before)
     )
 
 
@@ -91,7 +142,10 @@ class BearerAuthenticator:
             or verified.issued_at < state.not_before
         ):
             raise TokenRevokedError
-        return principal_of(state, "bearer")
+        return principal_of(state, "bearer", verified.issued_at)
+
+    async def revoked(self, principal: Principal) -> bool | None:
+        return await _session_revoked(self._sessions, principal, "bearer")
 
 
 class SessionAuthenticator:
@@ -133,6 +187,9 @@ class SessionAuthenticator:
         if now - state.last_seen_at >= TOUCH_SECONDS:
             state = await run_in_threadpool(self._sessions.touch, secret, state)
         return principal_of(state, "session")
+
+    async def revoked(self, principal: Principal) -> bool | None:
+        return await _session_revoked(self._sessions, principal, "session")
 
     async def _end(self, state: SessionState) -> None:
         from rampart.identity.flows import in_transaction

@@ -164,6 +164,44 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
             c.close()
         console.print(f"unlocked user {user_id}")
 
+    sessions = typer.Typer(help="Sign-ins: end them.", no_args_is_help=True)
+
+    @sessions.command("end")
+    def end_sessions(
+        reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+        email: Annotated[
+            str | None, typer.Argument(help="The user whose sessions end.", show_default=False)
+        ] = None,
+        everyone: Annotated[
+            bool, typer.Option("--all", help="End every user's sessions instead.")
+        ] = False,
+    ) -> None:
+        """End a user's sessions and tokens, or everyone's (--all), at once, audited; their open
+        streams close within seconds."""
+        if (email is None) == (not everyone):
+            console.print("[bold red]refused:[/] name one user's email, or give --all")
+            raise typer.Exit(1)
+        c = container()
+        try:
+            with c.uow() as uow:
+                if everyone:
+                    ended = c.identity.sessions.revoke_everyone(uow, reason=reason, actor=OPERATOR)
+                else:
+                    assert email is not None
+                    user_id = _user_id(c, email)
+                    ended = c.identity.sessions.end_user_sessions(
+                        uow, user_id, reason=reason, actor=OPERATOR
+                    )
+                uow.commit()
+        except RampartError as exc:
+            console.print(f"[bold red]refused:[/] {exc.detail}")
+            raise typer.Exit(1) from None
+        finally:
+            c.close()
+        console.print(f"ended {ended} session(s)")
+
+    app.add_typer(sessions, name="sessions")
+
     @app.command("rotate-signing-key")
     def rotate_signing_key() -> None:
         """Start signing access tokens with a new key; the old one stays published until the

@@ -238,7 +238,12 @@ class LoginService:
         )
 
     def complete_pending_login(
-        self, uow: UnitOfWork, pending_token: str, *, factor: str
+        self,
+        uow: UnitOfWork,
+        pending_token: str,
+        *,
+        factor: str,
+        previous_session: str | None = None,
     ) -> IssuedLogin:
         """The second factor was proven: issue the session or tokens (once)."""
         row = self._pending_row(uow.session, pending_token)
@@ -254,7 +259,12 @@ class LoginService:
         if user is None or user.status != AccountStatus.ACTIVE:
             raise PendingLoginError
         next_login_step(LoginStep.SECOND_FACTOR, factors_required=True)
-        client = ClientInfo(device_key=row.device_key, user_agent=row.user_agent, ip=row.ip)
+        client = ClientInfo(
+            device_key=row.device_key,
+            user_agent=row.user_agent,
+            ip=row.ip,
+            previous_session=previous_session,
+        )
         uow.audit(
             AuditEvent(
                 action="auth.login.second_factor_passed",
@@ -290,6 +300,8 @@ class LoginService:
                 uow, to=address, subject=notice.subject, text=notice.text, kind=notice.kind
             )
         secret = new_token() if kind == KIND_BROWSER else None
+        if kind == KIND_BROWSER and client.previous_session:
+            self.sessions.end_replaced(uow, client.previous_session)
         row = self.sessions.create(
             uow,
             user.id,

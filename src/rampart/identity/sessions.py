@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from rampart.config import IdentitySettings
 from rampart.identity.db import DeviceRow, RefreshTokenRow, SessionRow, UserRow
-from rampart.identity.domain import AccountStatus, effective_permissions, token_hash
+from rampart.identity.domain import AccountStatus, effective_permissions, new_token, token_hash
 from rampart.identity.ports import RoleDirectory
 from rampart.identity.tokens import AccessTokens
 from rampart.kernel.clock import Clock, utc
@@ -36,6 +36,8 @@ KIND_API = "api"
 #: A browser session's last-seen time is written at most this often (the idle timeout is
 #: measured in minutes; a write per request would cost more than it tells).
 TOUCH_SECONDS = 60
+#: The revoke reason of sessions an administrator ended (their words go to the audit log).
+ENDED_BY_OPERATOR = "ended-by-operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,9 @@ class ClientInfo:
     device_key: str | None
     user_agent: str | None
     ip: str | None
+    #: The session cookie this browser still holds, if any: signing in again ends that session
+    #: (its cookie is replaced; nothing should keep working through a copy of it).
+    previous_session: str | None = None
 
     def effective_device_key(self) -> str:
         # A client that names no device is recognised by its user agent, so that a change of
@@ -344,6 +349,90 @@ class SessionStore:
         )
         self._forget_after_commit(uow, session_ids={session_id})
         return now
+
+    def rotate_secret(self, uow: UnitOfWork, user_id: str, session_id: str) -> str:
+        """Give a browser session a new cookie secret (after a step-up); the old cookie stops
+        working with this commit, so one planted or copied before the step-up gains nothing."""
+        row = uow.session.get(SessionRow, session_id)
+        if row is None or row.user_id != user_id or row.revoked_at is not None:
+            raise NotFoundError("No such session.")
+        secret = new_token()
+        row.secret_hash = token_hash(secret)
+        uow.audit(
+            AuditEvent(
+                action="auth.session.rotated",
+                subject=f"user:{user_id}",
+                details={"session_id": session_id},
+            )
+        )
+        self._forget_after_commit(uow, session_ids={session_id})
+        return secret
+
+    def end_replaced(self, uow: UnitOfWork, previous_secret: str) -> None:
+        """A browser signed in again: end the session of the cookie it held (whoever's it was)."""
+        row = uow.session.scalar(
+            select(SessionRow).where(SessionRow.secret_hash == token_hash(previous_secret))
+        )
+        if row is None or row.revoked_at is not None:
+            return
+        ids = self._revoke_rows(uow, [row], "replaced-by-sign-in")
+        uow.audit(
+            AuditEvent(
+                action="auth.session.revoked",
+                subject=f"user:{row.user_id}",
+                details={"session_id": row.id, "reason": "replaced-by-sign-in"},
+            )
+        )
+        self._forget_after_commit(uow, session_ids=ids)
+
+    def revoke_everyone(self, uow: UnitOfWork, *, reason: str, actor: str | None = None) -> int:
+        """End every live session of every user, and refuse every access token issued until now
+        (an operator's answer to a suspected breach). The caller is signed out too. `reason`
+        is the operator's words, kept in the audit log."""
+        now = self._clock.now()
+        ended = uow.session.execute(
+            update(SessionRow)
+            .where(SessionRow.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=ENDED_BY_OPERATOR)
+        ).rowcount  # type: ignore[attr-defined]
+        uow.session.execute(
+            update(RefreshTokenRow).where(RefreshTokenRow.used_at.is_(None)).values(used_at=now)
+        )
+        uow.session.execute(update(UserRow).values(tokens_not_before=now))
+        uow.audit(
+            AuditEvent(
+                action="auth.session.revoked_everyone",
+                details={"sessions": int(ended), "reason": reason[:200]},
+                actor=actor,
+            )
+        )
+
+        def forget() -> None:
+            self._by_id.clear()
+            self._by_secret.clear()
+            self._tokens.forget(lambda _token: True)
+
+        uow.after_commit(forget)
+        return int(ended)
+
+    def end_user_sessions(
+        self, uow: UnitOfWork, user_id: str, *, reason: str, actor: str | None = None
+    ) -> int:
+        """An administrator ends every session and token of one user (audited with `reason`;
+        `actor` defaults to the request's)."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None:
+            raise NotFoundError("No such user.")
+        ended = self.revoke_all(uow, user_id, reason=ENDED_BY_OPERATOR)
+        uow.audit(
+            AuditEvent(
+                action="auth.session.ended_by_operator",
+                subject=f"user:{user_id}",
+                details={"sessions": ended, "reason": reason[:200]},
+                actor=actor,
+            )
+        )
+        return ended
 
     def forget_user(self, uow: UnitOfWork, user_id: str) -> None:
         """Reload the user's sessions from the database after this commit (permissions moved)."""

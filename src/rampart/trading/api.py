@@ -17,11 +17,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from rampart.access.api import carried_decisions, requires
+from rampart.access.api import carried_decisions, credential_revoked, requires
 from rampart.access.domain import Permission, Principal
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import AMOUNT_PLACES, MoneyError, to_decimal
+from rampart.platform.logging import get_logger
 from rampart.ratelimit.api import rate_limit
 from rampart.trading.domain import (
     MAX_PRICE,
@@ -36,6 +37,7 @@ from rampart.trading.service import MAX_PAGE, OrderService
 from rampart.trading.stream import MAX_SYMBOLS_PER_SUBSCRIPTION
 from rampart.venue.domain import TimeInForce
 
+log = get_logger(__name__)
 router = APIRouter(tags=["trading"])
 
 # One object per route, shared with its rate limiter (`after=`), so the access check runs once.
@@ -476,7 +478,22 @@ async def stream(
     await websocket.send_text(
         orjson.dumps({"type": "welcome", "data": {"private": private}}).decode()
     )
-    tasks = [asyncio.ensure_future(sender()), asyncio.ensure_future(receiver())]
+
+    async def guard() -> None:
+        # Logout, lock, password reset or a revoked key end the stream within about
+        # `stream_recheck_seconds`; each look is a cached lookup, a read at most once per
+        # `revocation_cache_seconds`.
+        while True:
+            await asyncio.sleep(recheck)
+            try:
+                if await credential_revoked(websocket, principal):
+                    return
+            except Exception:
+                log.warning("stream: could not check the credential", exc_info=True)
+
+    recheck = container.settings.trading.stream_recheck_seconds
+    watcher = asyncio.ensure_future(guard())
+    tasks = [asyncio.ensure_future(sender()), asyncio.ensure_future(receiver()), watcher]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -490,10 +507,14 @@ async def stream(
         # open orders are cancelled now that the connection is gone.
         with contextlib.suppress(Exception):
             await asyncio.to_thread(_connection_dropped, container, principal.credential_id)
-        if sub.dropped and websocket.client_state is WebSocketState.CONNECTED:
-            # 1008: policy violation - the client did not keep up with its stream.
+        revoked = watcher.done() and not watcher.cancelled() and watcher.exception() is None
+        if (sub.dropped or revoked) and websocket.client_state is WebSocketState.CONNECTED:
+            # 1008: policy violation - the client did not keep up with its stream, or its
+            # credential no longer counts.
             with contextlib.suppress(Exception):
-                await websocket.close(code=1008, reason="slow consumer")
+                await websocket.close(
+                    code=1008, reason="credential revoked" if revoked else "slow consumer"
+                )
 
 
 def _connection_dropped(container: Any, credential_id: str | None) -> None:

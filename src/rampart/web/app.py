@@ -37,25 +37,28 @@ def create_app(container: Container | None = None, *, check_schema: bool = True)
         finally:
             container.close()
 
+    settings = container.settings
+    docs = settings.api_docs_enabled
     app = FastAPI(
         title="Rampart",
         version=__version__,
         summary="A security-first trading platform core",
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        # Off (404) unless `api_docs` turns it on, which production does not by default.
+        openapi_url="/openapi.json" if docs else None,
         lifespan=lifespan,
     )
     app.state.container = container
     install_problem_handlers(app)
     app.include_router(health_router)
-    mount_docs(app)
+    if docs:
+        mount_docs(app)
     mount_pages(app, container)
     for router in domain_routers(container):
         app.include_router(router)
     check_routes_declare_access(app)
     index_routes(app)
-    settings = container.settings
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -70,6 +73,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
     from rampart.access.routes import router as access_router
     from rampart.apikeys.api import router as apikeys_router
     from rampart.audit.api import router as audit_router
+    from rampart.identity.admin_api import router as identity_admin_router
     from rampart.identity.api import router as identity_router
     from rampart.identity.mfa.api import router as mfa_router
     from rampart.identity.mfa.staff import router as staff_router
@@ -79,6 +83,7 @@ def domain_routers(container: Container) -> list[APIRouter]:
 
     return [
         identity_router,
+        identity_admin_router,
         mfa_router,
         staff_router,
         access_router,

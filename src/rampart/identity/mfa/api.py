@@ -16,13 +16,14 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from rampart.access.api import authenticated
 from rampart.access.domain import PermissionDeniedError, Principal, StaffMfaRequiredError
+from rampart.identity.authn import previous_session, set_session_cookie
 from rampart.identity.domain import PendingLoginError, token_hash
 from rampart.identity.mfa.domain import (
     FactorKind,
@@ -444,23 +445,32 @@ def step_up_challenge(
 
 @router.post("/v1/mfa/step-up", summary="Prove a second factor now, for sensitive actions")
 def step_up(
-    body: FactorBody, request: Request, principal: Principal = Depends(authenticated())
+    body: FactorBody,
+    request: Request,
+    response: Response,
+    principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
+    """A browser session's cookie is replaced on success (the old one stops working)."""
     container = get_container(request)
     user_id = _person(principal)
     if principal.credential_id is None:
         raise PermissionDeniedError("This sign-in cannot step up.")
+    sessions = container.identity.sessions
     with factor_attempt(container, user_id), container.uow() as uow:
         check = container.mfa.verify(
             uow, user_id, step_up_purpose(principal.credential_id), body.response()
         )
-        mfa_at = None
+        mfa_at = secret = None
         if check.ok:
-            mfa_at = container.identity.sessions.record_second_factor(
+            mfa_at = sessions.record_second_factor(
                 uow, user_id, principal.credential_id, webauthn=check.kind is FactorKind.WEBAUTHN
             )
+            if principal.method == "session":
+                secret = sessions.rotate_secret(uow, user_id, principal.credential_id)
         _commit_check(uow, check)
     assert mfa_at is not None
+    if secret is not None:
+        set_session_cookie(response, container.settings.identity, secret)
     minutes = container.settings.mfa.step_up_minutes
     return {
         "mfa_at": mfa_at.timestamp(),
@@ -533,7 +543,12 @@ def complete_login(
         if not check.ok:
             login.record_factor_failure(uow, pending_token)
             _commit_check(uow, check)
-        issued = login.complete_pending_login(uow, pending_token, factor=check.kind.value)
+        issued = login.complete_pending_login(
+            uow,
+            pending_token,
+            factor=check.kind.value,
+            previous_session=previous_session(request) if kind == "browser" else None,
+        )
         uow.commit()
     return issued
 

@@ -20,7 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from rampart.access.api import authenticate
 from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
 from rampart.identity import flows
-from rampart.identity.authn import DEVICE_COOKIE, SESSION_COOKIE
+from rampart.identity.authn import (
+    DEVICE_COOKIE,
+    SESSION_COOKIE,
+    end_browser_session,
+    previous_session,
+)
 from rampart.identity.domain import (
     InvalidCredentialsError,
     InvalidEmailError,
@@ -157,7 +162,12 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
     if not device or len(device) > 128:
         device = new_device_cookie = new_token()
     ctx = current_context()
-    client = ClientInfo(device_key=device, user_agent=ctx.user_agent, ip=ctx.client_ip)
+    client = ClientInfo(
+        device_key=device,
+        user_agent=ctx.user_agent,
+        ip=ctx.client_ip,
+        previous_session=previous_session(request),
+    )
     try:
         outcome = await flows.login_with_password(container, email, password, KIND_BROWSER, client)
     except InvalidCredentialsError as exc:
@@ -210,7 +220,7 @@ async def logout(request: Request, me: User) -> Response:
         lambda uow: container.identity.login.logout(uow, user_id, session_id, everywhere=False),
     )
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    end_browser_session(response)
     return response
 
 
@@ -363,7 +373,7 @@ async def logout_everywhere(request: Request, me: User) -> Response:
         lambda uow: container.identity.login.logout(uow, user_id, None, everywhere=True),
     )
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    end_browser_session(response)
     return response
 
 

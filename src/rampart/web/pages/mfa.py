@@ -278,10 +278,14 @@ async def step_up_submit(request: Request, principal: User) -> Response:
                     step_up_purpose(principal.credential_id),
                     FactorResponse(FactorKind(kind), code=code),
                 )
+                secret = None
                 if check.ok:
-                    container.identity.sessions.record_second_factor(
-                        uow, user_id, principal.credential_id or ""
-                    )
+                    sessions = container.identity.sessions
+                    session_id = principal.credential_id or ""
+                    sessions.record_second_factor(uow, user_id, session_id)
+                    if principal.method == "session":
+                        # A new cookie for the stepped-up session: the old one stops working.
+                        secret = sessions.rotate_secret(uow, user_id, session_id)
                 uow.commit()
                 check.raise_for_failure()
         except RampartError as exc:
@@ -301,7 +305,10 @@ async def step_up_submit(request: Request, principal: User) -> Response:
                 send_url="/security/step-up/send",
                 minutes=container.settings.mfa.step_up_minutes,
             )
-        return RedirectResponse(next_path, status_code=303)
+        response = RedirectResponse(next_path, status_code=303)
+        if secret is not None:
+            apply_browser_session(response, container, secret)
+        return response
 
     return await run_in_threadpool(run)
 

@@ -108,6 +108,7 @@ def render(
         "csrf_token": csrf,
         "signed_in": principal is not None or SESSION_COOKIE in request.cookies,
         "dev_mailbox": container.settings.profile == "dev",
+        "api_docs": container.settings.api_docs_enabled,
         "errors": [],
         "notice": None,
     }

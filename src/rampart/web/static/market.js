@@ -214,9 +214,15 @@
       refreshTimer = window.setInterval(subscribe, BOOK_REFRESH_MS);
     });
     socket.addEventListener("message", onMessage);
-    socket.addEventListener("close", function () {
+    socket.addEventListener("close", function (event) {
       window.clearInterval(refreshTimer);
       socket = null;
+      // 1008 "credential revoked": this sign-in ended (logout elsewhere, a lock, an
+      // administrator); reconnecting cannot succeed, signing in again can.
+      if (event.code === 1008 && event.reason === "credential revoked") {
+        window.location.assign("/login");
+        return;
+      }
       // Keep the page current by polling while the stream is down, and try it again later.
       startPolling(opened ? "reconnecting… (polling meanwhile)" : "polling (stream unavailable)");
       window.setTimeout(connect, retryMs);

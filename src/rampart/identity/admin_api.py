@@ -1,0 +1,69 @@
+"""Administrators end sign-ins: one user's sessions, or everyone's (a suspected breach).
+
+Each is audited with the administrator's reason. Every session ends, its refresh tokens die and
+access tokens issued until now are refused; open streams close within seconds (see
+`rampart.trading.api`, which re-checks its credential).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from rampart.access.api import requires
+from rampart.access.domain import Permission, Principal
+from rampart.identity.flows import in_transaction
+from rampart.platform.http.deps import get_container
+
+router = APIRouter(tags=["identity"])
+
+admin_users = requires(Permission.ADMIN_USERS)
+UserId = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
+
+
+class EndSessionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class SessionsEnded(BaseModel):
+    sessions: int
+
+
+@router.post(
+    "/v1/admin/users/{user_id}/sessions/end",
+    response_model=SessionsEnded,
+    summary="End every session and token of one user",
+)
+async def end_user_sessions(
+    user_id: UserId,
+    body: EndSessionsIn,
+    request: Request,
+    _admin: Principal = Depends(admin_users),
+) -> SessionsEnded:
+    """Unknown user: 404. The user's open streams close within seconds."""
+    container = get_container(request)
+    sessions = container.identity.sessions
+    ended = await in_transaction(
+        container, lambda uow: sessions.end_user_sessions(uow, user_id, reason=body.reason)
+    )
+    return SessionsEnded(sessions=ended)
+
+
+@router.post(
+    "/v1/admin/sessions/end",
+    response_model=SessionsEnded,
+    summary="End every session and token of every user (the caller's too)",
+)
+async def end_all_sessions(
+    body: EndSessionsIn, request: Request, _admin: Principal = Depends(admin_users)
+) -> SessionsEnded:
+    container = get_container(request)
+    sessions = container.identity.sessions
+    ended = await in_transaction(
+        container, lambda uow: sessions.revoke_everyone(uow, reason=body.reason)
+    )
+    return SessionsEnded(sessions=ended)
