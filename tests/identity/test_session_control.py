@@ -27,6 +27,7 @@ from tests.identity.support import (
     login,
     verified_user,
 )
+from tests.support.staff import enrol_security_key, sign_in_with_key
 
 ANN = "ann@example.com"
 ADMIN = "root@example.com"
@@ -64,13 +65,15 @@ def close_code(ws: WebSocketTestSession) -> int | None:
 
 
 def admin_token(client: TestClient, container: Container) -> str:
+    """An administrator signed in with a security key (staff permissions need one)."""
     password_hash = container.identity.hashing.hasher.hash(PASSWORD)
     with container.uow() as uow:
-        container.identity.accounts.create_user(
+        admin_id = container.identity.accounts.create_user(
             uow, ADMIN, password_hash, role="ADMIN", verified=True, created_by="test"
         )
         uow.commit()
-    return str(login(client, ADMIN)["access_token"])
+    key = enrol_security_key(container, admin_id)
+    return str(sign_in_with_key(client, ADMIN, PASSWORD, key)["access_token"])
 
 
 def user_id_of(client: TestClient, token: str) -> str:
