@@ -103,6 +103,7 @@ def good_env(database: Database, tmp_path: Path) -> dict[str, str]:
         "RAMPART_IDENTITY__JWT_SIGNING_KEY": new_key_text(),
         "RAMPART_MFA__WEBAUTHN_RP_ID": "trade.example.com",
         "RAMPART_AUDIT__CHECKPOINT_SINK": "https://witness.example.net/rampart",
+        "RAMPART_AUDIT__ORIGIN": "trade.example.com/audit",
         "RAMPART_NOTIFICATIONS__EMAIL_TRANSPORT": "smtp",
         "RAMPART_NOTIFICATIONS__SMTP_HOST": "smtp.example.net",
         "RAMPART_NOTIFICATIONS__EMAIL_FROM": "Rampart <no-reply@example.com>",
