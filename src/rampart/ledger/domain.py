@@ -7,8 +7,9 @@ held for open orders, and the collateral each short position holds (`Position.ma
 Regulation T its market value, which the proceeds credited, plus the initial margin on it, marked
 to market by the order engine). A price rise can take that collateral beyond the balance: the
 account is then in margin deficit, its buying power negative, so nothing that needs buying power
-is accepted until it is covered. Amounts are exact Decimals: instruments are defined so that price x quantity never
-needs more than 8 decimal places, and the ledger never rounds.
+is accepted until it is covered. Amounts are exact Decimals: instruments are defined so that
+price x quantity never needs more than 8 decimal places, and the ledger never rounds cash; only
+what is held against a margin rate is rounded, and always up (`ledger_ceiling`).
 """
 
 from __future__ import annotations

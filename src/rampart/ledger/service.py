@@ -324,20 +324,13 @@ class LedgerService:
         if sum(sums.values(), ZERO) != 0:
             problems.append("postings do not sum to zero")
         collateral: dict[str, Decimal] = {}
-        for row in conn.execute(
-            select(
-                POSITIONS.c.user_id,
-                POSITIONS.c.symbol,
-                POSITIONS.c.quantity,
-                POSITIONS.c.margin_held,
-            )
-        ):
-            if row.margin_held < 0:
-                problems.append(f"{row.user_id}/{row.symbol}: negative collateral")
-            elif row.margin_held > 0 and row.quantity >= 0:
-                problems.append(f"{row.user_id}/{row.symbol}: collateral held for a long or flat")
-            account_id = cash_account_id(row.user_id)
-            collateral[account_id] = collateral.get(account_id, ZERO) + row.margin_held
+        for held in conn.execute(select(POSITIONS)):
+            if held.margin_held < 0:
+                problems.append(f"{held.user_id}/{held.symbol}: negative collateral")
+            elif held.margin_held > 0 and held.quantity >= 0:
+                problems.append(f"{held.user_id}/{held.symbol}: collateral held for a long/flat")
+            account_id = cash_account_id(held.user_id)
+            collateral[account_id] = collateral.get(account_id, ZERO) + held.margin_held
         for row in conn.execute(select(ACCOUNTS)):
             if row.balance != sums.get(row.id, ZERO):
                 problems.append(f"{row.id}: balance {row.balance} != postings {sums.get(row.id)}")
@@ -345,14 +338,14 @@ class LedgerService:
                 problems.append(f"{row.id}: negative reservation {row.reserved}")
             if row.kind == "cash" and row.balance < 0:
                 problems.append(f"{row.id}: negative cash {row.balance}")
-            held = collateral.get(row.id, ZERO)
-            if row.reserved < held:
-                problems.append(f"{row.id}: reserved {row.reserved} < collateral {held}")
+            margin = collateral.get(row.id, ZERO)
+            if row.reserved < margin:
+                problems.append(f"{row.id}: reserved {row.reserved} < collateral {margin}")
             # Open orders' reservations are always covered by cash; a short's collateral may
             # exceed it after a price rise (a margin deficit, not a bookkeeping error).
-            if row.kind == "cash" and row.reserved - held > row.balance:
+            if row.kind == "cash" and row.reserved - margin > row.balance:
                 problems.append(
-                    f"{row.id}: reserved for orders {row.reserved - held} > balance {row.balance}"
+                    f"{row.id}: reserved for orders {row.reserved - margin} > balance {row.balance}"
                 )
         clearing = sums.get(CLEARING_ACCOUNT, ZERO)
         if clearing != 0:
