@@ -233,6 +233,8 @@ def _wire_trading(container: Container) -> None:
         queue_max=trading.engine_queue_max,
         # Order events and the requests' access decisions go into each batch's transaction.
         write_audit=getattr(container.audit_writer, "write_prepared", None),
+        # The same Regulation T rate the risk gate's buying-power check applies.
+        short_initial_margin=container.settings.risk.short_initial_margin,
     )
     container.orders = OrderService(container.db, engine, container.ledger, container.instruments)
     # After the audit log in `closers`: started after it, stopped (drained) before it.

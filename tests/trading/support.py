@@ -14,6 +14,7 @@ from rampart.access.domain import Principal, Role, permissions_for
 from rampart.bootstrap import Container
 from rampart.identity.db import UserRow
 from rampart.ledger.db import AccountRow, PositionRow
+from rampart.ledger.domain import short_collateral
 from rampart.trading.db import EngineStateRow, FillRow, OrderRow
 from rampart.trading.domain import OPEN_STATUSES, OrderRequest, OrderSide, OrderType
 from rampart.trading.engine import Place, PlaceResult
@@ -221,6 +222,10 @@ def assert_invariants(container: Container) -> None:
             fill_sum[f.order_id] += f.quantity
         for order_id, quantity in filled.items():
             assert fill_sum.get(order_id, Decimal(0)) == quantity, order_id
+        collateral: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        for p in session.scalars(select(PositionRow)):
+            reserved[p.user_id] += p.margin_held
+            collateral[(p.user_id, p.symbol)] = (p.quantity, p.margin_held)
         for a in session.scalars(select(AccountRow).where(AccountRow.kind == "cash")):
             assert a.reserved == reserved.get(a.user_id or "", Decimal(0)), a.id
         epoch = session.scalar(select(EngineStateRow.epoch))
@@ -228,3 +233,10 @@ def assert_invariants(container: Container) -> None:
     # The engine's memory matches the database whenever it was the last writer.
     if engine.running and engine._epoch is not None and engine._epoch == epoch:
         assert set(engine._open) == open_ids
+        # Every short holds Regulation T collateral marked to the last trade; nothing else does.
+        for (_, symbol), (quantity, held) in collateral.items():
+            last = engine.venue.book(symbol).last_price
+            if quantity >= 0 or last is not None:
+                assert held == short_collateral(
+                    quantity, last or Decimal(0), engine.short_initial_margin
+                ), (symbol, quantity, held)

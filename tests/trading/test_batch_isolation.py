@@ -300,6 +300,8 @@ def assert_memory_matches_database(container: Container) -> None:
         s: set(o) for s, o in fresh._stops.items() if o
     }
     assert engine._pending_sell == fresh._pending_sell
+    # Whose collateral a price move re-marks: every short, and only shorts.
+    assert engine._shorts == fresh._shorts
     for symbol in set(engine.venue.symbols()) | set(fresh.venue.symbols()):
         ours, theirs = engine.venue.book(symbol), fresh.venue.book(symbol)
         assert ours.snapshot(1000) == theirs.snapshot(1000), symbol

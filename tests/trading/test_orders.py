@@ -52,7 +52,8 @@ def test_fill_at_a_better_price_releases_the_difference(market: Container) -> No
     assert order["status"] == "filled"
     assert order["average_price"] == "98"
     assert cash(market, "alice") == (D("99020.00"), D(0))
-    assert cash(market, "bob") == (D("100980.00"), D(0))
+    # The short holds Regulation T collateral: its 980 of proceeds plus 50 % (marked at 98).
+    assert cash(market, "bob") == (D("100980.00"), D("1470.00"))
     assert position(market, "alice") == 10
     assert position(market, "bob") == -10
     assert_invariants(market)

@@ -56,4 +56,6 @@ class PositionRow(Base):
     quantity: Mapped[Decimal] = mapped_column(Amount())
     cost_basis: Mapped[Decimal] = mapped_column(Amount())
     realised_pnl: Mapped[Decimal] = mapped_column(Amount())
+    #: Cash of the account held against a short position (part of the account's `reserved`).
+    margin_held: Mapped[Decimal] = mapped_column(Amount(), default=Decimal(0))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

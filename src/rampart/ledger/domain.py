@@ -2,20 +2,26 @@
 
 Cash moves only by `JournalEntry`, whose postings sum to exactly zero: that rule is checked in one
 place, `JournalEntry.__post_init__`, so no code path can create or destroy money. An account's
-balance is the sum of its postings. Buying power is the settled balance minus reservations held
-for open orders. Amounts are exact Decimals: instruments are defined so that price x quantity never
-needs more than 8 decimal places, and the ledger never rounds.
+balance is the sum of its postings. Buying power is the settled balance minus reservations: those
+held for open orders, and the collateral each short position holds (`Position.margin_held`: under
+Regulation T its market value, which the proceeds credited, plus the initial margin on it, marked
+to market by the order engine). A price rise can take that collateral beyond the balance: the
+account is then in margin deficit, its buying power negative, so nothing that needs buying power
+is accepted until it is covered. Amounts are exact Decimals: instruments are defined so that
+price x quantity never needs more than 8 decimal places, and the ledger never rounds cash; only
+what is held against a margin rate is rounded, and always up (`ledger_ceiling`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from rampart.kernel.errors import ConflictError
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 LEDGER_PLACES = Decimal("0.00000001")
 
 #: Where deposits come from and withdrawals go: the world outside the platform.
@@ -27,6 +33,20 @@ CLEARING_ACCOUNT = "venue:clearing"
 
 def cash_account_id(user_id: str) -> str:
     return f"cash:{user_id}"
+
+
+def ledger_ceiling(amount: Decimal) -> Decimal:
+    """Round up to the ledger's places: what is held against a risk is never rounded down."""
+    return amount.quantize(LEDGER_PLACES, rounding=ROUND_CEILING)
+
+
+def short_collateral(quantity: Decimal, price: Decimal, initial_margin: Decimal) -> Decimal:
+    """What a position of `quantity` (negative: short) must hold at `price`: nothing for a long
+    or flat one; for a short, Regulation T's 100 % of its market value (the proceeds) plus the
+    `initial_margin` rate of it (50 %: 150 % in all)."""
+    if quantity >= 0:
+        return ZERO
+    return ledger_ceiling(-quantity * price * (ONE + initial_margin))
 
 
 class UnbalancedEntryError(ValueError):
@@ -81,7 +101,8 @@ class CashAccount:
     account_id: str
     user_id: str | None
     balance: Decimal = ZERO
-    #: Held for open buy (and short-sale) orders: not spendable, still owned.
+    #: Held for open buy and short-sale orders and as the collateral of short positions (see the
+    #: module doc): not spendable, still owned.
     reserved: Decimal = ZERO
     dirty: bool = False
 
@@ -104,6 +125,19 @@ class CashAccount:
         self.reserved -= amount
         self.dirty = True
 
+    def hold_for(self, position: Position, amount: Decimal) -> None:
+        """Make `position` hold `amount` of this account's cash as collateral (a mark to market).
+
+        Never refused: a short's requirement follows the price whatever the balance, and a
+        requirement beyond the balance shows as negative buying power (a margin deficit)."""
+        if amount < 0:
+            raise ValueError("collateral is never negative")
+        if amount == position.margin_held:
+            return
+        self.reserved += amount - position.margin_held
+        position.margin_held = amount
+        self.dirty = position.dirty = True
+
 
 @dataclass(slots=True)
 class Position:
@@ -118,6 +152,8 @@ class Position:
     quantity: Decimal = ZERO
     cost_basis: Decimal = ZERO
     realised_pnl: Decimal = ZERO
+    #: Cash of the account held as this position's collateral (a short's; part of `reserved`).
+    margin_held: Decimal = ZERO
     new: bool = True
     dirty: bool = False
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import String, Table, bindparam, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -78,6 +78,7 @@ def _position_row(position: Position, now: Any) -> dict[str, Any]:
         "quantity": position.quantity,
         "cost_basis": position.cost_basis,
         "realised_pnl": position.realised_pnl,
+        "margin_held": position.margin_held,
         "updated_at": now,
     }
 
@@ -150,6 +151,7 @@ class LedgerService:
                     row.quantity,
                     row.cost_basis,
                     row.realised_pnl,
+                    row.margin_held,
                     new=False,
                 )
         for key in wanted:
@@ -209,13 +211,21 @@ class LedgerService:
         executemany(
             conn,
             POSITIONS,
-            ("user_id", "symbol", "quantity", "cost_basis", "realised_pnl", "updated_at"),
+            (
+                "user_id",
+                "symbol",
+                "quantity",
+                "cost_basis",
+                "realised_pnl",
+                "margin_held",
+                "updated_at",
+            ),
             [_position_row(p, now) for p in new],
         )
         executemany(
             conn,
             POSITIONS,
-            ("quantity", "cost_basis", "realised_pnl", "updated_at"),
+            ("quantity", "cost_basis", "realised_pnl", "margin_held", "updated_at"),
             [_position_row(p, now) for p in changed],
             keys=("user_id", "symbol"),
         )
@@ -272,9 +282,30 @@ class LedgerService:
             select(POSITIONS).where(POSITIONS.c.user_id == user_id).order_by(POSITIONS.c.symbol)
         )
         return [
-            Position(r.user_id, r.symbol, r.quantity, r.cost_basis, r.realised_pnl, new=False)
+            Position(
+                r.user_id,
+                r.symbol,
+                r.quantity,
+                r.cost_basis,
+                r.realised_pnl,
+                r.margin_held,
+                new=False,
+            )
             for r in rows
         ]
+
+    def short_positions(self, session: Session) -> list[tuple[str, str]]:
+        """(user, symbol) of every short position: those the order engine marks to market."""
+        negative = (
+            type_coerce(POSITIONS.c.quantity, String()).like("-%")
+            # Amounts are canonical decimal text on SQLite (`Amount`): a short's starts with "-".
+            if session.get_bind().dialect.name == "sqlite"
+            else POSITIONS.c.quantity < 0
+        )
+        rows = session.connection().execute(
+            select(POSITIONS.c.user_id, POSITIONS.c.symbol).where(negative)
+        )
+        return [(r.user_id, r.symbol) for r in rows]
 
     def verify(self, session: Session) -> list[str]:
         """Every way the books could be wrong, checked from the rows (empty when sound)."""
@@ -292,6 +323,14 @@ class LedgerService:
                 problems.append(f"entry {entry_id} does not balance: {total}")
         if sum(sums.values(), ZERO) != 0:
             problems.append("postings do not sum to zero")
+        collateral: dict[str, Decimal] = {}
+        for held in conn.execute(select(POSITIONS)):
+            if held.margin_held < 0:
+                problems.append(f"{held.user_id}/{held.symbol}: negative collateral")
+            elif held.margin_held > 0 and held.quantity >= 0:
+                problems.append(f"{held.user_id}/{held.symbol}: collateral held for a long/flat")
+            account_id = cash_account_id(held.user_id)
+            collateral[account_id] = collateral.get(account_id, ZERO) + held.margin_held
         for row in conn.execute(select(ACCOUNTS)):
             if row.balance != sums.get(row.id, ZERO):
                 problems.append(f"{row.id}: balance {row.balance} != postings {sums.get(row.id)}")
@@ -299,8 +338,15 @@ class LedgerService:
                 problems.append(f"{row.id}: negative reservation {row.reserved}")
             if row.kind == "cash" and row.balance < 0:
                 problems.append(f"{row.id}: negative cash {row.balance}")
-            if row.kind == "cash" and row.reserved > row.balance:
-                problems.append(f"{row.id}: reserved {row.reserved} > balance {row.balance}")
+            margin = collateral.get(row.id, ZERO)
+            if row.reserved < margin:
+                problems.append(f"{row.id}: reserved {row.reserved} < collateral {margin}")
+            # Open orders' reservations are always covered by cash; a short's collateral may
+            # exceed it after a price rise (a margin deficit, not a bookkeeping error).
+            if row.kind == "cash" and row.reserved - margin > row.balance:
+                problems.append(
+                    f"{row.id}: reserved for orders {row.reserved - margin} > balance {row.balance}"
+                )
         clearing = sums.get(CLEARING_ACCOUNT, ZERO)
         if clearing != 0:
             problems.append(f"clearing account holds {clearing} after settlement")

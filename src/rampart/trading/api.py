@@ -174,6 +174,8 @@ class AccountOut(BaseModel):
     user_id: str
     cash: str
     reserved: str
+    #: Of `reserved`: what short positions hold (their value plus the initial margin on it).
+    short_collateral: str
     buying_power: str
     market_value: str
     equity: str

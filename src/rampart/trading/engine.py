@@ -57,6 +57,8 @@ from rampart.ledger.domain import (
     Position,
     Posting,
     cash_account_id,
+    ledger_ceiling,
+    short_collateral,
 )
 from rampart.ledger.service import LedgerService
 from rampart.platform.bulk import executemany as _executemany
@@ -345,8 +347,13 @@ class OrderEngine:
         batch_max: int = 256,
         queue_max: int = 10_000,
         write_audit: WritePrepared | None = None,
+        short_initial_margin: Decimal = Decimal("0.50"),
     ) -> None:
         self._uow = uow_factory
+        #: Regulation T initial margin on a short sale (`settings.risk.short_initial_margin`):
+        #: a short-sale order holds this rate of its value; a short position holds its value
+        #: plus this rate of it, marked to the last trade (`rampart.ledger.domain`).
+        self.short_initial_margin = short_initial_margin
         #: With it, the batch's audit entries (order transitions and the access decisions the
         #: commands carry) go in with one call, each stamped with its own request's context;
         #: without it, order events go through the unit of work and carried entries are left
@@ -388,6 +395,8 @@ class OrderEngine:
         self._open_by_user: dict[str, dict[str, Order]] = {}
         self._stops: dict[str, dict[str, Order]] = {}
         self._pending_sell: dict[tuple[str, str], Decimal] = {}
+        #: Symbol -> the users short in it: whose collateral a new last price re-marks.
+        self._shorts: dict[str, set[str]] = {}
         self._priority = 0
         self._snapshots: dict[str, BookSnapshot] = {}
         self._quotes: dict[str, tuple[Decimal | None, ...]] = {}
@@ -623,6 +632,7 @@ class OrderEngine:
         )
         try:
             result = self._handle(batch, command)
+            self._mark_shorts(batch, undo)
         except RampartError as exc:
             # Refusals are raised before a change, but for the audit entry of a refused
             # modification, which is kept.
@@ -653,6 +663,8 @@ class OrderEngine:
         if savepoint is not None:
             savepoint.rollback()
         touched = undo.restore()
+        for position in undo.positions():
+            self._index_short(position)
         for order, _, had in undo.orders.values():
             if not had:
                 batch.orders.pop(order.id, None)
@@ -758,6 +770,9 @@ class OrderEngine:
         self._open_by_user.clear()
         self._stops.clear()
         self._pending_sell.clear()
+        self._shorts.clear()
+        for user_id, symbol in self._ledger.short_positions(batch.uow.session):
+            self._shorts.setdefault(symbol, set()).add(user_id)
         rows = conn.execute(
             select(ORDERS)
             .where(ORDERS.c.status.in_([s.value for s in OPEN_STATUSES]))
@@ -1026,7 +1041,7 @@ class OrderEngine:
         else:
             per_unit = order.limit_price if order.limit_price is not None else order.stop_price
             if per_unit is not None:
-                reservation = per_unit * quantity
+                cost = per_unit * quantity
             else:
                 probe = VenueOrder(
                     order.id,
@@ -1038,10 +1053,13 @@ class OrderEngine:
                     order.time_in_force,
                     0,
                 )
-                fillable, reservation = self.venue.executable(probe)
+                fillable, cost = self.venue.executable(probe)
                 if fillable <= 0:
                     return Reason.NO_LIQUIDITY, ZERO
-            if reservation - held > account.buying_power:
+            reservation = self._reservation(order, position, quantity, cost)
+            # An order that needs no more than it holds passes even in a margin deficit (a
+            # buy that covers a short, paid from the short's collateral).
+            if reservation > held and reservation - held > account.buying_power:
                 return Reason.INSUFFICIENT_BUYING_POWER, ZERO
         if self.checks:
             book = self.venue.book(order.symbol)
@@ -1307,12 +1325,21 @@ class OrderEngine:
         self._touch(batch, order)
         account = self._account(batch, order.user_id)
         if order.reserved > 0:
-            # A limit order held its limit price per unit; a market order held the exact cost.
-            release = min(order.reserved, (order.working_price or price) * quantity)
+            # A limit order held its limit price per unit; a market order held the exact cost
+            # (a short sale: its initial margin rate of either).
+            cost = (order.working_price or price) * quantity
+            if order.side is OrderSide.SELL_SHORT:
+                cost = ledger_ceiling(cost * self.short_initial_margin)
+            release = min(order.reserved, cost)
             account.release(release)
             order.reserved -= release
         position = self._position(batch, order.user_id, order.symbol)
         realised = position.apply_fill(order.side is OrderSide.BUY, quantity, price)
+        # The trade's price is the symbol's last: the position's collateral follows it.
+        account.hold_for(
+            position, short_collateral(position.quantity, price, self.short_initial_margin)
+        )
+        self._index_short(position)
         order.filled_quantity += quantity
         order.filled_notional += price * quantity
         if order.side is OrderSide.SELL:
@@ -1424,7 +1451,9 @@ class OrderEngine:
                 if fillable <= 0:
                     self._finish(batch, order, OrderStatus.CANCELLED, Reason.NO_LIQUIDITY, "system")
                     continue
-                if cost > account.buying_power:
+                position = self._position(batch, order.user_id, order.symbol)
+                cost = self._reservation(order, position, order.remaining, cost)
+                if cost > 0 and cost > account.buying_power:
                     self._finish(
                         batch,
                         order,
@@ -1433,9 +1462,73 @@ class OrderEngine:
                         "system",
                     )
                     continue
-                account.reserve(cost)
+                if cost:
+                    account.reserve(cost)
                 order.reserved = cost
             self._execute(batch, order, "system")
+
+    # --- short-sale margin (Regulation T) ----------------------------------------------------
+    def _reservation(
+        self, order: Order, position: Position, quantity: Decimal, cost: Decimal
+    ) -> Decimal:
+        """What an order that reserves cash holds for `quantity` costing `cost` at its price.
+
+        A short sale holds the initial margin rate of its value: its proceeds are credited when
+        it fills and held, with that margin, as the short's collateral. A buy holds its cost,
+        less, for the part that covers a short (not already claimed by the account's other open
+        buys), that part's share of the short's collateral, which its fill releases."""
+        if order.side is OrderSide.SELL_SHORT:
+            return ledger_ceiling(cost * self.short_initial_margin)
+        short = -position.quantity
+        if short <= 0 or position.margin_held <= 0:
+            return cost
+        claimed = sum(
+            (
+                o.remaining
+                for o in self._open_by_user.get(order.user_id, {}).values()
+                if o.symbol == order.symbol and o.side is OrderSide.BUY and o.id != order.id
+            ),
+            ZERO,
+        )
+        covering = min(quantity, max(short - claimed, ZERO))
+        if covering <= 0:
+            return cost
+        share = position.margin_held * covering / short
+        return max(ledger_ceiling(cost - share), ZERO)
+
+    def _index_short(self, position: Position) -> None:
+        users = self._shorts.get(position.symbol)
+        if position.quantity < 0:
+            if users is None:
+                users = self._shorts[position.symbol] = set()
+            users.add(position.user_id)
+        elif users is not None:
+            users.discard(position.user_id)
+            if not users:
+                del self._shorts[position.symbol]
+
+    def _mark_shorts(self, batch: _Batch, undo: CommandUndo) -> None:
+        """Mark every short in the symbols whose last price the command moved to that price:
+        a rise raises the collateral held (and lowers buying power), a fall frees some."""
+        for symbol, before in undo.last_prices.items():
+            last = self.venue.book(symbol).last_price
+            users = self._shorts.get(symbol)
+            if last is None or last == before or not users:
+                continue
+            keys = [(user_id, symbol) for user_id in sorted(users)]
+            missing_accounts = [
+                u for u, _ in keys if cash_account_id(u) not in batch.ledger.accounts
+            ]
+            missing_positions = [k for k in keys if k not in batch.ledger.positions]
+            if missing_accounts or missing_positions:
+                batch.statement()
+                self._ledger.load_accounts(batch.uow, batch.ledger, missing_accounts)
+                self._ledger.load_positions(batch.uow, batch.ledger, missing_positions)
+            for user_id, _ in keys:
+                position = self._position(batch, user_id, symbol)
+                self._account(batch, user_id).hold_for(
+                    position, short_collateral(position.quantity, last, self.short_initial_margin)
+                )
 
     # --- recording ---------------------------------------------------------------------------
     def _record(

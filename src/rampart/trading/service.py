@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from rampart.kernel.context import RequestContext
-from rampart.ledger.domain import ZERO
+from rampart.ledger.domain import ZERO, Position
 from rampart.ledger.service import LedgerService
 from rampart.platform.db import Database
 from rampart.trading.db import FillRow, OrderRow
@@ -347,12 +347,16 @@ class OrderService:
     def account(self, user_id: str) -> dict[str, Any]:
         with self._db.read() as session:
             cash = self._ledger.account(session, user_id)
-            positions = self._positions(session, user_id)
+            held = self._ledger.positions(session, user_id)
+            positions = self._positions(session, user_id, held)
         market_value = sum((Decimal(p["market_value"]) for p in positions), ZERO)
         return {
             "user_id": user_id,
             "cash": fmt(cash.balance),
+            # Open orders' reservations and the short positions' collateral (Regulation T, marked
+            # to the last trade); buying power is cash less both, negative in a margin deficit.
             "reserved": fmt(cash.reserved),
+            "short_collateral": fmt(sum((p.margin_held for p in held), ZERO)),
             "buying_power": fmt(cash.buying_power),
             "market_value": fmt(market_value),
             "equity": fmt(cash.balance + market_value),
@@ -362,9 +366,12 @@ class OrderService:
         with self._db.read() as session:
             return self._positions(session, user_id)
 
-    def _positions(self, session: Session, user_id: str) -> list[dict[str, Any]]:
+    def _positions(
+        self, session: Session, user_id: str, held: list[Position] | None = None
+    ) -> list[dict[str, Any]]:
         out = []
-        held = self._ledger.positions(session, user_id)
+        if held is None:
+            held = self._ledger.positions(session, user_id)
         references = {i.symbol: i.reference_price for i in self.instruments()} if held else {}
         for p in held:
             # Marked at the last trade, or the reference price before the first one.

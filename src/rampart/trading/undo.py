@@ -5,10 +5,12 @@ midway (a bug, a fault it met) must leave no trace, while the batch commits the 
 command first touches something, what it was is saved here, and put back if the command fails.
 
 Saved: the orders it changed (their fields, and whether the batch had them already), the orders
-it created, the cash accounts and positions it used, the last trade price of each book it sent an
+it created, the cash accounts and positions it used (a position's collateral with it), the last
+trade price of each book it sent an
 order to, and how long the batch's lists were when it started. The engine's maps of open orders,
 stops and pending sells, and the books themselves, follow from the orders: the engine re-derives
-them for the symbols the command touched (`OrderEngine._take_back`).
+them for the symbols the command touched (`OrderEngine._take_back`), and its index of short
+positions (marked to market) for the positions put back.
 
 Saving costs a dictionary look-up and a tuple per thing touched, paid by every command; putting
 back runs only on failure.
@@ -40,7 +42,7 @@ MUTABLE_ORDER_FIELDS = (
     "updated_at",
 )
 _ORDER_STATE = operator.attrgetter(*MUTABLE_ORDER_FIELDS)
-_POSITION_FIELDS = ("quantity", "cost_basis", "realised_pnl", "new", "dirty")
+_POSITION_FIELDS = ("quantity", "cost_basis", "realised_pnl", "margin_held", "new", "dirty")
 _POSITION_STATE = operator.attrgetter(*_POSITION_FIELDS)
 
 
@@ -80,6 +82,10 @@ class CommandUndo:
     def save_last_price(self, symbol: str, price: Decimal | None) -> None:
         if symbol not in self.last_prices:
             self.last_prices[symbol] = price
+
+    def positions(self) -> list[Position]:
+        """The positions the command used (after `restore`, as they were before it)."""
+        return [position for position, _ in self._positions.values()]
 
     def restore(self) -> list[Order]:
         """Put back the saved fields of orders, accounts and positions; returns every order the
