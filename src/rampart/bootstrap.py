@@ -153,6 +153,8 @@ def _wire_identity(container: Container) -> None:
     )
     # A user with a second factor finishes signing in only through it.
     container.identity.login.second_factors.append(container.mfa)
+    # A support-assisted factor reset ends a staff member's sessions (their key proof is void).
+    container.mfa.reset_listeners.append(container.identity.sessions.end_after_factor_reset)
     container.closers.append(container.identity)
     container.authenticators.extend(
         [BearerAuthenticator(container.identity, container.clock), SessionAuthenticator(container)]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.access.support import new_account, new_user
+from tests.access.support import new_account
 from tests.trading.support import ACME, seed
 from typer.testing import CliRunner
 
@@ -140,11 +140,13 @@ def working(container: Container) -> dict[str, str]:
     seed(container, ACME)
     settings = container.settings
     env = env_for(settings.data_dir, settings.effective_database_url)
-    env["ADMIN"] = new_user(container, "ADMIN")
+    env["ADMIN"] = new_account(container, "ADMIN")
     env["TRADER"] = new_account(container, "TRADER")
     return env
 
 
+NO_ACCOUNT = "no such account 'acct-typo'"
+NO_USER = "no such user (--as) 'admin-typo'"
 BAD_INPUT = [
     (
         ("ledger", "deposit", "--user", "no-such-user", "--amount", "10"),
@@ -155,11 +157,11 @@ BAD_INPUT = [
     (("keys", "shred-user", "no-such-user", "--yes"), "no user has the id 'no-such-user'"),
     (("keys", "destroy", "-p", "broker-credential", "-v", "99"), "refused"),
     (
-        ("risk", "locate", "acct-1", "NOPE", "10", "--as", "{ADMIN}", "--source", "desk"),
+        ("risk", "locate", "{TRADER}", "NOPE", "10", "--as", "{ADMIN}", "--source", "desk"),
         "No instrument 'NOPE'",
     ),
     (
-        ("risk", "locate", "acct-1", "ACME", "ten", "--as", "{ADMIN}", "--source", "desk"),
+        ("risk", "locate", "{TRADER}", "ACME", "ten", "--as", "{ADMIN}", "--source", "desk"),
         "the quantity is not a number",
     ),
     (("risk", "restrict", "NOPE", "--as", "{ADMIN}", "--reason", "r"), "No instrument 'NOPE'"),
@@ -171,6 +173,41 @@ BAD_INPUT = [
     ),
     (("risk", "set-limit", "no_such_limit", "7", "--as", "{ADMIN}", "--reason", "r"), "refused"),
     (("risk", "state", "paused", "--as", "{ADMIN}", "--reason", "r"), "`active` or `reducing`"),
+    # A typo in an account or user id: named as such, never a success nor "permission denied".
+    (("halt", "account", "acct-typo", "--as", "{ADMIN}", "--reason", "r"), NO_ACCOUNT),
+    (("halt", "market", "--as", "admin-typo", "--reason", "r"), NO_USER),
+    (("halt", "symbol", "ACME", "--as", "admin-typo", "--reason", "r"), NO_USER),
+    (("halt", "approve-resume", "h-1", "--as", "admin-typo"), NO_USER),
+    (("risk", "limits", "--account", "acct-typo"), NO_ACCOUNT),
+    (
+        (
+            "risk",
+            "set-limit",
+            "max_order_quantity",
+            "7",
+            "--account",
+            "acct-typo",
+            "--as",
+            "{ADMIN}",
+            "--reason",
+            "r",
+        ),
+        NO_ACCOUNT,
+    ),
+    (
+        ("risk", "set-limit", "max_order_quantity", "7", "--as", "admin-typo", "--reason", "r"),
+        NO_USER,
+    ),
+    (
+        ("risk", "state", "reducing", "--account", "acct-typo", "--as", "{ADMIN}", "--reason", "r"),
+        NO_ACCOUNT,
+    ),
+    (
+        ("risk", "locate", "acct-typo", "ACME", "10", "--as", "{ADMIN}", "--source", "desk"),
+        NO_ACCOUNT,
+    ),
+    (("risk", "events", "--as", "{ADMIN}", "--account", "acct-typo"), NO_ACCOUNT),
+    (("risk", "events", "--as", "admin-typo"), NO_USER),
     (("trading", "define", "XYZ", "--name", "X", "--price", "abc"), "--price: not a decimal"),
     (("trading", "define", "XYZ", "--name", "X", "--price", "-1"), "price must be positive"),
     (("trading", "define", "XYZ", "--name", "X", "--price", "1", "--tick", "x"), "--tick:"),
@@ -207,6 +244,19 @@ def test_bad_input_is_refused_in_one_line(
     args = [part.format(**working) for part in command]
     code, out, err = run(working, *args)
     assert_one_line_refusal(code, out, err, naming)
+
+
+def test_a_halt_on_an_unknown_account_records_nothing(working: dict[str, str]) -> None:
+    code, out, err = run(working, "halt", "account", "acct-typo", "--as", working["ADMIN"],
+                         "--reason", "r")  # fmt: skip
+    assert_one_line_refusal(code, out, err, NO_ACCOUNT)
+    code, out, _ = run(working, "halt", "list", "--all")
+    assert code == 0
+    assert "acct-typo" not in out
+    # The account meant is halted as before.
+    code, out, err = run(working, "halt", "account", working["TRADER"], "--as", working["ADMIN"],
+                         "--reason", "r")  # fmt: skip
+    assert code == 0, out + err
 
 
 def test_backup_create_on_a_missing_database_prunes_nothing(

@@ -11,7 +11,7 @@ from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
 from rampart.kernel.clock import FrozenClock
 from rampart.risk.cli import mount
-from tests.access.support import new_user
+from tests.access.support import new_account
 from tests.trading.support import ACME, seed
 
 
@@ -29,8 +29,8 @@ def output_json(text: str) -> dict[str, object]:
 def test_halt_and_four_eyes_resume_from_the_cli(
     container: Container, settings: Settings, clock: FrozenClock
 ) -> None:
-    alice, bob = new_user(container, "COMPLIANCE"), new_user(container, "COMPLIANCE")
-    trader = new_user(container, "TRADER")
+    alice, bob = new_account(container, "COMPLIANCE"), new_account(container, "COMPLIANCE")
+    trader = new_account(container, "TRADER")
     seed(container, ACME)  # a halt names a defined instrument (a typo is refused)
     app, runner = cli(settings, clock), CliRunner()
     refused = runner.invoke(app, ["halt", "symbol", "ACME", "--as", trader, "--reason", "x"])
@@ -55,13 +55,14 @@ def test_halt_and_four_eyes_resume_from_the_cli(
 def test_limits_from_the_cli_need_an_admin(
     container: Container, settings: Settings, clock: FrozenClock
 ) -> None:
-    admin, officer = new_user(container, "ADMIN"), new_user(container, "COMPLIANCE")
+    admin, officer = new_account(container, "ADMIN"), new_account(container, "COMPLIANCE")
+    client = new_account(container, "TRADER")  # a real account: an unknown id is refused
     app, runner = cli(settings, clock), CliRunner()
-    args = ["risk", "set-limit", "max_order_quantity", "7", "--account", "acct-1", "--reason", "r"]
+    args = ["risk", "set-limit", "max_order_quantity", "7", "--account", client, "--reason", "r"]
     assert runner.invoke(app, [*args, "--as", officer]).exit_code == 1
     changed = runner.invoke(app, [*args, "--as", admin])
     assert changed.exit_code == 0, changed.output
-    shown = runner.invoke(app, ["risk", "limits", "--account", "acct-1"])
+    shown = runner.invoke(app, ["risk", "limits", "--account", client])
     effective = output_json(shown.stdout)["effective"]
     assert isinstance(effective, dict)
     assert effective["max_order_quantity"] == "7"

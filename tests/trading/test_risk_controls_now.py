@@ -18,7 +18,7 @@ from rampart.risk.cli import mount
 from rampart.risk.db import RiskEventRow, TradingStateRow
 from rampart.risk.domain import TradingState
 from rampart.risk.price_bands import set_price_band
-from tests.access.support import new_user
+from tests.access.support import new_account
 from tests.trading.support import fund, locate, place, set_limits
 
 RISK_ADMIN = Principal(
@@ -45,7 +45,7 @@ def _drain(engine: Container) -> None:
 def test_a_cli_reset_to_active_applies_to_the_next_order(
     engine: Container, settings: Settings, clock: FrozenClock
 ) -> None:
-    officer = new_user(engine, "COMPLIANCE")
+    officer = new_account(engine, "COMPLIANCE")
     fund(engine, "alice", "100000")
     set_limits(engine, "alice", max_gross_exposure="1000")
     assert place(engine, "alice", "buy", "11", "99.00")["reason"] == "max-gross-exposure"
@@ -78,7 +78,7 @@ def test_a_cli_reset_to_active_applies_to_the_next_order(
 def test_an_automatic_escalation_queued_before_a_persons_reset_does_not_undo_it(
     engine: Container, settings: Settings, clock: FrozenClock
 ) -> None:
-    officer = new_user(engine, "COMPLIANCE")
+    officer = new_account(engine, "COMPLIANCE")
     fund(engine, "alice", "100000")
     set_limits(engine, "alice", max_gross_exposure="1000")
     # Refused and pinned in memory; its escalation not yet written when the person acts.
@@ -100,7 +100,7 @@ def test_an_automatic_escalation_queued_before_a_persons_reset_does_not_undo_it(
 def test_a_limit_and_the_restricted_list_changed_in_another_process_apply_at_once(
     engine: Container, settings: Settings, clock: FrozenClock
 ) -> None:
-    admin, officer = new_user(engine, "ADMIN"), new_user(engine, "COMPLIANCE")
+    admin, officer = new_account(engine, "ADMIN"), new_account(engine, "COMPLIANCE")
     fund(engine, "alice", "100000")
     assert place(engine, "alice", "buy", "5", "99.00")["status"] == "accepted"
     app, runner = _cli(settings, clock), CliRunner()

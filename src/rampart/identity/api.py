@@ -18,7 +18,11 @@ from rampart.access.api import authenticated
 from rampart.access.domain import PermissionDeniedError, Principal
 from rampart.identity import flows
 from rampart.identity.authn import CLEAR_SITE_DATA, DEVICE_COOKIE, end_browser_session
-from rampart.identity.domain import RefreshTokenReusedError, clean_device_id
+from rampart.identity.domain import (
+    InvalidRefreshTokenError,
+    RefreshTokenReusedError,
+    clean_device_id,
+)
 from rampart.identity.login import IssuedLogin, LoginOutcome
 from rampart.identity.mfa.api import require_step_up
 from rampart.identity.mfa.domain import SensitiveAction
@@ -258,6 +262,8 @@ async def refresh(body: RefreshIn, request: Request) -> TokensOut:
     outcome = await flows.in_transaction(
         container, lambda uow: container.identity.login.refresh(uow, body.refresh_token)
     )
+    if outcome.idle:
+        raise InvalidRefreshTokenError("The session ended after a period of inactivity.")
     if outcome.reused or outcome.issued is None:
         raise RefreshTokenReusedError
     return _tokens_out(outcome.issued, container.clock.time_ns() / 1e9)

@@ -142,6 +142,10 @@ class BearerAuthenticator:
             or verified.issued_at < state.not_before
         ):
             raise TokenRevokedError
+        if is_staff(state.permissions) and now - state.last_seen_at >= TOUCH_SECONDS:
+            # A staff API session's activity is recorded (at most once a minute), so that the
+            # staff idle timeout its refresh tokens honour measures time without requests.
+            state = await run_in_threadpool(self._sessions.touch_by_id, state)
         return principal_of(state, "bearer", verified.issued_at)
 
     async def revoked(self, principal: Principal) -> bool | None:

@@ -97,6 +97,8 @@ class RefreshOutcome:
     issued: IssuedLogin | None
     #: The presented token had been used already: its family is revoked; commit, then refuse.
     reused: bool = False
+    #: A staff member's session sat idle past the staff timeout: it is ended; commit, then refuse.
+    idle: bool = False
 
 
 @dataclass
@@ -395,6 +397,13 @@ class LoginService:
             or user.status != AccountStatus.ACTIVE
         ):
             raise InvalidRefreshTokenError
+        if now - utc(family.last_seen_at) > timedelta(
+            seconds=self.sessions.staff_idle_seconds()
+        ) and self.sessions.is_staff(uow.session, user.id):
+            # The same 15 minutes as the staff console: a refresh token must not let an
+            # unattended staff client (a laptop left open) keep its session alive.
+            self.sessions.revoke(uow, user.id, family.id, reason="idle")
+            return RefreshOutcome(issued=None, idle=True)
         family.last_seen_at = now
         refresh, refresh_expires = self._new_refresh_token(uow, family)
         access, access_expires = self.tokens.issue(user.id, family.id)

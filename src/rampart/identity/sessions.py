@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from rampart.access.domain import is_staff
 from rampart.config import IdentitySettings
 from rampart.identity.db import DeviceRow, RefreshTokenRow, SessionRow, UserRow
 from rampart.identity.domain import AccountStatus, effective_permissions, new_token, token_hash
@@ -38,6 +39,8 @@ KIND_API = "api"
 TOUCH_SECONDS = 60
 #: The revoke reason of sessions an administrator ended (their words go to the audit log).
 ENDED_BY_OPERATOR = "ended-by-operator"
+#: The revoke reason of a staff member's sessions after support reset their factors.
+ENDED_BY_FACTOR_RESET = "factor-reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +290,39 @@ class SessionStore:
             session.commit()
         return self.state_by_secret(secret, fresh=True) or state
 
+    def touch_by_id(self, state: SessionState) -> SessionState:
+        """Record activity on an API session (at most once a minute; staff sessions only, whose
+        refresh tokens honour the staff idle timeout)."""
+        now = self._clock.now()
+        with self._db.write_session() as session:
+            session.execute(
+                update(SessionRow)
+                .where(SessionRow.id == state.session_id, SessionRow.revoked_at.is_(None))
+                .values(last_seen_at=now)
+            )
+            session.commit()
+        return self.state_by_id(state.session_id, fresh=True) or state
+
+    def is_staff(self, session: Session, user_id: str) -> bool:
+        """Whether the user's roles make them staff now (what shortens their idle timeout)."""
+        return is_staff(self._roles.permissions_of(session, user_id, self._clock.now()))
+
+    def staff_idle_seconds(self) -> int:
+        """A staff member's idle timeout: `staff_session_idle_minutes`, never longer than
+        everyone's `session_idle_minutes`."""
+        cfg = self._settings
+        return min(cfg.staff_session_idle_minutes, cfg.session_idle_minutes) * 60
+
     # --- revoking ----------------------------------------------------------------------------
+    def end_after_factor_reset(self, uow: UnitOfWork, user_id: str) -> int:
+        """Support reset a user's second factors: a staff member's sessions end, with their
+        refresh tokens. Each of those sessions carries the proof of a security key that no
+        longer counts (`webauthn_at`), which is what makes staff permissions count; the person
+        signs in again with the key they enrol next."""
+        if not self.is_staff(uow.session, user_id):
+            return 0
+        return self.revoke_all(uow, user_id, reason=ENDED_BY_FACTOR_RESET)
+
     def _forget_after_commit(
         self, uow: UnitOfWork, *, session_ids: set[str], user_id: str | None = None
     ) -> None:

@@ -3,7 +3,8 @@ locates, events).
 
 Every command acts as a named person (`--as USER_ID`), with the permissions that person's roles
 grant: the CLI is a second door to the same use cases, not a way around their checks. Resuming a
-halt takes two commands by two different people.
+halt takes two commands by two different people. An `--as` user or an account id that names no
+account is refused as such (`no-such-user`, `no-such-account`), before anything is recorded.
 
 A halt made here reaches a running server's order engine within
 `risk.controls_refresh_seconds` (its worker reloads halts from the database); the server's own
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rampart.kernel.context import current_context, reset_context, set_context
-from rampart.kernel.errors import RampartError
+from rampart.kernel.errors import NotFoundError, RampartError
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -34,11 +35,30 @@ AccountOption = Annotated[
 ]
 
 
+class NoSuchUserError(NotFoundError):
+    code = "no-such-user"
+    title = "No such user"
+
+
+class NoSuchAccountError(NotFoundError):
+    code = "no-such-account"
+    title = "No such account"
+
+
+def _known(c: Any, session: Any, user_id: str, error: type[NotFoundError], what: str) -> None:
+    """Refuse an id that names no account (identity's `exists`, not its tables): a typo must
+    not be reported as a permission problem, nor record a halt or limit on nobody while the
+    account meant stays untouched."""
+    if not c.identity.accounts.exists(session, user_id[:64]):
+        raise error(f"{what} {user_id[:64]!r}")
+
+
 def _principal(c: Any, user_id: str) -> Any:
     from rampart.access.domain import Principal
 
     now = c.clock.now()
     with c.db.read() as session:
+        _known(c, session, user_id, NoSuchUserError, "no such user (--as)")
         roles = c.access.roles_of(session, user_id, now)
         permissions = c.access.permissions_of(session, user_id, now)
     return Principal(
@@ -65,6 +85,13 @@ def _run(container: Callable[[], Any], user_id: str, action: Callable[[Any, Any]
     finally:
         reset_context(token)
         c.close()
+
+
+def _account(c: Any, account_id: str | None) -> None:
+    """Refuse an `--account` (or account argument) that names no account."""
+    if account_id is not None:
+        with c.db.read() as session:
+            _known(c, session, account_id, NoSuchAccountError, "no such account")
 
 
 def _listed(c: Any, uow: Any, symbol: str) -> None:
@@ -156,9 +183,13 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         """Show the effective limits of an account (or the platform) and their overrides."""
         c = container()
         try:
+            _account(c, account)
             with c.db.read() as session:
                 c.risk.load(session)
                 view = c.risk.limits(session, account)
+        except RampartError as exc:
+            console.print(f"[bold red]refused ({exc.code}):[/] {exc.detail}")
+            raise typer.Exit(1) from None
         finally:
             c.close()
         typer.echo(json.dumps(view, indent=2))
@@ -174,6 +205,7 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         """Change one limit of an account, or of the platform's defaults (admins only)."""
 
         def act(c: Any, principal: Any) -> dict[str, Any]:
+            _account(c, account)
             with c.uow() as uow:
                 result: dict[str, Any] = c.risk.set_limits(
                     uow, principal, account, {name: None if value == "inherit" else value},
@@ -199,6 +231,7 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
             raise typer.Exit(2)
 
         def act(c: Any, principal: Any) -> None:
+            _account(c, account)
             with c.uow() as uow:
                 c.risk.set_trading_state(uow, principal, account, TradingState(value), reason)
                 uow.commit()
@@ -271,6 +304,7 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
             raise typer.Exit(2) from None
 
         def act(c: Any, principal: Any) -> dict[str, Any]:
+            _account(c, account_id)
             with c.uow() as uow:
                 _listed(c, uow, symbol)
                 result: dict[str, Any] = c.risk.record_locate(
@@ -291,6 +325,7 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         """Risk events, newest first (compliance)."""
 
         def act(c: Any, principal: Any) -> list[Any]:
+            _account(c, account)
             with c.db.read() as session:
                 found: list[Any] = c.risk.events(
                     session, principal, account_id=account, kind=kind, limit=limit
@@ -313,6 +348,8 @@ def _halt(
     from rampart.risk.domain import HaltScope
 
     def act(c: Any, principal: Any) -> dict[str, Any]:
+        if scope == "account":
+            _account(c, target)
         if scope == "symbol" and target is not None:
             with c.uow() as uow:
                 _listed(c, uow, target)

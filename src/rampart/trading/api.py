@@ -54,7 +54,10 @@ def _amount_field(maximum: Decimal) -> Any:
             f"A decimal string, above 0 and at most {fmt(maximum)}, with at most "
             f"{AMOUNT_PLACES} digits before the point and {AMOUNT_PLACES} after it. The "
             "instrument's tick size (prices) and lot size (quantities) apply too: an amount "
-            "off them makes a rejected order (`price-not-on-tick`, `quantity-not-on-lot`)."
+            "off them makes a rejected order (`price-not-on-tick`, `quantity-not-on-lot`). So "
+            "do its own limits, where it has them (`max_quantity`, `max_price`, `min_price` in "
+            "`GET /v1/instruments`): an amount beyond them is refused with a 422 "
+            "`instrument-limit-exceeded` problem naming the limit and the figure."
         ),
         json_schema_extra={"x-maximum": fmt(maximum), "x-decimal-places": AMOUNT_PLACES},
     )
@@ -190,6 +193,15 @@ class InstrumentOut(BaseModel):
     reference_price: str
     easy_to_borrow: bool
     threshold_security: bool
+    max_quantity: str | None = Field(
+        description="The largest quantity one order may have (null: the platform's 10,000,000)."
+    )
+    max_price: str | None = Field(
+        description="The highest limit or stop price an order may give (null: 10,000,000)."
+    )
+    min_price: str | None = Field(
+        description="The lowest limit or stop price an order may give (null: any above 0)."
+    )
 
 
 class LevelOut(BaseModel):
@@ -371,6 +383,9 @@ async def instruments(
                 "reference_price": fmt(i.reference_price),
                 "easy_to_borrow": i.easy_to_borrow,
                 "threshold_security": i.threshold_security,
+                "max_quantity": fmt(i.max_quantity),
+                "max_price": fmt(i.max_price),
+                "min_price": fmt(i.min_price),
             }
             for i in _service(request).instruments()
         ]

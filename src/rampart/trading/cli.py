@@ -16,6 +16,7 @@ from rich.table import Table
 
 from rampart.kernel.errors import RampartError, ValidationError
 from rampart.kernel.money import MoneyError, to_decimal
+from rampart.trading.domain import fmt
 from rampart.venue.domain import Instrument, InstrumentStatus
 
 console = Console(stderr=True, soft_wrap=True)
@@ -29,6 +30,14 @@ def _decimal(option: str, text: str) -> Decimal:
         raise ValidationError(f"{option}: {exc}") from None
 
 
+def _optional(option: str, text: str | None) -> Decimal | None:
+    return None if text is None else _decimal(option, text)
+
+
+def _limit(value: Decimal | None) -> str:
+    return fmt(value) or "-"
+
+
 def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
     app = typer.Typer(help="Instruments and trading sessions.", no_args_is_help=True)
 
@@ -37,13 +46,19 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         """List instruments."""
         c = container()
         try:
-            table = Table("symbol", "name", "tick", "lot", "status", "reference")
+            table = Table(
+                "symbol", "name", "tick", "lot", "max qty", "max price", "min price", "status",
+                "reference",
+            )  # fmt: skip
             for i in c.orders.instruments():
                 table.add_row(
                     i.symbol,
                     i.name,
                     str(i.tick_size),
                     str(i.lot_size),
+                    _limit(i.max_quantity),
+                    _limit(i.max_price),
+                    _limit(i.min_price),
                     i.status.value,
                     str(i.reference_price),
                 )
@@ -60,8 +75,17 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
         lot: Annotated[str, typer.Option()] = "1",
         easy_to_borrow: Annotated[bool, typer.Option()] = True,
         threshold: Annotated[bool, typer.Option()] = False,
+        max_quantity: Annotated[
+            str | None, typer.Option(help="Largest quantity of one order (default: 10,000,000).")
+        ] = None,
+        max_price: Annotated[
+            str | None, typer.Option(help="Highest limit or stop price (default: 10,000,000).")
+        ] = None,
+        min_price: Annotated[
+            str | None, typer.Option(help="Lowest limit or stop price (default: any above 0).")
+        ] = None,
     ) -> None:
-        """Create or redefine an instrument."""
+        """Create or redefine an instrument (a redefinition states every limit it keeps)."""
         try:
             instrument = Instrument(
                 symbol,
@@ -72,6 +96,9 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
                 _decimal("--price", price),
                 easy_to_borrow,
                 threshold,
+                max_quantity=_optional("--max-quantity", max_quantity),
+                max_price=_optional("--max-price", max_price),
+                min_price=_optional("--min-price", min_price),
             )
         except (RampartError, ValueError) as exc:
             console.print(f"[bold red]refused:[/] {getattr(exc, 'detail', exc)}")

@@ -130,6 +130,54 @@ def check_amounts(
             )
 
 
+class InstrumentLimitError(InvalidOrderError):
+    code = "instrument-limit-exceeded"
+    title = "An amount is outside the instrument's limits"
+
+
+def grouped(value: Decimal) -> str:
+    """An amount as people read it in a message: 2,000,000 or 1,234.5."""
+    text = fmt(value) or ""
+    whole, point, fraction = text.partition(".")
+    return f"{int(whole):,}{point}{fraction}"
+
+
+def check_instrument_limits(
+    instrument: Instrument,
+    quantity: Decimal | None,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+) -> None:
+    """Refuse an amount outside the instrument's own limits (`max_quantity`, `max_price`,
+    `min_price`), naming the limit and the figure. A 422 at order entry, not a recorded
+    rejection: like the platform's bounds, it is what the request may say, not a market state.
+    Given only the figures an entry states (a modification's new ones), so that an order
+    placed before a limit was tightened can still be reduced or cancelled."""
+    symbol = instrument.symbol
+    if (
+        quantity is not None
+        and instrument.max_quantity is not None
+        and quantity > instrument.max_quantity
+    ):
+        raise InstrumentLimitError(
+            f"quantity {grouped(quantity)} exceeds {symbol}'s maximum order quantity of "
+            f"{grouped(instrument.max_quantity)}."
+        )
+    for name, price in (("limit_price", limit_price), ("stop_price", stop_price)):
+        if price is None:
+            continue
+        if instrument.max_price is not None and price > instrument.max_price:
+            raise InstrumentLimitError(
+                f"{name} {grouped(price)} exceeds {symbol}'s maximum price of "
+                f"{grouped(instrument.max_price)}."
+            )
+        if instrument.min_price is not None and price < instrument.min_price:
+            raise InstrumentLimitError(
+                f"{name} {grouped(price)} is below {symbol}'s minimum price of "
+                f"{grouped(instrument.min_price)}."
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """A validated request to place an order."""

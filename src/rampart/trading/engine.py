@@ -77,6 +77,7 @@ from rampart.trading.domain import (
     OrderType,
     Reason,
     check_amounts,
+    check_instrument_limits,
     check_restricted,
     check_shape,
     fmt,
@@ -948,6 +949,11 @@ class OrderEngine:
                         "A different order already used this client_order_id."
                     )
                 return PlaceResult(existing.view(), created=False)
+        listed = batch.instruments.get(request.symbol)
+        if listed is not None:
+            check_instrument_limits(
+                listed, request.quantity, request.limit_price, request.stop_price
+            )
         order = Order(
             id=new_id(),
             user_id=command.user_id,
@@ -1131,6 +1137,14 @@ class OrderEngine:
             instrument = batch.instruments.get(order.symbol)
         if instrument is None:
             raise ModifyRejectedError(Reason.UNKNOWN_INSTRUMENT)
+        # The new figures only, and a quantity only when it grows: an order placed before its
+        # instrument's limits were tightened may still be reduced.
+        check_instrument_limits(
+            instrument,
+            command.quantity if quantity > order.quantity else None,
+            command.limit_price,
+            command.stop_price,
+        )
         remaining = quantity - order.filled_quantity
         reason, reservation = self._check(
             batch,

@@ -22,5 +22,9 @@ class InstrumentRow(Base):
     reference_price: Mapped[Decimal] = mapped_column(Amount())
     easy_to_borrow: Mapped[bool] = mapped_column(Boolean)
     threshold_security: Mapped[bool] = mapped_column(Boolean)
+    #: Per-instrument bounds at order entry (venue_0002); NULL: the platform's only.
+    max_quantity: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
+    max_price: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
+    min_price: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,6 +16,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from rampart.kernel.money import within_order_bounds
+
 
 class Side(StrEnum):
     BUY = "buy"
@@ -75,6 +77,12 @@ class Instrument:
     easy_to_borrow: bool = True
     #: On the Reg SHO threshold list: short sales need a pre-borrow, refused here.
     threshold_security: bool = False
+    #: The instrument's own bounds at order entry (None: only the platform's, 10,000,000): a
+    #: fat-finger guard sized to what is sane for this instrument. Within the platform's bounds
+    #: (`kernel.money.within_order_bounds`), so that NUMERIC(38, 8) stays exact.
+    max_quantity: Decimal | None = None
+    max_price: Decimal | None = None
+    min_price: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.lot_size <= 0:
@@ -83,6 +91,35 @@ class Instrument:
             raise ValueError("tick size and lot size together may have at most 8 decimal places")
         if self.reference_price <= 0:
             raise ValueError("the reference price must be positive")
+        self._check_limits()
+
+    def _check_limits(self) -> None:
+        for name, value in (
+            ("maximum quantity", self.max_quantity),
+            ("maximum price", self.max_price),
+            ("minimum price", self.min_price),
+        ):
+            if value is not None and not within_order_bounds(value):
+                raise ValueError(
+                    f"the {name} must be above 0 and at most 10,000,000, "
+                    "with at most 8 decimal places"
+                )
+        if self.max_quantity is not None and self.max_quantity < self.lot_size:
+            raise ValueError("the maximum quantity must be at least the lot size")
+        if self.max_price is not None and self.max_price < self.tick_size:
+            raise ValueError("the maximum price must be at least the tick size")
+        if (
+            self.min_price is not None
+            and self.max_price is not None
+            and self.min_price > self.max_price
+        ):
+            raise ValueError("the minimum price must not exceed the maximum price")
+        # The reference price seeds the book and the price bands: it must be a price one may
+        # trade at, or the instrument would open outside its own limits.
+        if self.max_price is not None and self.reference_price > self.max_price:
+            raise ValueError("the reference price must not exceed the maximum price")
+        if self.min_price is not None and self.reference_price < self.min_price:
+            raise ValueError("the reference price must not be below the minimum price")
 
     def on_tick(self, price: Decimal) -> bool:
         return _multiple_of(price, self.tick_size)

@@ -38,7 +38,14 @@ def to_instrument(row: Any) -> Instrument:
         reference_price=row.reference_price,
         easy_to_borrow=row.easy_to_borrow,
         threshold_security=row.threshold_security,
+        max_quantity=row.max_quantity,
+        max_price=row.max_price,
+        min_price=row.min_price,
     )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 class InstrumentService:
@@ -68,6 +75,9 @@ class InstrumentService:
         row.reference_price = instrument.reference_price
         row.easy_to_borrow = instrument.easy_to_borrow
         row.threshold_security = instrument.threshold_security
+        row.max_quantity = instrument.max_quantity
+        row.max_price = instrument.max_price
+        row.min_price = instrument.min_price
         row.updated_at = now
         uow.audit(
             AuditEvent(
@@ -77,6 +87,9 @@ class InstrumentService:
                     "tick_size": str(instrument.tick_size),
                     "lot_size": str(instrument.lot_size),
                     "status": instrument.status.value,
+                    "max_quantity": _text(instrument.max_quantity),
+                    "max_price": _text(instrument.max_price),
+                    "min_price": _text(instrument.min_price),
                 },
             )
         )

@@ -266,6 +266,9 @@ class MfaService:
         self.relying_party = relying_party
         self._issuer = issuer
         self._email_of = email_of
+        #: Called with (uow, user_id) in the transaction of a support-assisted factor reset
+        #: (identity ends a staff member's sessions there: they carry a key proof now void).
+        self.reset_listeners: list[Callable[[UnitOfWork, str], object]] = []
 
     # ==== reads ==================================================================================
     def summary(self, session: Session, user_id: str) -> FactorSummary:
@@ -1157,6 +1160,8 @@ class MfaService:
         self._notifier.security_notice(
             uow, user_id, "mfa.reset", {"cooling_until": row.cooling_until.isoformat()}
         )
+        for listener in self.reset_listeners:
+            listener(uow, user_id)
         return ResetRecord(
             id=row.id, user_id=user_id, created_at=now, cooling_until=row.cooling_until
         )
