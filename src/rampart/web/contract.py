@@ -6,7 +6,8 @@ principal answers 401 and 403, a rate-limited route 429, and so on. Rather than 
 listing these by hand (and forgetting some), they follow from what the route declares:
 
 - 422 when it takes any input (path, query, header, cookie, body) or needs a principal;
-- 413 when it has a body (the edge's size limit);
+- 400 (a body that is not text: FastAPI cannot parse it) and 413 (the edge's size limit) when
+  it has a body;
 - 401, 403 and 503 when it needs a principal (`requires(...)`, `authenticated()`): 503 when its
   access decision could not be made durable;
 - 404 when it has a path parameter;
@@ -170,7 +171,7 @@ def inferred_statuses(dependant: Dependant) -> set[int]:
     if has_input or signed_in:
         statuses.add(422)
     if has_body:
-        statuses.add(413)
+        statuses |= {400, 413}
     if signed_in:
         statuses |= {401, 403, 503}
     if has_path:
