@@ -208,3 +208,15 @@ def test_every_text_field_of_every_request_states_its_rule(client: TestClient) -
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 walk(media.get("schema", {}), f"{label} body", frozenset())
     assert not bare, "\n".join(bare)
+
+
+def test_a_factor_id_from_a_form_with_a_nul_byte_is_simply_not_found(container: Container) -> None:
+    """The security page posts the authenticator id as a form field (not a typed path): the
+    service itself takes a non-id for a missing factor, on PostgreSQL too."""
+    from tests.access.support import new_account
+
+    from rampart.identity.mfa.domain import FactorNotEnrolledError
+
+    user = new_account(container, "TRADER")
+    with container.uow() as uow, pytest.raises(FactorNotEnrolledError):
+        container.mfa.remove_authenticator(uow, user, new_id()[:-1] + NUL)
