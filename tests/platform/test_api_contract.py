@@ -197,3 +197,42 @@ def _sample(schema: dict[str, Any]) -> str:
     if "7[0-9a-f]{3}" in schema.get("pattern", ""):
         return new_id()
     return "ACME"
+
+
+def test_the_schema_declares_problems_and_how_to_authenticate(container: Container) -> None:
+    """Every error answer is a problem+json Problem; a route that needs a principal names the
+    three ways to be one (bearer, session cookie with CSRF on unsafe methods, RFC 9421
+    signature), and a public route names none."""
+    from rampart.platform.http.access import route_table
+    from rampart.web.app import create_app
+
+    app = create_app(container)
+    spec = app.openapi()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert (schemes["session"]["in"], schemes["csrf"]["in"]) == ("cookie", "header")
+    assert {schemes["signature"]["name"], schemes["signatureInput"]["name"]} == {
+        "Signature",
+        "Signature-Input",
+    }
+    public = {
+        (method.lower(), path)
+        for methods, path, declarations in route_table(app)
+        for method in methods.split(",")
+        if set(declarations) == {"public"}
+    }
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert set(response["content"]) == {"application/problem+json"}, (path, status)
+            if (method, path) in public:
+                assert "security" not in operation, (method, path)
+                continue
+            assert {"401", "403", "422"} <= set(operation["responses"]), (method, path)
+            session = {"session": []} if method == "get" else {"session": [], "csrf": []}
+            assert operation["security"] == [
+                {"bearer": []},
+                session,
+                {"signature": [], "signatureInput": []},
+            ], (method, path)

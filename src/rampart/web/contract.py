@@ -32,7 +32,11 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from rampart.identity.authn import CSRF_HEADER, SESSION_COOKIE
 from rampart.platform.http.access import ACCESS_ATTRIBUTE
-from rampart.platform.http.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX
+from rampart.platform.http.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_PREFIX,
+    problem_title,
+)
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -86,7 +90,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "csrf": {
         "type": "apiKey",
         "in": "header",
-        "name": "X-CSRF-Token",
+        "name": CSRF_HEADER,
         "description": "With the session cookie on unsafe methods: the session's CSRF token.",
     },
     "signature": {
@@ -102,23 +106,8 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "The RFC 9421 signature's parameters (`keyid`, `created`, `nonce`).",
     },
 }
-assert SECURITY_SCHEMES["csrf"]["name"].lower() == CSRF_HEADER
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-_TITLES = {
-    400: "Bad request",
-    401: "Authentication required, or the credentials are not valid",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict with the current state",
-    413: "Request body too large",
-    415: "Unsupported media type",
-    422: "The request is not valid",
-    429: "Too many requests",
-    503: "Temporarily unavailable",
-}
 
 _HEADERS = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "The scheme."}},
@@ -131,7 +120,7 @@ _HEADERS = {
 def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
     """The OpenAPI response object of a problem with `status`."""
     response: dict[str, Any] = {
-        "description": description or _TITLES.get(status, "Problem"),
+        "description": description or problem_title(status),
         "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
     }
     if status in _HEADERS:

@@ -53,15 +53,18 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
 }
 
 
+def problem_title(status: int) -> str:
+    """The title of the generic problem with `status`."""
+    return _HTTP_CODES.get(status, ("", "Problem"))[1]
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """For a route's `responses=`: the problem statuses only this route answers with.
 
     The app's contract (`rampart.web.contract`) infers the common ones from what a route declares
     (access, inputs, rate limits) and gives every problem its `application/problem+json` body.
     """
-    return {
-        status: {"description": _HTTP_CODES.get(status, ("", "Problem"))[1]} for status in statuses
-    }
+    return {status: {"description": problem_title(status)} for status in statuses}
 
 
 def problem_body(
