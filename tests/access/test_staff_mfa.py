@@ -26,6 +26,7 @@ from rampart.access.domain import (
 from rampart.bootstrap import Container
 from rampart.config import Settings
 from rampart.kernel.clock import FrozenClock
+from rampart.kernel.ids import new_id
 from tests.access.support import (
     ACCOUNT_PASSWORD,
     as_staff,
@@ -140,11 +141,12 @@ def _sensitive_requests(users: dict[str, str]) -> list[tuple[str, str, str, dict
     """(who, method, path, body) of every sensitive staff action over the API."""
     target = users["trader"]
     reason = {"reason": "a reason long enough"}
+    halt = new_id()  # no such halt: the step-up is checked first
     return [
         ("compliance", "POST", "/v1/risk/halts", HALT),
         ("compliance", "PUT", "/v1/risk/states", {"state": "reducing", "reason": "r"}),
-        ("compliance", "POST", "/v1/risk/halts/h/resume-request", {"reason": "cleared"}),
-        ("compliance", "POST", "/v1/risk/halts/h/approve", None),
+        ("compliance", "POST", f"/v1/risk/halts/{halt}/resume-request", {"reason": "cleared"}),
+        ("compliance", "POST", f"/v1/risk/halts/{halt}/approve", None),
         ("admin", "PUT", "/v1/risk/limits", {"limits": {"max_order_quantity": "5"}, "reason": "r"}),
         ("admin", "POST", f"/api/v1/access/users/{target}/grants", {"role": "SUPPORT", **reason}),
         ("admin", "POST", f"/api/v1/access/users/{target}/roles/TRADER/revoke", reason),

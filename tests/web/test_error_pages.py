@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from rampart.bootstrap import Container
 from rampart.kernel.errors import UnauthorizedError
+from rampart.kernel.ids import new_id
 from rampart.platform.http.access import public
 from rampart.platform.http.problems import use_problem_pages, wants_page
 from rampart.web.app import create_app
@@ -55,7 +56,8 @@ def test_a_missing_page_is_a_page_for_a_browser_and_a_problem_for_the_api(
     assert_problem(client.get("/no/such/page"), 404, "not-found")
     # Under the API's paths a browser gets the problem too: it is what the API answers.
     assert_problem(client.get("/v1/no-such-thing", headers=BROWSER), 404, "not-found")
-    assert_problem(client.get("/api/v1/apikeys/nope", headers=BROWSER), 401, "unauthorized")
+    key = f"/api/v1/apikeys/{new_id()}"
+    assert_problem(client.get(key, headers=BROWSER), 401, "unauthorized")
 
 
 def test_a_refused_form_is_a_page_that_says_what_to_do(

@@ -261,7 +261,7 @@ def ensure_staff_verified(principal: Principal) -> None:
 
 def validate_custom_role(name: str, permissions: frozenset[str] | set[str]) -> frozenset[str]:
     """The permissions of a well-formed custom role, or `InvalidRoleError` saying what is wrong."""
-    if not _ROLE_NAME.match(name):
+    if not _ROLE_NAME.fullmatch(name):
         raise InvalidRoleError(
             "A role name is 2-64 characters: a letter, then letters, digits, '_', '-' or '.'."
         )

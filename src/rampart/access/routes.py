@@ -8,14 +8,16 @@ within `mfa.staff_step_up_minutes`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rampart.access.api import authenticated, requires, requires_staff_step_up
 from rampart.access.domain import Permission, Principal, ensure_permission
 from rampart.access.service import AccessService, RoleGrant
 from rampart.platform.http.deps import get_container
+from rampart.platform.http.inputs import Id, Multiline
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
 
@@ -24,6 +26,14 @@ admin_users = requires(Permission.ADMIN_USERS)
 admin_config = requires(Permission.ADMIN_CONFIG)
 role_granter = requires_staff_step_up(Permission.ADMIN_USERS)
 role_definer = requires_staff_step_up(Permission.ADMIN_CONFIG)
+
+
+#: A role's name (as `rampart.access.domain` checks it); in a path too.
+RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$")]
+#: `scope:resource:action`, lowercase.
+PermissionName = Annotated[
+    str, StringConstraints(max_length=100, pattern=r"^[a-z][a-z0-9-]*(:[a-z0-9*-]+){1,2}$")
+]
 
 
 def _access(request: Request) -> AccessService:
@@ -41,15 +51,15 @@ class MyAccess(BaseModel):
 class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: str = Field(min_length=2, max_length=64)
+    role: RoleName
     expires_at: datetime | None = None
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Multiline = Field(min_length=3, max_length=500)
 
 
 class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Multiline = Field(min_length=3, max_length=500)
 
 
 class GrantOut(BaseModel):
@@ -85,8 +95,8 @@ class GrantList(BaseModel):
 class RoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    permissions: list[str] = Field(min_length=1, max_length=64)
-    description: str | None = Field(default=None, max_length=500)
+    permissions: list[PermissionName] = Field(min_length=1, max_length=64)
+    description: Multiline | None = Field(default=None, max_length=500)
 
 
 class RoleOut(BaseModel):
@@ -119,7 +129,7 @@ def list_roles(request: Request, _: Principal = Depends(admin_users)) -> RoleLis
 
 @router.put("/roles/{name}", summary="Define or redefine a custom role")
 def define_role(
-    name: str,
+    name: RoleName,
     body: RoleIn,
     request: Request,
     principal: Principal = Depends(role_definer),
@@ -137,9 +147,9 @@ def define_role(
     return RoleOut(name=role.name, permissions=sorted(role.permissions))
 
 
-@router.get("/users/{user_id}/grants", summary="A user's role grants, past and present")
+@router.get("/users/{user_id:id}/grants", summary="A user's role grants, past and present")
 def user_grants(
-    user_id: str,
+    user_id: Id,
     request: Request,
     _: Principal = Depends(admin_users),
 ) -> GrantList:
@@ -151,12 +161,12 @@ def user_grants(
 
 
 @router.post(
-    "/users/{user_id}/grants",
+    "/users/{user_id:id}/grants",
     status_code=201,
     summary="Grant a role, optionally until a time; a reason is required",
 )
 def grant_role(
-    user_id: str,
+    user_id: Id,
     body: GrantIn,
     request: Request,
     principal: Principal = Depends(role_granter),
@@ -169,10 +179,10 @@ def grant_role(
     return GrantOut.of(grant, get_container(request).clock.now())
 
 
-@router.post("/users/{user_id}/roles/{role}/revoke", summary="End a user's role now")
+@router.post("/users/{user_id:id}/roles/{role}/revoke", summary="End a user's role now")
 def revoke_role(
-    user_id: str,
-    role: str,
+    user_id: Id,
+    role: RoleName,
     body: RevokeIn,
     request: Request,
     principal: Principal = Depends(role_granter),

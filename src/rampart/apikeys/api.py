@@ -9,7 +9,7 @@ durable (on SQLite an open write transaction would hold up the audit log's write
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,7 @@ from rampart.access.api import authenticated, requires
 from rampart.access.domain import Permission, Principal
 from rampart.apikeys.service import ApiKeyService, ApiKeyView, CreatedKey
 from rampart.platform.http.deps import get_container
+from rampart.platform.http.inputs import Id, Multiline, Text
 from rampart.ratelimit.api import rate_limit
 
 router = APIRouter(prefix="/api/v1/apikeys", tags=["api keys"])
@@ -31,23 +32,25 @@ class CreateKey(BaseModel):
 
     algorithm: Literal["hmac-sha256", "ed25519"] = "hmac-sha256"
     scopes: list[Literal["trade", "data", "read"]] = Field(min_length=1, max_length=3)
-    label: str | None = Field(default=None, max_length=100)
-    allowed_cidrs: list[str] = Field(default_factory=list, max_length=64)
+    label: Text | None = Field(default=None, max_length=100)
+    allowed_cidrs: list[Annotated[Text, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=64
+    )
     expires_at: datetime | None = None
     #: ed25519 only: the public key, PEM or base64 of the 32 raw bytes.
-    public_key: str | None = Field(default=None, max_length=400)
+    public_key: Multiline | None = Field(default=None, max_length=400)
 
 
 class RotateKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    public_key: str | None = Field(default=None, max_length=400)
+    public_key: Multiline | None = Field(default=None, max_length=400)
 
 
 class RevokeKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Multiline | None = Field(default=None, max_length=500)
 
 
 class KeyOut(BaseModel):
@@ -150,20 +153,20 @@ def list_keys(request: Request, principal: Principal = Depends(manage)) -> KeyLi
     return KeyList(items=[KeyOut.of(v) for v in views])
 
 
-@router.get("/{key_id}", summary="One of your API keys")
-def get_key(key_id: str, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
+@router.get("/{key_id:id}", summary="One of your API keys")
+def get_key(key_id: Id, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
     with get_container(request).db.read() as session:
         view = _keys(request).get(session, principal, key_id)
     return KeyOut.of(view)
 
 
 @router.post(
-    "/{key_id}/rotate",
+    "/{key_id:id}/rotate",
     summary="Replace a key; the old one keeps working for the grace period",
     dependencies=[Depends(rate_limit("user.apikeys", after=manage))],
 )
 def rotate_key(
-    key_id: str,
+    key_id: Id,
     request: Request,
     body: RotateKey | None = None,
     principal: Principal = Depends(manage),
@@ -176,8 +179,8 @@ def rotate_key(
     return CreatedKeyOut.of(created)
 
 
-@router.delete("/{key_id}", summary="Revoke a key at once")
-def revoke_key(key_id: str, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
+@router.delete("/{key_id:id}", summary="Revoke a key at once")
+def revoke_key(key_id: Id, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
     with get_container(request).uow() as uow:
         view = _keys(request).revoke(uow, principal, key_id)
         uow.commit()

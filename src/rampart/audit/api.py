@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from rampart.access.api import requires
@@ -20,6 +20,8 @@ from rampart.audit.domain import canonical_json
 from rampart.audit.service import AuditReader, SearchQuery
 from rampart.platform.http.access import public
 from rampart.platform.http.deps import get_container
+from rampart.platform.http.inputs import MAX_INT64, Text
+from rampart.platform.http.problems import problem_responses
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Compliance = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_AUDIT))]
@@ -46,19 +48,26 @@ Reader = Annotated[AuditReader, Depends(reader)]
 
 def search_query(
     since_ns: Annotated[
-        int | None, Query(ge=0, description="From this time (ns, inclusive)")
+        int | None, Query(ge=0, le=MAX_INT64, description="From this time (ns, inclusive)")
     ] = None,
-    until_ns: Annotated[int | None, Query(ge=0, description="Before this time (ns)")] = None,
-    actor: Annotated[str | None, Query(max_length=200)] = None,
-    subject: Annotated[str | None, Query(max_length=200)] = None,
-    action: Annotated[str | None, Query(max_length=100)] = None,
-    after: Annotated[int | None, Query(ge=-1, description="Cursor: the last seq seen")] = None,
+    until_ns: Annotated[
+        int | None, Query(ge=0, le=MAX_INT64, description="Before this time (ns)")
+    ] = None,
+    actor: Annotated[Text | None, Query(max_length=200)] = None,
+    subject: Annotated[Text | None, Query(max_length=200)] = None,
+    action: Annotated[Text | None, Query(max_length=100)] = None,
+    after: Annotated[
+        int | None, Query(ge=-1, le=MAX_INT64, description="Cursor: the last seq seen")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> SearchQuery:
     return SearchQuery(since_ns, until_ns, actor, subject, action, after, limit)
 
 
 Search = Annotated[SearchQuery, Depends(search_query)]
+Seq = Annotated[int, Path(ge=0, le=MAX_INT64)]
+TreeSize = Annotated[int, Query(ge=1, le=MAX_INT64)]
+MaybeTreeSize = Annotated[int | None, Query(ge=1, le=MAX_INT64)]
 
 
 @router.get("/entries")
@@ -68,7 +77,13 @@ def search_entries(_: Compliance, audit: Reader, query: Search) -> dict[str, Any
     return {"entries": entries, "next": next_cursor}
 
 
-@router.get("/entries.csv")
+@router.get(
+    "/entries.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
 def export_csv(_: Compliance, audit: Reader, query: Search) -> StreamingResponse:
     """The same page as CSV (details as canonical JSON in one column)."""
     entries, next_cursor = audit.search(query)
@@ -95,27 +110,27 @@ def export_csv(_: Compliance, audit: Reader, query: Search) -> StreamingResponse
 
 
 @router.get("/entries/{seq}")
-def get_entry(seq: int, _: Compliance, audit: Reader) -> dict[str, Any]:
+def get_entry(seq: Seq, _: Compliance, audit: Reader) -> dict[str, Any]:
     return audit.entry(seq)
 
 
-@router.get("/entries/{seq}/inclusion")
+@router.get("/entries/{seq}/inclusion", responses=problem_responses(409))
 def inclusion(
-    seq: int,
+    seq: Seq,
     _: Compliance,
     audit: Reader,
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    tree_size: MaybeTreeSize = None,
 ) -> dict[str, Any]:
     """Inclusion proof of entry `seq` (default: in the newest signed checkpoint's tree)."""
     return audit.inclusion(seq, tree_size)
 
 
-@router.get("/consistency")
+@router.get("/consistency", responses=problem_responses(409))
 def consistency(
     _: Compliance,
     audit: Reader,
-    old_size: Annotated[int, Query(ge=1)],
-    new_size: Annotated[int | None, Query(ge=1)] = None,
+    old_size: TreeSize,
+    new_size: MaybeTreeSize = None,
 ) -> dict[str, Any]:
     """Consistency proof between two tree sizes (default new size: newest checkpoint)."""
     return audit.consistency(old_size, new_size)
@@ -125,7 +140,7 @@ def consistency(
 def checkpoints(
     _: Compliance,
     audit: Reader,
-    before_size: Annotated[int | None, Query(ge=1)] = None,
+    before_size: MaybeTreeSize = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Signed checkpoints, newest first."""

@@ -7,26 +7,25 @@ access tokens issued until now are refused; open streams close within seconds (s
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.api import requires
 from rampart.access.domain import Permission, Principal
 from rampart.identity.flows import in_transaction
 from rampart.platform.http.deps import get_container
+from rampart.platform.http.inputs import Id, Multiline
 
 router = APIRouter(tags=["identity"])
 
 admin_users = requires(Permission.ADMIN_USERS)
-UserId = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
+UserId = Id
 
 
 class EndSessionsIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Multiline = Field(min_length=3, max_length=500)
 
 
 class SessionsEnded(BaseModel):
@@ -34,7 +33,7 @@ class SessionsEnded(BaseModel):
 
 
 @router.post(
-    "/v1/admin/users/{user_id}/sessions/end",
+    "/v1/admin/users/{user_id:id}/sessions/end",
     response_model=SessionsEnded,
     summary="End every session and token of one user",
 )

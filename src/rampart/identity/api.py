@@ -30,6 +30,8 @@ from rampart.identity.sessions import KIND_API, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.platform.http.access import declare_access, public
 from rampart.platform.http.deps import get_container
+from rampart.platform.http.inputs import Id, Text
+from rampart.platform.http.problems import problem_responses
 from rampart.ratelimit.api import rate_limit
 
 router = APIRouter(tags=["identity"])
@@ -44,23 +46,23 @@ class _In(BaseModel):
 
 
 class RegisterIn(_In):
-    email: str = Field(max_length=MAX_EMAIL_INPUT)
-    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    email: Text = Field(max_length=MAX_EMAIL_INPUT)
+    password: Text = Field(max_length=MAX_PASSWORD, repr=False)
 
 
 class TokenIn(_In):
-    token: str = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
+    token: Text = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
 
 
 class LoginIn(_In):
-    email: str = Field(max_length=MAX_EMAIL_INPUT)
-    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    email: Text = Field(max_length=MAX_EMAIL_INPUT)
+    password: Text = Field(max_length=MAX_PASSWORD, repr=False)
     #: A stable id the client keeps for this installation (8-128 of A-Z a-z 0-9 . _ : -).
-    device_id: str | None = Field(default=None, max_length=128)
+    device_id: Text | None = Field(default=None, max_length=128)
 
 
 class RefreshIn(_In):
-    refresh_token: str = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
+    refresh_token: Text = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
 
 
 class LogoutIn(_In):
@@ -68,26 +70,26 @@ class LogoutIn(_In):
 
 
 class ForgotIn(_In):
-    email: str = Field(max_length=MAX_EMAIL_INPUT)
+    email: Text = Field(max_length=MAX_EMAIL_INPUT)
 
 
 class ResetIn(_In):
-    token: str = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
-    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    token: Text = Field(min_length=1, max_length=MAX_TOKEN, repr=False)
+    password: Text = Field(max_length=MAX_PASSWORD, repr=False)
 
 
 class ChangePasswordIn(_In):
-    current_password: str = Field(max_length=MAX_PASSWORD, repr=False)
-    new_password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    current_password: Text = Field(max_length=MAX_PASSWORD, repr=False)
+    new_password: Text = Field(max_length=MAX_PASSWORD, repr=False)
 
 
 class ChangeEmailIn(_In):
-    password: str = Field(max_length=MAX_PASSWORD, repr=False)
-    new_email: str = Field(max_length=MAX_EMAIL_INPUT)
+    password: Text = Field(max_length=MAX_PASSWORD, repr=False)
+    new_email: Text = Field(max_length=MAX_EMAIL_INPUT)
 
 
 class CloseIn(_In):
-    password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    password: Text = Field(max_length=MAX_PASSWORD, repr=False)
 
 
 class Accepted(BaseModel):
@@ -243,6 +245,7 @@ async def resend_verification(request: Request, me: Person) -> Accepted:
 @router.post(
     "/v1/auth/login",
     response_model=TokensOut | SecondFactorOut,
+    responses=problem_responses(401, 403),
     dependencies=[Depends(public), Depends(rate_limit("ip.login"))],
 )
 async def login(body: LoginIn, request: Request) -> TokensOut | SecondFactorOut:
@@ -255,7 +258,12 @@ async def login(body: LoginIn, request: Request) -> TokensOut | SecondFactorOut:
     return _login_out(outcome, container.clock.time_ns() / 1e9)
 
 
-@router.post("/v1/auth/refresh", response_model=TokensOut, dependencies=[Depends(public)])
+@router.post(
+    "/v1/auth/refresh",
+    response_model=TokensOut,
+    dependencies=[Depends(public)],
+    responses=problem_responses(401),
+)
 async def refresh(body: RefreshIn, request: Request) -> TokensOut:
     """Exchange a refresh token for a new pair; each refresh token works once."""
     container = get_container(request)
@@ -407,15 +415,15 @@ async def list_sessions(request: Request, me: Person) -> list[SessionOut]:
     ]
 
 
-@router.delete("/v1/me/sessions/{session_id}", status_code=204)
-async def revoke_session(session_id: str, request: Request, me: Person) -> Response:
+@router.delete("/v1/me/sessions/{session_id:id}", status_code=204)
+async def revoke_session(session_id: Id, request: Request, me: Person) -> Response:
     """End one of your sessions; its tokens stop working at once. Another user's is 404."""
     container = get_container(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
         container,
         lambda uow: container.identity.sessions.revoke(
-            uow, user_id, session_id[:64], reason="revoked-by-user"
+            uow, user_id, session_id, reason="revoked-by-user"
         ),
     )
     return Response(status_code=204)
@@ -442,19 +450,29 @@ async def list_devices(request: Request, me: Person) -> list[DeviceOut]:
     ]
 
 
-@router.delete("/v1/me/devices/{device_id}", status_code=204)
-async def revoke_device(device_id: str, request: Request, me: Person) -> Response:
+@router.delete("/v1/me/devices/{device_id:id}", status_code=204)
+async def revoke_device(device_id: Id, request: Request, me: Person) -> Response:
     """Forget a device and end its sessions; its next sign-in counts as a new device."""
     container = get_container(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
         container,
-        lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id[:64]),
+        lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id),
     )
     return Response(status_code=204)
 
 
-@router.get("/.well-known/jwks.json", dependencies=[Depends(public)])
+@router.get(
+    "/.well-known/jwks.json",
+    dependencies=[Depends(public)],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A JSON Web Key Set (RFC 7517)",
+            "content": {"application/jwk-set+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def jwks(request: Request) -> Response:
     """The public keys that verify access tokens (current and recently retired)."""
     import orjson

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -20,6 +20,8 @@ from rampart.identity.mfa.domain import SensitiveAction
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import MoneyError, to_decimal
 from rampart.platform.http.deps import get_uow
+from rampart.platform.http.inputs import MAX_INT64, Id, Multiline, Text
+from rampart.platform.http.problems import problem_responses
 from rampart.platform.uow import UnitOfWork
 from rampart.risk.domain import HaltScope, TradingState
 from rampart.risk.gate import RiskGate
@@ -59,33 +61,37 @@ class _In(BaseModel):
 class HaltIn(_In):
     scope: Literal["market", "symbol", "account"]
     #: The symbol or account id (omitted for a market-wide halt).
-    target: str | None = Field(default=None, max_length=100)
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    target: Text | None = Field(default=None, max_length=100)
+    reason: Multiline = Field(min_length=1, max_length=MAX_REASON)
 
 
 class ReasonIn(_In):
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    reason: Multiline = Field(min_length=1, max_length=MAX_REASON)
+
+
+LimitName = Annotated[Text, Field(min_length=1, max_length=64)]
+LimitValue = Annotated[Text, Field(max_length=40)] | Annotated[int, Field(ge=0, le=MAX_INT64)]
 
 
 class LimitsIn(_In):
     #: Omitted: the platform's defaults.
-    account_id: str | None = Field(default=None, max_length=100)
+    account_id: Id | None = None
     #: Limit name -> decimal string or integer; null removes the override.
-    limits: dict[str, str | int | None] = Field(max_length=32)
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    limits: dict[LimitName, LimitValue | None] = Field(max_length=32)
+    reason: Multiline = Field(min_length=1, max_length=MAX_REASON)
 
 
 class StateIn(_In):
-    account_id: str | None = Field(default=None, max_length=100)
+    account_id: Id | None = None
     state: Literal["active", "reducing"]
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    reason: Multiline = Field(min_length=1, max_length=MAX_REASON)
 
 
 class LocateIn(_In):
-    account_id: str = Field(max_length=100)
-    symbol: str = Field(max_length=16)
-    quantity: str = Field(max_length=40)
-    source: str = Field(min_length=1, max_length=200)
+    account_id: Id
+    symbol: Text = Field(max_length=16)
+    quantity: Text = Field(max_length=40)
+    source: Text = Field(min_length=1, max_length=200)
 
 
 def _gate(request: Request) -> RiskGate:
@@ -97,7 +103,7 @@ def _no_content() -> Response:
     return Response(status_code=204)
 
 
-@router.post("/halts", status_code=201)
+@router.post("/halts", status_code=201, responses=problem_responses(409))
 def halt(body: HaltIn, principal: Halting, uow: Uow, request: Request) -> dict[str, Any]:
     """Halt one symbol, one account, or the whole market: new orders are refused at once and
     pending orders are cancelled before this responds."""
@@ -119,9 +125,9 @@ def halts(
     return {"items": [h.as_dict() for h in items]}
 
 
-@router.post("/halts/{halt_id}/resume-request")
+@router.post("/halts/{halt_id:id}/resume-request")
 def request_resume(
-    halt_id: str, body: ReasonIn, principal: Resuming, uow: Uow, request: Request
+    halt_id: Id, body: ReasonIn, principal: Resuming, uow: Uow, request: Request
 ) -> dict[str, Any]:
     """First of four eyes: ask to resume. Trading stays halted until someone else approves."""
     view = _risk(request).request_resume(uow, principal, halt_id, body.reason)
@@ -129,8 +135,8 @@ def request_resume(
     return view.as_dict()
 
 
-@router.post("/halts/{halt_id}/approve")
-def approve_resume(halt_id: str, principal: Resuming, uow: Uow, request: Request) -> dict[str, Any]:
+@router.post("/halts/{halt_id:id}/approve")
+def approve_resume(halt_id: Id, principal: Resuming, uow: Uow, request: Request) -> dict[str, Any]:
     """Second of four eyes: a different person approves, and trading resumes."""
     risk = _risk(request)
     try:
@@ -145,18 +151,18 @@ def approve_resume(halt_id: str, principal: Resuming, uow: Uow, request: Request
     return view.as_dict()
 
 
-@router.get("/halts/{halt_id}/regulator-notifications")
-def regulator_notifications(halt_id: str, principal: Halter, request: Request) -> dict[str, Any]:
+@router.get("/halts/{halt_id:id}/regulator-notifications")
+def regulator_notifications(halt_id: Id, principal: Halter, request: Request) -> dict[str, Any]:
     container = request.app.state.container
     with container.db.read() as session:
-        return {"items": _risk(request).regulator_notifications(session, halt_id[:36])}
+        return {"items": _risk(request).regulator_notifications(session, halt_id)}
 
 
 @router.get("/limits")
 def limits(
     principal: LimitsAdmin,
     request: Request,
-    account_id: Annotated[str | None, Query(max_length=100)] = None,
+    account_id: Annotated[Id | None, Query()] = None,
 ) -> dict[str, Any]:
     container = request.app.state.container
     with container.db.read() as session:
@@ -191,7 +197,11 @@ def restricted(principal: Halter, request: Request) -> dict[str, Any]:
 
 @router.put("/restricted/{symbol}", status_code=204)
 def restrict(
-    symbol: str, body: ReasonIn, principal: Halter, uow: Uow, request: Request
+    symbol: Annotated[Text, Path(min_length=1, max_length=16)],
+    body: ReasonIn,
+    principal: Halter,
+    uow: Uow,
+    request: Request,
 ) -> Response:
     _risk(request).restrict(uow, principal, symbol, body.reason)
     uow.commit()
@@ -200,11 +210,11 @@ def restrict(
 
 @router.delete("/restricted/{symbol}", status_code=204)
 def unrestrict(
-    symbol: str,
+    symbol: Annotated[Text, Path(min_length=1, max_length=16)],
     principal: Halter,
     uow: Uow,
     request: Request,
-    reason: Annotated[str, Query(min_length=1, max_length=MAX_REASON)],
+    reason: Annotated[Multiline, Query(min_length=1, max_length=MAX_REASON)],
 ) -> Response:
     _risk(request).unrestrict(uow, principal, symbol, reason)
     uow.commit()
@@ -230,12 +240,12 @@ def record_locate(
 def events(
     principal: Auditor,
     request: Request,
-    account_id: Annotated[str | None, Query(max_length=100)] = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
-    code: Annotated[str | None, Query(max_length=64)] = None,
+    account_id: Annotated[Id | None, Query()] = None,
+    kind: Annotated[Text | None, Query(max_length=32)] = None,
+    code: Annotated[Text | None, Query(max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before: Annotated[str | None, Query(max_length=36)] = None,
+    before: Annotated[Id | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
     """Risk events (rejections, halts, resumes, limit and state changes), newest first."""

@@ -13,7 +13,14 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -22,6 +29,7 @@ from rampart.access.domain import Permission, Principal
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import AMOUNT_PLACES, MoneyError, to_decimal
+from rampart.platform.http.inputs import Id, Text
 from rampart.platform.logging import get_logger
 from rampart.ratelimit.api import rate_limit
 from rampart.trading.domain import (
@@ -79,7 +87,9 @@ def _at_most(maximum: Decimal) -> AfterValidator:
 
 Quantity = Annotated[str, _amount_field(MAX_QUANTITY), _at_most(MAX_QUANTITY)]
 Price = Annotated[str, _amount_field(MAX_PRICE), _at_most(MAX_PRICE)]
-Symbol = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z][A-Z0-9.]*$")]
+Symbol = Annotated[
+    str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Z][A-Z0-9.]*$")
+]
 
 
 def _decimal(value: str | None, name: str) -> Decimal | None:
@@ -101,7 +111,7 @@ class OrderIn(BaseModel):
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Price | None = None
     stop_price: Price | None = None
-    client_order_id: Annotated[str | None, Field(max_length=64)] = None
+    client_order_id: Annotated[Text | None, Field(max_length=64)] = None
 
     @field_validator("quantity", "limit_price", "stop_price", mode="before")
     @classmethod
@@ -275,7 +285,7 @@ async def list_orders(
     request: Request,
     principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW)),
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[Id | None, Query()] = None,
     status: Annotated[
         Literal[
             "open", "accepted", "partially_filled", "filled", "cancelled", "rejected", "expired"
@@ -283,7 +293,7 @@ async def list_orders(
         | None,
         Query(),
     ] = None,
-    symbol: Annotated[str | None, Query(max_length=16)] = None,
+    symbol: Annotated[Symbol | None, Query()] = None,
 ) -> Response:
     page = _service(request).list_orders(
         _user(principal), limit=limit, before=cursor, status=status, symbol=symbol
@@ -291,22 +301,22 @@ async def list_orders(
     return _json({"items": page.items, "next_cursor": page.next_cursor})
 
 
-@router.get("/v1/orders/{order_id}", response_model=OrderOut)
+@router.get("/v1/orders/{order_id:id}", response_model=OrderOut)
 async def get_order(
-    order_id: str,
+    order_id: Id,
     request: Request,
     principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW)),
 ) -> Response:
-    return _json(_service(request).get(_user(principal), order_id[:36]))
+    return _json(_service(request).get(_user(principal), order_id))
 
 
 @router.patch(
-    "/v1/orders/{order_id}",
+    "/v1/orders/{order_id:id}",
     response_model=OrderOut,
     dependencies=[Depends(rate_limit("user.orders", "key.orders", after=_may_modify))],
 )
 async def modify_order(
-    order_id: str,
+    order_id: Id,
     body: OrderPatch,
     request: Request,
     principal: Principal = Depends(_may_modify),
@@ -318,7 +328,7 @@ async def modify_order(
     view = await _service(request).modify(
         _user(principal),
         principal.actor,
-        order_id[:36],
+        order_id,
         quantity=_decimal(body.quantity, "quantity"),
         limit_price=_decimal(body.limit_price, "limit_price"),
         stop_price=_decimal(body.stop_price, "stop_price"),
@@ -329,14 +339,14 @@ async def modify_order(
     return _json(view)
 
 
-@router.delete("/v1/orders/{order_id}", response_model=OrderOut)
+@router.delete("/v1/orders/{order_id:id}", response_model=OrderOut)
 async def cancel_order(
-    order_id: str,
+    order_id: Id,
     request: Request,
     principal: Principal = Depends(requires(Permission.ORDER_CANCEL, carried=True)),
 ) -> Response:
     view = await _service(request).cancel(
-        _user(principal), principal.actor, order_id[:36], **_carry(request)
+        _user(principal), principal.actor, order_id, **_carry(request)
     )
     return _json(view)
 
@@ -345,7 +355,7 @@ async def cancel_order(
 async def cancel_all_orders(
     request: Request,
     principal: Principal = Depends(requires(Permission.ORDER_CANCEL, carried=True)),
-    symbol: Annotated[str | None, Query(max_length=16)] = None,
+    symbol: Annotated[Symbol | None, Query()] = None,
 ) -> Response:
     """Cancel every open order (of one symbol, when given)."""
     views = await _service(request).cancel_all(
@@ -394,12 +404,12 @@ async def instruments(
 
 @router.get("/v1/market/{symbol}/book", response_model=BookOut)
 async def book(
-    symbol: str,
+    symbol: Symbol,
     request: Request,
     principal: Principal = Depends(requires(Permission.MARKET_DATA)),
     depth: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Response:
-    snap = _service(request).book(symbol[:16])
+    snap = _service(request).book(symbol)
 
     def levels(items: Any) -> list[dict[str, Any]]:
         return [

@@ -13,6 +13,7 @@ from rampart.platform.http.access import check_routes_declare_access
 from rampart.platform.http.middleware import EdgeMiddleware
 from rampart.platform.http.problems import install_problem_handlers
 from rampart.platform.migrate import assert_migrated
+from rampart.web.contract import install_contract
 from rampart.web.docs import mount_docs
 from rampart.web.health import router as health_router
 from rampart.web.pages import mount_pages
@@ -58,6 +59,7 @@ def create_app(container: Container | None = None, *, check_schema: bool = True)
     for router in domain_routers(container):
         app.include_router(router)
     check_routes_declare_access(app)
+    install_contract(app)
     index_routes(app)
     app.add_middleware(
         EdgeMiddleware,

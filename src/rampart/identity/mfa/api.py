@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -32,16 +32,20 @@ from rampart.identity.mfa.domain import (
     step_up_purpose,
 )
 from rampart.identity.mfa.service import FactorCheck, FactorResponse, MfaService
+from rampart.identity.mfa.webauthn_json import AssertionCredential, RegistrationCredential
 from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.platform.http.access import declare_access, public
 from rampart.platform.http.deps import get_container
+from rampart.platform.http.inputs import Id, Multiline, Text, register_choice
+from rampart.platform.http.problems import problem_responses
 from rampart.platform.uow import UnitOfWork
 
 router = APIRouter(tags=["mfa"])
 
-Id = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
+# `/v1/mfa/{channel:channel}` is only the code channels' path: `DELETE /v1/mfa/step-up` is 405.
+register_choice("channel", "sms", "email")
 
 
 # --- dependencies other domains use ------------------------------------------------------------
@@ -141,40 +145,39 @@ class Body(BaseModel):
 
 
 class CodeBody(Body):
-    code: str = Field(min_length=1, max_length=32)
+    code: Text = Field(min_length=1, max_length=32)
 
 
 class PhoneBody(Body):
-    phone: str = Field(min_length=4, max_length=40)
+    phone: Text = Field(min_length=4, max_length=40)
 
 
 class NameBody(Body):
-    name: str = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=64)
 
 
 class RegistrationBody(Body):
-    credential: dict[str, Any]
-    name: str = Field(default="Security key", min_length=1, max_length=64)
+    credential: RegistrationCredential
+    name: Text = Field(default="Security key", min_length=1, max_length=64)
 
 
 class FactorBody(Body):
     """One second-factor answer: a code (totp, backup_code, email, sms) or a WebAuthn assertion."""
 
     kind: Literal["totp", "webauthn", "email", "sms", "backup_code"]
-    code: str | None = Field(default=None, max_length=32)
-    challenge_id: str | None = Field(default=None, max_length=36)
-    credential: dict[str, Any] | None = None
+    code: Text | None = Field(default=None, max_length=32)
+    challenge_id: Id | None = None
+    credential: AssertionCredential | None = None
 
     def response(self) -> FactorResponse:
-        if self.credential is not None and len(orjson.dumps(self.credential)) > (
-            MAX_CREDENTIAL_JSON
-        ):
+        credential = self.credential.as_json() if self.credential is not None else None
+        if credential is not None and len(orjson.dumps(credential)) > MAX_CREDENTIAL_JSON:
             raise ValidationError("The authenticator response is too large.")
         return FactorResponse(
             kind=FactorKind(self.kind),
             code=self.code,
             challenge_id=self.challenge_id,
-            credential=self.credential,
+            credential=credential,
         )
 
 
@@ -183,7 +186,7 @@ class ChallengeBody(Body):
 
 
 class PendingBody(Body):
-    pending_token: str = Field(min_length=16, max_length=128)
+    pending_token: Text = Field(min_length=16, max_length=128)
 
 
 class PendingChallengeBody(PendingBody):
@@ -191,13 +194,13 @@ class PendingChallengeBody(PendingBody):
 
 
 class PendingFactorBody(FactorBody):
-    pending_token: str = Field(min_length=16, max_length=128)
+    pending_token: Text = Field(min_length=16, max_length=128)
 
 
 class ResetBody(Body):
-    verification_method: str = Field(min_length=3, max_length=40)
-    verification_reference: str = Field(min_length=3, max_length=200)
-    reason: str = Field(min_length=5, max_length=1000)
+    verification_method: Text = Field(min_length=3, max_length=40)
+    verification_reference: Text = Field(min_length=3, max_length=200)
+    reason: Multiline = Field(min_length=5, max_length=1000)
 
 
 # --- status and management -----------------------------------------------------------------
@@ -242,7 +245,11 @@ def mfa_status(request: Request, principal: Principal = Depends(authenticated())
     return _status(get_container(request).mfa, request, user_id, principal)
 
 
-@router.post("/v1/mfa/totp", summary="Start setting up an authenticator app")
+@router.post(
+    "/v1/mfa/totp",
+    summary="Start setting up an authenticator app",
+    responses=problem_responses(409),
+)
 def totp_begin(request: Request, principal: Principal = Depends(authenticated())) -> dict[str, Any]:
     container = get_container(request)
     with container.uow() as uow:
@@ -252,7 +259,11 @@ def totp_begin(request: Request, principal: Principal = Depends(authenticated())
     return {"otpauth_uri": enrolment.uri, "secret": enrolment.secret, "qr_svg": enrolment.qr_svg}
 
 
-@router.post("/v1/mfa/totp/confirm", summary="Finish authenticator-app set-up with a first code")
+@router.post(
+    "/v1/mfa/totp/confirm",
+    summary="Finish authenticator-app set-up with a first code",
+    responses=problem_responses(404, 409, 429),
+)
 def totp_confirm(
     body: CodeBody, request: Request, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
@@ -310,9 +321,10 @@ def webauthn_register_begin(
 
 
 @router.post(
-    "/v1/mfa/webauthn/registrations/{challenge_id}",
+    "/v1/mfa/webauthn/registrations/{challenge_id:id}",
     summary="Finish registering a key or passkey",
     status_code=201,
+    responses=problem_responses(409, 429),
 )
 def webauthn_register_finish(
     challenge_id: Id,
@@ -321,13 +333,14 @@ def webauthn_register_finish(
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
     container = get_container(request)
-    if len(orjson.dumps(body.credential)) > MAX_CREDENTIAL_JSON:
+    credential = body.credential.as_json()
+    if len(orjson.dumps(credential)) > MAX_CREDENTIAL_JSON:
         raise ValidationError("The authenticator response is too large.")
     user_id = _person(principal)
     with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
         user_id = _guard_factor_change(container.mfa, uow, principal)
         check = container.mfa.finish_webauthn_registration(
-            uow, user_id, challenge_id, body.credential, body.name
+            uow, user_id, challenge_id, credential, body.name
         )
         codes = _first_backup_codes(container.mfa, uow, user_id) if check.ok else []
         _commit_check(uow, check)
@@ -335,7 +348,7 @@ def webauthn_register_finish(
 
 
 @router.patch(
-    "/v1/mfa/webauthn/{authenticator_id}", summary="Rename a key or passkey", status_code=204
+    "/v1/mfa/webauthn/{authenticator_id:id}", summary="Rename a key or passkey", status_code=204
 )
 def webauthn_rename(
     authenticator_id: Id,
@@ -350,7 +363,7 @@ def webauthn_rename(
 
 
 @router.delete(
-    "/v1/mfa/webauthn/{authenticator_id}", summary="Remove a key or passkey", status_code=204
+    "/v1/mfa/webauthn/{authenticator_id:id}", summary="Remove a key or passkey", status_code=204
 )
 def webauthn_remove(
     authenticator_id: Id,
@@ -387,7 +400,11 @@ def email_begin(
     return {"sent_to": hint}
 
 
-@router.post("/v1/mfa/{channel}/confirm", summary="Confirm email or SMS codes with the code sent")
+@router.post(
+    "/v1/mfa/{channel:channel}/confirm",
+    summary="Confirm email or SMS codes with the code sent",
+    responses=problem_responses(409, 429),
+)
 def channel_confirm(
     channel: Literal["sms", "email"],
     body: CodeBody,
@@ -403,7 +420,7 @@ def channel_confirm(
     return {"enrolled": True, "backup_codes": codes}
 
 
-@router.delete("/v1/mfa/{channel}", summary="Stop email or SMS codes", status_code=204)
+@router.delete("/v1/mfa/{channel:channel}", summary="Stop email or SMS codes", status_code=204)
 def channel_remove(
     channel: Literal["sms", "email"],
     request: Request,
@@ -429,6 +446,7 @@ def _challenge(
 @router.post(
     "/v1/mfa/step-up/challenge",
     summary="Ask for a step-up challenge (WebAuthn options, or a code by email or SMS)",
+    responses=problem_responses(404, 429),
 )
 def step_up_challenge(
     body: ChallengeBody, request: Request, principal: Principal = Depends(authenticated())
@@ -443,7 +461,11 @@ def step_up_challenge(
     return result
 
 
-@router.post("/v1/mfa/step-up", summary="Prove a second factor now, for sensitive actions")
+@router.post(
+    "/v1/mfa/step-up",
+    summary="Prove a second factor now, for sensitive actions",
+    responses=problem_responses(404, 429),
+)
 def step_up(
     body: FactorBody,
     request: Request,
@@ -490,6 +512,7 @@ def pending_purpose(pending_token: str) -> str:
     "/v1/auth/login/mfa/challenge",
     dependencies=[Depends(public)],
     summary="Ask for a second-factor challenge for a pending sign-in",
+    responses=problem_responses(401, 404, 429),
 )
 def login_challenge(body: PendingChallengeBody, request: Request) -> dict[str, Any]:
     container = get_container(request)
@@ -507,6 +530,7 @@ def login_challenge(body: PendingChallengeBody, request: Request) -> dict[str, A
     "/v1/auth/login/mfa",
     dependencies=[Depends(public)],
     summary="Finish a pending sign-in with a second factor; returns the tokens",
+    responses=problem_responses(401, 404, 429),
 )
 def login_second_factor(body: PendingFactorBody, request: Request) -> dict[str, Any]:
     container = get_container(request)
@@ -568,7 +592,7 @@ def _pending_kind(uow: UnitOfWork, pending_token: str) -> str:
 
 # --- support ---------------------------------------------------------------------------------
 @router.post(
-    "/v1/admin/users/{user_id}/mfa/reset",
+    "/v1/admin/users/{user_id:id}/mfa/reset",
     summary="Support: remove a user's factors after re-verifying their identity",
 )
 def support_reset(

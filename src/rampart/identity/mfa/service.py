@@ -81,7 +81,7 @@ from rampart.identity.mfa.webauthn_rp import RelyingParty
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import RampartError, ValidationError
 from rampart.kernel.events import AuditEvent
-from rampart.kernel.ids import new_id
+from rampart.kernel.ids import is_id, new_id
 from rampart.kernel.secret import Secret
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
@@ -1084,7 +1084,12 @@ class MfaService:
     def _own_authenticator(
         self, session: Session, user_id: str, authenticator_id: str
     ) -> WebAuthnCredentialRow:
-        row = session.get(WebAuthnCredentialRow, authenticator_id[:36])
+        # Not an id: no row can have it (and a NUL byte must not reach PostgreSQL's driver).
+        row = (
+            session.get(WebAuthnCredentialRow, authenticator_id)
+            if is_id(authenticator_id)
+            else None
+        )
         # Someone else's authenticator is indistinguishable from a missing one.
         if row is None or row.user_id != user_id:
             raise FactorNotEnrolledError

@@ -17,22 +17,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.domain import Permission, Principal
 from rampart.identity.mfa.api import _commit_check, _first_backup_codes, require_step_up
 from rampart.identity.mfa.domain import SensitiveAction
+from rampart.identity.mfa.webauthn_json import RegistrationCredential
 from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.http.access import public
 from rampart.platform.http.deps import get_container
+from rampart.platform.http.inputs import Id, Multiline, Text
 from rampart.ratelimit.api import rate_limit
 
 router = APIRouter(tags=["staff"])
-
-Id = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
 
 Unlocker = Annotated[
     Principal, Depends(require_step_up(Permission.ADMIN_USERS, SensitiveAction.ACCOUNT_UNLOCK))
@@ -50,18 +50,18 @@ class _Body(BaseModel):
 
 
 class EnrolmentTokenBody(_Body):
-    token: str = Field(min_length=16, max_length=128)
+    token: Text = Field(min_length=16, max_length=128)
 
 
 class EnrolmentBody(EnrolmentTokenBody):
-    password: str = Field(min_length=1, max_length=4096)
-    challenge_id: str = Field(min_length=1, max_length=36)
-    credential: dict[str, Any]
-    name: str = Field(default="Security key", min_length=1, max_length=64)
+    password: Text = Field(min_length=1, max_length=4096)
+    challenge_id: Id
+    credential: RegistrationCredential
+    name: Text = Field(default="Security key", min_length=1, max_length=64)
 
 
 class ReasonBody(_Body):
-    reason: str = Field(min_length=5, max_length=500)
+    reason: Multiline = Field(min_length=5, max_length=500)
 
 
 # --- enrolment (public: the link's token is the credential) -----------------------------------
@@ -87,7 +87,8 @@ def enrolment_challenge(body: EnrolmentTokenBody, request: Request) -> dict[str,
 )
 def enrol(body: EnrolmentBody, request: Request) -> dict[str, Any]:
     container = get_container(request)
-    if len(orjson.dumps(body.credential)) > MAX_CREDENTIAL_JSON:
+    credential = body.credential.as_json()
+    if len(orjson.dumps(credential)) > MAX_CREDENTIAL_JSON:
         raise ValidationError("The authenticator response is too large.")
     identity = container.identity
     with container.db.read() as session:
@@ -95,7 +96,7 @@ def enrol(body: EnrolmentBody, request: Request) -> dict[str, Any]:
     password_hash = identity.hashing.hasher.hash(identity.policy.check(body.password, email))
     with container.uow() as uow:
         check = container.mfa.finish_webauthn_registration(
-            uow, user_id, body.challenge_id, body.credential, body.name
+            uow, user_id, body.challenge_id, credential, body.name
         )
         codes: list[str] = []
         if check.ok:
@@ -109,7 +110,7 @@ def enrol(body: EnrolmentBody, request: Request) -> dict[str, Any]:
 
 # --- staff actions -------------------------------------------------------------------------
 @router.post(
-    "/v1/admin/users/{user_id}/staff-enrolment",
+    "/v1/admin/users/{user_id:id}/staff-enrolment",
     status_code=201,
     summary="Admin: a new enrolment link for a staff account (a promoted user, a lost key)",
 )
@@ -125,7 +126,7 @@ def new_enrolment_link(user_id: Id, request: Request, principal: Enroller) -> di
 
 
 @router.post(
-    "/v1/admin/users/{user_id}/unlock",
+    "/v1/admin/users/{user_id:id}/unlock",
     status_code=204,
     summary="Admin: unlock an account an operator locked",
 )

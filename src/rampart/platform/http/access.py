@@ -63,7 +63,9 @@ def _route_entries(app: FastAPI) -> Iterator[tuple[str, str, Dependant | None]]:
             methods = "WEBSOCKET"
         else:
             continue
-        yield methods, str(context.path), getattr(context, "dependant", None)
+        # The path as clients write it: `{order_id}`, not the routing form `{order_id:id}`.
+        path = getattr(context, "path_format", None) or context.path
+        yield methods, str(path), getattr(context, "dependant", None)
 
 
 def route_table(app: FastAPI) -> list[tuple[str, str, list[str]]]:

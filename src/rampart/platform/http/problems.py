@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
@@ -25,6 +26,8 @@ from starlette.responses import Response
 from rampart.kernel import errors
 from rampart.kernel.context import current_context
 from rampart.platform.logging import get_logger
+
+log = get_logger("rampart.error")
 
 PROBLEM_TYPE_PREFIX = "urn:rampart:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -55,6 +58,20 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
     500: ("internal", "Internal error"),
     503: ("unavailable", "Temporarily unavailable"),
 }
+
+
+def problem_title(status: int) -> str:
+    """The title of the generic problem with `status`."""
+    return _HTTP_CODES.get(status, ("", "Problem"))[1]
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """For a route's `responses=`: the problem statuses only this route answers with.
+
+    The app's contract (`rampart.web.contract`) infers the common ones from what a route declares
+    (access, inputs, rate limits) and gives every problem its `application/problem+json` body.
+    """
+    return {status: {"description": problem_title(status)} for status in statuses}
 
 
 def problem_body(
@@ -209,6 +226,28 @@ def rampart_error_response(exc: errors.RampartError, path: str | None) -> Respon
     )
 
 
+#: What orjson says of a value no JSON text can hold: only input puts such values in our hands.
+_UNENCODABLE_JSON = ("surrogates not allowed", "exceeds 64-bit range")
+
+
+def is_input_data_error(exc: BaseException) -> bool:
+    """Whether `exc` is a driver's or serialiser's refusal of a value that came from input.
+
+    The backstop behind the typed request models: a NUL byte in a text value (PostgreSQL refuses
+    it), a lone surrogate (not UTF-8), an integer past 64 bits (orjson). These are the client's
+    data, not a fault of ours, so they answer 422, never 500.
+    """
+    if isinstance(exc, DataError):
+        return True
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        return is_input_data_error(exc.orig)
+    if isinstance(exc, UnicodeEncodeError):
+        return exc.reason == "surrogates not allowed"
+    if isinstance(exc, orjson.JSONEncodeError):
+        return any(reason in str(exc) for reason in _UNENCODABLE_JSON)
+    return False
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_rampart_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.RampartError)
@@ -247,6 +286,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         body = problem_body(exc.status_code, code, title, detail, request.url.path)
         return negotiated_problem(request, exc.status_code, body, dict(exc.headers or {}) or None)
 
+    async def on_data_error(request: Request, exc: Exception) -> Response:
+        if not is_input_data_error(exc):
+            raise exc
+        # The driver's message may quote SQL or the value: only its type is logged, and the
+        # answer names neither.
+        log.warning("input refused by the driver", path=request.url.path, error=type(exc).__name__)
+        return problem_response(
+            422,
+            "unprocessable-data",
+            "The request holds data that cannot be stored",
+            "A value holds characters or numbers outside what the service accepts.",
+            request.url.path,
+        )
+
     app.add_exception_handler(errors.RampartError, on_rampart_error)
+    for data_error in (StatementError, UnicodeEncodeError, orjson.JSONEncodeError):
+        app.add_exception_handler(data_error, on_data_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

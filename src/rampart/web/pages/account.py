@@ -40,6 +40,8 @@ from rampart.identity.sessions import KIND_BROWSER, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access, public
+from rampart.platform.http.inputs import Id
+from rampart.platform.http.inputs import Text as Line
 from rampart.ratelimit.api import rate_limit
 from rampart.web.pages.templating import check_public_form_csrf, render, set_cookie
 
@@ -49,8 +51,8 @@ Public = [Depends(public)]
 PENDING_COOKIE = "__Host-rampart_pending"
 DEVICE_COOKIE_DAYS = 400
 
-Text = Annotated[str, Form(max_length=4096)]
-Csrf = Annotated[str, Form(max_length=128)]
+Text = Annotated[Line, Form(max_length=4096)]
+Csrf = Annotated[Line, Form(max_length=128)]
 
 
 class SignInRequired(Exception):
@@ -340,26 +342,26 @@ async def security_page(request: Request, me: User) -> HTMLResponse:
     return await _security(request, me)
 
 
-@router.post("/security/sessions/{session_id}/revoke")
-async def revoke_session(session_id: str, request: Request, me: User) -> Response:
+@router.post("/security/sessions/{session_id:id}/revoke")
+async def revoke_session(session_id: Id, request: Request, me: User) -> Response:
     container = _container(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
         container,
         lambda uow: container.identity.sessions.revoke(
-            uow, user_id, session_id[:64], reason="revoked-by-user"
+            uow, user_id, session_id, reason="revoked-by-user"
         ),
     )
     return RedirectResponse("/security", status_code=303)
 
 
-@router.post("/security/devices/{device_id}/revoke")
-async def revoke_device(device_id: str, request: Request, me: User) -> Response:
+@router.post("/security/devices/{device_id:id}/revoke")
+async def revoke_device(device_id: Id, request: Request, me: User) -> Response:
     container = _container(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
         container,
-        lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id[:64]),
+        lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id),
     )
     return RedirectResponse("/security", status_code=303)
 

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from rampart.kernel.errors import NotFoundError
 from rampart.notifications.mailbox import Mailbox
 from rampart.platform.http.access import public
+from rampart.platform.http.inputs import Id
 from rampart.web.pages.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(public)])
@@ -33,8 +34,8 @@ async def mailbox(request: Request) -> HTMLResponse:
     return render(request, "mailbox.html", {"messages": messages, "directory": str(box.directory)})
 
 
-@router.get("/dev/mailbox/{message_id}", response_class=HTMLResponse)
-async def mailbox_message(message_id: str, request: Request) -> HTMLResponse:
+@router.get("/dev/mailbox/{message_id:id}", response_class=HTMLResponse)
+async def mailbox_message(message_id: Id, request: Request) -> HTMLResponse:
     message = await run_in_threadpool(_mailbox(request).get, message_id)
     if message is None:
         raise NotFoundError("No such message.")

@@ -25,9 +25,10 @@ from rampart.access.api import authenticate, carried_decisions, requires
 from rampart.access.domain import Permission, Principal
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import RampartError, UnauthorizedError
-from rampart.kernel.ids import new_id
+from rampart.kernel.ids import is_id, new_id
 from rampart.kernel.money import MoneyError, to_decimal
 from rampart.platform.http.access import public
+from rampart.platform.http.inputs import Id, Text
 from rampart.platform.http.problems import status_for
 from rampart.ratelimit.api import rate_limit
 from rampart.risk.overview import account_risk
@@ -48,7 +49,7 @@ view_market = requires(Permission.MARKET_DATA)
 place = requires(Permission.ORDER_PLACE, carried=True)
 cancel = requires(Permission.ORDER_CANCEL, carried=True)
 
-Field = Annotated[str, Form(max_length=64)]
+Field = Annotated[Text, Form(max_length=64)]
 
 
 def _orders(request: Request) -> OrderService:
@@ -166,9 +167,9 @@ async def _market(
             risk = account_risk(container.risk_gate, session, user_id)
         fills = orders.fills(user_id, limit=RECENT_FILLS_SHOWN).items
         shown = None
-        if order_id:
+        if order_id and is_id(order_id):
             try:
-                shown = orders.get(user_id, order_id[:36])
+                shown = orders.get(user_id, order_id)
             except RampartError:
                 shown = None  # not this user's order (or no such order): show nothing
         return instruments, summary, shown, fills
@@ -265,9 +266,9 @@ async def place_order(
     return RedirectResponse(f"/market?order={result.order['id']}", status_code=303)
 
 
-@router.post("/market/orders/{order_id}/cancel")
+@router.post("/market/orders/{order_id:id}/cancel")
 async def cancel_order(
-    order_id: str, request: Request, principal: Principal = Depends(cancel)
+    order_id: Id, request: Request, principal: Principal = Depends(cancel)
 ) -> Response:
     """Cancel one of the user's own open orders (another user's order is 'not found')."""
     try:
@@ -276,7 +277,7 @@ async def cancel_order(
         view = await _orders(request).cancel(
             principal.user_id,
             principal.actor,
-            order_id[:36],
+            order_id,
             context=current_context(),
             carried=carried_decisions(request),
         )
