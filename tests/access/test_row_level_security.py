@@ -276,3 +276,22 @@ def test_the_service_role_owns_nothing_and_bypasses_nothing(scratch: Scratch) ->
         ).scalar_one()
     assert tuple(flags) == (False, False, False, False)
     assert owned == 0
+
+
+def test_batch_inserts_work_under_row_level_security(scratch: Scratch) -> None:
+    """PostgreSQL refuses `COPY FROM` where row-level security binds: the order engine's batch
+    writes take the INSERT path for the service's role, and are checked like any insert."""
+    from rampart.platform.bulk import executemany
+
+    entry = next(e for e in USER_OWNED_TABLES if e.table == "trading_order")
+    table = sa.Table(entry.table, sa.MetaData(), autoload_with=scratch.owner)
+    inspector = inspect(scratch.owner)
+    mine = _row(inspector, entry, ALICE, tag="-batch")
+    with _as_alice(scratch) as session:
+        conn = session.connection()
+        executemany(conn, table, tuple(mine), [mine])
+        stored = conn.execute(text("SELECT count(*) FROM trading_order")).scalar_one()
+        assert stored == 2
+    theirs = _row(inspector, entry, BOB, tag="-batch")
+    with _as_alice(scratch) as session, pytest.raises(DBAPIError, match="row-level security"):
+        executemany(session.connection(), table, tuple(theirs), [theirs])
