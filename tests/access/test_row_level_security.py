@@ -295,3 +295,56 @@ def test_batch_inserts_work_under_row_level_security(scratch: Scratch) -> None:
     theirs = _row(inspector, entry, BOB, tag="-batch")
     with _as_alice(scratch) as session, pytest.raises(DBAPIError, match="row-level security"):
         executemany(session.connection(), table, tuple(theirs), [theirs])
+
+
+def test_grant_app_role_prints_the_statements_and_refuses_an_odd_role_name() -> None:
+    from typer.testing import CliRunner
+
+    from rampart.cli import app
+
+    runner = CliRunner()
+    printed = runner.invoke(app, ["db", "grant-app-role", "rampart_app"])
+    assert printed.exit_code == 0, printed.output
+    lines = printed.output.splitlines()
+    assert lines == [f"{statement};" for statement in app_role_grants("rampart_app")]
+    assert any("REVOKE UPDATE, DELETE ON" in line and "audit_entry" in line for line in lines)
+    # A name is spliced into SQL as an identifier: anything but a plain name is refused.
+    odd = runner.invoke(app, ["db", "grant-app-role", 'x"; DROP TABLE apikey; --'])
+    assert odd.exit_code == 2
+    assert "DROP TABLE" not in odd.stdout
+
+
+def test_grant_app_role_applied_makes_a_role_the_production_preflight_accepts(
+    scratch: Scratch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from rampart.cli import app
+    from rampart.platform.preflight import _database_problems
+
+    role = f"rampart_cli_{uuid.uuid4().hex[:8]}"
+    owner_url = scratch.owner.url.render_as_string(hide_password=False)
+    with scratch.owner.begin() as conn:
+        # What an administrator makes: a role that may log in, and no more.
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    try:
+        applied = CliRunner().invoke(
+            app,
+            ["db", "grant-app-role", role, "--apply"],
+            env={"RAMPART_DATABASE_URL": owner_url, "RAMPART_PROFILE": "dev"},
+        )
+        assert applied.exit_code == 0, applied.output
+        as_role = make_url(owner_url).set(username=role).render_as_string(hide_password=False)
+        assert _database_problems(as_role) == []
+        engine = create_engine(as_role)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM apikey")).scalar_one() == 0
+                with pytest.raises(DBAPIError, match="permission denied"):
+                    conn.execute(text("DELETE FROM audit_entry"))
+        finally:
+            engine.dispose()
+    finally:
+        with scratch.owner.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))

@@ -5,7 +5,9 @@ owns nothing (so row-level security binds it, see `rampart.access.rls`) and hold
 grants: read and write the ordinary tables, append to the audit log and never change or remove
 an entry, read the schema version, and no DDL (it owns no table and gets no CREATE on the
 schema). `rampart db grant-app-role ROLE` prints the statements (`--apply` runs them as the
-owner); run it again after a migration that adds tables.
+owner); run it again after a migration that adds tables. The role's attributes are the
+administrator's (`CREATE ROLE ... LOGIN NOSUPERUSER NOBYPASSRLS`; changing them needs a
+superuser); the production pre-flight refuses to serve as a role with the wrong ones.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ def app_role_grants(role: str, schema: str = "public") -> list[str]:
     append_only = ", ".join(f'"{schema}"."{t}"' for t in APPEND_ONLY_TABLES)
     read_only = ", ".join(f'"{schema}"."{t}"' for t in READ_ONLY_TABLES)
     return [
-        f"ALTER ROLE {quoted} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
         # No CREATE on the schema: the role can make no table, view or function.
         f'REVOKE CREATE ON SCHEMA "{schema}" FROM {quoted}',
         f'REVOKE CREATE ON SCHEMA "{schema}" FROM PUBLIC',
