@@ -348,3 +348,39 @@ def test_grant_app_role_applied_makes_a_role_the_production_preflight_accepts(
         with scratch.owner.begin() as conn:
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
+
+
+def test_a_users_order_reads_run_in_a_transaction_narrowed_to_them(container: Any) -> None:
+    """The trading reads (orders, fills, account, positions) narrow their own transaction, so on
+    PostgreSQL the policy stands behind each query's owner filter."""
+    if not container.db.is_postgres:
+        pytest.skip("row-level security is a PostgreSQL feature; SQLite relies on the services")
+    from sqlalchemy import event
+
+    alice = "01a251a5-0000-7000-8000-00000000a11c"
+    executed: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        executed.append((statement, params))
+
+    event.listen(container.db.engine, "before_cursor_execute", record)
+    try:
+        reads = {
+            "trading_order": lambda: container.orders.list_orders(alice),
+            "trading_fill": lambda: container.orders.fills(alice),
+            "ledger_position": lambda: container.orders.positions(alice),
+        }
+        for table, read in reads.items():
+            executed.clear()
+            read()
+            narrowed = [
+                i
+                for i, (sql, params) in enumerate(executed)
+                if "set_config" in sql and alice in str(params)
+            ]
+            queried = [i for i, (sql, _) in enumerate(executed) if f"FROM {table}" in sql]
+            assert queried, (table, executed)
+            assert narrowed, (table, executed)
+            assert narrowed[0] < queried[0]
+    finally:
+        event.remove(container.db.engine, "before_cursor_execute", record)
