@@ -85,7 +85,7 @@ USER_OWNED_TABLES: tuple[OwnedTable, ...] = (
     OwnedTable("vault_shredded_user"),
 )
 
-#: Tables without a user column that still look user-related, and why they carry no policy.
+#: Tables deliberately left without an owner policy (with a user column or not), and why.
 NOT_USER_OWNED: dict[str, str] = {
     "ledger_journal_entry": "one entry spans several users' and the house's accounts; each "
     "user's side of it is a ledger_posting, which is owned",
