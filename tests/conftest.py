@@ -7,6 +7,7 @@ fully migrated database.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
@@ -24,6 +25,29 @@ from tests.support.services import PG_ADMIN_URL, REDIS_URL, require
 
 BACKENDS = ["sqlite", "postgresql"]
 
+#: `RAMPART_TEST_PG_AS_APP_ROLE=1`: the PostgreSQL variants serve as a role holding only the
+#: service's grants (`rampart db grant-app-role`), so row-level security binds them as in
+#: production; the schema is still migrated and emptied by the superuser. Tests that do admin
+#: work through the application's URL (creating roles) need the default, the superuser.
+AS_APP_ROLE = os.environ.get("RAMPART_TEST_PG_AS_APP_ROLE", "") in ("1", "true", "yes")
+
+
+def _app_role_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    from rampart.access.grants import app_role_grants
+
+    role = f"rampart_app_{make_url(url).database}"[:63]
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+            for statement in app_role_grants(role):
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+    return make_url(url).set(username=role).render_as_string(hide_password=False)
+
 
 # --- PostgreSQL: one migrated database per test session, emptied before each test ----------
 @pytest.fixture(scope="session")
@@ -40,7 +64,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "rampart_app_{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_app_url(postgres_url: str) -> str:
+    return _app_role_url(postgres_url) if AS_APP_ROLE else postgres_url
 
 
 def _empty_postgres(url: str) -> None:
@@ -77,7 +107,7 @@ def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path
     if db_backend == "postgresql":
         url = str(request.getfixturevalue("postgres_url"))
         _empty_postgres(url)
-        return url
+        return str(request.getfixturevalue("postgres_app_url"))
     template: Path = request.getfixturevalue("sqlite_template")
     target = tmp_path / "rampart.db"
     shutil.copyfile(template, target)

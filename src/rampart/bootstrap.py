@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rampart.access.recorder import AuditLogAccessRecorder
+from rampart.access.rls import system_by_default
 from rampart.access.service import AccessService
 from rampart.apikeys.auth import SignatureAuthenticator
 from rampart.apikeys.changes import FileKeyChanges, RedisKeyChanges
@@ -287,6 +288,8 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
     settings = settings or load_settings()
     clock = clock or SystemClock()
     db = Database(settings.effective_database_url)
+    # Row-level security: transactions see all rows until a service narrows one to its user.
+    system_by_default(db.engine)
     container = Container(
         settings=settings,
         clock=clock,

@@ -116,6 +116,42 @@ def db_upgrade() -> None:
     console.print("database schema is up to date")
 
 
+@db_app.command("grant-app-role")
+def db_grant_app_role(
+    role: str = typer.Argument(..., help="The service's database role (owns nothing)."),
+    apply: bool = typer.Option(
+        False, "--apply", help="Run the statements as the configured (owner) database user."
+    ),
+) -> None:
+    """Print (or apply) the least-privilege grants of the service's PostgreSQL role."""
+    from sqlalchemy import text
+
+    from rampart.access.grants import InvalidRoleNameError, app_role_grants
+    from rampart.platform.db import single_connection_engine
+
+    try:
+        statements = app_role_grants(role)
+    except InvalidRoleNameError as exc:
+        console.print(f"[bold red]Error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    if not apply:
+        for statement in statements:
+            typer.echo(f"{statement};")
+        return
+    settings = _settings()
+    engine = single_connection_engine(settings.effective_database_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            console.print("[bold red]Error:[/] database roles are a PostgreSQL feature")
+            raise typer.Exit(2)
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+    console.print(f"granted the service's privileges to {role}", markup=False)
+
+
 def _migration_attributes(settings: Any) -> dict[str, Any]:
     from rampart.vault.setup import migration_attributes
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from rampart.access.domain import Role
 from rampart.bootstrap import Container
@@ -138,7 +138,11 @@ def test_row_level_security_is_a_second_wall(container: Container) -> None:
     alice, bob = new_user(container), new_user(container)
     _make_apikey(container, alice)
     _make_apikey(container, bob)
-    with container.db.engine.connect() as conn:
+    # A connection of its own: the service's connections start as system work (all rows) until
+    # a service narrows the transaction (rampart.access.rls.system_by_default); any other client
+    # of the role starts with neither setting, which is what is checked first below.
+    engine = create_engine(container.db.url)
+    with engine.connect() as conn:
         # The tests connect as a superuser, whom RLS never binds: act as an application role.
         conn.execute(
             text(
@@ -171,6 +175,7 @@ def test_row_level_security_is_a_second_wall(container: Container) -> None:
             ).rowcount
             tx.rollback()
         assert changed == 0
+    engine.dispose()
 
 
 def test_the_app_refuses_to_start_with_an_undeclared_route(

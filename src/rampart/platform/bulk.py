@@ -5,7 +5,9 @@ and positions in one transaction. Through SQLAlchemy's Core `execute(stmt, [dict
 pays for parameter processing and bookkeeping that, in the engine thread, cost more than the
 database did; here the statement is built once per dialect and each value is converted by its
 column type's own bind processor (`Amount`, `UTCDateTime`, JSON), so the rows stored are the
-ones SQLAlchemy would have sent. On PostgreSQL, inserts go by `COPY` (`_pg_copy`).
+ones SQLAlchemy would have sent. On PostgreSQL, inserts go by `COPY` (`_pg_copy`), except into a
+table whose row-level security binds the connection's role (PostgreSQL refuses `COPY FROM` there:
+the service's role in production, see `rampart.access.rls`), which get the executemany.
 """
 
 from __future__ import annotations
@@ -92,10 +94,26 @@ def executemany(
             else:
                 values[i] = proc(value)
         params.append(tuple(values))
-    if not keys and conn.dialect.name == "postgresql":
+    if not keys and conn.dialect.name == "postgresql" and not _row_security_binds(conn, table):
         _pg_copy(conn, table, names, params)
     else:
         conn.exec_driver_sql(sql, params)
+
+
+def _row_security_binds(conn: Connection, table: Table) -> bool:
+    """Whether row-level security applies to this connection's role on `table`: asked once per
+    pooled connection and table (a role's attributes and a table's policies change only with a
+    migration, after which the service restarts)."""
+    known: dict[str, bool] = conn.connection.info.setdefault("rampart_row_security", {})
+    found = known.get(table.name)
+    if found is None:
+        found = known[table.name] = bool(
+            conn.exec_driver_sql(
+                "SELECT row_security_active(%s::regclass)",
+                (conn.dialect.identifier_preparer.quote(table.name),),
+            ).scalar_one()
+        )
+    return found
 
 
 def _pg_copy(

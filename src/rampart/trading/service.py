@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from rampart.access.rls import scope_to_user
 from rampart.kernel.context import RequestContext
 from rampart.ledger.domain import ZERO, Position
 from rampart.ledger.service import LedgerService
@@ -283,6 +284,8 @@ class OrderService:
     # --- reads -------------------------------------------------------------------------------
     def get(self, user_id: str, order_id: str) -> dict[str, Any]:
         with self._db.read() as session:
+            # Row-level security on PostgreSQL: a second wall behind the owner filter.
+            scope_to_user(session, user_id)
             row = session.scalar(
                 select(OrderRow).where(OrderRow.id == order_id, OrderRow.user_id == user_id)
             )
@@ -313,6 +316,7 @@ class OrderService:
         if symbol:
             stmt = stmt.where(ORDERS.c.symbol == symbol)
         with self._db.read() as session:
+            scope_to_user(session, user_id)
             rows = (
                 session.connection()
                 .execute(stmt.order_by(ORDERS.c.id.desc()).limit(limit + 1))
@@ -327,6 +331,7 @@ class OrderService:
         if before:
             stmt = stmt.where(FillRow.id < before)
         with self._db.read() as session:
+            scope_to_user(session, user_id)
             rows = list(session.scalars(stmt.order_by(FillRow.id.desc()).limit(limit + 1)))
         items = [
             {
@@ -346,6 +351,7 @@ class OrderService:
 
     def account(self, user_id: str) -> dict[str, Any]:
         with self._db.read() as session:
+            scope_to_user(session, user_id)
             cash = self._ledger.account(session, user_id)
             held = self._ledger.positions(session, user_id)
             positions = self._positions(session, user_id, held)
@@ -364,6 +370,7 @@ class OrderService:
 
     def positions(self, user_id: str) -> list[dict[str, Any]]:
         with self._db.read() as session:
+            scope_to_user(session, user_id)
             return self._positions(session, user_id)
 
     def _positions(
