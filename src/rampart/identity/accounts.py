@@ -89,6 +89,9 @@ class AccountService:
         #: Called inside the transaction whenever an account's status changes (locked, unlocked,
         #: closed), so that other domains drop what they cached about the owner (API keys).
         self.status_listeners: list[Callable[[UnitOfWork, str], None]] = []
+        #: Called inside the transaction of a password reset by email link, after the password
+        #: changed: MFA puts an account whose only second factor is that mailbox on hold.
+        self.reset_listeners: list[Callable[[UnitOfWork, str], object]] = []
 
     def _status_changed(self, uow: UnitOfWork, user_id: str) -> None:
         for listener in self.status_listeners:
@@ -449,6 +452,8 @@ class AccountService:
             self._throttle.clear_account(uow, self._email_key(email))
         self._send(uow, email, notices.password_changed("reset"))
         uow.audit(AuditEvent(action="identity.password.reset", subject=f"user:{user.id}"))
+        for listener in self.reset_listeners:
+            listener(uow, user.id)
         return user.id
 
     def change_password(

@@ -77,6 +77,7 @@ from rampart.identity.mfa.domain import (
     totp_step,
     valid_purpose,
 )
+from rampart.identity.mfa.recovery import cooling_ends, hold_after_email_reset
 from rampart.identity.mfa.webauthn_rp import RelyingParty
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import RampartError, ValidationError
@@ -236,15 +237,16 @@ def _unb64(text: str) -> bytes:
 
 
 def is_in_cooling_period(session: Session, user_id: str, now: datetime) -> bool:
-    """True while a support-assisted factor reset of the user is less than 24 hours old.
+    """True during the 24 hours after a support-assisted factor reset of the user, or after a
+    password reset by email when that mailbox was its only second factor
+    (`rampart.identity.mfa.recovery`).
 
-    Withdrawals and new API keys must be refused meanwhile (`MfaService.require_step_up` does it
-    for the actions in `COOLING_BLOCKED`; other domains may call this directly).
+    Withdrawals, new API keys and new orders are refused meanwhile (`MfaService.require_step_up`
+    for the actions in `COOLING_BLOCKED`, the risk gate for orders; other domains may call this
+    directly).
     """
-    latest = session.scalar(
-        select(func.max(FactorResetRow.cooling_until)).where(FactorResetRow.user_id == user_id)
-    )
-    return latest is not None and now < utc(latest)
+    ends = cooling_ends(session, user_id)
+    return ends is not None and now < ends
 
 
 class MfaService:
@@ -269,6 +271,9 @@ class MfaService:
         #: Called with (uow, user_id) in the transaction of a support-assisted factor reset
         #: (identity ends a staff member's sessions there: they carry a key proof now void).
         self.reset_listeners: list[Callable[[UnitOfWork, str], object]] = []
+        #: Called with (uow, user_id) whenever a recovery hold starts (a factor reset or an
+        #: email-only password reset): the risk gate drops its cached view of the trader.
+        self.hold_listeners: list[Callable[[UnitOfWork, str], object]] = []
 
     # ==== reads ==================================================================================
     def summary(self, session: Session, user_id: str) -> FactorSummary:
@@ -362,8 +367,9 @@ class MfaService:
             return
         if action in COOLING_BLOCKED and is_in_cooling_period(session, principal.user_id, now):
             raise CoolingPeriodError(
-                "Your second factors were reset less than 24 hours ago; this is blocked until "
-                "the cooling period ends."
+                "Your account was recovered (second factors reset, or the password reset by "
+                "email alone) less than 24 hours ago; this is blocked until the cooling period "
+                "ends."
             )
         # An API key acts without a person present: it can never step up.
         if principal.method == "apikey":
@@ -377,6 +383,24 @@ class MfaService:
             mfa_required=self._settings.required_for_trading and action in MFA_MANDATORY,
             mfa_enrolled=self.has_mfa(session, principal.user_id),
         )
+
+    def in_cooling_period(self, session: Session, user_id: str) -> bool:
+        """Whether the user is in a recovery cooling period now (the risk gate refuses orders)."""
+        return is_in_cooling_period(session, user_id, self._clock.now())
+
+    def after_password_reset(self, uow: UnitOfWork, user_id: str) -> None:
+        """Identity calls this in the transaction of a password reset by email: when that
+        mailbox was the account's only second factor, the account goes on a 24-hour hold and
+        its owner is told (`rampart.identity.mfa.recovery`)."""
+        ends = hold_after_email_reset(
+            uow, user_id, self.summary(uow.session, user_id), self._clock.now()
+        )
+        if ends is not None:
+            self._notifier.security_notice(
+                uow, user_id, "mfa.recovery_hold", {"cooling_until": ends.isoformat()}
+            )
+            for listener in self.hold_listeners:
+                listener(uow, user_id)
 
     def require_mfa_enrolled(self, session: Session, principal: Principal) -> None:
         """Trading, withdrawals and API keys need a second factor set up (when configured)."""
@@ -1160,7 +1184,7 @@ class MfaService:
         self._notifier.security_notice(
             uow, user_id, "mfa.reset", {"cooling_until": row.cooling_until.isoformat()}
         )
-        for listener in self.reset_listeners:
+        for listener in [*self.reset_listeners, *self.hold_listeners]:
             listener(uow, user_id)
         return ResetRecord(
             id=row.id, user_id=user_id, created_at=now, cooling_until=row.cooling_until
