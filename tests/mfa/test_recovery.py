@@ -10,6 +10,7 @@ import pytest
 from rampart.access.domain import Principal
 from rampart.bootstrap import Container
 from rampart.identity.mfa.domain import CoolingPeriodError, SensitiveAction
+from rampart.identity.mfa.recovery import FactorResetFourEyesError, ResetRequestNotFoundError
 from rampart.identity.mfa.service import is_in_cooling_period
 from rampart.kernel.clock import FrozenClock
 from rampart.risk.adapters import IdentityTraderProfiles
@@ -75,3 +76,58 @@ def test_an_account_with_an_authenticator_app_is_not_held_after_a_reset(
 
 def support(user_id: str) -> Principal:
     return Principal(actor=f"user:{user_id}", user_id=user_id, roles=frozenset({"SUPPORT"}))
+
+
+def test_a_factor_reset_needs_a_second_operator_and_its_cooling_period_blocks_orders(
+    container: Container, clock: FrozenClock
+) -> None:
+    user = make_user(container, "lost@example.com")
+    enrol_totp(container, user)
+    first, second = support("support-a"), support("support-b")
+    with container.uow() as uow:
+        pending = container.mfa.request_support_reset(
+            uow,
+            first,
+            user,
+            verification_method="id-document",
+            verification_reference="CASE-9",
+            reason="Lost the phone with the app",
+        )
+        uow.commit()
+    with container.db.read() as session:
+        # Asking removes nothing and holds nothing.
+        assert container.mfa.has_mfa(session, user)
+        assert not is_in_cooling_period(session, user, clock.now())
+    with container.uow() as uow, pytest.raises(FactorResetFourEyesError):
+        container.mfa.approve_support_reset(uow, first, pending.id)
+    with container.uow() as uow:
+        container.mfa.approve_support_reset(uow, second, pending.id)
+        uow.commit()
+    with container.uow() as uow, pytest.raises(ResetRequestNotFoundError):
+        container.mfa.approve_support_reset(uow, support("support-c"), pending.id)
+    with container.db.read() as session:
+        assert not container.mfa.has_mfa(session, user)
+        found = IdentityTraderProfiles(container.identity.accounts, container.mfa).trader_profile(
+            session, user
+        )
+        assert found is not None
+        assert found.recovery_hold
+
+
+def test_an_unapproved_reset_request_lapses_after_a_day(
+    container: Container, clock: FrozenClock
+) -> None:
+    user = make_user(container, "slow@example.com")
+    with container.uow() as uow:
+        pending = container.mfa.request_support_reset(
+            uow,
+            support("support-a"),
+            user,
+            verification_method="video-call",
+            verification_reference="CASE-10",
+            reason="Lost everything",
+        )
+        uow.commit()
+    clock.advance(timedelta(hours=24, seconds=1))
+    with container.uow() as uow, pytest.raises(ResetRequestNotFoundError):
+        container.mfa.approve_support_reset(uow, support("support-b"), pending.id)

@@ -24,10 +24,8 @@ from rampart.access.domain import (
     MfaEnrolmentRequiredError,
     PermissionDeniedError,
     Principal,
-    Role,
     check_staff_step_up,
     check_step_up,
-    ensure_staff_verified,
 )
 from rampart.config import MfaSettings
 from rampart.identity.mfa import webauthn_rp as rp_mod
@@ -57,7 +55,6 @@ from rampart.identity.mfa.domain import (
     FactorNotEnrolledError,
     FactorSummary,
     InvalidFactorError,
-    ResetVerificationError,
     SensitiveAction,
     TooManyAuthenticatorsError,
     clean_authenticator_name,
@@ -77,7 +74,13 @@ from rampart.identity.mfa.domain import (
     totp_step,
     valid_purpose,
 )
-from rampart.identity.mfa.recovery import cooling_ends, hold_after_email_reset
+from rampart.identity.mfa.recovery import (
+    ResetRequest,
+    cooling_ends,
+    hold_after_email_reset,
+    open_reset_request,
+    take_reset_request,
+)
 from rampart.identity.mfa.webauthn_rp import RelyingParty
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import RampartError, ValidationError
@@ -92,10 +95,6 @@ log = get_logger(__name__)
 
 #: WebAuthn challenges live a little longer than the browser prompt (120 s).
 WEBAUTHN_CHALLENGE_TTL_SECONDS = 180
-#: Verification methods support may record for a reset; each names evidence kept elsewhere.
-RESET_VERIFICATION_METHODS = frozenset(
-    {"id-document", "video-call", "in-person", "signed-letter", "bank-transfer-challenge"}
-)
 
 
 # --- ports -----------------------------------------------------------------------------------
@@ -1115,7 +1114,7 @@ class MfaService:
         return row
 
     # ==== recovery ===============================================================================
-    def support_reset(
+    def request_support_reset(
         self,
         uow: UnitOfWork,
         operator: Principal,
@@ -1124,26 +1123,49 @@ class MfaService:
         verification_method: str,
         verification_reference: str,
         reason: str,
+    ) -> ResetRequest:
+        """First of four eyes: support asks to remove every factor of a user who lost them,
+        recording how their identity was re-verified. Nothing changes until a different staff
+        member approves (`approve_support_reset`)."""
+        return open_reset_request(
+            uow,
+            operator,
+            user_id,
+            self._clock.now(),
+            verification_method=verification_method,
+            verification_reference=verification_reference,
+            reason=reason,
+        )
+
+    def approve_support_reset(
+        self, uow: UnitOfWork, operator: Principal, request_id: str
     ) -> ResetRecord:
-        """Remove every second factor of a user who lost them, after support re-verified who
-        they are. Starts a 24-hour cooling period for withdrawals and new API keys."""
-        if not ({Role.SUPPORT.value, Role.ADMIN.value} & set(operator.roles)):
-            raise PermissionDeniedError("Only support or an administrator can reset factors.")
-        # A check on roles, not permissions: the staff role counts only after a WebAuthn sign-in.
-        ensure_staff_verified(operator)
-        if operator.user_id == user_id:
-            raise PermissionDeniedError("Nobody resets their own factors.")
-        method = verification_method.strip().lower()
-        reference = verification_reference.strip()
-        if method not in RESET_VERIFICATION_METHODS or not (3 <= len(reference) <= 200):
-            raise ResetVerificationError(
-                "Give how identity was re-verified (one of: "
-                + ", ".join(sorted(RESET_VERIFICATION_METHODS))
-                + ") and the case reference of the evidence."
-            )
-        reason = reason.strip()
-        if not (5 <= len(reason) <= 1000):
-            raise ValidationError("Say why, in 5 to 1000 characters.")
+        """Second of four eyes: remove every second factor of the request's user. Starts a
+        24-hour cooling period for orders, withdrawals and new API keys."""
+        request = take_reset_request(uow, operator, request_id, self._clock.now())
+        return self._remove_every_factor(
+            uow,
+            request.user_id,
+            performed_by=operator.actor,
+            requested_by=request.requested_by,
+            request_id=request.id,
+            method=request.verification_method,
+            reference=request.verification_reference,
+            reason=request.reason,
+        )
+
+    def _remove_every_factor(
+        self,
+        uow: UnitOfWork,
+        user_id: str,
+        *,
+        performed_by: str,
+        requested_by: str,
+        request_id: str,
+        method: str,
+        reference: str,
+        reason: str,
+    ) -> ResetRecord:
         session = uow.session
         before = self.summary(session, user_id)
         for table in (TotpRow, WebAuthnCredentialRow, OtpChannelRow, BackupCodeRow):
@@ -1158,7 +1180,7 @@ class MfaService:
         row = FactorResetRow(
             id=new_id(),
             user_id=user_id,
-            performed_by=operator.actor,
+            performed_by=performed_by,
             verification_method=method,
             verification_reference=reference,
             reason=reason,
@@ -1173,6 +1195,9 @@ class MfaService:
                 subject=f"user:{user_id}",
                 details={
                     "reset_id": row.id,
+                    "request_id": request_id,
+                    "requested_by": requested_by,
+                    "approved_by": performed_by,
                     "verification_method": method,
                     "verification_reference": reference,
                     "reason": reason,
