@@ -29,6 +29,7 @@ from rampart.access.domain import (
 )
 from rampart.config import MfaSettings
 from rampart.identity.mfa import webauthn_rp as rp_mod
+from rampart.identity.mfa.backup_codes import code_digest_matches, seal_code_digest
 from rampart.identity.mfa.db import (
     BackupCodeRow,
     ChallengeRow,
@@ -574,7 +575,9 @@ class MfaService:
                 BackupCodeRow(
                     id=new_id(),
                     user_id=user_id,
-                    code_digest=self._code_digest(session, "backup", user_id, normal),
+                    code_digest=seal_code_digest(
+                        self._code_digest(session, "backup", user_id, normal)
+                    ),
                     created_at=now,
                 )
             )
@@ -607,8 +610,9 @@ class MfaService:
         ).all()
         match: BackupCodeRow | None = None
         for row in rows:
-            # Every unused code is compared, in constant time, whether or not one matched.
-            if hmac.compare_digest(row.code_digest.encode(), digest.encode()) and match is None:
+            # Every unused code is checked, whether or not an earlier one matched: the time
+            # taken says nothing about which code, or whether any, matched.
+            if code_digest_matches(row.code_digest, digest) and match is None:
                 match = row
         if match is None:
             raise InvalidFactorError

@@ -1,4 +1,5 @@
-"""identity_mfa: recovery holds (email-only resets), four-eyes factor-reset requests
+"""identity_mfa: recovery holds (email-only resets), four-eyes factor-reset requests, backup
+codes in argon2id (each stored keyed hash wrapped in place: existing codes keep working)
 
 Revision ID: identity_mfa_0002
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from rampart.identity.mfa.backup_codes import wrap_legacy_digests
 from rampart.platform.base import UTCDateTime
 
 revision = "identity_mfa_0002"
@@ -41,9 +43,12 @@ def upgrade() -> None:
         sa.Column("decided_at", UTCDateTime(), nullable=True),
     )
     op.create_index("ix_mfa_reset_request_user_id", "mfa_reset_request", ["user_id"])
+    wrap_legacy_digests(op.get_bind())
 
 
 def downgrade() -> None:
+    # The wrapped backup-code hashes cannot be unwrapped (that is the point): a downgrade keeps
+    # them, and users regenerate their codes.
     op.drop_index("ix_mfa_reset_request_user_id", table_name="mfa_reset_request")
     op.drop_table("mfa_reset_request")
     op.drop_index("ix_mfa_recovery_hold_user_id", table_name="mfa_recovery_hold")
