@@ -120,6 +120,9 @@ class IdentitySettings(Section):
     #: The common-password blocklist; defaults to the list shipped in the package
     #: (`rampart/identity/data/common-passwords.txt`). The service refuses to start without it.
     password_blocklist_path: Path | None = None
+    #: Words refused inside any password (case-insensitive), besides the parts of the user's own
+    #: email address: the product's name, which people reach for first (SP 800-63B 5.1.1.2).
+    password_context_words: list[str] = Field(default_factory=lambda: ["rampart"], max_length=50)
 
 
 class NotificationSettings(Section):
