@@ -87,6 +87,19 @@ class PendingLoginError(UnauthorizedError):
     title = "The sign-in has expired; start again"
 
 
+class PasswordChangeRequiredError(ForbiddenError):
+    """The password was set by an operator: replace it first (`POST
+    /v1/auth/password/change-required`, or the sign-in page's form), then sign in."""
+
+    code = "password-change-required"
+    title = "Choose a new password before signing in"
+
+
+class PasswordChangeNotRequiredError(ForbiddenError):
+    code = "password-change-not-required"
+    title = "This account changes its password from its security settings"
+
+
 class AccountUnavailableError(ForbiddenError):
     code = "account-unavailable"
     title = "This account cannot do that"

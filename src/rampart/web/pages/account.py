@@ -31,6 +31,8 @@ from rampart.identity.domain import (
     InvalidEmailError,
     InvalidLinkError,
     LoginThrottledError,
+    PasswordChangeNotRequiredError,
+    PasswordChangeRequiredError,
     WeakPasswordError,
     new_token,
     normalise_email,
@@ -212,6 +214,8 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
         outcome = await flows.login_with_password(container, email, password, KIND_BROWSER, client)
     except InvalidCredentialsError as exc:
         return render(request, "login.html", {"email": email, "errors": [exc.title]}, status=401)
+    except PasswordChangeRequiredError as exc:
+        return _password_change_page(request, email, [exc.detail], status=403)
     except LoginThrottledError as exc:
         refused = render(
             request,
@@ -239,6 +243,56 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
     if new_device_cookie:
         set_cookie(response, DEVICE_COOKIE, new_device_cookie, max_age=DEVICE_COOKIE_DAYS * 86_400)
     return response
+
+
+def _password_change_page(
+    request: Request, email: str, errors: list[str], *, status: int
+) -> HTMLResponse:
+    return render(
+        request,
+        "password_change_required.html",
+        {"email": email, "errors": errors, **_policy_context(request)},
+        status=status,
+    )
+
+
+@router.post(
+    "/login/password-change",
+    response_class=HTMLResponse,
+    dependencies=[*Public, Depends(rate_limit("ip.login"))],
+)
+async def replace_operator_password(
+    request: Request,
+    email: Text,
+    current_password: Text,
+    new_password: Text,
+    csrf_token: Csrf = "",
+) -> HTMLResponse:
+    """An operator-set password is replaced by the owner's own before any sign-in."""
+    check_public_form_csrf(request, csrf_token)
+    try:
+        await flows.replace_operator_password(
+            _container(request), email, current_password, new_password, current_context().client_ip
+        )
+    except WeakPasswordError as exc:
+        problems = exc.extra.get("problems") or [exc.detail]
+        return _password_change_page(request, email, problems, status=422)
+    except (InvalidCredentialsError, PasswordChangeNotRequiredError) as exc:
+        return _password_change_page(request, email, [exc.title], status=_status_of(exc))
+    return render(
+        request,
+        "message.html",
+        {
+            "heading": "Password changed",
+            "message": "Your own password is set. Sign in with it now.",
+            "next_href": "/login",
+            "next_label": "Sign in",
+        },
+    )
+
+
+def _status_of(exc: Exception) -> int:
+    return 401 if isinstance(exc, InvalidCredentialsError) else 403
 
 
 def apply_browser_session(response: Response, container: Any, secret: str) -> None:
