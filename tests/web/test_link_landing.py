@@ -34,6 +34,7 @@ def test_a_reset_link_lands_then_drops_the_token_from_the_address_and_the_page(
     assert "HttpOnly" in cookie
     assert "Secure" in cookie
     assert "Max-Age=900" in cookie
+    assert "SameSite=lax" in cookie
 
     form = client.get("/reset-password")
     assert form.status_code == 200
@@ -76,3 +77,23 @@ def test_a_form_without_a_landed_link_is_refused_as_an_invalid_link(
     )
     assert refused.status_code == 422
     assert "not valid" in refused.text
+
+
+def test_a_staff_enrolment_link_lands_then_drops_the_token_from_the_address(
+    client: TestClient, container: Container
+) -> None:
+    with container.uow() as uow:
+        user_id = container.identity.accounts.create_user(
+            uow, "new-admin@example.com", None, role="ADMIN", verified=True, created_by="test"
+        )
+        link = container.identity.accounts.staff_enrolment_link(uow, user_id, issued_by="test")
+        uow.commit()
+    token = link.split("token=", 1)[1]
+    landed = client.get(f"/staff/enrol?token={token}", follow_redirects=False)
+    assert landed.status_code == 303
+    assert landed.headers["location"] == "/staff/enrol"
+    page = client.get("/staff/enrol")
+    assert page.status_code == 200
+    assert "token=" not in str(page.url)
+    # The page hands the token to its own script (a data attribute), not to any address.
+    assert f'data-token="{token}"' in page.text

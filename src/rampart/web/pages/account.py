@@ -121,9 +121,11 @@ async def signup(
 
 
 # --- links from emails -------------------------------------------------------------------------
-#: Holds a link's token between its landing and the form's post (HttpOnly, `__Host-`, SameSite
-#: strict), so that the token leaves the address bar at once: an address is kept in the history,
-#: sent in `Referer`, written to proxy and server logs, and synced across devices.
+#: Holds a link's token between its landing and the form's post (HttpOnly, `__Host-`), so that
+#: the token leaves the address bar at once: an address is kept in the history, sent in
+#: `Referer`, written to proxy and server logs, and synced across devices. SameSite lax, not
+#: strict: a link clicked in a webmail is a cross-site navigation, and the page it redirects to
+#: must still see the cookie (a lax cookie never rides a cross-site POST).
 LINK_COOKIE = "__Host-rampart_link"
 LINK_COOKIE_SECONDS = 15 * 60
 
@@ -134,19 +136,37 @@ def _land_link(path: str, token: str) -> Response | None:
     if not token:
         return None
     response = RedirectResponse(path, status_code=303)
-    set_cookie(response, LINK_COOKIE, token[:128], max_age=LINK_COOKIE_SECONDS)
+    response.set_cookie(
+        LINK_COOKIE,
+        token[:128],
+        max_age=LINK_COOKIE_SECONDS,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="lax",
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def land_link(path: str, token: str) -> Response | None:
+    """`_land_link` for the other pages reached from a link (the staff enrolment page)."""
+    return _land_link(path, token)
+
+
+def landed_link(request: Request) -> str:
+    """The token the last link landing kept, or ""."""
+    return request.cookies.get(LINK_COOKIE, "")[:128]
 
 
 def _link_token(request: Request, posted: str) -> str:
     """The token a link form acts on: the one its landing kept in the cookie (a token posted in
     the body, never in an address, is accepted too: scripted clients keep working)."""
-    return posted or request.cookies.get(LINK_COOKIE, "")[:128]
+    return posted or landed_link(request)
 
 
 def _forget_link(response: Response) -> Response:
-    response.delete_cookie(LINK_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    response.delete_cookie(LINK_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
 
 
