@@ -156,6 +156,8 @@ def _wire_identity(container: Container) -> None:
     container.identity.login.second_factors.append(container.mfa)
     # A support-assisted factor reset ends a staff member's sessions (their key proof is void).
     container.mfa.reset_listeners.append(container.identity.sessions.end_after_factor_reset)
+    # A reset by email of an account whose only second factor is that mailbox starts a hold.
+    container.identity.accounts.reset_listeners.append(container.mfa.after_password_reset)
     container.closers.append(container.identity)
     container.authenticators.extend(
         [BearerAuthenticator(container.identity, container.clock), SessionAuthenticator(container)]
@@ -273,6 +275,8 @@ def _wire_risk(container: Container) -> None:
         day_activity=orders.day_activity,
     )
     container.risk, container.risk_gate = risk.service, risk.gate
+    # A recovery hold (factor reset, email-only password reset) blocks orders from the next one.
+    container.mfa.hold_listeners.append(lambda _uow, user_id: risk.gate.forget(user_id))
     container.pre_trade_checks.append(risk.gate)
     # Halts and cancel-on-disconnect cancel through the engine; fills feed the gate's
     # repeated-execution throttle and trade counts once their batch has committed.

@@ -120,6 +120,14 @@ class IdentitySettings(Section):
     #: The common-password blocklist; defaults to the list shipped in the package
     #: (`rampart/identity/data/common-passwords.txt`). The service refuses to start without it.
     password_blocklist_path: Path | None = None
+    #: Words refused inside any password (case-insensitive), besides the parts of the user's own
+    #: email address: the product's name, which people reach for first (SP 800-63B 5.1.1.2).
+    password_context_words: list[str] = Field(default_factory=lambda: ["rampart"], max_length=50)
+    #: Every person must enrol a second factor before reaching anything behind a permission
+    #: (account data, orders, API keys, market data): until then a signed-in user reaches only
+    #: their own profile, factor enrolment and sign-out. Unset: on in production, off in dev
+    #: (`Settings.second_factor_required`).
+    require_second_factor: bool | None = None
 
 
 class NotificationSettings(Section):
@@ -339,6 +347,12 @@ class Settings(BaseSettings):
     @property
     def api_docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.profile != "production"
+
+    @property
+    def second_factor_required(self) -> bool:
+        """`identity.require_second_factor`, defaulting to on in production and off in dev."""
+        chosen = self.identity.require_second_factor
+        return chosen if chosen is not None else self.profile == "production"
 
     @property
     def effective_public_url(self) -> str:

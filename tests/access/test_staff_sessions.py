@@ -60,6 +60,19 @@ def _staff_sign_in(client: TestClient, container: Container, role: str) -> tuple
     return user, sign_in_with_key(client, email_of(container, user), ACCOUNT_PASSWORD, key)
 
 
+def _four_eyes_reset(client: TestClient, container: Container, support: str, user: str) -> Any:
+    """One support member asks, another approves (four eyes): the reset happens at approval."""
+    asked = client.post(
+        f"/v1/admin/users/{user}/mfa/reset", json=RESET, headers=as_staff(container, support)
+    )
+    assert asked.status_code == 202, asked.text
+    approver = new_staff(container, Role.SUPPORT)
+    return client.post(
+        f"/v1/admin/mfa/reset-requests/{asked.json()['request_id']}/approve",
+        headers=as_staff(container, approver),
+    )
+
+
 def _revoke_reasons(container: Container, user: str) -> list[str | None]:
     with container.db.read() as session:
         return list(
@@ -74,9 +87,7 @@ def test_a_factor_reset_of_a_staff_member_ends_their_sessions_and_refresh_tokens
     admin, tokens = _staff_sign_in(client, container, Role.ADMIN)
     assert client.get("/v1/risk/halts", headers=_bearer(tokens)).status_code == 200
     support = new_staff(container, Role.SUPPORT)
-    reset = client.post(
-        f"/v1/admin/users/{admin}/mfa/reset", json=RESET, headers=as_staff(container, support)
-    )
+    reset = _four_eyes_reset(client, container, support, admin)
     assert reset.status_code == 200, reset.text
     # The session proved a key that no longer counts: it ends, with everything it issued.
     assert client.get("/v1/me", headers=_bearer(tokens)).status_code == 401
@@ -96,9 +107,7 @@ def test_a_factor_reset_of_a_trader_leaves_their_sessions(
     )
     tokens = signed_in.json()
     support = new_staff(container, Role.SUPPORT)
-    reset = client.post(
-        f"/v1/admin/users/{trader}/mfa/reset", json=RESET, headers=as_staff(container, support)
-    )
+    reset = _four_eyes_reset(client, container, support, trader)
     assert reset.status_code == 200, reset.text
     assert client.get("/v1/me", headers=_bearer(tokens)).status_code == 200
     assert _revoke_reasons(container, trader) == [None]

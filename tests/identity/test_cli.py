@@ -157,7 +157,9 @@ def test_lock_command_ends_sessions(
             str(secret),
         ],
     )
-    tokens = login(client, "l@example.com")
+    # Deliberate change (#25 item 4): an operator-set password is replaced before signing in.
+    _replace_operator_password(client, "l@example.com", PASSWORD, OWN_PASSWORD)
+    tokens = login(client, "l@example.com", OWN_PASSWORD)
     result = CliRunner().invoke(
         app, ["users", "lock", "--email", "l@example.com", "--reason", "test"]
     )
@@ -165,3 +167,60 @@ def test_lock_command_ends_sessions(
     # Another process locked it: this one sees it within the revocation cache bound.
     clock.advance(container.settings.identity.revocation_cache_seconds + 0.1)
     assert client.get("/v1/me", headers=bearer(tokens["access_token"])).status_code == 401
+
+
+OWN_PASSWORD = "a passphrase only I know 64"
+
+
+def _replace_operator_password(client: TestClient, email: str, given: str, own: str) -> None:
+    response = client.post(
+        "/v1/auth/password/change-required",
+        json={"email": email, "current_password": given, "new_password": own},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_an_operator_set_password_must_be_replaced_at_the_first_sign_in(
+    cli_env: None, client: TestClient, container: Container, tmp_path: Path
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD)
+    created = CliRunner().invoke(
+        app,
+        ["users", "create", "--email", "handed@example.com", "--role", "TRADER", "--verified",
+         "--password-file", str(secret)],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    # The password the operator typed opens nothing: no session, no tokens.
+    handed = {"email": "handed@example.com", "password": PASSWORD}
+    first = client.post("/v1/auth/login", json=handed)
+    assert first.status_code == 403
+    assert first.json()["type"] == "urn:rampart:problem:password-change-required"
+    assert "access_token" not in first.json()
+    # Keeping the given password, or a wrong one, does not get through.
+    same = client.post(
+        "/v1/auth/password/change-required",
+        json={"email": "handed@example.com", "current_password": PASSWORD,
+              "new_password": PASSWORD},
+    )  # fmt: skip
+    assert same.status_code == 422
+    wrong = client.post(
+        "/v1/auth/password/change-required",
+        json={"email": "handed@example.com", "current_password": "not the one 12345",
+              "new_password": OWN_PASSWORD},
+    )  # fmt: skip
+    assert wrong.status_code == 401
+    _replace_operator_password(client, "handed@example.com", PASSWORD, OWN_PASSWORD)
+    assert latest(container, "handed@example.com", "password-changed")
+    # Now the owner's own password signs in; the operator's is gone.
+    login(client, "handed@example.com", OWN_PASSWORD)
+    old = client.post("/v1/auth/login", json=handed)
+    assert old.status_code == 401
+    # The route is no back door for other accounts: it changes nothing once the flag is gone.
+    again = client.post(
+        "/v1/auth/password/change-required",
+        json={"email": "handed@example.com", "current_password": OWN_PASSWORD,
+              "new_password": "yet another passphrase 99"},
+    )  # fmt: skip
+    assert again.status_code == 403
+    assert again.json()["type"] == "urn:rampart:problem:password-change-not-required"

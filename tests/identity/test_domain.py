@@ -122,3 +122,25 @@ def test_service_refuses_to_start_without_its_blocklist(tmp_path) -> None:  # ty
 
     with pytest.raises(BlocklistMissingError):
         load_password_policy(Settings(), tmp_path / "missing.txt")
+
+
+def test_context_specific_words_are_refused_in_passwords() -> None:
+    # SP 800-63B 5.1.1.2: the service's name and the user's own address, or any part of it.
+    from rampart.config import Settings
+    from rampart.identity.service import load_password_policy
+
+    policy = load_password_policy(Settings())
+    assert policy.problems("my Rampart account 2026")
+    assert policy.problems("RAMPART-trading-is-fun")
+    email = "anna.leeds@acme-corp.example.com"
+    for password in (
+        "leeds family holiday 1999",  # a piece of the local part
+        "acme-corp forever 77",  # the domain
+        "corp lunch every friday",  # a piece of the domain
+        "example of a passphrase",  # a domain label
+        "anna.leeds is my name 12",  # the whole local part
+    ):
+        assert policy.problems(password, email), password
+    # The top-level domain and pieces shorter than four characters are not words of the user.
+    assert policy.problems("an uncommon phrase at com", email) == []
+    assert policy.problems("correct horse battery staple", email) == []

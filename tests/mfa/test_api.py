@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from rampart.bootstrap import Container
 from rampart.identity.mfa.domain import totp_code, totp_step
 from rampart.kernel.clock import FrozenClock
+from tests.access.support import as_staff, install, new_staff
 from tests.identity.support import PASSWORD, bearer, login, verified_user
 from tests.mfa.support import last_code
 from tests.support.staff import enrol_security_key, sign_in_with_key
@@ -220,10 +221,23 @@ def test_support_reset_starts_a_cooling_period_that_blocks_api_keys(
     assert client.post(
         f"/v1/admin/users/{support_id}/mfa/reset", headers=bearer(token), json=body
     ).status_code in (401, 403)
-    reset = client.post(
+    asked = client.post(
         f"/v1/admin/users/{user_id}/mfa/reset", headers=bearer(support_access), json=body
     )
+    # Four eyes (deliberate change, #25 item 4): the request alone removes nothing...
+    assert asked.status_code == 202, asked.text
+    approve = f"/v1/admin/mfa/reset-requests/{asked.json()['request_id']}/approve"
+    assert login(client, "ann@example.com")["status"] != "complete"
+    # ...the person who asked cannot approve it...
+    own = client.post(approve, headers=bearer(support_access))
+    assert own.status_code == 403
+    assert own.json()["type"] == "urn:rampart:problem:four-eyes-required"
+    # ...a second staff member, with a security key of their own, can, once.
+    install(container)  # the test authenticator: the second staff member's key sign-in
+    second = new_staff(container, "SUPPORT")
+    reset = client.post(approve, headers=as_staff(container, second))
     assert reset.status_code == 200, reset.text
+    assert client.post(approve, headers=as_staff(container, second)).status_code == 404
 
     # The user signs in with the password alone, enrols afresh and is stepped-up...
     clock.advance(61)

@@ -480,7 +480,7 @@ def test_support_reset_removes_factors_and_blocks_new_api_keys_for_24_hours(
     assert register(container, user, SoftAuthenticator())
     support = Principal(actor="user:support-1", user_id="support-1", roles=frozenset({"SUPPORT"}))
     with container.uow() as uow, pytest.raises(ResetVerificationError):
-        container.mfa.support_reset(
+        container.mfa.request_support_reset(
             uow,
             support,
             user,
@@ -488,8 +488,9 @@ def test_support_reset_removes_factors_and_blocks_new_api_keys_for_24_hours(
             verification_reference="",
             reason="lost phone",
         )
+    # Four eyes (deliberate change, #25 item 4): one staff member asks, another approves.
     with container.uow() as uow:
-        record = container.mfa.support_reset(
+        pending = container.mfa.request_support_reset(
             uow,
             support,
             user,
@@ -497,6 +498,10 @@ def test_support_reset_removes_factors_and_blocks_new_api_keys_for_24_hours(
             verification_reference="CASE-1042",
             reason="Lost phone and security key",
         )
+        uow.commit()
+    second = Principal(actor="user:support-2", user_id="support-2", roles=frozenset({"SUPPORT"}))
+    with container.uow() as uow:
+        record = container.mfa.approve_support_reset(uow, second, pending.id)
         uow.commit()
     assert record.cooling_until == clock.now() + timedelta(hours=24)
     with container.db.read() as session:
@@ -525,7 +530,7 @@ def test_only_support_or_admin_can_reset_and_never_their_own(container: Containe
     user = make_user(container)
     trader = Principal(actor="user:t", user_id="t", roles=frozenset({"TRADER"}))
     with container.uow() as uow, pytest.raises(PermissionDeniedError):
-        container.mfa.support_reset(
+        container.mfa.request_support_reset(
             uow,
             trader,
             user,
@@ -535,7 +540,7 @@ def test_only_support_or_admin_can_reset_and_never_their_own(container: Containe
         )
     me = Principal(actor=f"user:{user}", user_id=user, roles=frozenset({"ADMIN"}))
     with container.uow() as uow, pytest.raises(PermissionDeniedError):
-        container.mfa.support_reset(
+        container.mfa.request_support_reset(
             uow,
             me,
             user,

@@ -591,3 +591,11 @@ def test_a_risk_reducing_order_is_never_refused_by_a_limit(
                    config=config)  # fmt: skip
     assert decision.code not in LIMIT_CODES
     assert decision.accepted
+
+
+def test_an_account_in_a_recovery_cooling_period_cannot_place_orders() -> None:
+    # A factor reset or an email-only password reset: whoever holds the account now may not be
+    # its owner, so no order until the 24 hours are over (the code names the same problem type
+    # that withdrawals and API keys answer with meanwhile).
+    assert refused(run(a=account(recovery_hold=True)), RejectCode.MFA_COOLING_PERIOD)
+    assert RejectCode.MFA_COOLING_PERIOD.value == "mfa-cooling-period"

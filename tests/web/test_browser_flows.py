@@ -28,7 +28,8 @@ CHROMIUM = "/usr/bin/chromium"
 EMAIL = "robin@example.com"
 NEW_EMAIL = "robin.moved@example.com"
 PASSWORD = "a long and unguessable passphrase 7"
-NEW_PASSWORD = "another long passphrase for robin 3"
+# (Deliberate change, #25 item 4: it named "robin", a part of the new address, now refused.)
+NEW_PASSWORD = "another long passphrase for the bird 3"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

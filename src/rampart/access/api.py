@@ -17,9 +17,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Protocol, cast, runtime_checkable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from rampart.access.domain import Principal, check_staff_step_up, refusal
+from rampart.access.domain import (
+    MfaEnrolmentRequiredError,
+    Principal,
+    check_staff_step_up,
+    refusal,
+)
 from rampart.access.recorder import CarriedDecision
 from rampart.kernel.context import current_context, set_context
 from rampart.kernel.errors import AuditUnavailableError, UnauthorizedError
@@ -153,6 +159,33 @@ async def authenticate(request: HTTPConnection) -> Principal:
     raise UnauthorizedError("Sign in, or sign the request with an API key.")
 
 
+async def require_enrolled_second_factor(request: HTTPConnection, principal: Principal) -> None:
+    """The `identity.require_second_factor` policy: a person who has no second factor reaches
+    nothing behind a permission, only what `authenticated()` opens (their profile, factor
+    enrolment, sign-out), with 403 `mfa-enrolment-required`.
+
+    A sign-in completed with a factor (`mfa_at`) has one by definition; only the others are
+    looked up (a factor enrolled during this sign-in counts at once). API keys are minted only
+    after a step-up, so they always belong to someone with a factor."""
+    if principal.mfa_at is not None or principal.method == "apikey" or principal.user_id is None:
+        return
+    container = request.app.state.container
+    factors = getattr(container, "mfa", None)
+    if factors is None or not container.settings.second_factor_required:
+        return
+    user_id = principal.user_id
+
+    def enrolled() -> bool:
+        with container.db.read() as session:
+            return bool(factors.has_mfa(session, user_id))
+
+    if not await run_in_threadpool(enrolled):
+        raise MfaEnrolmentRequiredError(
+            "Set up a second factor in your security settings first; until then only that "
+            "and signing out are open."
+        )
+
+
 def requires(
     permission: str, *, carried: bool = False
 ) -> Callable[[HTTPConnection], Awaitable[Principal]]:
@@ -168,6 +201,7 @@ def requires(
 
     async def dependency(request: HTTPConnection) -> Principal:
         principal = await authenticate(request)
+        await require_enrolled_second_factor(request, principal)
         allowed = principal.can(permission)
         container = request.app.state.container
         recorder: AccessDecisionRecorder | None = getattr(container, "access_recorder", None)

@@ -89,6 +89,9 @@ class AccountService:
         #: Called inside the transaction whenever an account's status changes (locked, unlocked,
         #: closed), so that other domains drop what they cached about the owner (API keys).
         self.status_listeners: list[Callable[[UnitOfWork, str], None]] = []
+        #: Called inside the transaction of a password reset by email link, after the password
+        #: changed: MFA puts an account whose only second factor is that mailbox on hold.
+        self.reset_listeners: list[Callable[[UnitOfWork, str], object]] = []
 
     def _status_changed(self, uow: UnitOfWork, user_id: str) -> None:
         for listener in self.status_listeners:
@@ -271,9 +274,12 @@ class AccountService:
         role: str,
         verified: bool,
         created_by: str,
+        must_change_password: bool = False,
     ) -> str:
         """An operator's account creation (`rampart users create`). Without a password hash the
-        account cannot sign in until its owner sets one (a staff account's enrolment link)."""
+        account cannot sign in until its owner sets one (a staff account's enrolment link).
+        With `must_change_password`, the operator's password only lets its owner choose their
+        own (`set_required_password`): the operator never knows the password in use."""
         now = self._clock.now()
         if self.by_email(uow.session, email) is not None:
             raise EmailInUseError("An account with that email exists.")
@@ -285,6 +291,7 @@ class AccountService:
             created_at=now,
             updated_at=now,
             password_changed_at=now if password_hash else None,
+            password_change_required=bool(password_hash) and must_change_password,
         )
         self.set_email(uow.session, user, email)
         uow.session.add(user)
@@ -431,6 +438,7 @@ class AccountService:
             raise InvalidLinkError
         now = self._clock.now()
         user.password_hash = password_hash
+        user.password_change_required = False
         user.password_changed_at = now
         user.updated_at = now
         # Every other reset link of the account dies with this one.
@@ -449,7 +457,30 @@ class AccountService:
             self._throttle.clear_account(uow, self._email_key(email))
         self._send(uow, email, notices.password_changed("reset"))
         uow.audit(AuditEvent(action="identity.password.reset", subject=f"user:{user.id}"))
+        for listener in self.reset_listeners:
+            listener(uow, user.id)
         return user.id
+
+    def password_change_required(self, session: Session, user_id: str) -> bool:
+        row = session.get(UserRow, user_id)
+        return row is not None and bool(row.password_change_required)
+
+    def set_required_password(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
+        """Replace an operator-set password with the owner's own (the caller checked the
+        operator's one and that a change is required); the account may then sign in."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status != AccountStatus.ACTIVE:
+            raise NotFoundError("No such user.")
+        now = self._clock.now()
+        user.password_hash = password_hash
+        user.password_change_required = False
+        user.password_changed_at = now
+        user.updated_at = now
+        self._sessions.revoke_all(uow, user.id, reason="password-changed")
+        self._send(uow, self.email_of(uow.session, user), notices.password_changed("changed"))
+        uow.audit(
+            AuditEvent(action="identity.password.operator_set_replaced", subject=f"user:{user.id}")
+        )
 
     def change_password(
         self, uow: UnitOfWork, user_id: str, password_hash: str, *, keep_session_id: str | None

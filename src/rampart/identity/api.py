@@ -78,6 +78,12 @@ class ResetIn(_In):
     password: Text = Field(max_length=MAX_PASSWORD, repr=False)
 
 
+class ReplaceOperatorPasswordIn(_In):
+    email: str = Field(max_length=MAX_EMAIL_INPUT)
+    current_password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    new_password: str = Field(max_length=MAX_PASSWORD, repr=False)
+
+
 class ChangePasswordIn(_In):
     current_password: Text = Field(max_length=MAX_PASSWORD, repr=False)
     new_password: Text = Field(max_length=MAX_PASSWORD, repr=False)
@@ -331,6 +337,24 @@ async def reset_password(body: ResetIn, request: Request) -> Accepted:
     """Set a new password from a reset link. Every session and token of the account ends."""
     await flows.reset_password(get_container(request), body.token, body.password)
     return Accepted(status="password_reset", detail="The password is changed; sign in again.")
+
+
+@router.post(
+    "/v1/auth/password/change-required",
+    response_model=Accepted,
+    dependencies=[Depends(public), Depends(rate_limit("ip.login"))],
+)
+async def replace_operator_password(body: ReplaceOperatorPasswordIn, request: Request) -> Accepted:
+    """An account whose password an operator set (sign-in answers `password-change-required`)
+    chooses its own here, proving the one it was given; then it signs in as usual."""
+    await flows.replace_operator_password(
+        get_container(request),
+        body.email,
+        body.current_password,
+        body.new_password,
+        current_context().client_ip,
+    )
+    return Accepted(status="changed", detail="Your password is changed; sign in with it now.")
 
 
 @router.get("/v1/me", response_model=MeOut)

@@ -75,8 +75,9 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
             typer.Option("--password-file", help="Read the password from this file."),
         ] = None,
     ) -> None:
-        """Create an account with a role (audited). Prompts for a trader's password; prints a
-        staff account's enrolment link instead."""
+        """Create an account with a role (audited). Prompts for a trader's password, which its
+        owner must replace at the first sign-in; prints a staff account's enrolment link
+        instead."""
         c = container()
         link: str | None = None
         try:
@@ -93,8 +94,15 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
                 password = c.identity.policy.check(_read_password(password_file), address)
                 password_hash = c.identity.hashing.hasher.hash(password)
             with c.uow() as uow:
+                # A password the operator chose is only a way in to choose one's own.
                 user_id = c.identity.accounts.create_user(
-                    uow, address, password_hash, role=role, verified=verified, created_by=OPERATOR
+                    uow,
+                    address,
+                    password_hash,
+                    role=role,
+                    verified=verified,
+                    created_by=OPERATOR,
+                    must_change_password=password_hash is not None,
                 )
                 if staff:
                     link = c.identity.accounts.staff_enrolment_link(

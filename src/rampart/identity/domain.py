@@ -87,6 +87,19 @@ class PendingLoginError(UnauthorizedError):
     title = "The sign-in has expired; start again"
 
 
+class PasswordChangeRequiredError(ForbiddenError):
+    """The password was set by an operator: replace it first (`POST
+    /v1/auth/password/change-required`, or the sign-in page's form), then sign in."""
+
+    code = "password-change-required"
+    title = "Choose a new password before signing in"
+
+
+class PasswordChangeNotRequiredError(ForbiddenError):
+    code = "password-change-not-required"
+    title = "This account changes its password from its security settings"
+
+
 class AccountUnavailableError(ForbiddenError):
     code = "account-unavailable"
     title = "This account cannot do that"
@@ -144,6 +157,8 @@ class PasswordPolicy:
     min_length: int
     max_length: int
     blocklist: frozenset[str]
+    #: Context-specific words refused anywhere in a password, lower-case (the product's name).
+    context_words: frozenset[str] = frozenset()
 
     def problems(self, password: str, email: str | None = None) -> list[str]:
         """Every reason `password` is refused (empty when it is acceptable)."""
@@ -156,10 +171,10 @@ class PasswordPolicy:
         lowered = normal.lower()
         if lowered in self.blocklist or lowered.strip() in self.blocklist:
             found.append("This password is one of the most common ones; choose another.")
-        if email:
-            local = email.split("@", 1)[0].lower()
-            if len(local) >= 3 and local in lowered:
-                found.append("Do not use your email address in your password.")
+        if email and any(part in lowered for part in email_parts(email)):
+            found.append("Do not use your email address, or a part of it, in your password.")
+        if any(word in lowered for word in self.context_words):
+            found.append("Do not use the name of this service in your password.")
         return found
 
     def check(self, password: str, email: str | None = None) -> str:
@@ -168,6 +183,24 @@ class PasswordPolicy:
         if found:
             raise WeakPasswordError(" ".join(found), problems=found)
         return normalise_password(password)
+
+
+#: Pieces of an address shorter than this are too common to refuse inside a password.
+_MIN_EMAIL_PART = 4
+
+
+def email_parts(email: str) -> set[str]:
+    """The parts of an address a password must not contain, lower-case: the whole local part
+    (three characters or more, as before), its pieces split at `.`, `_`, `+` and `-`, and the
+    domain's labels but its last (`anna.lee@acme-corp.example.com` gives `anna.lee`, `anna`,
+    `acme-corp`, `acme`, `corp`, `example`), each of four characters or more."""
+    local, _, domain = email.lower().partition("@")
+    parts = {local} if len(local) >= 3 else set()
+    labels = domain.split(".")[:-1]
+    for chunk in [local, *labels]:
+        parts.add(chunk)
+        parts.update(re.split(r"[._+-]+", chunk))
+    return {p for p in parts if len(p) >= _MIN_EMAIL_PART or (p == local and len(p) >= 3)}
 
 
 def load_blocklist(lines: Iterable[str]) -> frozenset[str]:

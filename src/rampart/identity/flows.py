@@ -19,7 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from rampart.identity.domain import (
     InvalidCredentialsError,
     LoginThrottledError,
+    PasswordChangeNotRequiredError,
+    WeakPasswordError,
     normalise_email,
+    normalise_password,
 )
 from rampart.identity.login import LoginOutcome, PasswordCheck
 from rampart.identity.sessions import ClientInfo
@@ -121,6 +124,48 @@ async def login_with_password(
         container,
         lambda uow: login.password_verified(uow, check, kind, client, new_hash=new_hash),
     )
+
+
+async def replace_operator_password(
+    container: Container, raw_email: str, current: str, new: str, client_ip: str | None
+) -> None:
+    """The first step of an account whose password an operator set: prove that password (as a
+    sign-in would, throttled on the same counters) and choose one's own. The account then signs
+    in as usual; any other account is refused (it changes its password when signed in, after
+    its second factor)."""
+    identity = container.identity
+    login = identity.login
+    ip = client_ip
+
+    def read() -> PasswordCheck:
+        with container.db.read() as session:
+            return login.check_throttle(session, raw_email, ip)
+
+    check = await _bounded(read)
+    stored = check.stored_hash or identity.hashing.hasher.dummy_hash()
+    matched = await identity.hashing.verify(stored, current)
+    user_id = check.user_id
+    if not matched or user_id is None:
+        await _credential_transaction(container, lambda uow: login.record_failure(uow, check, ip))
+        raise InvalidCredentialsError
+
+    def required() -> bool:
+        with container.db.read() as session:
+            return identity.accounts.password_change_required(session, user_id)
+
+    if not await _bounded(required):
+        raise PasswordChangeNotRequiredError
+    normal = identity.policy.check(new, normalise_email(raw_email))
+    if normal == normalise_password(current):
+        same = "Choose a password of your own, not the one you were given."
+        raise WeakPasswordError(same, problems=[same])
+    password_hash = await identity.hashing.hash(normal)
+
+    def write(uow: UnitOfWork) -> None:
+        login.throttle.clear_account(uow, check.email_key)
+        identity.accounts.set_required_password(uow, user_id, password_hash)
+
+    await _credential_transaction(container, write)
 
 
 async def register(container: Container, raw_email: str, password: str) -> None:

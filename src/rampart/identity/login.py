@@ -32,6 +32,7 @@ from rampart.identity.domain import (
     InvalidRefreshTokenError,
     LoginStep,
     LoginThrottledError,
+    PasswordChangeRequiredError,
     PendingLoginError,
     new_token,
     next_login_step,
@@ -168,6 +169,12 @@ class LoginService:
             # The owner's data was shredded (or the row altered): the account cannot be used,
             # and that is a failed sign-in like a wrong password, never a server error.
             raise InvalidCredentialsError
+        if user.password_change_required:
+            # An operator chose this password: it proves the person was handed it, nothing
+            # more. No session until they choose their own (nothing here is committed).
+            raise PasswordChangeRequiredError(
+                "Your password was set by an operator: choose a new one, then sign in."
+            )
         self.throttle.clear_account(uow, check.email_key)
         if new_hash is not None and user.password_hash == check.stored_hash:
             user.password_hash = new_hash

@@ -65,10 +65,13 @@ def load_password_policy(settings: Settings, path: Path | None = None) -> Passwo
         min_length=settings.identity.password_min_length,
         max_length=settings.identity.password_max_length,
         blocklist=_read_blocklist(source),
+        context_words=frozenset(
+            w.strip().lower() for w in settings.identity.password_context_words if w.strip()
+        ),
     )
 
 
-_POLICY_CACHE: dict[tuple[int, int, str], PasswordPolicy] = {}
+_POLICY_CACHE: dict[tuple[int, int, str, str], PasswordPolicy] = {}
 
 
 def _policy(settings: Settings) -> PasswordPolicy:
@@ -78,6 +81,7 @@ def _policy(settings: Settings) -> PasswordPolicy:
         settings.identity.password_min_length,
         settings.identity.password_max_length,
         str(path) if path is not None else "<package>",
+        ",".join(sorted(settings.identity.password_context_words)),
     )
     if key not in _POLICY_CACHE:
         _POLICY_CACHE[key] = load_password_policy(settings, path)

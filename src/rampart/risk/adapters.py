@@ -40,6 +40,8 @@ class _Users(Protocol):
 class _Factors(Protocol):
     def required_factors(self, session: Session, user_id: str) -> list[str]: ...
 
+    def in_cooling_period(self, session: Session, user_id: str) -> bool: ...
+
 
 class IdentityTraderProfiles:
     """`TraderProfiles` from identity: account status, verified email, enrolled second factor.
@@ -57,7 +59,8 @@ class IdentityTraderProfiles:
             return None
         status = _ACCOUNT_STATUSES.get(str(user.status), AccountStatus.SUSPENDED)
         enrolled = bool(self._factors.required_factors(session, account_id))
-        return TraderProfile(status, bool(user.email_verified), enrolled)
+        hold = self._factors.in_cooling_period(session, account_id)
+        return TraderProfile(status, bool(user.email_verified), enrolled, recovery_hold=hold)
 
 
 class _Cash(Protocol):

@@ -94,6 +94,10 @@ class RejectCode(StrEnum):
     ACCOUNT_NOT_ACTIVE = "account-not-active"
     EMAIL_NOT_VERIFIED = "email-not-verified"
     MFA_NOT_ENROLLED = "mfa-not-enrolled"
+    #: The account was recovered less than 24 hours ago (factor reset, or a password reset by
+    #: email when that mailbox was its only second factor); the same name as the problem type
+    #: withdrawals and API keys answer with meanwhile.
+    MFA_COOLING_PERIOD = "mfa-cooling-period"
     MARKET_HALTED = "market-halted"
     SYMBOL_HALTED = "symbol-halted"
     ACCOUNT_HALTED = "account-halted"
@@ -237,6 +241,8 @@ class AccountSnapshot:
     #: Located (borrowed) quantity still available for short sales, per symbol.
     locates: Mapping[str, Decimal] = field(default_factory=dict)
     today: date = date(1970, 1, 1)
+    #: In the cooling period after an account recovery: no new orders (`MFA_COOLING_PERIOD`).
+    recovery_hold: bool = False
 
     @property
     def buying_power(self) -> Decimal:
@@ -768,6 +774,12 @@ class RiskPipeline:
             return reject(RejectCode.EMAIL_NOT_VERIFIED, "verify your email address to trade")
         if self.config.require_mfa and not a.mfa_enrolled:
             return reject(RejectCode.MFA_NOT_ENROLLED, "enrol a second factor to trade")
+        if a.recovery_hold:
+            return reject(
+                RejectCode.MFA_COOLING_PERIOD,
+                "the account was recovered less than 24 hours ago; trading resumes when the "
+                "cooling period ends",
+            )
         return None
 
     # 2. halts, trading states, restricted list -----------------------------------------------

@@ -386,6 +386,7 @@ class RiskGate:
             status=profile.status,
             email_verified=profile.email_verified,
             mfa_enrolled=profile.mfa_enrolled,
+            recovery_hold=profile.recovery_hold,
             cash=cash,
             reserved=reserved,
             equity=cash + view.net_value,

@@ -44,6 +44,9 @@ class TraderProfile:
     status: AccountStatus
     email_verified: bool
     mfa_enrolled: bool
+    #: In the cooling period after an account recovery (factor reset, email-only password
+    #: reset): no new orders until it ends.
+    recovery_hold: bool = False
 
 
 class TraderProfiles(Protocol):

@@ -593,7 +593,8 @@ def _pending_kind(uow: UnitOfWork, pending_token: str) -> str:
 # --- support ---------------------------------------------------------------------------------
 @router.post(
     "/v1/admin/users/{user_id:id}/mfa/reset",
-    summary="Support: remove a user's factors after re-verifying their identity",
+    status_code=202,
+    summary="Support: ask to remove a user's factors after re-verifying their identity",
 )
 def support_reset(
     user_id: Id,
@@ -601,12 +602,14 @@ def support_reset(
     request: Request,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
+    """First of four eyes: nothing is removed until a different staff member approves the
+    request (`POST /v1/admin/mfa/reset-requests/{request_id}/approve`)."""
     container = get_container(request)
     with container.uow() as uow:
         # The operator proves a fresh security key of their own: a stolen support session alone
         # must not be enough to strip someone's account bare.
         container.mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
-        record = container.mfa.support_reset(
+        pending = container.mfa.request_support_reset(
             uow,
             principal,
             user_id,
@@ -614,5 +617,24 @@ def support_reset(
             verification_reference=body.verification_reference,
             reason=body.reason,
         )
+        uow.commit()
+    return pending.as_dict()
+
+
+@router.post(
+    "/v1/admin/mfa/reset-requests/{request_id:id}/approve",
+    summary="Support: approve another staff member's factor-reset request (four eyes)",
+)
+def approve_support_reset(
+    request_id: Id,
+    request: Request,
+    principal: Principal = Depends(authenticated()),
+) -> dict[str, Any]:
+    """Second of four eyes: a different staff member, with a fresh security key of their own,
+    approves; every factor of the user goes and the 24-hour cooling period starts."""
+    container = get_container(request)
+    with container.uow() as uow:
+        container.mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
+        record = container.mfa.approve_support_reset(uow, principal, request_id)
         uow.commit()
     return {"reset_id": record.id, "cooling_until": record.cooling_until.isoformat()}

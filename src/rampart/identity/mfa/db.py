@@ -128,3 +128,37 @@ class FactorResetRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cooling_until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RecoveryHoldRow(Base):
+    """A cooling period that no support operator started: a password reset by email of an
+    account whose only second factor is that same mailbox. Blocks what `mfa_reset` blocks."""
+
+    __tablename__ = "mfa_recovery_hold"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: Why the hold started (`password-reset-email-only`).
+    cause: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cooling_until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FactorResetRequestRow(Base):
+    """A support-assisted factor reset asked for by one staff member and waiting for a second
+    one's approval (four eyes); nothing is removed until it is approved."""
+
+    __tablename__ = "mfa_reset_request"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    requested_by: Mapped[str] = mapped_column(String(80))
+    verification_method: Mapped[str] = mapped_column(String(40))
+    verification_reference: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: `approved` or `rejected` once decided; None while pending.
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -39,8 +39,15 @@ _NOTICES: dict[str, tuple[str, str]] = {
     "mfa.reset": (
         "Your second factors were reset by support",
         "At your request, support removed every second factor of your Rampart account after "
-        "re-verifying your identity. Withdrawals and new API keys are blocked until "
+        "re-verifying your identity. Orders, withdrawals and new API keys are blocked until "
         "{cooling_until} (UTC). Set up a new second factor now.",
+    ),
+    "mfa.recovery_hold": (
+        "Your account is on a 24-hour hold after a password reset",
+        "The password of your Rampart account was reset from a link sent to this address, "
+        "which is also the account's only second factor. To protect you if someone else reads "
+        "this mailbox, orders, withdrawals and new API keys are blocked until {cooling_until} "
+        "(UTC). Add an authenticator app or a security key to avoid this next time.",
     ),
 }
 

@@ -24,13 +24,12 @@ from rampart.access.domain import (
     MfaEnrolmentRequiredError,
     PermissionDeniedError,
     Principal,
-    Role,
     check_staff_step_up,
     check_step_up,
-    ensure_staff_verified,
 )
 from rampart.config import MfaSettings
 from rampart.identity.mfa import webauthn_rp as rp_mod
+from rampart.identity.mfa.backup_codes import code_digest_matches, seal_code_digest
 from rampart.identity.mfa.db import (
     BackupCodeRow,
     ChallengeRow,
@@ -57,7 +56,6 @@ from rampart.identity.mfa.domain import (
     FactorNotEnrolledError,
     FactorSummary,
     InvalidFactorError,
-    ResetVerificationError,
     SensitiveAction,
     TooManyAuthenticatorsError,
     clean_authenticator_name,
@@ -77,6 +75,13 @@ from rampart.identity.mfa.domain import (
     totp_step,
     valid_purpose,
 )
+from rampart.identity.mfa.recovery import (
+    ResetRequest,
+    cooling_ends,
+    hold_after_email_reset,
+    open_reset_request,
+    take_reset_request,
+)
 from rampart.identity.mfa.webauthn_rp import RelyingParty
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import RampartError, ValidationError
@@ -91,10 +96,6 @@ log = get_logger(__name__)
 
 #: WebAuthn challenges live a little longer than the browser prompt (120 s).
 WEBAUTHN_CHALLENGE_TTL_SECONDS = 180
-#: Verification methods support may record for a reset; each names evidence kept elsewhere.
-RESET_VERIFICATION_METHODS = frozenset(
-    {"id-document", "video-call", "in-person", "signed-letter", "bank-transfer-challenge"}
-)
 
 
 # --- ports -----------------------------------------------------------------------------------
@@ -236,15 +237,16 @@ def _unb64(text: str) -> bytes:
 
 
 def is_in_cooling_period(session: Session, user_id: str, now: datetime) -> bool:
-    """True while a support-assisted factor reset of the user is less than 24 hours old.
+    """True during the 24 hours after a support-assisted factor reset of the user, or after a
+    password reset by email when that mailbox was its only second factor
+    (`rampart.identity.mfa.recovery`).
 
-    Withdrawals and new API keys must be refused meanwhile (`MfaService.require_step_up` does it
-    for the actions in `COOLING_BLOCKED`; other domains may call this directly).
+    Withdrawals, new API keys and new orders are refused meanwhile (`MfaService.require_step_up`
+    for the actions in `COOLING_BLOCKED`, the risk gate for orders; other domains may call this
+    directly).
     """
-    latest = session.scalar(
-        select(func.max(FactorResetRow.cooling_until)).where(FactorResetRow.user_id == user_id)
-    )
-    return latest is not None and now < utc(latest)
+    ends = cooling_ends(session, user_id)
+    return ends is not None and now < ends
 
 
 class MfaService:
@@ -269,6 +271,9 @@ class MfaService:
         #: Called with (uow, user_id) in the transaction of a support-assisted factor reset
         #: (identity ends a staff member's sessions there: they carry a key proof now void).
         self.reset_listeners: list[Callable[[UnitOfWork, str], object]] = []
+        #: Called with (uow, user_id) whenever a recovery hold starts (a factor reset or an
+        #: email-only password reset): the risk gate drops its cached view of the trader.
+        self.hold_listeners: list[Callable[[UnitOfWork, str], object]] = []
 
     # ==== reads ==================================================================================
     def summary(self, session: Session, user_id: str) -> FactorSummary:
@@ -362,8 +367,9 @@ class MfaService:
             return
         if action in COOLING_BLOCKED and is_in_cooling_period(session, principal.user_id, now):
             raise CoolingPeriodError(
-                "Your second factors were reset less than 24 hours ago; this is blocked until "
-                "the cooling period ends."
+                "Your account was recovered (second factors reset, or the password reset by "
+                "email alone) less than 24 hours ago; this is blocked until the cooling period "
+                "ends."
             )
         # An API key acts without a person present: it can never step up.
         if principal.method == "apikey":
@@ -377,6 +383,24 @@ class MfaService:
             mfa_required=self._settings.required_for_trading and action in MFA_MANDATORY,
             mfa_enrolled=self.has_mfa(session, principal.user_id),
         )
+
+    def in_cooling_period(self, session: Session, user_id: str) -> bool:
+        """Whether the user is in a recovery cooling period now (the risk gate refuses orders)."""
+        return is_in_cooling_period(session, user_id, self._clock.now())
+
+    def after_password_reset(self, uow: UnitOfWork, user_id: str) -> None:
+        """Identity calls this in the transaction of a password reset by email: when that
+        mailbox was the account's only second factor, the account goes on a 24-hour hold and
+        its owner is told (`rampart.identity.mfa.recovery`)."""
+        ends = hold_after_email_reset(
+            uow, user_id, self.summary(uow.session, user_id), self._clock.now()
+        )
+        if ends is not None:
+            self._notifier.security_notice(
+                uow, user_id, "mfa.recovery_hold", {"cooling_until": ends.isoformat()}
+            )
+            for listener in self.hold_listeners:
+                listener(uow, user_id)
 
     def require_mfa_enrolled(self, session: Session, principal: Principal) -> None:
         """Trading, withdrawals and API keys need a second factor set up (when configured)."""
@@ -551,7 +575,9 @@ class MfaService:
                 BackupCodeRow(
                     id=new_id(),
                     user_id=user_id,
-                    code_digest=self._code_digest(session, "backup", user_id, normal),
+                    code_digest=seal_code_digest(
+                        self._code_digest(session, "backup", user_id, normal)
+                    ),
                     created_at=now,
                 )
             )
@@ -584,8 +610,9 @@ class MfaService:
         ).all()
         match: BackupCodeRow | None = None
         for row in rows:
-            # Every unused code is compared, in constant time, whether or not one matched.
-            if hmac.compare_digest(row.code_digest.encode(), digest.encode()) and match is None:
+            # Every unused code is checked, whether or not an earlier one matched: the time
+            # taken says nothing about which code, or whether any, matched.
+            if code_digest_matches(row.code_digest, digest) and match is None:
                 match = row
         if match is None:
             raise InvalidFactorError
@@ -1096,7 +1123,7 @@ class MfaService:
         return row
 
     # ==== recovery ===============================================================================
-    def support_reset(
+    def request_support_reset(
         self,
         uow: UnitOfWork,
         operator: Principal,
@@ -1105,26 +1132,49 @@ class MfaService:
         verification_method: str,
         verification_reference: str,
         reason: str,
+    ) -> ResetRequest:
+        """First of four eyes: support asks to remove every factor of a user who lost them,
+        recording how their identity was re-verified. Nothing changes until a different staff
+        member approves (`approve_support_reset`)."""
+        return open_reset_request(
+            uow,
+            operator,
+            user_id,
+            self._clock.now(),
+            verification_method=verification_method,
+            verification_reference=verification_reference,
+            reason=reason,
+        )
+
+    def approve_support_reset(
+        self, uow: UnitOfWork, operator: Principal, request_id: str
     ) -> ResetRecord:
-        """Remove every second factor of a user who lost them, after support re-verified who
-        they are. Starts a 24-hour cooling period for withdrawals and new API keys."""
-        if not ({Role.SUPPORT.value, Role.ADMIN.value} & set(operator.roles)):
-            raise PermissionDeniedError("Only support or an administrator can reset factors.")
-        # A check on roles, not permissions: the staff role counts only after a WebAuthn sign-in.
-        ensure_staff_verified(operator)
-        if operator.user_id == user_id:
-            raise PermissionDeniedError("Nobody resets their own factors.")
-        method = verification_method.strip().lower()
-        reference = verification_reference.strip()
-        if method not in RESET_VERIFICATION_METHODS or not (3 <= len(reference) <= 200):
-            raise ResetVerificationError(
-                "Give how identity was re-verified (one of: "
-                + ", ".join(sorted(RESET_VERIFICATION_METHODS))
-                + ") and the case reference of the evidence."
-            )
-        reason = reason.strip()
-        if not (5 <= len(reason) <= 1000):
-            raise ValidationError("Say why, in 5 to 1000 characters.")
+        """Second of four eyes: remove every second factor of the request's user. Starts a
+        24-hour cooling period for orders, withdrawals and new API keys."""
+        request = take_reset_request(uow, operator, request_id, self._clock.now())
+        return self._remove_every_factor(
+            uow,
+            request.user_id,
+            performed_by=operator.actor,
+            requested_by=request.requested_by,
+            request_id=request.id,
+            method=request.verification_method,
+            reference=request.verification_reference,
+            reason=request.reason,
+        )
+
+    def _remove_every_factor(
+        self,
+        uow: UnitOfWork,
+        user_id: str,
+        *,
+        performed_by: str,
+        requested_by: str,
+        request_id: str,
+        method: str,
+        reference: str,
+        reason: str,
+    ) -> ResetRecord:
         session = uow.session
         before = self.summary(session, user_id)
         for table in (TotpRow, WebAuthnCredentialRow, OtpChannelRow, BackupCodeRow):
@@ -1139,7 +1189,7 @@ class MfaService:
         row = FactorResetRow(
             id=new_id(),
             user_id=user_id,
-            performed_by=operator.actor,
+            performed_by=performed_by,
             verification_method=method,
             verification_reference=reference,
             reason=reason,
@@ -1154,6 +1204,9 @@ class MfaService:
                 subject=f"user:{user_id}",
                 details={
                     "reset_id": row.id,
+                    "request_id": request_id,
+                    "requested_by": requested_by,
+                    "approved_by": performed_by,
                     "verification_method": method,
                     "verification_reference": reference,
                     "reason": reason,
@@ -1165,7 +1218,7 @@ class MfaService:
         self._notifier.security_notice(
             uow, user_id, "mfa.reset", {"cooling_until": row.cooling_until.isoformat()}
         )
-        for listener in self.reset_listeners:
+        for listener in [*self.reset_listeners, *self.hold_listeners]:
             listener(uow, user_id)
         return ResetRecord(
             id=row.id, user_id=user_id, created_at=now, cooling_until=row.cooling_until

@@ -31,6 +31,8 @@ from rampart.identity.domain import (
     InvalidEmailError,
     InvalidLinkError,
     LoginThrottledError,
+    PasswordChangeNotRequiredError,
+    PasswordChangeRequiredError,
     WeakPasswordError,
     new_token,
     normalise_email,
@@ -120,32 +122,92 @@ async def signup(
     )
 
 
+# --- links from emails -------------------------------------------------------------------------
+#: Holds a link's token between its landing and the form's post (HttpOnly, `__Host-`), so that
+#: the token leaves the address bar at once: an address is kept in the history, sent in
+#: `Referer`, written to proxy and server logs, and synced across devices. SameSite lax, not
+#: strict: a link clicked in a webmail is a cross-site navigation, and the page it redirects to
+#: must still see the cookie (a lax cookie never rides a cross-site POST).
+LINK_COOKIE = "__Host-rampart_link"
+LINK_COOKIE_SECONDS = 15 * 60
+
+
+def _land_link(path: str, token: str) -> Response | None:
+    """The answer to a link's first landing (`?token=` in the address): keep the token in a
+    short-lived cookie and go to the same page without it. None when there is no token."""
+    if not token:
+        return None
+    response = RedirectResponse(path, status_code=303)
+    response.set_cookie(
+        LINK_COOKIE,
+        token[:128],
+        max_age=LINK_COOKIE_SECONDS,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="lax",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def land_link(path: str, token: str) -> Response | None:
+    """`_land_link` for the other pages reached from a link (the staff enrolment page)."""
+    return _land_link(path, token)
+
+
+def landed_link(request: Request) -> str:
+    """The token the last link landing kept, or ""."""
+    return request.cookies.get(LINK_COOKIE, "")[:128]
+
+
+def _link_token(request: Request, posted: str) -> str:
+    """The token a link form acts on: the one its landing kept in the cookie (a token posted in
+    the body, never in an address, is accepted too: scripted clients keep working)."""
+    return posted or landed_link(request)
+
+
+def _forget_link(response: Response) -> Response:
+    response.delete_cookie(LINK_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
 @router.get("/verify-email", response_class=HTMLResponse, dependencies=Public)
-async def verify_email_page(request: Request, token: str = "") -> HTMLResponse:
-    return render(request, "verify_email.html", {"token": token[:128]})
+async def verify_email_page(request: Request, token: str = "") -> Response:
+    landed = _land_link("/verify-email", token)
+    if landed is not None:
+        return landed
+    return render(request, "verify_email.html", {"link": True})
 
 
 @router.post("/verify-email", response_class=HTMLResponse, dependencies=Public)
-async def verify_email(request: Request, token: Csrf, csrf_token: Csrf = "") -> HTMLResponse:
+async def verify_email(request: Request, token: Csrf = "", csrf_token: Csrf = "") -> Response:
     check_public_form_csrf(request, csrf_token)
     container = _container(request)
+    link = _link_token(request, token)
     try:
+        if not link:
+            raise InvalidLinkError
         await flows.in_transaction(
-            container, lambda uow: container.identity.accounts.verify_email(uow, token)
+            container, lambda uow: container.identity.accounts.verify_email(uow, link)
         )
     except InvalidLinkError as exc:
-        return render(
-            request, "verify_email.html", {"token": "", "errors": [exc.detail]}, status=422
+        return _forget_link(
+            render(
+                request, "verify_email.html", {"link": False, "errors": [exc.detail]}, status=422
+            )
         )
-    return render(
-        request,
-        "message.html",
-        {
-            "heading": "Email confirmed",
-            "message": "Your email address is confirmed.",
-            "next_href": "/security",
-            "next_label": "Go to your security page",
-        },
+    return _forget_link(
+        render(
+            request,
+            "message.html",
+            {
+                "heading": "Email confirmed",
+                "message": "Your email address is confirmed.",
+                "next_href": "/security",
+                "next_label": "Go to your security page",
+            },
+        )
     )
 
 
@@ -174,6 +236,8 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
         outcome = await flows.login_with_password(container, email, password, KIND_BROWSER, client)
     except InvalidCredentialsError as exc:
         return render(request, "login.html", {"email": email, "errors": [exc.title]}, status=401)
+    except PasswordChangeRequiredError as exc:
+        return _password_change_page(request, email, [exc.detail], status=403)
     except LoginThrottledError as exc:
         refused = render(
             request,
@@ -201,6 +265,56 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
     if new_device_cookie:
         set_cookie(response, DEVICE_COOKIE, new_device_cookie, max_age=DEVICE_COOKIE_DAYS * 86_400)
     return response
+
+
+def _password_change_page(
+    request: Request, email: str, errors: list[str], *, status: int
+) -> HTMLResponse:
+    return render(
+        request,
+        "password_change_required.html",
+        {"email": email, "errors": errors, **_policy_context(request)},
+        status=status,
+    )
+
+
+@router.post(
+    "/login/password-change",
+    response_class=HTMLResponse,
+    dependencies=[*Public, Depends(rate_limit("ip.login"))],
+)
+async def replace_operator_password(
+    request: Request,
+    email: Text,
+    current_password: Text,
+    new_password: Text,
+    csrf_token: Csrf = "",
+) -> HTMLResponse:
+    """An operator-set password is replaced by the owner's own before any sign-in."""
+    check_public_form_csrf(request, csrf_token)
+    try:
+        await flows.replace_operator_password(
+            _container(request), email, current_password, new_password, current_context().client_ip
+        )
+    except WeakPasswordError as exc:
+        problems = exc.extra.get("problems") or [exc.detail]
+        return _password_change_page(request, email, problems, status=422)
+    except (InvalidCredentialsError, PasswordChangeNotRequiredError) as exc:
+        return _password_change_page(request, email, [exc.title], status=_status_of(exc))
+    return render(
+        request,
+        "message.html",
+        {
+            "heading": "Password changed",
+            "message": "Your own password is set. Sign in with it now.",
+            "next_href": "/login",
+            "next_label": "Sign in",
+        },
+    )
+
+
+def _status_of(exc: Exception) -> int:
+    return 401 if isinstance(exc, InvalidCredentialsError) else 403
 
 
 def apply_browser_session(response: Response, container: Any, secret: str) -> None:
@@ -262,10 +376,11 @@ async def forgot(request: Request, email: Text, csrf_token: Csrf = "") -> HTMLRe
 
 
 @router.get("/reset-password", response_class=HTMLResponse, dependencies=Public)
-async def reset_page(request: Request, token: str = "") -> HTMLResponse:
-    return render(
-        request, "reset_password.html", {"token": token[:128], **_policy_context(request)}
-    )
+async def reset_page(request: Request, token: str = "") -> Response:
+    landed = _land_link("/reset-password", token)
+    if landed is not None:
+        return landed
+    return render(request, "reset_password.html", {"link": True, **_policy_context(request)})
 
 
 @router.post(
@@ -274,35 +389,42 @@ async def reset_page(request: Request, token: str = "") -> HTMLResponse:
     dependencies=[*Public, Depends(rate_limit("ip.password-reset"))],
 )
 async def reset(
-    request: Request, token: Csrf, password: Text, csrf_token: Csrf = ""
-) -> HTMLResponse:
+    request: Request, password: Text, token: Csrf = "", csrf_token: Csrf = ""
+) -> Response:
     check_public_form_csrf(request, csrf_token)
+    link = _link_token(request, token)
     try:
-        await flows.reset_password(_container(request), token, password)
+        if not link:
+            raise InvalidLinkError
+        await flows.reset_password(_container(request), link, password)
     except WeakPasswordError as exc:
         problems = exc.extra.get("problems") or [exc.detail]
         return render(
             request,
             "reset_password.html",
-            {"token": token, "errors": problems, **_policy_context(request)},
+            {"link": True, "errors": problems, **_policy_context(request)},
             status=422,
         )
     except InvalidLinkError as exc:
-        return render(
-            request,
-            "reset_password.html",
-            {"token": "", "errors": [exc.detail], **_policy_context(request)},
-            status=422,
+        return _forget_link(
+            render(
+                request,
+                "reset_password.html",
+                {"link": False, "errors": [exc.detail], **_policy_context(request)},
+                status=422,
+            )
         )
-    return render(
-        request,
-        "message.html",
-        {
-            "heading": "Password changed",
-            "message": "Your password is changed and every session was signed out.",
-            "next_href": "/login",
-            "next_label": "Sign in",
-        },
+    return _forget_link(
+        render(
+            request,
+            "message.html",
+            {
+                "heading": "Password changed",
+                "message": "Your password is changed and every session was signed out.",
+                "next_href": "/login",
+                "next_label": "Sign in",
+            },
+        )
     )
 
 

@@ -31,7 +31,13 @@ from rampart.identity.mfa.domain import FactorKind, step_up_purpose
 from rampart.identity.mfa.service import FactorResponse
 from rampart.kernel.errors import RampartError
 from rampart.platform.http.access import public
-from rampart.web.pages.account import PENDING_COOKIE, User, apply_browser_session
+from rampart.web.pages.account import (
+    PENDING_COOKIE,
+    User,
+    apply_browser_session,
+    land_link,
+    landed_link,
+)
 from rampart.web.pages.templating import render as render_page
 
 router = APIRouter(include_in_schema=False)
@@ -510,12 +516,17 @@ __all__ = ["router"]
 
 # --- a staff account's enrolment link ---------------------------------------------------------
 @router.get("/staff/enrol", dependencies=[Depends(public)])
-def staff_enrol(request: Request, token: str = "") -> HTMLResponse:
+def staff_enrol(request: Request, token: str = "") -> Response:
     """The page of an enrolment link (`rampart users create --role ADMIN`): a password and a
-    security key, registered by `/v1/auth/staff-enrolment` with the link's token."""
+    security key, registered by `/v1/auth/staff-enrolment` with the link's token. The link's
+    first landing moves the token out of the address (`land_link`); the page carries it to its
+    script, never in a URL."""
+    landed = land_link("/staff/enrol", token)
+    if landed is not None:
+        return landed
     container = request.app.state.container
     identity = container.settings.identity
-    token = token[:128]
+    token = landed_link(request)
     try:
         with container.db.read() as session:
             container.identity.accounts.staff_enrolment_target(session, token)
