@@ -79,9 +79,9 @@ class ResetIn(_In):
 
 
 class ReplaceOperatorPasswordIn(_In):
-    email: str = Field(max_length=MAX_EMAIL_INPUT)
-    current_password: str = Field(max_length=MAX_PASSWORD, repr=False)
-    new_password: str = Field(max_length=MAX_PASSWORD, repr=False)
+    email: Text = Field(max_length=MAX_EMAIL_INPUT)
+    current_password: Text = Field(max_length=MAX_PASSWORD, repr=False)
+    new_password: Text = Field(max_length=MAX_PASSWORD, repr=False)
 
 
 class ChangePasswordIn(_In):
