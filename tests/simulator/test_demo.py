@@ -235,7 +235,7 @@ def test_demo_staff_enrol_from_the_printed_links_and_then_halt(
     key = SoftAuthenticator()
     begin = client.post("/v1/auth/staff-enrolment/challenge", json={"token": token}).json()
     origin = container.mfa.relying_party.origin
-    password = "demo staff passphrase 71"
+    password = "a long passphrase for the desk 71"
     enrolled = client.post(
         "/v1/auth/staff-enrolment",
         json={
