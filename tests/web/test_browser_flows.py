@@ -8,94 +8,28 @@ Server and browser as in tests/mfa/test_browser.py: uvicorn on localhost, Debian
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.identity.support import link_token
-from tests.support.services import require_chromium
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, served_with_trader
 
-from rampart.bootstrap import Container, bootstrap
-from rampart.config import Settings
+from rampart.bootstrap import Container
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 EMAIL = "robin@example.com"
 NEW_EMAIL = "robin.moved@example.com"
 PASSWORD = "a long and unguessable passphrase 7"
 # (Deliberate change, #25 item 4: it named "robin", a part of the new address, now refused.)
 NEW_PASSWORD = "another long passphrase for the bird 3"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP localhost 127.0.0.1",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def served(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Container]]:
-    require_chromium()
-    import uvicorn
-
-    from rampart.web.app import create_app
-
-    database = tmp_path / "rampart.db"
-    shutil.copyfile(sqlite_template, database)
-    port = _free_port()
-    origin = f"http://localhost:{port}"
-    settings = Settings(
-        profile="dev",
-        data_dir=tmp_path / "var",
-        database_url=f"sqlite:///{database}",
-        host="127.0.0.1",
-        port=port,
-        public_url=origin,
-        log_json=False,
-        log_level="warning",
-    )
-    container = bootstrap(settings)
-    with container.uow() as uow:
-        container.identity.accounts.create_user(
-            uow,
-            EMAIL,
-            container.identity.hashing.hasher.hash(PASSWORD),
-            role="TRADER",
-            verified=True,
-            created_by="test",
-        )
-        uow.commit()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-browser-flows", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield origin, container
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with served_with_trader(sqlite_template, tmp_path, EMAIL, PASSWORD) as running:
+        yield running
 
 
 def test_signed_in_person_opens_the_confirmation_and_reset_links_and_they_work(
