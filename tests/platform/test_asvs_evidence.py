@@ -8,6 +8,7 @@ the WebSocket origin check, redirects, static files, content types and password 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -209,8 +210,10 @@ def test_every_body_declares_its_content_type(client: TestClient) -> None:
     problem = client.get("/v1/me")
     assert problem.status_code == 401
     assert problem.headers["content-type"] == "application/problem+json"
-    assert client.get("/static/market.js").headers["content-type"].startswith(
-        ("text/javascript", "application/javascript")
+    assert (
+        client.get("/static/market.js")
+        .headers["content-type"]
+        .startswith(("text/javascript", "application/javascript"))
     )
 
 
@@ -253,3 +256,48 @@ def test_session_tokens_are_fresh_256_bit_urlsafe_values(
     second = _page_sign_in(client, "fresh@example.com")
     assert first != second
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", first)
+
+
+# --- V9.2.2: only access tokens are accepted as bearer tokens -------------------------------
+def test_a_refresh_token_is_not_accepted_as_an_access_token(
+    client: TestClient, container: Container
+) -> None:
+    verified_user(client, container, "typ@example.com")
+    tokens = login(client, "typ@example.com")
+    assert client.get("/v1/me", headers=bearer(tokens["access_token"])).status_code == 200
+    refused = client.get("/v1/me", headers=bearer(tokens["refresh_token"]))
+    assert refused.status_code == 401
+    assert refused.json()["type"] == "urn:rampart:problem:invalid-token"
+
+
+# --- Code-level claims: what the source never does ------------------------------------------
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "rampart"
+
+
+def _python_sources() -> list[tuple[str, str]]:
+    return [
+        (str(p.relative_to(SOURCE)), p.read_text(encoding="utf-8")) for p in SOURCE.rglob("*.py")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("claim", "forbidden"),
+    [
+        # V1.3.2: no dynamic code execution.
+        ("no-eval", r"(?<![\w.])(eval|exec|compile)\(|__import__\(|importlib\.import_module\("),
+        # V1.5.2: no deserialiser that builds arbitrary objects from untrusted bytes.
+        ("no-unsafe-deserialisation", r"\bimport (pickle|marshal|shelve|dill)\b|yaml\.load\("),
+        # V1.2.5: OS commands only as argument lists, never through a shell.
+        ("no-shell", r"shell\s*=\s*True|os\.system\(|os\.popen\("),
+        # V11.3.1: no ECB, no CBC, no PKCS#1 v1.5.
+        ("no-weak-modes", r"modes\.(ECB|CBC)\b|PKCS1v15"),
+        # V15.3.2: outbound HTTP does not follow redirects.
+        ("no-redirect-following", r"follow_redirects\s*=\s*True"),
+    ],
+)
+def test_the_source_never_uses(claim: str, forbidden: str) -> None:
+    pattern = re.compile(forbidden)
+    sources = _python_sources()
+    assert len(sources) > 100, "the scan must see the package's modules"
+    offenders = [name for name, text in sources if pattern.search(text)]
+    assert not offenders, f"{claim}: {offenders}"
