@@ -16,13 +16,13 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.websockets import WebSocketDisconnect
+from tests.identity.support import PASSWORD, bearer, login, verified_user
 
 from rampart.bootstrap import Container
 from rampart.identity.authn import SESSION_COOKIE
 from rampart.identity.domain import new_token
 from rampart.platform.http.middleware import EdgeMiddleware
 from rampart.web.pages.mfa import _safe_next
-from tests.identity.support import PASSWORD, bearer, login, verified_user
 
 FOREIGN_ORIGIN = "https://evil.example"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -137,11 +137,13 @@ def test_a_stream_handshake_from_a_foreign_origin_is_refused(
     verified_user(client, container, "ws@example.com")
     secret = _page_sign_in(client, "ws@example.com")
     cookie = f"{SESSION_COOKIE}={secret}"
-    with pytest.raises(WebSocketDisconnect):
-        with client.websocket_connect(
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect(
             "/v1/stream", headers={"cookie": cookie, "origin": FOREIGN_ORIGIN}
-        ) as ws:
-            ws.receive_json()
+        ) as ws,
+    ):
+        ws.receive_json()
     with client.websocket_connect(
         "/v1/stream", headers={"cookie": cookie, "origin": "https://testserver"}
     ) as ws:
