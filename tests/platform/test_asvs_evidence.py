@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.websockets import WebSocketDisconnect
+from structlog.testing import capture_logs
 from tests.identity.support import PASSWORD, bearer, login, verified_user
 
 from rampart.bootstrap import Container
@@ -44,13 +45,18 @@ def _page_sign_in(client: TestClient, email: str) -> str:
 
 # --- V3.4.1: HSTS on every response of the production edge ----------------------------------
 def _edge(*, hsts: bool) -> TestClient:
+    """The edge middleware alone, over a tiny app; `/broken` raises straight into the edge."""
+
     async def ok(request):  # type: ignore[no-untyped-def]
         return JSONResponse({"ok": True})
 
-    async def broken(request):  # type: ignore[no-untyped-def]
-        raise RuntimeError("boom")
+    routes = Starlette(routes=[Route("/ok", ok, methods=["GET", "POST"])])
 
-    inner = Starlette(routes=[Route("/ok", ok), Route("/broken", broken)])
+    async def inner(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and scope["path"] == "/broken":
+            raise RuntimeError("boom: secret detail")
+        await routes(scope, receive, send)
+
     edge = EdgeMiddleware(inner, max_body_bytes=1024, hsts=hsts, access_log=False)
     return TestClient(edge, base_url="https://testserver", raise_server_exceptions=False)
 
@@ -303,3 +309,72 @@ def test_the_source_never_uses(claim: str, forbidden: str) -> None:
     assert len(sources) > 100, "the scan must see the package's modules"
     offenders = [name for name, text in sources if pattern.search(text)]
     assert not offenders, f"{claim}: {offenders}"
+
+
+# --- V16.3.4: an unexpected error is logged, and reaches the caller only as an opaque 500 ---
+def test_an_unexpected_error_is_logged_and_the_caller_sees_only_its_request_id() -> None:
+    client = _edge(hsts=False)
+    with capture_logs() as logs:
+        response = client.get("/broken")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret detail" not in response.text
+    assert "RuntimeError" not in response.text
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+    logged = [e for e in logs if e["event"] == "unhandled exception"]
+    assert len(logged) == 1
+    assert logged[0]["path"] == "/broken"
+    assert logged[0]["log_level"] == "error"
+
+
+# --- V3.5.3: state changes are never a GET --------------------------------------------------
+@pytest.mark.parametrize("path", ["/logout", "/v1/auth/login", "/v1/auth/register"])
+def test_state_changing_endpoints_refuse_get(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 405
+
+
+# --- V7.6.2: a session is created only by an explicit sign-in -------------------------------
+def test_opening_pages_creates_no_session(client: TestClient, container: Container) -> None:
+    verified_user(client, container, "consent@example.com")
+    for path in ("/", "/login", "/signup", "/market", "/healthz"):
+        response = client.get(path)
+        assert SESSION_COOKIE not in response.headers.get("set-cookie", ""), path
+    assert SESSION_COOKIE not in client.cookies
+    _page_sign_in(client, "consent@example.com")
+    assert SESSION_COOKIE in client.cookies
+
+
+# --- V15.3.1, V8.2.3: the account view returns chosen fields only ---------------------------
+def test_the_account_view_returns_only_its_chosen_fields(
+    client: TestClient, container: Container
+) -> None:
+    verified_user(client, container, "fields@example.com")
+    token = login(client, "fields@example.com")["access_token"]
+    me = client.get("/v1/me", headers=bearer(token))
+    assert me.status_code == 200
+    assert set(me.json()) == {
+        "id",
+        "email",
+        "email_verified",
+        "roles",
+        "permissions",
+        "created_at",
+    }
+    assert "password" not in me.text.lower()
+    assert "argon2" not in me.text
+
+
+# --- V1.2.4: SQL metacharacters are data ----------------------------------------------------
+@pytest.mark.parametrize(
+    "email",
+    ["x' OR '1'='1@example.com", 'a"; DROP TABLE users; --@example.com', "%@example.com"],
+)
+def test_sql_metacharacters_in_sign_in_are_data_not_code(
+    client: TestClient, container: Container, email: str
+) -> None:
+    verified_user(client, container, "victim@example.com")
+    response = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code in (401, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    # The table is still there and the real account still signs in.
+    assert login(client, "victim@example.com")["access_token"]
