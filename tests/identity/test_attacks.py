@@ -42,7 +42,11 @@ def _claims(container: Container, tokens: dict, **overrides: object) -> dict:
 
 def _signed(container: Container, claims: dict, **headers: object) -> str:
     kid, key = container.identity.keys.signing_key()
-    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, **headers})
+    # An access token's type, unless the test overrides it: each refusal below is then for the
+    # one claim or header the test changes.
+    return jwt.encode(
+        claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt", **headers}
+    )
 
 
 @pytest.fixture
@@ -385,3 +389,13 @@ def test_guessing_the_current_password_with_a_stolen_token_is_throttled(
     # Even the right password waits now, and the account is still there.
     assert client.post("/v1/me/close", json={"password": PASSWORD}, headers=auth).status_code == 429
     assert client.get("/v1/me", headers=auth).status_code == 200
+
+
+def test_a_token_of_another_type_signed_with_our_key_is_refused(
+    client: TestClient, container: Container, victim: dict
+) -> None:
+    claims = _claims(container, victim)
+    # The same claims as an access token are accepted: only the type differs below.
+    assert client.get("/v1/me", headers=bearer(_signed(container, claims))).status_code == 200
+    for typ in ("JWT", "id+jwt", None):
+        _refused(client, _signed(container, claims, typ=typ))

@@ -44,6 +44,9 @@ from rampart.platform.logging import get_logger
 log = get_logger(__name__)
 
 ALGORITHM = "EdDSA"
+#: The JWT `typ` of an access token (RFC 9068 2.1), and the forms a verifier accepts (4).
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a token type, not a secret
+ACCESS_TOKEN_TYPES = frozenset({ACCESS_TOKEN_TYPE, "application/at+jwt"})
 #: Clock skew tolerated between the servers that issue and verify (for `nbf` and `iat` only).
 SKEW_SECONDS = 5
 #: An unknown `kid` reloads the key set from the database at most this often, so a flood of
@@ -298,7 +301,9 @@ class AccessTokens:
             "exp": expires,
             "jti": new_id(),
         }
-        token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": "at+jwt"})
+        token = jwt.encode(
+            claims, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": ACCESS_TOKEN_TYPE}
+        )
         return token, expires
 
     def verify(self, token: str) -> VerifiedToken:
@@ -323,6 +328,10 @@ class AccessTokens:
         # The algorithm is ours to choose: `none`, HS256-with-the-public-key and every other
         # substitution fail here, before any key is touched.
         if header.get("alg") != ALGORITHM or not isinstance(kid, str) or len(kid) > 64:
+            raise InvalidTokenError
+        # Only an access token is a bearer credential (RFC 9068 4): a JWT of another type signed
+        # with the same key (an ID token, a future signed artefact) must not be accepted as one.
+        if header.get("typ") not in ACCESS_TOKEN_TYPES:
             raise InvalidTokenError
         key = self._keys.public_key(kid)
         if key is None:
