@@ -408,12 +408,19 @@ class AccountService:
 
     def reset_target(self, session: Session, token: str) -> str:
         """The address a reset link belongs to (for the password policy), without using it."""
+        return self._peek_link(session, token, PURPOSE_RESET)[1]
+
+    def _peek_link(
+        self, session: Session, token: str, purpose: str, *, active_only: bool = False
+    ) -> tuple[UserRow, str]:
+        """The account and address of a usable link of `purpose`, without using it up: unused,
+        unexpired, and sent to the address the account still has."""
         row = session.scalar(
             select(EmailTokenRow).where(EmailTokenRow.token_hash == token_hash(token))
         )
         if (
             row is None
-            or row.purpose != PURPOSE_RESET
+            or row.purpose != purpose
             or row.used_at is not None
             or utc(row.expires_at) <= self._clock.now()
         ):
@@ -421,10 +428,12 @@ class AccountService:
         user = session.get(UserRow, row.user_id)
         if user is None or user.email_index != row.email_index:
             raise InvalidLinkError
+        if active_only and user.status != AccountStatus.ACTIVE:
+            raise InvalidLinkError
         email = self._link_email(session, row)
         if email is None:
             raise InvalidLinkError
-        return email
+        return user, email
 
     def reset_password(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
         """Set a new password from a reset link: every session and token of the user ends, a
@@ -545,26 +554,7 @@ class AccountService:
 
     def staff_enrolment_target(self, session: Session, token: str) -> tuple[str, str]:
         """The (user id, email) of a usable enrolment link, without using it up."""
-        row = session.scalar(
-            select(EmailTokenRow).where(EmailTokenRow.token_hash == token_hash(token))
-        )
-        if (
-            row is None
-            or row.purpose != PURPOSE_STAFF_ENROL
-            or row.used_at is not None
-            or utc(row.expires_at) <= self._clock.now()
-        ):
-            raise InvalidLinkError
-        user = session.get(UserRow, row.user_id)
-        if (
-            user is None
-            or user.status != AccountStatus.ACTIVE
-            or user.email_index != row.email_index
-        ):
-            raise InvalidLinkError
-        email = self._link_email(session, row)
-        if email is None:
-            raise InvalidLinkError
+        user, email = self._peek_link(session, token, PURPOSE_STAFF_ENROL, active_only=True)
         return user.id, email
 
     def complete_staff_enrolment(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
