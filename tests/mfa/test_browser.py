@@ -17,7 +17,7 @@ import pytest
 
 from rampart.bootstrap import Container
 from rampart.identity.sessions import ClientInfo  # noqa: F401 - the identity package is wired
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, served_with_trader
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, add_security_key, served_with_trader
 
 pytestmark = pytest.mark.browser
 
@@ -51,20 +51,7 @@ def test_register_a_security_key_sign_out_and_sign_back_in_with_it(
         try:
             context = browser.new_context()
             page = context.new_page()
-            cdp = context.new_cdp_session(page)
-            cdp.send("WebAuthn.enable")
-            authenticator = cdp.send(
-                "WebAuthn.addVirtualAuthenticator",
-                {
-                    "options": {
-                        "protocol": "ctap2",
-                        "transport": "usb",
-                        "hasResidentKey": True,
-                        "hasUserVerification": True,
-                        "isUserVerified": True,
-                    }
-                },
-            )["authenticatorId"]
+            cdp, authenticator = add_security_key(context, page)
 
             # Password only: no factor yet.
             _sign_in(page, origin)

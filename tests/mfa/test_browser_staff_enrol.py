@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from rampart.bootstrap import Container
 from rampart.cli import app
-from tests.mfa.test_browser import CHROMIUM, CHROMIUM_ARGS, served  # noqa: F401 - the fixture
+from tests.mfa.test_browser import served  # noqa: F401 - the fixture
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, add_security_key
 
 pytestmark = pytest.mark.browser
 
@@ -55,20 +56,7 @@ def test_a_new_admin_enrols_from_the_printed_link_and_signs_in_with_the_key(
         try:
             context = browser.new_context()
             page = context.new_page()
-            cdp = context.new_cdp_session(page)
-            cdp.send("WebAuthn.enable")
-            authenticator = cdp.send(
-                "WebAuthn.addVirtualAuthenticator",
-                {
-                    "options": {
-                        "protocol": "ctap2",
-                        "transport": "usb",
-                        "hasResidentKey": True,
-                        "hasUserVerification": True,
-                        "isUserVerified": True,
-                    }
-                },
-            )["authenticatorId"]
+            cdp, authenticator = add_security_key(context, page)
 
             # Before enrolment the account has no password: it cannot sign in at all.
             refused = context.request.post(

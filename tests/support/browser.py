@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
@@ -34,6 +35,26 @@ CHROMIUM_ARGS = [
     # The server listens on IPv4 only; do not let `localhost` resolve to ::1 first.
     "--host-resolver-rules=MAP localhost 127.0.0.1",
 ]
+
+
+def add_security_key(context: Any, page: Any) -> tuple[Any, str]:
+    """A CDP virtual authenticator on `page` (CTAP2 over USB, resident keys, user verification):
+    the browser runs the real WebAuthn ceremonies with it. Returns the CDP session and its id."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    authenticator = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )["authenticatorId"]
+    return cdp, str(authenticator)
 
 
 def _free_port() -> int:
