@@ -333,9 +333,9 @@ def test_signing_in_again_replaces_the_session_and_ends_the_old_one(
     assert entry["details"]["session_id"] != ""
 
 
-def test_a_copied_cookie_dies_when_its_browser_steps_up(
-    client: TestClient, container: Container, clock: FrozenClock
-) -> None:
+def _page_sign_in_with_totp(client: TestClient, container: Container, clock: FrozenClock) -> str:
+    """Ann signs up, enrols an authenticator app and signs in on the pages with it; returns the
+    app's secret."""
     from tests.mfa.test_api import code_for, enrol_totp, signed_up
 
     token = signed_up(client, container)
@@ -353,6 +353,15 @@ def test_a_copied_cookie_dies_when_its_browser_steps_up(
         follow_redirects=False,
     )
     assert done.status_code == 303, done.text
+    return str(secret)
+
+
+def test_a_copied_cookie_dies_when_its_browser_steps_up(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> None:
+    from tests.mfa.test_api import code_for
+
+    secret = _page_sign_in_with_totp(client, container, clock)
     before = str(client.cookies[SESSION_COOKIE])
     clock.advance(31)
     prompt = client.get("/security/step-up?next=/security")
@@ -379,22 +388,9 @@ def test_a_copied_cookie_dies_when_its_browser_steps_up(
 def test_the_step_up_api_gives_a_browser_session_a_new_cookie(
     client: TestClient, container: Container, clock: FrozenClock
 ) -> None:
-    from tests.mfa.test_api import code_for, enrol_totp, signed_up
+    from tests.mfa.test_api import code_for
 
-    token = signed_up(client, container)
-    secret, _ = enrol_totp(client, container, token)
-    clock.advance(30)
-    page = client.get("/login")
-    client.post(
-        "/login",
-        data={"email": ANN, "password": PASSWORD, "csrf_token": csrf(page.text)},
-        follow_redirects=False,
-    )
-    client.post(
-        "/login/second-factor",
-        data={"kind": "totp", "code": code_for(container, secret)},
-        follow_redirects=False,
-    )
+    secret = _page_sign_in_with_totp(client, container, clock)
     before = str(client.cookies[SESSION_COOKIE])
     clock.advance(31)
     security = client.get("/security")
