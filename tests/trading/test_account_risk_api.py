@@ -38,7 +38,7 @@ def test_the_account_api_returns_state_limits_and_usage(
     assert risk["halts"]["market"] is False
     # Past the limit: refused, the account moves to REDUCING, and the trader reads why.
     assert _order(trader_client, "98.00", "2")["reason"] == "max-gross-exposure"
-    with container.uow() as uow:
+    with container.risk_gate.writing, container.uow() as uow:
         container.risk_gate.drain(uow)
         uow.commit()
     after = trader_client.get("/v1/account/risk", headers=ALICE).json()

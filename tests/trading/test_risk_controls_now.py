@@ -37,7 +37,7 @@ def _cli(settings: Settings, clock: FrozenClock) -> typer.Typer:
 
 
 def _drain(engine: Container) -> None:
-    with engine.uow() as uow:
+    with engine.risk_gate.writing, engine.uow() as uow:
         engine.risk_gate.drain(uow)
         uow.commit()
 

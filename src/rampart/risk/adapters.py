@@ -184,6 +184,7 @@ class _Loader(Protocol):
 
 class _Drain(Protocol):
     wake: threading.Event
+    writing: threading.Lock
 
     def drain(self, uow: UnitOfWork, max_records: int = 500) -> int: ...
 
@@ -236,7 +237,7 @@ class RiskWorker:
             return 0
         total = 0
         while True:
-            with self._uow() as uow:
+            with self._gate.writing, self._uow() as uow:
                 written = self._gate.drain(uow)
                 if written:
                     uow.commit()

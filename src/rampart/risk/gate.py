@@ -143,6 +143,9 @@ class RiskGate:
         self._lock = pipeline.activity.lock
         self._pending: deque[RejectionRecord] = deque()
         self._pending_lock = threading.Lock()
+        # Held from taking queued refusals to committing them: whoever holds it next finds every
+        # refusal queued before in the database, not half-way in another thread's transaction.
+        self.writing = threading.Lock()
         self.dropped_records = 0
         self.wake = threading.Event()
         #: True while the engine runs a batch's commands: no reload then (see `before_batch`).
