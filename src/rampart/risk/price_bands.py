@@ -1,5 +1,6 @@
 """Per-instrument price bands (limit-up/limit-down style): who may set them, and how a change is
-recorded. The check itself is `RiskPipeline._price_band`; the moving reference `bands.py`."""
+recorded. The check itself is `PriceChecks.price_band` (`rampart.risk.domain.price_checks`); the
+moving reference `bands.py`."""
 
 from __future__ import annotations
 
