@@ -28,16 +28,12 @@ from rampart.risk.domain import (
     TradingState,
 )
 from rampart.risk.gate import RiskGate
+from rampart.risk.halts import AlreadyHaltedError, FourEyesError, ResumeNotRequestedError
+from rampart.risk.inputs import PersonRequiredError
+from rampart.risk.limits import InvalidLimitsError
 from rampart.risk.ports import AccountFacts, TraderProfile
-from rampart.risk.service import (
-    AlreadyHaltedError,
-    FourEyesError,
-    InvalidLimitsError,
-    PersonRequiredError,
-    ResumeNotRequestedError,
-    RiskService,
-    default_limits,
-)
+from rampart.risk.service import RiskService
+from rampart.risk.setup import default_limits
 from tests.risk.factories import D, instrument, order
 
 
