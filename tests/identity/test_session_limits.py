@@ -130,14 +130,16 @@ def test_without_a_second_factor_ending_other_sessions_needs_a_recent_sign_in(
     for refused in attempts:
         assert refused.status_code == 401, refused.text
         assert refused.json()["type"] == REAUTH
-    assert works(client, other) and works(client, mine)
+    assert works(client, other)
+    assert works(client, mine)
 
     # Signing in again is the re-authentication: the fresh session ends the others.
     again = login(client, ANN, device_id="desk-0001")
     ended = client.post("/v1/me/sessions/end-others", headers=bearer(again["access_token"]))
     assert ended.status_code == 200, ended.text
     assert ended.json() == {"sessions": 2}
-    assert not works(client, other) and not works(client, mine)
+    assert not works(client, other)
+    assert not works(client, mine)
     assert works(client, again)
 
 

@@ -51,9 +51,10 @@ def renewal_instructions(row: ApiKeyRow, days_left: int) -> tuple[str, str]:
         "it signs is refused.\n\n"
         "To keep your bots running, replace it before then:\n"
         "1. Create a new key with the same scopes (and a later expiry, or none) from your API "
-        "keys, or POST /v1/apikeys. Rotating this key would keep its expiry, so create a new "
+        "keys, or POST /api/v1/apikeys. Rotating this key would keep its expiry, so create a new "
         "one.\n"
-        "2. Give the new key to your bots and check they sign with it (GET /v1/apikeys/whoami).\n"
+        "2. Give the new key to your bots and check that they sign with it "
+        "(GET /api/v1/apikeys/whoami).\n"
         "3. Revoke this key.\n\n"
         "If nothing uses this key any more, let it expire.",
     )
