@@ -152,6 +152,9 @@ class LoginService:
                 details={"account_key": check.email_key[:32], "ip": ip, "locked": locked},
             )
         )
+        # Only an account has an owner to tell (ASVS 6.3.5). The email is queued once per lock,
+        # at the failure that locks, so "no account" and "wrong password" still cost the same on
+        # every other attempt, and the lock itself falls alike on both.
         if locked and check.user_id is not None:
             self._tell_owner(
                 uow,
