@@ -15,6 +15,7 @@ from rampart.access.rls import system_by_default
 from rampart.access.service import AccessService
 from rampart.apikeys.auth import SignatureAuthenticator
 from rampart.apikeys.changes import FileKeyChanges, RedisKeyChanges
+from rampart.apikeys.expiry import ExpiryNotices
 from rampart.apikeys.jobs import OldKeySweeper
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from rampart.apikeys.service import ApiKeyService
@@ -185,8 +186,19 @@ def _wire_apikeys(container: Container) -> None:
     )
     # Cached API keys are re-read once their owner's account is locked, unlocked or closed.
     container.identity.accounts.status_listeners.append(container.apikeys.owner_changed)
+    expiry = ExpiryNotices(
+        container.clock,
+        settings.apikeys,
+        notifier=container.notifications,
+        owner_email=container.identity.accounts.contact_email,
+    )
     container.closers.append(
-        OldKeySweeper(container.apikeys, container.uow, settings.apikeys.old_key_check_seconds)
+        OldKeySweeper(
+            container.apikeys,
+            container.uow,
+            settings.apikeys.old_key_check_seconds,
+            expiry=expiry,
+        )
     )
     nonces: NonceStore = (
         RedisNonceStore(container.redis)

@@ -117,6 +117,16 @@ class IdentitySettings(Section):
     revocation_cache_seconds: float = Field(default=1.0, ge=0, le=30)
     verified_token_cache_entries: int = Field(default=100_000, ge=1, le=10_000_000)
     max_sessions_listed: int = Field(default=100, ge=1, le=1000)
+    #: Live sessions one account may hold at once (browser sessions and API sign-ins together;
+    #: API keys are not sessions). A sign-in at the cap ends the session used least recently and
+    #: tells the owner by email (docs/security/authentication.md, "Concurrent sessions").
+    max_concurrent_sessions: int = Field(default=10, ge=1, le=100)
+    #: The same for an account holding a staff role (never more than `max_concurrent_sessions`):
+    #: a staff member has a console and perhaps a script, not a fleet of bots.
+    staff_max_concurrent_sessions: int = Field(default=3, ge=1, le=100)
+    #: Ending another session, or every session, needs a sign-in or a second-factor step-up at
+    #: most this many minutes old (ASVS 7.5.2: "having authenticated again").
+    reauthentication_minutes: int = Field(default=5, ge=1, le=60)
     #: The common-password blocklist; defaults to the list shipped in the package
     #: (`rampart/identity/data/common-passwords.txt`). The service refuses to start without it.
     password_blocklist_path: Path | None = None
@@ -173,6 +183,9 @@ class ApiKeySettings(Section):
     #: How often the app looks for such keys (`OldKeySweeper`); 0 turns the sweeper off
     #: (`rampart apikeys flag-old` still works, e.g. from cron).
     old_key_check_seconds: float = Field(default=3600.0, ge=0, le=7 * 86_400)
+    #: Owners of a key with an expiry are told this many days before it expires, with how to
+    #: rotate it (`rampart.apikeys.expiry`, run by the sweeper); 0 sends no notice.
+    expiry_notice_days: int = Field(default=7, ge=0, le=90)
     max_keys_per_user: int = Field(default=20, ge=1, le=1000)
     max_allowed_cidrs: int = Field(default=32, ge=1, le=1000)
     #: Last use (time, IP) is written at most this often per key, and at most once a second

@@ -51,6 +51,7 @@ class SensitiveAction(StrEnum):
     RISK_LIMITS_CHANGE = "risk.limits.change"
     ROLES_CHANGE = "access.roles.change"
     ACCOUNT_UNLOCK = "account.unlock"
+    PASSWORD_RESET_FOR_USER = "account.password_reset"  # noqa: S105 - an action name
     MFA_RESET = "mfa.reset"
     KEY_ROTATION = "keys.rotate"
 
@@ -63,6 +64,7 @@ STAFF_ACTIONS = frozenset(
         SensitiveAction.RISK_LIMITS_CHANGE,
         SensitiveAction.ROLES_CHANGE,
         SensitiveAction.ACCOUNT_UNLOCK,
+        SensitiveAction.PASSWORD_RESET_FOR_USER,
         SensitiveAction.MFA_RESET,
         SensitiveAction.KEY_ROTATION,
     }
