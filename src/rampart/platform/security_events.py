@@ -22,7 +22,7 @@ log = get_logger("rampart.security")
 
 CSRF_FAILED: Final = "csrf-failed"
 RATE_LIMITED: Final = "rate-limited"
-INVALID_TOKEN: Final = "invalid-token"
+INVALID_TOKEN: Final = "invalid-token"  # noqa: S105 - an event kind, not a secret
 INPUT_REFUSED: Final = "input-refused"
 
 #: Warning for what only an attacker or a broken client does; info for what an honest client

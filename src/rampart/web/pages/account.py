@@ -241,9 +241,7 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
         return _password_change_page(request, email, [exc.detail], status=403)
     except LoginThrottledError as exc:
         # The page answers this refusal itself, so it is logged here as the handler would.
-        log_security_event(
-            RATE_LIMITED, path=request.url.path, status=429, code=exc.code
-        )
+        log_security_event(RATE_LIMITED, path=request.url.path, status=429, code=exc.code)
         refused = render(
             request,
             "login.html",
