@@ -277,8 +277,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             INPUT_REFUSED,
             path=request.url.path,
             status=422,
-            fields=[".".join(d["loc"]) for d in details[:10]],
-            rules=sorted({d["kind"] for d in details})[:10],
+            fields=[".".join(str(p) for p in err.get("loc", ())) for err in exc.errors()[:10]],
+            rules=sorted({str(err.get("type", "invalid")) for err in exc.errors()})[:10],
         )
         body = problem_body(
             422,
