@@ -432,3 +432,30 @@ def test_log_lines_are_written_as_one_json_object_each() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     assert all(line.startswith("{") and line.endswith("}") for line in lines)
+
+
+# --- V11.6.1: signing keys come from an approved KDF over a random root -----------------------
+def test_jwt_signing_keys_are_hkdf_sha256_derivations_of_the_root() -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from rampart.config import IdentitySettings
+    from rampart.identity.tokens import SigningKeys
+    from rampart.kernel.secret import Secret
+
+    root = new_key()
+    keys = SigningKeys(None, None, Secret(root), IdentitySettings())  # type: ignore[arg-type]
+    raw = serialization.Encoding.Raw
+    public = serialization.PublicFormat.Raw
+
+    def derived(kid: str) -> bytes:
+        return keys._derive(kid).public_key().public_bytes(raw, public)
+
+    seed = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"rampart-jwt-signing-key", info=b"k1"
+    ).derive(root)
+    expected = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(raw, public)
+    assert derived("k1") == expected
+    # One root, independent keys per id: rotating the kid gives an unrelated key.
+    assert derived("k2") != derived("k1")
