@@ -17,6 +17,7 @@ from tests.support.apidocs import (
     authorization_rows,
     block,
     full_schema,
+    limiter_rows,
     replace_block,
     validation_rows,
 )
@@ -27,6 +28,7 @@ from rampart.config import IdentitySettings
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "security"
 INPUT_VALIDATION = DOCS / "input-validation.md"
 AUTHORIZATION = DOCS / "authorization.md"
+LIMITS = DOCS / "limits.md"
 ARCHITECTURE = DOCS.parent / "architecture.md"
 
 
@@ -90,3 +92,52 @@ def test_the_password_policy_names_the_context_specific_words() -> None:
     assert "domain labels" in policy
     assert IdentitySettings().password_context_words == ["rampart"]
     assert "the product's name" in policy
+
+
+def test_the_documented_rate_limits_are_the_built_in_ones() -> None:
+    """ASVS 2.1.3, 6.1.1: the per-user, per-key and per-address limits are documented as coded."""
+    lines = limiter_rows()
+    assert any("`ip.login`" in line and "refuse (503)" in line for line in lines)
+    _check(LIMITS, lines)
+
+
+def test_the_documented_lockout_is_the_configured_one() -> None:
+    from rampart.config import IdentitySettings
+
+    document = LIMITS.read_text(encoding="utf-8")
+    defaults = IdentitySettings()
+    for name in (
+        "account_free_failures",
+        "account_lock_after",
+        "ip_free_failures",
+        "ip_lock_after",
+        "lock_minutes",
+    ):
+        assert f"`identity.{name}` ({getattr(defaults, name)}" in document, name
+
+
+def test_every_vault_purpose_has_a_data_class() -> None:
+    """ASVS 14.1.1: every kind of sealed data is classified."""
+    from rampart.vault.domain import Purpose
+
+    document = (DOCS / "data.md").read_text(encoding="utf-8")
+    section = document[document.index("## Vault purposes by class") :]
+    classes = dict(re.findall(r"^- (C\d): (.+?)(?=^- |^`|\Z)", section, re.MULTILINE | re.DOTALL))
+    assert set(classes) == {"C1", "C2", "C3"}
+    classified = {p for text in classes.values() for p in re.findall(r"`([a-z-]+)`", text)}
+    assert classified == {str(p) for p in Purpose}
+
+
+def test_the_log_inventory_covers_every_logger() -> None:
+    """ASVS 16.1.1: every logger writes to an inventoried stream."""
+    source = Path(__file__).resolve().parents[2] / "src" / "rampart"
+    named = set()
+    for path in source.rglob("*.py"):
+        named |= set(re.findall(r'get_logger\("([^"]+)"\)', path.read_text(encoding="utf-8")))
+    inventory = (DOCS / "logging.md").read_text(encoding="utf-8")
+    assert named
+    assert all(name.startswith("rampart.") for name in named), named
+    assert "`rampart.*` loggers" in inventory
+    for dedicated in ("rampart.access", "rampart.security"):
+        assert dedicated in named
+        assert f"`{dedicated}`" in inventory

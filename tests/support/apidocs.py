@@ -250,6 +250,24 @@ def authorization_rows(app: FastAPI, spec: dict[str, Any]) -> list[str]:
     return lines
 
 
+def limiter_rows() -> list[str]:
+    """The rate-limiter table: every built-in limiter, its allowance and its failure mode."""
+    from rampart.ratelimit.domain import DEFAULT_LIMITS
+
+    scopes = {"ip": "client address", "user": "person", "key": "API key"}
+    lines = [
+        "| Limiter | Whose allowance | Sustained rate | Burst | If the store is down |",
+        "|---|---|---|---|---|",
+    ]
+    for name, spec in sorted(DEFAULT_LIMITS.items()):
+        period = f"{spec.period:g} s"
+        lines.append(
+            f"| `{name}` | {scopes.get(spec.scope, spec.scope)} | {spec.count} per {period} | "
+            f"{spec.burst} | {'refuse (503)' if spec.fail_closed else 'allow and log'} |"
+        )
+    return lines
+
+
 def replace_block(document: str, lines: list[str]) -> str:
     start = document.index(BEGIN) + len(BEGIN)
     end = document.index(END)
