@@ -56,6 +56,7 @@ lock:
 		--generate-hashes -o requirements/dev.lock
 	@$(PYTHON) -m uv pip compile pyproject.toml --python-version 3.11 --generate-hashes \
 		-c requirements/dev.lock -o requirements/runtime.lock
+	@echo "now regenerate the SBOM from the new lock: PYTHONPATH=src $(BIN)/python -m rampart.platform.sbom"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

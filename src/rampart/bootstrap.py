@@ -311,7 +311,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         clock=clock,
         db=db,
         keys=RootKeys(settings),
-        redis=_redis_client(settings.redis_url) if settings.redis_url else None,
+        redis=_redis_client(settings.effective_redis_url) if settings.effective_redis_url else None,
     )
     audit = build_audit(settings, container.keys, clock, db)
     container.audit_writer = audit.writer

@@ -17,6 +17,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_origin
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -302,6 +303,10 @@ class Settings(BaseSettings):
     #: Connection URLs may carry a password: kept out of the settings' repr (and so out of logs).
     database_url: str | None = Field(default=None, repr=False)
     redis_url: str | None = Field(default=None, repr=False)
+    #: A PEM bundle of the CA(s) that sign the internal services' certificates (PostgreSQL,
+    #: Redis over rediss://, the audit witness): those connections trust it, and only it, instead
+    #: of the public roots, so an internally issued certificate is verified, never waved through.
+    tls_ca_bundle: Path | None = None
     #: The URL users reach the service at; links in emails and the WebAuthn origin derive from it.
     public_url: str | None = None
     #: Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Anyone else's is ignored.
@@ -350,8 +355,14 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            return with_ca_file(self.database_url, "sslrootcert", self.tls_ca_bundle, "postgresql")
         return f"sqlite:///{(self.data_dir / 'rampart.db').as_posix()}"
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        if not self.redis_url:
+            return None
+        return with_ca_file(self.redis_url, "ssl_ca_certs", self.tls_ca_bundle, "rediss")
 
     @property
     def uses_sqlite(self) -> bool:
@@ -370,6 +381,19 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def with_ca_file(url: str, parameter: str, ca_file: Path | None, scheme: str) -> str:
+    """`url` with `parameter=<ca_file>` added when its scheme starts with `scheme` and it names no
+    CA of its own (an explicit `sslrootcert`/`ssl_ca_certs` in the URL wins)."""
+    parts = urlsplit(url)
+    if ca_file is None or not parts.scheme.lower().startswith(scheme):
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == parameter for name, _ in query):
+        return url
+    query.append((parameter, str(ca_file)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _drop_file_keys(values: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access, public
 from rampart.platform.http.inputs import Id
 from rampart.platform.http.inputs import Text as Line
+from rampart.platform.security_events import RATE_LIMITED, log_security_event
 from rampart.ratelimit.api import rate_limit
 from rampart.web.pages.templating import check_public_form_csrf, render, set_cookie
 
@@ -241,6 +242,8 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
     except PasswordChangeRequiredError as exc:
         return _password_change_page(request, email, [exc.detail], status=403)
     except LoginThrottledError as exc:
+        # The page answers this refusal itself, so it is logged here as the handler would.
+        log_security_event(RATE_LIMITED, path=request.url.path, status=429, code=exc.code)
         refused = render(
             request,
             "login.html",
