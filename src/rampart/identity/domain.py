@@ -340,3 +340,14 @@ class AccountStatus(StrEnum):
     #: Locked by an operator or by the user ("this wasn't me"): no sign-in, every credential dead.
     LOCKED = "locked"
     CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account as other domains see it."""
+
+    id: str
+    email: str
+    email_verified: bool
+    status: str
+    created_at: datetime
