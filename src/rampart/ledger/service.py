@@ -52,6 +52,7 @@ _LOCK_POSITIONS = (
     .with_for_update()
 )
 
+
 def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows, skipping those whose key exists (two first uses may race)."""
     if not rows:
