@@ -188,7 +188,15 @@ def port_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Por
 # --- The quick tier: domain logic and in-memory adapters, no database, server or browser -----
 #: Fixtures that put a test on a database, Redis or a browser (and so out of `make test-quick`).
 _STORAGE_FIXTURES = frozenset(
-    {"database_url", "postgres_url", "postgres_app_url", "sqlite_template", "db_backend"}
+    {
+        "database_url",
+        "postgres_url",
+        "postgres_app_url",
+        "sqlite_template",
+        "db_backend",
+        # A module's own scratch PostgreSQL with roles (tests/platform/test_production_preflight).
+        "database",
+    }
 )
 
 
@@ -199,7 +207,11 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
-        on_database = bool(names & _STORAGE_FIXTURES) or params.get("port_backend") in BACKENDS
+        on_database = (
+            bool(names & _STORAGE_FIXTURES)
+            or any(isinstance(v, str) and v in BACKENDS for v in params.values())
+            or any("postgres" in name or "sqlite" in name for name in names)
+        )
         if on_database:
             item.add_marker(pytest.mark.storage)
         if "redis_url" in names:
