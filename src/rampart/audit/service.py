@@ -561,7 +561,7 @@ class AuditReader:
         Every entry's columns are compared with its body (by SQLite's JSON functions on SQLite;
         on PostgreSQL, whose JSON costs more than it saves, in Python without a parse:
         `verify.column_suspects`), and the canonical form of entries authenticated by a signed
-        root is sampled (see docs/architecture.md, Audit, Verifying); `thorough` parses every
+        root is sampled (see docs/decisions/0014-audit-log.md, Verifying); `thorough` parses every
         entry and checks its form and columns exactly instead.
         """
         sink_note = sink.latest() if sink is not None else None

@@ -504,13 +504,6 @@ class AccountService:
         self._send(uow, self.email_of(uow.session, user), notices.password_changed("changed"))
         uow.audit(AuditEvent(action="identity.password.changed", subject=f"user:{user.id}"))
 
-    def update_hash(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
-        """Store a re-hash made at sign-in with the current parameters (same password)."""
-        user = uow.session.get(UserRow, user_id)
-        if user is not None:
-            user.password_hash = password_hash
-            uow.audit(AuditEvent(action="identity.password.rehashed", subject=f"user:{user.id}"))
-
     # --- staff enrolment ---------------------------------------------------------------------
     def staff_enrolment_link(self, uow: UnitOfWork, user_id: str, *, issued_by: str) -> str:
         """A single-use link (valid `staff_enrolment_hours`) on which the account's owner sets a

@@ -14,7 +14,6 @@ what is held against a margin rate is rounded, and always up (`ledger_ceiling`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
@@ -239,10 +238,3 @@ class LedgerBatch:
             account.balance += posting.amount
             account.dirty = True
         self.entries.append(entry)
-
-
-def sum_postings(postings: Iterable[Posting]) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
-    for posting in postings:
-        totals[posting.account_id] = totals.get(posting.account_id, ZERO) + posting.amount
-    return totals

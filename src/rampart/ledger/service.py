@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, func, select, type_coerce
+from sqlalchemy import String, Table, bindparam, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -337,8 +337,3 @@ class LedgerService:
         if clearing != 0:
             problems.append(f"clearing account holds {clearing} after settlement")
         return problems
-
-    def entry_count(self, session: Session) -> int:
-        return int(
-            session.connection().execute(select(func.count()).select_from(ENTRIES)).scalar_one()
-        )
