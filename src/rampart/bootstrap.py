@@ -37,7 +37,8 @@ from rampart.notifications.worker import OutboxWorker
 from rampart.platform.db import Database
 from rampart.platform.keys import RootKeys
 from rampart.platform.uow import AuditWriter, UnitOfWork
-from rampart.ratelimit.backends import MemoryBackend, RateLimitBackend, RedisBackend
+from rampart.ratelimit.backends import MemoryBackend, RedisBackend
+from rampart.ratelimit.ports import RateLimitBackend
 from rampart.ratelimit.service import RateLimits
 from rampart.risk.gate import RiskGate
 from rampart.risk.service import RiskService

@@ -415,6 +415,7 @@ def test_a_good_production_configuration_serves_on_postgresql_and_redis(
             process.wait()
 
 
+@pytest.mark.slow
 def test_docs_are_off_by_default_in_production_and_can_be_switched() -> None:
     assert Settings(profile="production").api_docs_enabled is False
     assert Settings(profile="production", api_docs=True).api_docs_enabled is True

@@ -29,7 +29,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "security"
 INPUT_VALIDATION = DOCS / "input-validation.md"
 AUTHORIZATION = DOCS / "authorization.md"
 LIMITS = DOCS / "limits.md"
-ARCHITECTURE = DOCS.parent / "architecture.md"
+ARCHITECTURE = DOCS.parent / "decisions" / "0016-identity-and-notifications.md"
 
 
 @pytest.fixture

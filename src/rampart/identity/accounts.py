@@ -12,13 +12,13 @@ counts as no address at all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import Role
+from rampart.access.ports import RoleDirectory
 from rampart.config import IdentitySettings
 from rampart.identity import notices
 from rampart.identity.db import DeviceRow, EmailTokenRow, UserRow
@@ -26,17 +26,18 @@ from rampart.identity.domain import (
     AccountStatus,
     EmailInUseError,
     InvalidLinkError,
+    User,
     new_token,
     token_hash,
 )
 from rampart.identity.emails import SealedEmails
-from rampart.identity.ports import Notifier, RoleDirectory
 from rampart.identity.sessions import SessionStore
 from rampart.identity.throttle import LoginThrottle
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import ConflictError, NotFoundError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.notifications.ports import Notifier
 from rampart.platform.uow import UnitOfWork
 
 PURPOSE_VERIFY = "verify-email"
@@ -48,15 +49,6 @@ PURPOSE_STAFF_ENROL = "staff-enrol"
 TOPIC_PASSWORD_RESET = "identity.password-reset"  # noqa: S105 - a topic name, not a secret
 #: At most this many unexpired reset links per account: asking again does not flood the inbox.
 MAX_OPEN_RESETS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    email: str
-    email_verified: bool
-    status: str
-    created_at: datetime
 
 
 USER_TABLE = UserRow.__tablename__
@@ -556,13 +548,6 @@ class AccountService:
         )
         self._send(uow, self.email_of(uow.session, user), notices.password_changed("changed"))
         uow.audit(AuditEvent(action="identity.password.changed", subject=f"user:{user.id}"))
-
-    def update_hash(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
-        """Store a re-hash made at sign-in with the current parameters (same password)."""
-        user = uow.session.get(UserRow, user_id)
-        if user is not None:
-            user.password_hash = password_hash
-            uow.audit(AuditEvent(action="identity.password.rehashed", subject=f"user:{user.id}"))
 
     # --- staff enrolment ---------------------------------------------------------------------
     def staff_enrolment_link(self, uow: UnitOfWork, user_id: str, *, issued_by: str) -> str:

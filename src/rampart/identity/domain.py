@@ -102,11 +102,6 @@ class PasswordChangeNotRequiredError(ForbiddenError):
     title = "This account changes its password from its security settings"
 
 
-class AccountUnavailableError(ForbiddenError):
-    code = "account-unavailable"
-    title = "This account cannot do that"
-
-
 class EmailInUseError(ConflictError):
     code = "email-in-use"
     title = "That email address cannot be used"
@@ -342,3 +337,14 @@ class AccountStatus(StrEnum):
     #: Locked by an operator or by the user ("this wasn't me"): no sign-in, every credential dead.
     LOCKED = "locked"
     CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account as other domains see it."""
+
+    id: str
+    email: str
+    email_verified: bool
+    status: str
+    created_at: datetime

@@ -39,13 +39,14 @@ from rampart.identity.domain import (
     normalise_email,
     token_hash,
 )
-from rampart.identity.ports import Notifier, SecondFactors
+from rampart.identity.ports import SecondFactors
 from rampart.identity.sessions import KIND_API, KIND_BROWSER, ClientInfo, SessionStore
 from rampart.identity.throttle import LoginThrottle
 from rampart.identity.tokens import AccessTokens
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.notifications.ports import Notifier
 from rampart.platform.uow import UnitOfWork
 
 #: Wrong second factors allowed on one pending sign-in before it is void.

@@ -19,10 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import is_staff
+from rampart.access.ports import RoleDirectory
 from rampart.config import IdentitySettings
 from rampart.identity.db import DeviceRow, RefreshTokenRow, SessionRow, UserRow
 from rampart.identity.domain import AccountStatus, effective_permissions, new_token, token_hash
-from rampart.identity.ports import RoleDirectory
 from rampart.identity.tokens import AccessTokens
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import NotFoundError

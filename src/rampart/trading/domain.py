@@ -13,7 +13,13 @@ from enum import StrEnum
 from typing import Any
 
 from rampart.kernel.errors import ValidationError
-from rampart.kernel.money import AMOUNT_PLACES, MAX_ORDER_AMOUNT, round_price, within_order_bounds
+from rampart.kernel.money import (
+    AMOUNT_PLACES,
+    MAX_ORDER_AMOUNT,
+    ZERO,
+    round_price,
+    within_order_bounds,
+)
 from rampart.venue.domain import (
     Instrument,
     InstrumentStatus,
@@ -22,7 +28,6 @@ from rampart.venue.domain import (
     TimeInForce,
 )
 
-ZERO = Decimal(0)
 #: An order's quantity and prices: above 0, at most these, at most `AMOUNT_PLACES` decimal places
 #: (`rampart.kernel.money`). Checked when a request or modification is built, before the engine.
 MAX_QUANTITY = MAX_ORDER_AMOUNT

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from rampart.access.rls import scope_to_user
 from rampart.kernel.context import RequestContext
-from rampart.ledger.domain import ZERO, Position
+from rampart.kernel.money import ZERO
+from rampart.ledger.domain import Position
 from rampart.ledger.service import LedgerService
 from rampart.platform.db import Database
 from rampart.trading.db import FillRow, OrderRow

@@ -48,6 +48,35 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def check_symbol(symbol: str) -> None:
+    if not SYMBOL.match(symbol):
+        raise InvalidInstrumentError("Symbols are 1-16 capital letters, digits or dots.")
+
+
+def definition_event(instrument: Instrument) -> AuditEvent:
+    """The audit entry of an instrument's (re)definition."""
+    return AuditEvent(
+        action="instrument.defined",
+        subject=f"instrument:{instrument.symbol}",
+        details={
+            "tick_size": str(instrument.tick_size),
+            "lot_size": str(instrument.lot_size),
+            "status": instrument.status.value,
+            "max_quantity": _text(instrument.max_quantity),
+            "max_price": _text(instrument.max_price),
+            "min_price": _text(instrument.min_price),
+        },
+    )
+
+
+def status_event(symbol: str, before: str, after: InstrumentStatus) -> AuditEvent:
+    return AuditEvent(
+        action="instrument.status.changed",
+        subject=f"instrument:{symbol}",
+        details={"from": before, "to": after.value},
+    )
+
+
 class InstrumentService:
     def all(self, uow: UnitOfWork) -> list[Instrument]:
         rows = uow.session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
@@ -61,8 +90,7 @@ class InstrumentService:
 
     def upsert(self, uow: UnitOfWork, instrument: Instrument) -> Instrument:
         """Create or redefine an instrument (an operator action, audited)."""
-        if not SYMBOL.match(instrument.symbol):
-            raise InvalidInstrumentError("Symbols are 1-16 capital letters, digits or dots.")
+        check_symbol(instrument.symbol)
         now = uow.clock.now()
         row = uow.session.get(InstrumentRow, instrument.symbol)
         if row is None:
@@ -79,20 +107,7 @@ class InstrumentService:
         row.max_price = instrument.max_price
         row.min_price = instrument.min_price
         row.updated_at = now
-        uow.audit(
-            AuditEvent(
-                action="instrument.defined",
-                subject=f"instrument:{instrument.symbol}",
-                details={
-                    "tick_size": str(instrument.tick_size),
-                    "lot_size": str(instrument.lot_size),
-                    "status": instrument.status.value,
-                    "max_quantity": _text(instrument.max_quantity),
-                    "max_price": _text(instrument.max_price),
-                    "min_price": _text(instrument.min_price),
-                },
-            )
-        )
+        uow.audit(definition_event(instrument))
         return instrument
 
     def set_status(self, uow: UnitOfWork, symbol: str, status: InstrumentStatus) -> Instrument:
@@ -102,13 +117,7 @@ class InstrumentService:
         before = row.status
         row.status = status.value
         row.updated_at = uow.clock.now()
-        uow.audit(
-            AuditEvent(
-                action="instrument.status.changed",
-                subject=f"instrument:{symbol}",
-                details={"from": before, "to": status.value},
-            )
-        )
+        uow.audit(status_event(symbol, before, status))
         return to_instrument(row)
 
 

@@ -220,13 +220,6 @@ def _error_parts(
     return status, body, headers or None
 
 
-def rampart_error_response(exc: errors.RampartError, path: str | None) -> Response:
-    status, body, headers = _error_parts(exc, path)
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
-    )
-
-
 #: What orjson says of a value no JSON text can hold: only input puts such values in our hands.
 _UNENCODABLE_JSON = ("surrogates not allowed", "exceeds 64-bit range")
 
