@@ -25,8 +25,8 @@ where the bytes are not authenticated by a signed root (at and after `exact_from
 entry with non-ASCII bytes (where orjson and RFC 8785 can differ) and for every flagged entry,
 and made on a random sample elsewhere (`sample_every`); a signed range whose root does not match
 is reported in `VerifyReport.suspect_ranges` for the caller to re-check exactly.
-docs/decisions/0014-audit-log.md (Verifying) gives the reasoning: the sample only tests the log's own
-serialiser, never what a forger could change unseen.
+docs/decisions/0014-audit-log.md (Verifying) gives the reasoning: the sample only tests the log's
+own serialiser, never what a forger could change unseen.
 """
 
 from __future__ import annotations
