@@ -388,7 +388,11 @@ def sms_begin(
     return {"sent_to": hint}
 
 
-@router.post("/v1/mfa/email", summary="Start receiving codes by email")
+@router.post(
+    "/v1/mfa/email",
+    summary="Start receiving codes by email (403 where email is no second factor)",
+    responses=problem_responses(403, 409, 429),
+)
 def email_begin(
     request: Request, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:

@@ -342,6 +342,11 @@ class CoolingPeriodError(ForbiddenError):
     title = "Blocked for 24 hours after a second-factor reset"
 
 
+class EmailFactorDisabledError(ForbiddenError):
+    code = "mfa-email-factor-disabled"
+    title = "Email codes are not a second factor on this service"
+
+
 class ResetVerificationError(ValidationError):
     code = "mfa-reset-unverified"
     title = "Record how the user's identity was re-verified"

@@ -88,8 +88,10 @@ def backup_codes_remaining(session: Session, user_id: str) -> int:
     )
 
 
-def factor_summary(session: Session, user_id: str) -> FactorSummary:
-    """Which factors the user has confirmed (pending enrolments do not count)."""
+def factor_summary(session: Session, user_id: str, *, email_factor: bool = True) -> FactorSummary:
+    """Which factors the user has confirmed (pending enrolments do not count). With
+    `email_factor` off (`mfa.email_factor_enabled`), email codes are no factor at all: a user
+    who had only them signs in with the password and is asked to enrol a real one."""
     totp = session.scalar(
         select(func.count())
         .select_from(TotpRow)
@@ -109,7 +111,7 @@ def factor_summary(session: Session, user_id: str) -> FactorSummary:
     return FactorSummary(
         totp=bool(totp),
         webauthn=int(keys or 0),
-        email=FactorKind.EMAIL.value in by_channel,
+        email=email_factor and FactorKind.EMAIL.value in by_channel,
         sms=(by_channel.get(FactorKind.SMS.value) or "")
         if FactorKind.SMS.value in by_channel
         else None,

@@ -20,6 +20,7 @@ from rampart.identity.mfa.domain import (
     OTP_TTL,
     ChallengeExhaustedError,
     CodeSendThrottledError,
+    EmailFactorDisabledError,
     FactorAlreadyEnrolledError,
     FactorKind,
     FactorNotEnrolledError,
@@ -53,12 +54,16 @@ class OneTimeCodes:
         notifier: Notifier,
         events: FactorEvents,
         email_of: EmailOf | None,
+        *,
+        email_factor: bool,
     ) -> None:
         self._clock = clock
         self._secrets = secrets_port
         self._notifier = notifier
         self._events = events
         self._email_of = email_of
+        #: `mfa.email_factor_enabled`: off, email codes can be neither enrolled, sent nor used.
+        self._email_factor = email_factor
 
     # ---- enrolment ----
     def enrol_sms(self, uow: UnitOfWork, user_id: str, phone: str) -> str:
@@ -95,6 +100,7 @@ class OneTimeCodes:
 
     def enrol_email(self, uow: UnitOfWork, user_id: str) -> str:
         """Start email-code enrolment on the account's (verified) address."""
+        self._require_enabled(FactorKind.EMAIL)
         session = uow.session
         email = self._account_email(session, user_id)
         row = self._channel_row(session, user_id, FactorKind.EMAIL)
@@ -116,6 +122,7 @@ class OneTimeCodes:
     def confirm_channel(
         self, uow: UnitOfWork, user_id: str, channel: FactorKind, code: str
     ) -> FactorCheck:
+        self._require_enabled(channel)
         session = uow.session
         row = self._channel_row(session, user_id, channel)
         if row is None or row.confirmed_at is not None:
@@ -163,6 +170,10 @@ class OneTimeCodes:
         return row.destination_hint or ""
 
     def require_channel(self, session: Session, user_id: str, channel: FactorKind) -> OtpChannelRow:
+        """The user's confirmed channel; an email channel counts only while email codes are
+        a factor here (a row enrolled before they were switched off proves nothing)."""
+        if channel is FactorKind.EMAIL and not self._email_factor:
+            raise FactorNotEnrolledError
         row = session.scalar(
             select(OtpChannelRow).where(
                 OtpChannelRow.user_id == user_id,
@@ -221,6 +232,12 @@ class OneTimeCodes:
         )
         if spent.rowcount != 1:  # type: ignore[attr-defined]
             raise InvalidFactorError
+
+    def _require_enabled(self, channel: FactorKind) -> None:
+        if channel is FactorKind.EMAIL and not self._email_factor:
+            raise EmailFactorDisabledError(
+                "Use an authenticator app, a security key or text-message codes instead."
+            )
 
     # ---- the account's address ----
     def account_label(self, session: Session, user_id: str) -> str:

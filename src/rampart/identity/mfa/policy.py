@@ -44,8 +44,11 @@ def is_in_cooling_period(session: Session, user_id: str, now: datetime) -> bool:
 
 
 class StepUpPolicy:
-    def __init__(self, settings: MfaSettings, clock: Clock, notifier: Notifier) -> None:
+    def __init__(
+        self, settings: MfaSettings, clock: Clock, notifier: Notifier, *, email_factor: bool
+    ) -> None:
         self._settings = settings
+        self._email_factor = email_factor
         self._clock = clock
         self._notifier = notifier
         #: Called with (uow, user_id) whenever a recovery hold starts (a factor reset or an
@@ -54,7 +57,7 @@ class StepUpPolicy:
 
     def has_mfa(self, session: Session, user_id: str) -> bool:
         """Whether a sign-in of this user must pass a second factor."""
-        return factor_summary(session, user_id).enrolled
+        return factor_summary(session, user_id, email_factor=self._email_factor).enrolled
 
     def require_step_up(
         self, session: Session, principal: Principal, action: SensitiveAction | str

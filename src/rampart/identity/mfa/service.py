@@ -61,14 +61,18 @@ class MfaService:
         *,
         issuer: str = "Rampart",
         email_of: EmailOf | None = None,
+        email_factor: bool = True,
     ) -> None:
         self._secrets = secrets_port
+        self._email_factor = email_factor
         events = FactorEvents(notifier)
         self.totp = TotpFactor(clock, secrets_port, events, issuer=issuer)
         self.webauthn = WebAuthnFactor(clock, relying_party, events)
-        self.codes = OneTimeCodes(clock, secrets_port, notifier, events, email_of)
+        self.codes = OneTimeCodes(
+            clock, secrets_port, notifier, events, email_of, email_factor=email_factor
+        )
         self.backup_codes = BackupCodes(clock, secrets_port, notifier)
-        self.policy = StepUpPolicy(settings, clock, notifier)
+        self.policy = StepUpPolicy(settings, clock, notifier, email_factor=email_factor)
         self.resets = SupportReset(clock, notifier, hold_listeners=self.policy.hold_listeners)
         self.verifier = FactorVerifier(
             self.totp, self.backup_codes, self.codes, self.webauthn, notifier
@@ -104,12 +108,12 @@ class MfaService:
         self.approve_support_reset = self.resets.approve
 
     def summary(self, session: Session, user_id: str) -> FactorSummary:
-        return factor_summary(session, user_id)
+        return factor_summary(session, user_id, email_factor=self._email_factor)
 
     def required_factors(self, session: Session, user_id: str) -> list[str]:
         """The factors a sign-in may be completed with (identity's `SecondFactors` seam); empty
         when the user has none, so the password alone completes the sign-in."""
-        summary = factor_summary(session, user_id)
+        summary = self.summary(session, user_id)
         return summary.kinds() if summary.enrolled else []
 
     def backup_codes_remaining(self, session: Session, user_id: str) -> int:
