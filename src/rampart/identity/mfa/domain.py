@@ -152,6 +152,16 @@ def match_totp(
     return matched
 
 
+#: The blind index under which stored WebAuthn public keys are MACed (fixed: renaming it would
+#: make every stored MAC fail).
+WEBAUTHN_KEY_MAC_INDEX = "mfa-webauthn-key"
+
+
+def webauthn_key_mac_input(user_id: str, credential_id: str, public_key: bytes) -> str:
+    """What the MAC of a stored WebAuthn credential covers: whose it is, which one, its key."""
+    return f"{user_id}\x00{credential_id}\x00{public_key.hex()}"
+
+
 # --- one-time codes (email, SMS) and backup codes ---------------------------------------------
 OTP_DIGITS = 6
 OTP_TTL = timedelta(minutes=10)

@@ -7,7 +7,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from rampart.identity.mfa.domain import InvalidFactorError
+from rampart.identity.mfa.domain import (
+    WEBAUTHN_KEY_MAC_INDEX,
+    InvalidFactorError,
+    webauthn_key_mac_input,
+)
 from rampart.kernel.secret import Secret
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
@@ -71,6 +75,17 @@ class MfaSecrets:
         """The keyed hash of one user's code of `kind` (backup, email, sms): the same code of
         two users, or of two kinds, never hashes alike."""
         return self.digest(session, f"mfa-{kind}", f"{user_id}\x00{code}")
+
+    def credential_mac(
+        self, session: Session, user_id: str, credential_id: str, public_key: bytes
+    ) -> str:
+        """The keyed MAC stored beside a WebAuthn public key. Its key lives wrapped by the KEK,
+        outside the reach of whoever can only write the database."""
+        return self.digest(
+            session,
+            WEBAUTHN_KEY_MAC_INDEX,
+            webauthn_key_mac_input(user_id, credential_id, public_key),
+        )
 
 
 class Notifier(Protocol):

@@ -67,7 +67,7 @@ class MfaService:
         self._email_factor = email_factor
         events = FactorEvents(notifier)
         self.totp = TotpFactor(clock, secrets_port, events, issuer=issuer)
-        self.webauthn = WebAuthnFactor(clock, relying_party, events)
+        self.webauthn = WebAuthnFactor(clock, relying_party, events, secrets_port)
         self.codes = OneTimeCodes(
             clock, secrets_port, notifier, events, email_of, email_factor=email_factor
         )

@@ -8,6 +8,7 @@ Each ceremony uses a single-use server challenge (`ChallengeRow`, kind `webauthn
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from rampart.identity.mfa.domain import (
     valid_purpose,
 )
 from rampart.identity.mfa.factors import FactorCheck, FactorEvents
+from rampart.identity.mfa.ports import MfaSecrets
 from rampart.identity.mfa.webauthn_rp import RelyingParty
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import ValidationError
@@ -66,10 +68,17 @@ def _unb64(text: str) -> bytes:
 
 
 class WebAuthnFactor:
-    def __init__(self, clock: Clock, relying_party: RelyingParty, events: FactorEvents) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        relying_party: RelyingParty,
+        events: FactorEvents,
+        secrets_port: MfaSecrets,
+    ) -> None:
         self._clock = clock
         self.relying_party = relying_party
         self._events = events
+        self._secrets = secrets_port
 
     # ---- reads ----
     def authenticators(self, session: Session, user_id: str) -> list[Authenticator]:
@@ -145,6 +154,9 @@ class WebAuthnFactor:
             user_id=user_id,
             credential_id=new.credential_id,
             public_key=new.public_key,
+            key_mac=self._secrets.credential_mac(
+                session, user_id, new.credential_id, new.public_key
+            ),
             sign_count=new.sign_count,
             name=label,
             transports=new.transports,
@@ -200,6 +212,7 @@ class WebAuthnFactor:
         )
         if row is None:
             raise InvalidFactorError
+        self._check_key_mac(uow, row)
         reported = rp_mod.assertion_sign_count(credential)
         if (reported or row.sign_count) and reported <= row.sign_count:
             # A counter that does not move forward suggests a cloned authenticator: refuse and
@@ -241,6 +254,24 @@ class WebAuthnFactor:
             raise InvalidFactorError
         session.expire(row)
         return row.id
+
+    def _check_key_mac(self, uow: UnitOfWork, row: WebAuthnCredentialRow) -> None:
+        """Refuse a stored key the application did not write: the signature would otherwise be
+        checked against whatever key a database write put there (ASVS 6.7.1)."""
+        expected = self._secrets.credential_mac(
+            uow.session, row.user_id, row.credential_id, row.public_key
+        )
+        if row.key_mac is not None and hmac.compare_digest(row.key_mac, expected):
+            return
+        uow.audit(
+            AuditEvent(
+                action="mfa.webauthn.key_tampered",
+                outcome="denied",
+                subject=f"user:{row.user_id}",
+                details={"authenticator": row.id},
+            )
+        )
+        raise InvalidFactorError
 
     # ---- management ----
     def rename(self, uow: UnitOfWork, user_id: str, authenticator_id: str, name: str) -> None:
