@@ -165,6 +165,10 @@ class MfaSettings(Section):
     #: Unset: off in production, on in dev (`Settings.email_factor_allowed`); production refuses
     #: to serve with it switched on.
     email_factor_enabled: bool | None = None
+    #: How many 30-second steps late an authenticator-app code is still accepted (ASVS 6.5.5):
+    #: 1 (the default) lets a code typed across a step boundary through, so a code lives at
+    #: most 60 s; 0 accepts the current step's code only (30 s).
+    totp_late_steps: int = Field(default=1, ge=0, le=1)
 
 
 class ApiKeySettings(Section):

@@ -22,6 +22,7 @@ from rampart.identity.mfa.domain import (
     STAFF_ACTIONS,
     CoolingPeriodError,
     SensitiveAction,
+    SignInAgainError,
 )
 from rampart.identity.mfa.factors import factor_summary
 from rampart.identity.mfa.ports import Notifier
@@ -98,6 +99,20 @@ class StepUpPolicy:
             # factors does not (a user without any has nothing to step up with).
             mfa_required=self._settings.required_for_trading and action in MFA_MANDATORY,
             mfa_enrolled=self.has_mfa(session, principal.user_id),
+        )
+
+    def require_recent_sign_in(self, signed_in_at: datetime | None) -> None:
+        """Full re-authentication for a user who has no second factor (ASVS 7.5.1): their
+        password, proven by a sign-in within `mfa.step_up_minutes`. Refuses with 401
+        `reauthentication-required` otherwise (the client signs in again)."""
+        if signed_in_at is not None:
+            age = (self._clock.now() - signed_in_at).total_seconds()
+            if -5.0 <= age <= self._settings.step_up_minutes * 60:
+                return
+        raise SignInAgainError(
+            f"Sign in again (within {self._settings.step_up_minutes} minutes of this change) "
+            "to set up your first second factor.",
+            step_up_minutes=self._settings.step_up_minutes,
         )
 
     def require_mfa_enrolled(self, session: Session, principal: Principal) -> None:

@@ -66,7 +66,9 @@ class MfaService:
         self._secrets = secrets_port
         self._email_factor = email_factor
         events = FactorEvents(notifier)
-        self.totp = TotpFactor(clock, secrets_port, events, issuer=issuer)
+        self.totp = TotpFactor(
+            clock, secrets_port, events, issuer=issuer, late_steps=settings.totp_late_steps
+        )
         self.webauthn = WebAuthnFactor(clock, relying_party, events, secrets_port)
         self.codes = OneTimeCodes(
             clock, secrets_port, notifier, events, email_of, email_factor=email_factor
@@ -85,6 +87,7 @@ class MfaService:
         self.verify = self.verifier.verify
         self.require_step_up = self.policy.require_step_up
         self.require_mfa_enrolled = self.policy.require_mfa_enrolled
+        self.require_recent_sign_in = self.policy.require_recent_sign_in
         self.in_cooling_period = self.policy.in_cooling_period
         self.after_password_reset = self.policy.after_password_reset
         self.has_mfa = self.policy.has_mfa

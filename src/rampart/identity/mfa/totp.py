@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from rampart.identity.mfa.db import TotpRow
 from rampart.identity.mfa.domain import (
+    TOTP_LATE_STEPS,
     FactorAlreadyEnrolledError,
     FactorKind,
     FactorNotEnrolledError,
@@ -35,9 +36,16 @@ class TotpEnrolment:
 
 class TotpFactor:
     def __init__(
-        self, clock: Clock, secrets_port: MfaSecrets, events: FactorEvents, *, issuer: str
+        self,
+        clock: Clock,
+        secrets_port: MfaSecrets,
+        events: FactorEvents,
+        *,
+        issuer: str,
+        late_steps: int = TOTP_LATE_STEPS,
     ) -> None:
         self._clock = clock
+        self._late_steps = late_steps
         self._secrets = secrets_port
         self._events = events
         self._issuer = issuer
@@ -74,7 +82,13 @@ class TotpFactor:
         if row is None or row.confirmed_at is not None:
             raise FactorNotEnrolledError("Start the authenticator-app set-up again.")
         seed = self._open_seed(session, row)
-        step = match_totp(seed, code, self._clock.now().timestamp(), last_used_step=None)
+        step = match_totp(
+            seed,
+            code,
+            self._clock.now().timestamp(),
+            last_used_step=None,
+            late_steps=self._late_steps,
+        )
         if step is None:
             return FactorCheck(
                 ok=False,
@@ -101,7 +115,13 @@ class TotpFactor:
             raise InvalidFactorError
         seed = self._open_seed(session, row)
         now = self._clock.now()
-        step = match_totp(seed, code, now.timestamp(), last_used_step=row.last_used_step)
+        step = match_totp(
+            seed,
+            code,
+            now.timestamp(),
+            last_used_step=row.last_used_step,
+            late_steps=self._late_steps,
+        )
         if step is None:
             raise InvalidFactorError
         # Compare-and-set in the database: of two requests (in any processes) presenting the
