@@ -466,6 +466,24 @@ def _challenge(
 
 
 @router.post(
+    "/v1/mfa/recovery-hold/lift",
+    summary="End the hold after a password reset by email early, with a backup code",
+    responses=problem_responses(404, 429),
+)
+def recovery_hold_lift(
+    body: CodeBody, request: Request, principal: Principal = Depends(authenticated())
+) -> dict[str, Any]:
+    """Only the hold an email-only password reset started (404 `mfa-no-recovery-hold`
+    otherwise, including during a support reset's cooling period); a wrong code is 401."""
+    container = get_container(request)
+    user_id = _person(principal)
+    with factor_attempt(container, user_id), container.uow() as uow:
+        check = container.mfa.lift_recovery_hold(uow, user_id, body.code)
+        _commit_check(uow, check)
+    return {"lifted": True, "backup_codes_remaining": check.backup_codes_remaining}
+
+
+@router.post(
     "/v1/mfa/step-up/challenge",
     summary="Ask for a step-up challenge (WebAuthn options, or a code by email or SMS)",
     responses=problem_responses(404, 429),

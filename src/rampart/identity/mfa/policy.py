@@ -16,18 +16,28 @@ from rampart.access.domain import (
     check_step_up,
 )
 from rampart.config import MfaSettings
+from rampart.identity.mfa.backup_codes import BackupCodes
 from rampart.identity.mfa.domain import (
     COOLING_BLOCKED,
     MFA_MANDATORY,
     STAFF_ACTIONS,
     CoolingPeriodError,
+    FactorKind,
+    InvalidFactorError,
     SensitiveAction,
     SignInAgainError,
 )
-from rampart.identity.mfa.factors import factor_summary
+from rampart.identity.mfa.factors import FactorCheck, factor_summary
 from rampart.identity.mfa.ports import Notifier
-from rampart.identity.mfa.recovery import cooling_ends, hold_after_email_reset
+from rampart.identity.mfa.recovery import (
+    NoRecoveryHoldError,
+    cooling_ends,
+    email_only_hold_running,
+    end_email_only_holds,
+    hold_after_email_reset,
+)
 from rampart.kernel.clock import Clock
+from rampart.kernel.events import AuditEvent
 from rampart.platform.uow import UnitOfWork
 
 
@@ -46,9 +56,16 @@ def is_in_cooling_period(session: Session, user_id: str, now: datetime) -> bool:
 
 class StepUpPolicy:
     def __init__(
-        self, settings: MfaSettings, clock: Clock, notifier: Notifier, *, email_factor: bool
+        self,
+        settings: MfaSettings,
+        clock: Clock,
+        notifier: Notifier,
+        backup_codes: BackupCodes,
+        *,
+        email_factor: bool,
     ) -> None:
         self._settings = settings
+        self._backup_codes = backup_codes
         self._email_factor = email_factor
         self._clock = clock
         self._notifier = notifier
@@ -141,3 +158,32 @@ class StepUpPolicy:
             )
             for listener in self.hold_listeners:
                 listener(uow, user_id)
+
+    def lift_recovery_hold(self, uow: UnitOfWork, user_id: str, backup_code: str) -> FactorCheck:
+        """The owner ends the hold after an email-only password reset early, with a backup code:
+        the one proof such an account has that its mailbox does not also give a thief (its
+        codes were shown once, at enrolment, and never mailed). A support reset's cooling
+        period cannot be lifted. Like `verify`, a wrong code is returned, not raised: the
+        caller commits first, so the spent attempt and its audit entry stay."""
+        now = self._clock.now()
+        if not email_only_hold_running(uow.session, user_id, now):
+            raise NoRecoveryHoldError
+        try:
+            remaining = self._backup_codes.use(uow, user_id, backup_code)
+        except InvalidFactorError as exc:
+            uow.audit(
+                AuditEvent(
+                    action="mfa.recovery_hold.lift",
+                    outcome="failure",
+                    subject=f"user:{user_id}",
+                    details={"error": exc.code},
+                )
+            )
+            return FactorCheck(ok=False, kind=FactorKind.BACKUP_CODE, error=exc)
+        end_email_only_holds(uow, user_id, now)
+        self._notifier.security_notice(
+            uow, user_id, "mfa.recovery_hold_lifted", {"remaining": remaining}
+        )
+        for listener in self.hold_listeners:
+            listener(uow, user_id)
+        return FactorCheck(ok=True, kind=FactorKind.BACKUP_CODE, backup_codes_remaining=remaining)

@@ -74,7 +74,9 @@ class MfaService:
             clock, secrets_port, notifier, events, email_of, email_factor=email_factor
         )
         self.backup_codes = BackupCodes(clock, secrets_port, notifier)
-        self.policy = StepUpPolicy(settings, clock, notifier, email_factor=email_factor)
+        self.policy = StepUpPolicy(
+            settings, clock, notifier, self.backup_codes, email_factor=email_factor
+        )
         self.resets = SupportReset(clock, notifier, hold_listeners=self.policy.hold_listeners)
         self.verifier = FactorVerifier(
             self.totp, self.backup_codes, self.codes, self.webauthn, notifier
@@ -90,6 +92,7 @@ class MfaService:
         self.require_recent_sign_in = self.policy.require_recent_sign_in
         self.in_cooling_period = self.policy.in_cooling_period
         self.after_password_reset = self.policy.after_password_reset
+        self.lift_recovery_hold = self.policy.lift_recovery_hold
         self.has_mfa = self.policy.has_mfa
         self.begin_totp = self.totp.begin
         self.confirm_totp = self.totp.confirm
