@@ -171,6 +171,15 @@ class MfaSettings(Section):
     webauthn_rp_id: str | None = None
     webauthn_rp_name: str = "Rampart"
     webauthn_origin: str | None = None
+    #: Codes sent by email as a second factor. Off in production (ASVS 6.3.6): whoever reads
+    #: the mailbox can already reset the password, so a code sent there adds no second factor.
+    #: Unset: off in production, on in dev (`Settings.email_factor_allowed`); production refuses
+    #: to serve with it switched on.
+    email_factor_enabled: bool | None = None
+    #: How many 30-second steps late an authenticator-app code is still accepted (ASVS 6.5.5):
+    #: 1 (the default) lets a code typed across a step boundary through, so a code lives at
+    #: most 60 s; 0 accepts the current step's code only (30 s).
+    totp_late_steps: int = Field(default=1, ge=0, le=1)
 
 
 class ApiKeySettings(Section):
@@ -377,6 +386,12 @@ class Settings(BaseSettings):
         """`identity.require_second_factor`, defaulting to on in production and off in dev."""
         chosen = self.identity.require_second_factor
         return chosen if chosen is not None else self.profile == "production"
+
+    @property
+    def email_factor_allowed(self) -> bool:
+        """`mfa.email_factor_enabled`, defaulting to off in production and on in dev."""
+        chosen = self.mfa.email_factor_enabled
+        return chosen if chosen is not None else self.profile != "production"
 
     @property
     def effective_public_url(self) -> str:

@@ -78,6 +78,11 @@ def _trading_problems(settings: Settings) -> list[str]:
         problems.append("risk: RAMPART_RISK__PRE_TRADE=controls skips the account checks; use full")
     if not settings.mfa.required_for_trading:
         problems.append("mfa: RAMPART_MFA__REQUIRED_FOR_TRADING must be true in production")
+    if settings.email_factor_allowed:
+        problems.append(
+            "mfa: RAMPART_MFA__EMAIL_FACTOR_ENABLED must be false in production (a code sent to "
+            "the mailbox that resets the password is no second factor)"
+        )
     if settings.trading.simulator:
         problems.append(
             "trading: RAMPART_TRADING__SIMULATOR places demo orders; turn it off in production"
