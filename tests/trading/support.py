@@ -232,7 +232,7 @@ def assert_invariants(container: Container) -> None:
     engine = container.orders.engine
     # The engine's memory matches the database whenever it was the last writer.
     if engine.running and engine._epoch is not None and engine._epoch == epoch:
-        assert set(engine._open) == open_ids
+        assert set(engine.core.book.by_id) == open_ids
         # Every short holds Regulation T collateral marked to the last trade; nothing else does.
         for (_, symbol), (quantity, held) in collateral.items():
             last = engine.venue.book(symbol).last_price

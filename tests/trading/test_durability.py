@@ -68,7 +68,7 @@ def test_killed_mid_stream_loses_nothing_and_doubles_nothing(
     engine = container.orders.engine
     engine.start()
     assert_invariants(container)
-    before = len(engine._open)
+    before = len(engine.core.book)
     assert before > 0
     # The rebuilt book trades: a large marketable order sweeps resting asks.
     place(container, "u1", "buy", "50", "110")

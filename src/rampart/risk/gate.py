@@ -1,9 +1,9 @@
 """The risk gate: the pre-trade check the order engine calls for every new and modified order.
 
-`RiskGate.check(order, context)` implements the order engine's `PreTradeCheck` protocol
-(`rampart.trading.ports`) structurally: risk sits below trading and never imports it. It turns the
-engine's order and context into the pipeline's snapshots, runs `RiskPipeline`, and returns `None`
-to accept or the stable reject code.
+`RiskGate.check(order, context)` implements the order engine's `PreTradeCheck` protocol, declared
+with its typed `PreTradeContext` in `rampart.risk.ports` (risk sits below trading and never imports
+it; trading imports the seam from there). It turns the engine's order and context into the
+pipeline's snapshots, runs `RiskPipeline`, and returns `None` to accept or the stable reject code.
 
 No I/O happens per order. What the engine's context does not carry (the account's other
 positions, open orders, today's P&L and activity, identity flags) is kept per account in memory,
@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
 
 from rampart.kernel.clock import Clock
 from rampart.platform.db import Database
@@ -38,7 +37,6 @@ from rampart.platform.uow import UnitOfWork
 from rampart.risk.bands import ReferencePrices
 from rampart.risk.controls import ControlBook
 from rampart.risk.domain import (
-    ORDER_PLACE,
     ZERO,
     AccountSnapshot,
     AccountStatus,
@@ -46,7 +44,6 @@ from rampart.risk.domain import (
     HaltScope,
     Holding,
     InstrumentSnapshot,
-    InstrumentStatus,
     OrderRequest,
     OrderType,
     RejectCode,
@@ -55,37 +52,23 @@ from rampart.risk.domain import (
     Side,
     TradingState,
 )
-from rampart.risk.ports import AccountFacts, AccountFactsSource, TraderProfile, TraderProfiles
+from rampart.risk.ports import (
+    AccountFacts,
+    AccountFactsSource,
+    CheckedOrder,
+    PreTradeContext,
+    TraderProfile,
+    TraderProfiles,
+)
 from rampart.risk.service import RejectionRecord, RiskService
 from rampart.risk.view import AccountView
+from rampart.venue.domain import Instrument
 
 log = get_logger(__name__)
 
 #: Refusals waiting for the worker; past this the oldest are dropped (and counted): the engine's
 #: own audited `rejected` order remains the record of each.
 MAX_PENDING_RECORDS = 10_000
-
-
-class EngineOrder(Protocol):
-    """What the gate reads of the engine's order (`rampart.trading.domain.Order`)."""
-
-    id: str
-    user_id: str
-    symbol: str
-    quantity: Decimal
-    filled_quantity: Decimal
-    filled_notional: Decimal
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-
-    @property
-    def is_open(self) -> bool: ...
-
-    @property
-    def side(self) -> Any: ...
-
-    @property
-    def type(self) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -191,12 +174,12 @@ class RiskGate:
         for account_id in list(self._accounts):
             self.forget(account_id)
 
-    def check(self, order: EngineOrder, context: Any) -> str | None:
+    def check(self, order: CheckedOrder, context: PreTradeContext) -> str | None:
         """`PreTradeCheck.check`: None to accept, a stable reject code to refuse."""
         decision = self.decide(order, context)
         return None if decision.accepted else str(decision.code)
 
-    def decide(self, order: EngineOrder, context: Any) -> Decision:
+    def decide(self, order: CheckedOrder, context: PreTradeContext) -> Decision:
         try:
             request = self._request(order, context)
             instrument = self._banded(instrument_snapshot(context.instrument, context.last_price))
@@ -266,7 +249,7 @@ class RiskGate:
         with self._lock:
             self.pipeline.activity.record_execution(account_id, symbol, self._clock.time_ns())
 
-    def order_changed(self, order: EngineOrder) -> None:
+    def order_changed(self, order: CheckedOrder) -> None:
         """The engine's report of a change to one of its orders, made as the change is made
         (`OrderEngine.order_listeners`): applied to the account's view at once."""
         state = self._accounts.get(order.user_id)
@@ -329,19 +312,11 @@ class RiskGate:
             )
 
     # --- snapshots -----------------------------------------------------------------------------
-    def _request(self, order: EngineOrder, context: Any) -> OrderRequest:
+    def _request(self, order: CheckedOrder, context: PreTradeContext) -> OrderRequest:
         replaces = None
-        if getattr(context, "action", "new") == "modify":
+        if context.action == "modify":
             # Without the replaced order's figures the whole new order is counted: conservative.
-            replaces = ReplacedOrder(
-                getattr(context, "replaced_quantity", None) or ZERO,
-                getattr(context, "replaced_price", None),
-            )
-        permissions = getattr(context, "permissions", None)
-        if permissions is None:
-            # The engine's context does not carry the caller's permissions: the order routes
-            # admit only principals holding `order:place` (`requires(Permission.ORDER_PLACE)`).
-            permissions = _ROUTE_AUTHORISED
+            replaces = ReplacedOrder(context.replaced_quantity or ZERO, context.replaced_price)
         return OrderRequest(
             account_id=order.user_id,
             symbol=order.symbol,
@@ -350,14 +325,16 @@ class RiskGate:
             quantity=order.quantity - order.filled_quantity,
             limit_price=order.limit_price,
             stop_price=order.stop_price,
-            permissions=permissions,
-            actor=getattr(context, "actor", None) or f"user:{order.user_id}",
-            credential_id=getattr(context, "credential_id", None),
+            # The sender's own, always: an HTTP route's principal's, or what an in-process
+            # caller states. Nothing is granted here for a context that lacks them.
+            permissions=context.permissions,
+            actor=context.actor,
+            credential_id=context.credential_id,
             replaces=replaces,
         )
 
     def account_snapshot(
-        self, request: OrderRequest, context: Any | None = None
+        self, request: OrderRequest, context: PreTradeContext | None = None
     ) -> AccountSnapshot:
         """The account as the pipeline sees it: cached facts, overlaid with the engine's live
         cash, reservations and position in the order's symbol when a context is given."""
@@ -366,7 +343,7 @@ class RiskGate:
         return self._snapshot(request, self._load(request.account_id), context)
 
     def _snapshot(
-        self, request: OrderRequest, state: _Account, context: Any | None
+        self, request: OrderRequest, state: _Account, context: PreTradeContext | None
     ) -> AccountSnapshot:
         profile = state.profile
         if profile is None:
@@ -562,10 +539,8 @@ class RiskGate:
         return len(records)
 
 
-_ROUTE_AUTHORISED = frozenset({ORDER_PLACE})
 _SIDES = {s.value: s for s in Side}
 _TYPES = {t.value: t for t in OrderType}
-_STATUSES = {s.value: s for s in InstrumentStatus}
 
 
 def _s(value: Decimal | None) -> str | None:
@@ -584,7 +559,7 @@ def _min(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     return a if b is None or a <= b else b
 
 
-def _context_only(request: OrderRequest, context: Any) -> AccountSnapshot:
+def _context_only(request: OrderRequest, context: PreTradeContext) -> AccountSnapshot:
     """The account from the engine's context alone: enough for the controls checks (REDUCING
     needs the position in the order's symbol; open orders in it count as unknown)."""
     cash, reserved = context.cash_balance, context.cash_reserved
@@ -606,14 +581,17 @@ def _context_only(request: OrderRequest, context: Any) -> AccountSnapshot:
     )
 
 
-def instrument_snapshot(instrument: Any, reference_price: Decimal | None) -> InstrumentSnapshot:
-    """The engine's instrument (`rampart.venue.domain.Instrument`) as the pipeline sees it; the
-    collar is centred on the last trade price (the instrument's reference before any trade)."""
+def instrument_snapshot(
+    instrument: Instrument, reference_price: Decimal | None
+) -> InstrumentSnapshot:
+    """The engine's instrument as the pipeline sees it; the collar is centred on the last trade
+    price (the instrument's reference before any trade). Instruments carry no collar of their
+    own: the pipeline's default applies."""
     return InstrumentSnapshot(
         symbol=instrument.symbol,
-        status=_STATUSES[str(instrument.status)],
+        status=instrument.status,
         reference_price=reference_price or instrument.reference_price,
-        collar_percent=getattr(instrument, "collar_percent", None),
-        threshold_security=bool(instrument.threshold_security),
-        easy_to_borrow=bool(instrument.easy_to_borrow),
+        collar_percent=None,
+        threshold_security=instrument.threshold_security,
+        easy_to_borrow=instrument.easy_to_borrow,
     )

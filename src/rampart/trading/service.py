@@ -20,6 +20,19 @@ from rampart.kernel.context import RequestContext
 from rampart.ledger.domain import ZERO, Position
 from rampart.ledger.service import LedgerService
 from rampart.platform.db import Database
+from rampart.trading.commands import (
+    IN_PROCESS_PERMISSIONS,
+    Cancel,
+    CancelAll,
+    CancelOpen,
+    CarriedAudit,
+    Command,
+    ExpireDay,
+    Modify,
+    OrderNotFoundError,
+    Place,
+    PlaceResult,
+)
 from rampart.trading.db import FillRow, OrderRow
 from rampart.trading.domain import (
     OPEN_STATUSES,
@@ -28,21 +41,8 @@ from rampart.trading.domain import (
     OrderStatus,
     fmt,
 )
-from rampart.trading.engine import (
-    ORDERS,
-    Cancel,
-    CancelAll,
-    CancelOpen,
-    CarriedAudit,
-    Command,
-    ExpireDay,
-    Modify,
-    OrderEngine,
-    OrderNotFoundError,
-    Place,
-    PlaceResult,
-    order_from_row,
-)
+from rampart.trading.engine import OrderEngine
+from rampart.trading.store import ORDERS, order_from_row
 from rampart.venue.domain import BookSnapshot, Instrument
 from rampart.venue.service import InstrumentService
 
@@ -97,13 +97,13 @@ class OrderService:
         *,
         context: RequestContext | None = None,
         carried: Sequence[CarriedAudit] = (),
-        permissions: frozenset[str] | None = None,
+        permissions: frozenset[str] = IN_PROCESS_PERMISSIONS,
         credential_id: str | None = None,
     ) -> PlaceResult:
         """Place an order; `carried` audit entries are committed with it (see `OrderEngine`).
 
-        `permissions` and `credential_id` are the principal's, for the pre-trade checks; the
-        HTTP routes always give them."""
+        `permissions` and `credential_id` are the sender's, for the pre-trade checks: every
+        HTTP route gives its principal's (the default is an in-process caller's)."""
         result: PlaceResult = await self._await(
             Place(user_id, actor, request, context, tuple(carried), permissions, credential_id)
         )
@@ -120,7 +120,7 @@ class OrderService:
         stop_price: Decimal | None = None,
         context: RequestContext | None = None,
         carried: Sequence[CarriedAudit] = (),
-        permissions: frozenset[str] | None = None,
+        permissions: frozenset[str] = IN_PROCESS_PERMISSIONS,
         credential_id: str | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._await(

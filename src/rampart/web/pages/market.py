@@ -252,6 +252,9 @@ async def place_order(
             order,
             context=current_context(),
             carried=carried_decisions(request),
+            # The signed-in user's own permissions reach the pre-trade checks, as from the API.
+            permissions=principal.permissions,
+            credential_id=principal.credential_id,
         )
     except RampartError as exc:
         # A refused request re-shows the page with the reason (a *rejected* order is no error:
