@@ -16,7 +16,7 @@ from rampart.identity.db import UserRow
 from rampart.ledger.db import AccountRow, PositionRow
 from rampart.ledger.domain import short_collateral
 from rampart.trading.db import EngineStateRow, FillRow, OrderRow
-from rampart.trading.domain import OPEN_STATUSES, OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OPEN_STATUSES, OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Place, PlaceResult
 from rampart.venue.domain import Instrument, InstrumentStatus, TimeInForce
 
@@ -166,7 +166,7 @@ def place(
     client_order_id: str | None = None,
 ) -> dict[str, Any]:
     order_type = OrderType(type) if type else (OrderType.LIMIT if price else OrderType.MARKET)
-    request = OrderRequest(
+    request = OrderTicket(
         symbol=symbol,
         side=OrderSide(side),
         type=order_type,

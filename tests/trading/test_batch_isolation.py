@@ -17,7 +17,7 @@ from rampart.bootstrap import Container
 from rampart.kernel.errors import RampartError, UnavailableError
 from rampart.kernel.ids import new_id
 from rampart.trading.db import OrderRow
-from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import InvalidOrderError, OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Cancel, Modify, OrderEngine, Place
 from rampart.venue.domain import TimeInForce
 from tests.trading.support import (
@@ -34,8 +34,8 @@ FORTY_DIGITS = "1234567890123456789012345678901234567890"
 TINY = "0." + "0" * 37 + "1"  # 40 characters: the old pattern's limit
 
 
-def limit_buy(quantity: str, price: str) -> OrderRequest:
-    return OrderRequest("ACME", OrderSide.BUY, OrderType.LIMIT, D(quantity), limit_price=D(price))
+def limit_buy(quantity: str, price: str) -> OrderTicket:
+    return OrderTicket("ACME", OrderSide.BUY, OrderType.LIMIT, D(quantity), limit_price=D(price))
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def crowd(engine: Container) -> Container:
     return engine
 
 
-def _gather(container: Container, commands: list[tuple[str, OrderRequest]]) -> list[Any]:
+def _gather(container: Container, commands: list[tuple[str, OrderTicket]]) -> list[Any]:
     """Submit every command in one event-loop tick: the engine takes them as one batch."""
 
     async def run() -> list[Any]:
@@ -371,7 +371,7 @@ def test_a_failure_anywhere_in_a_batch_takes_back_its_command_alone(  # type: ig
                 Place(
                     user,
                     f"user:{user}",
-                    OrderRequest(
+                    OrderTicket(
                         "ACME",
                         OrderSide(side),
                         OrderType(kind),

@@ -14,7 +14,7 @@ from rampart.kernel.context import RequestContext
 from rampart.kernel.errors import ConflictError, NotFoundError, UnavailableError
 from rampart.kernel.events import AuditEvent
 from rampart.risk.domain import ORDER_PLACE
-from rampart.trading.domain import OrderRequest, check_amounts
+from rampart.trading.domain import OrderTicket, check_amounts
 
 #: What a caller inside the process (the CLI, the market simulator, a test) holds when it sends
 #: a command itself: it places orders for the platform, so it may place orders, and nothing
@@ -72,7 +72,7 @@ class CarriedAudit(Protocol):
 class Place:
     user_id: str
     actor: str
-    request: OrderRequest
+    ticket: OrderTicket
     #: The request that sent it (request id, client IP), for its audit entries.
     context: RequestContext | None = None
     #: Audit entries the command's transaction must write (the request's access decisions).

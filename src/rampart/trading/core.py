@@ -117,39 +117,39 @@ class TradingCore:
         return result
 
     def _place(self, batch: Batch, command: Place) -> PlaceResult:
-        request = command.request
-        if request.client_order_id is not None:
-            existing = batch.client_ids.get((command.user_id, request.client_order_id))
+        ticket = command.ticket
+        if ticket.client_order_id is not None:
+            existing = batch.client_ids.get((command.user_id, ticket.client_order_id))
             if existing is not None:
-                if not request.same_as(existing):
+                if not ticket.same_as(existing):
                     raise ClientOrderIdReusedError(
                         "A different order already used this client_order_id."
                     )
                 return PlaceResult(existing.view(), created=False)
-        instrument = batch.instruments.get(request.symbol)
+        instrument = batch.instruments.get(ticket.symbol)
         if instrument is not None:
             check_instrument_limits(
-                instrument, request.quantity, request.limit_price, request.stop_price
+                instrument, ticket.quantity, ticket.limit_price, ticket.stop_price
             )
         order = Order(
             id=new_id(),
             user_id=command.user_id,
-            symbol=request.symbol,
-            side=request.side,
-            type=request.type,
-            time_in_force=request.time_in_force,
-            quantity=request.quantity,
-            limit_price=request.limit_price,
-            stop_price=request.stop_price,
-            client_order_id=request.client_order_id,
+            symbol=ticket.symbol,
+            side=ticket.side,
+            type=ticket.type,
+            time_in_force=ticket.time_in_force,
+            quantity=ticket.quantity,
+            limit_price=ticket.limit_price,
+            stop_price=ticket.stop_price,
+            client_order_id=ticket.client_order_id,
             created_at=batch.now,
             updated_at=batch.now,
         )
         if batch.undo is not None:
             batch.undo.created.append(order)
         batch.orders[order.id] = order
-        if request.client_order_id is not None:
-            batch.client_ids[(command.user_id, request.client_order_id)] = order
+        if ticket.client_order_id is not None:
+            batch.client_ids[(command.user_id, ticket.client_order_id)] = order
         run = self.execution
         reason: str | None
         reservation = ZERO

@@ -31,18 +31,18 @@ def needs_of(commands: list[Command], book: OpenOrders, venue: MatchingVenue) ->
     takers: dict[tuple[str, Side], tuple[Decimal, Decimal | None]] = {}
     for command in commands:
         if isinstance(command, Place):
-            request = command.request
+            ticket = command.ticket
             users.add(command.user_id)
-            symbols.add(request.symbol)
-            positions.add((command.user_id, request.symbol))
-            if request.client_order_id is not None:
-                needs.client_ids.add((command.user_id, request.client_order_id))
-            if request.stop_price is None:
-                side = request.side.book_side
-                total, widest = takers.get((request.symbol, side), (ZERO, request.limit_price))
-                takers[(request.symbol, side)] = (
-                    total + request.quantity,
-                    _wider(side, widest, request.limit_price),
+            symbols.add(ticket.symbol)
+            positions.add((command.user_id, ticket.symbol))
+            if ticket.client_order_id is not None:
+                needs.client_ids.add((command.user_id, ticket.client_order_id))
+            if ticket.stop_price is None:
+                side = ticket.side.book_side
+                total, widest = takers.get((ticket.symbol, side), (ZERO, ticket.limit_price))
+                takers[(ticket.symbol, side)] = (
+                    total + ticket.quantity,
+                    _wider(side, widest, ticket.limit_price),
                 )
         elif isinstance(command, CancelOpen):
             for matching in book.matching(command.account_id, command.symbol):

@@ -36,9 +36,9 @@ from rampart.trading.commands import (
 from rampart.trading.db import FillRow, OrderRow
 from rampart.trading.domain import (
     OPEN_STATUSES,
-    OrderRequest,
     OrderSide,
     OrderStatus,
+    OrderTicket,
     fmt,
 )
 from rampart.trading.engine import OrderEngine
@@ -93,7 +93,7 @@ class OrderService:
         self,
         user_id: str,
         actor: str,
-        request: OrderRequest,
+        request: OrderTicket,
         *,
         context: RequestContext | None = None,
         carried: Sequence[CarriedAudit] = (),
