@@ -1,6 +1,6 @@
 """Orders: types, the lifecycle as an explicit transition table, reason codes, built-in checks.
 
-Pure logic. The order engine (`rampart.trading.engine`) is the only code that changes an order,
+Pure logic. The order engine's core (`rampart.trading.core`) is the only code that changes an order,
 and it does so through `Order.transition`, which refuses any move the table does not allow.
 """
 
