@@ -403,11 +403,7 @@ class OrderService:
 
     def instruments(self) -> list[Instrument]:
         with self._db.read() as session:
-            from rampart.venue.db import InstrumentRow
-            from rampart.venue.service import to_instrument
-
-            rows = session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
-            return [to_instrument(r) for r in rows]
+            return self._instruments.listed(session)
 
     def book(self, symbol: str) -> BookSnapshot:
         snapshot = self.engine.snapshot(symbol)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from rampart.kernel.errors import NotFoundError, ValidationError
 from rampart.kernel.events import AuditEvent
@@ -64,7 +65,11 @@ class InstrumentService:
         return {row.symbol: to_instrument(row) for row in rows}
 
     def all(self, uow: UnitOfWork) -> list[Instrument]:
-        rows = uow.session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
+        return self.listed(uow.session)
+
+    def listed(self, session: Session) -> list[Instrument]:
+        """Every instrument, by symbol, read in `session` (a unit of work's or a read one)."""
+        rows = session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
         return [to_instrument(r) for r in rows]
 
     def get(self, uow: UnitOfWork, symbol: str) -> Instrument:
