@@ -95,6 +95,55 @@ class _Account:
     day_trades_read: tuple[date, ...] = ()
     sides_today: dict[str, set[bool]] = field(default_factory=dict)
 
+    def apply_facts(self, facts: AccountFacts, located: dict[str, Decimal], today: date) -> None:
+        """Take in a load of the account's facts, starting the day's counts on a new day."""
+        self.view.load(facts.positions, facts.cost_basis, facts.open_orders)
+        if self.day != today:
+            # A new trading day: the running counts start again from zero. A source without
+            # today's realised P&L has it measured from the ledger's total as it stands now.
+            self.orders_today = self.trades_today = 0
+            self.short_sold = {}
+            self.sides_today = {}
+            self.day_trades_read = ()
+            self.realised_baseline = facts.realised_pnl_total
+        self.facts = facts
+        self.day = today
+        if facts.realised_pnl_today is not None:
+            # Between reads of today's activity, today's realised P&L is the ledger's running
+            # total less what it was at the start of the day: exact, from every reload.
+            self.realised_baseline = facts.realised_pnl_total - facts.realised_pnl_today
+        self.realised_today = facts.realised_pnl_total - self.realised_baseline
+        if facts.day_trade_dates is not None:
+            self.day_trades_read = tuple(facts.day_trade_dates)
+        if facts.sides_today is not None:
+            for symbol, sides in facts.sides_today.items():
+                self.sides_today.setdefault(symbol, set()).update(sides)
+        if facts.orders_today is not None:
+            self.orders_today = facts.orders_today
+        if facts.trades_today is not None:
+            self.trades_today = facts.trades_today
+        if facts.short_sold_today is not None:
+            self.short_sold = dict(facts.short_sold_today)
+        self.located = located
+        self.locates = self.locates_left()
+
+    def day_trade_dates(self) -> tuple[date, ...]:
+        """Earlier days as read; today, the symbols traded on both sides in what was read joined
+        with what was seen since (at least as many as the read counted)."""
+        today = self.day
+        earlier = tuple(d for d in self.day_trades_read if d != today)
+        if today is None:
+            return earlier
+        both = sum(1 for sides in self.sides_today.values() if len(sides) == 2)
+        read_today = len(self.day_trades_read) - len(earlier)
+        return earlier + (today,) * max(both, read_today)
+
+    def locates_left(self) -> dict[str, Decimal]:
+        return {
+            symbol: quantity - self.short_sold.get(symbol, ZERO)
+            for symbol, quantity in self.located.items()
+        }
+
 
 class RiskGate:
     def __init__(
@@ -302,7 +351,7 @@ class RiskGate:
                 located = self.service.located(session, account_id, today)
         finally:
             self._forget_facts(account_id)
-        self._apply_facts(state, facts, located, today)
+        state.apply_facts(facts, located, today)
         return self._snapshot(request, state, None)
 
     def orders_in_last_second(self, account_id: str) -> int:
@@ -345,9 +394,8 @@ class RiskGate:
     def _snapshot(
         self, request: OrderRequest, state: _Account, context: PreTradeContext | None
     ) -> AccountSnapshot:
-        profile = state.profile
-        if profile is None:
-            profile = TraderProfile(AccountStatus.CLOSED, False, False)
+        # No profile: no such account, whose orders are refused.
+        profile = state.profile or _NO_PROFILE
         facts = state.facts
         assert facts is not None
         cash = facts.cash if context is None else context.cash_balance
@@ -377,7 +425,7 @@ class RiskGate:
             orders_today=state.orders_today,
             trades_today=state.trades_today,
             holdings=holdings,
-            day_trade_dates=self._day_trade_dates(state),
+            day_trade_dates=state.day_trade_dates(),
             locates=state.locates,
             today=state.day or self._clock.now().date(),
         )
@@ -406,7 +454,7 @@ class RiskGate:
                 if stale_facts:
                     facts = self._facts.account_facts(session, account_id, today)
                     located = self.service.located(session, account_id, today)
-                    self._apply_facts(state, facts, located, today)
+                    state.apply_facts(facts, located, today)
                     # Read inside a batch, the ledger lacks the batch's fills that the engine's
                     # open orders already show: read again before the next batch.
                     state.facts_loaded = -1e18 if fresh_in_batch else now
@@ -420,55 +468,7 @@ class RiskGate:
 
     @staticmethod
     def _day_trade_dates(state: _Account) -> tuple[date, ...]:
-        """Earlier days as read; today, the symbols traded on both sides in what was read joined
-        with what was seen since (at least as many as the read counted)."""
-        today = state.day
-        earlier = tuple(d for d in state.day_trades_read if d != today)
-        if today is None:
-            return earlier
-        both = sum(1 for sides in state.sides_today.values() if len(sides) == 2)
-        read_today = len(state.day_trades_read) - len(earlier)
-        return earlier + (today,) * max(both, read_today)
-
-    def _apply_facts(
-        self, state: _Account, facts: AccountFacts, located: dict[str, Decimal], today: date
-    ) -> None:
-        state.view.load(facts.positions, facts.cost_basis, facts.open_orders)
-        if state.day != today:
-            # A new trading day: the running counts start again from zero. A source without
-            # today's realised P&L has it measured from the ledger's total as it stands now.
-            state.orders_today = state.trades_today = 0
-            state.short_sold = {}
-            state.sides_today = {}
-            state.day_trades_read = ()
-            state.realised_baseline = facts.realised_pnl_total
-        state.facts = facts
-        state.day = today
-        if facts.realised_pnl_today is not None:
-            # Between reads of today's activity, today's realised P&L is the ledger's running
-            # total less what it was at the start of the day: exact, from every reload.
-            state.realised_baseline = facts.realised_pnl_total - facts.realised_pnl_today
-        state.realised_today = facts.realised_pnl_total - state.realised_baseline
-        if facts.day_trade_dates is not None:
-            state.day_trades_read = tuple(facts.day_trade_dates)
-        if facts.sides_today is not None:
-            for symbol, sides in facts.sides_today.items():
-                state.sides_today.setdefault(symbol, set()).update(sides)
-        if facts.orders_today is not None:
-            state.orders_today = facts.orders_today
-        if facts.trades_today is not None:
-            state.trades_today = facts.trades_today
-        if facts.short_sold_today is not None:
-            state.short_sold = dict(facts.short_sold_today)
-        state.located = located
-        state.locates = self._locates_left(state)
-
-    @staticmethod
-    def _locates_left(state: _Account) -> dict[str, Decimal]:
-        return {
-            symbol: quantity - state.short_sold.get(symbol, ZERO)
-            for symbol, quantity in state.located.items()
-        }
+        return state.day_trade_dates()
 
     def forget(self, account_id: str) -> None:
         """Drop the cached view of an account (the next order reloads all of it)."""
@@ -492,7 +492,7 @@ class RiskGate:
         if request.side is Side.SELL_SHORT:
             quantity = request.quantity - (request.replaces.quantity if request.replaces else ZERO)
             state.short_sold[request.symbol] = state.short_sold.get(request.symbol, ZERO) + quantity
-            state.locates = self._locates_left(state)
+            state.locates = state.locates_left()
 
     def _refused(self, request: OrderRequest, decision: Decision) -> None:
         escalate = decision.escalate
@@ -539,6 +539,7 @@ class RiskGate:
         return len(records)
 
 
+_NO_PROFILE = TraderProfile(AccountStatus.CLOSED, False, False)
 _SIDES = {s.value: s for s in Side}
 _TYPES = {t.value: t for t in OrderType}
 
