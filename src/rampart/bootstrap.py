@@ -246,6 +246,7 @@ def _wire_trading(container: Container) -> None:
         container.uow,
         container.ledger,
         StreamHub(trading.stream_queue_size),
+        instruments=container.instruments,
         checks=container.pre_trade_checks,
         batch_max=trading.engine_batch_max,
         queue_max=trading.engine_queue_max,

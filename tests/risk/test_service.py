@@ -427,5 +427,6 @@ def test_the_gate_fails_closed_when_the_snapshot_cannot_be_built(
                                     "easy_to_borrow": True})()  # fmt: skip
         last_price = Decimal(100)
         cash_balance, cash_reserved, position_quantity = Decimal(10**6), Decimal(0), Decimal(0)
+        actor, permissions, credential_id = "user:acct-1", frozenset({"order:place"}), None
 
     assert gate.check(Engine(), Context()) == "risk-check-error"

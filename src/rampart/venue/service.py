@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from rampart.kernel.errors import NotFoundError, ValidationError
 from rampart.kernel.events import AuditEvent
@@ -77,9 +79,26 @@ def status_event(symbol: str, before: str, after: InstrumentStatus) -> AuditEven
     )
 
 
+#: Built once: run in every order-engine batch that meets a symbol it has not loaded.
+_BY_SYMBOLS = select(InstrumentRow.__table__).where(
+    InstrumentRow.__table__.c.symbol.in_(bindparam("symbols", expanding=True))
+)
+
+
 class InstrumentService:
+    def by_symbols(self, uow: UnitOfWork, symbols: Collection[str]) -> dict[str, Instrument]:
+        """The listed instruments among `symbols` (the order engine's read, once per batch)."""
+        if not symbols:
+            return {}
+        rows = uow.session.connection().execute(_BY_SYMBOLS, {"symbols": list(symbols)})
+        return {row.symbol: to_instrument(row) for row in rows}
+
     def all(self, uow: UnitOfWork) -> list[Instrument]:
-        rows = uow.session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
+        return self.listed(uow.session)
+
+    def listed(self, session: Session) -> list[Instrument]:
+        """Every instrument, by symbol, read in `session` (a unit of work's or a read one)."""
+        rows = session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
         return [to_instrument(r) for r in rows]
 
     def get(self, uow: UnitOfWork, symbol: str) -> Instrument:
