@@ -17,6 +17,7 @@ from typing import Any
 
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.kernel.money import ZERO
 from rampart.trading.batch import Batch
 from rampart.trading.commands import (
     Cancel,
@@ -50,8 +51,6 @@ from rampart.trading.prefetch import BatchNeeds, needs_of
 from rampart.trading.publish import MarketPublisher
 from rampart.trading.undo import CommandUndo
 from rampart.venue.domain import MatchingVenue, TimeInForce, VenueOrder
-
-ZERO = Decimal(0)
 
 
 class TradingCore:

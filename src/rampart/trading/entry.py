@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from rampart.kernel.money import ZERO
 from rampart.trading.batch import Batch
 from rampart.trading.domain import Order, OrderSide, Reason, check_restricted, check_shape
 from rampart.trading.execution import Execution
@@ -19,8 +20,6 @@ from rampart.trading.open_orders import OpenOrders
 from rampart.trading.ports import PreTradeCheck, PreTradeContext
 from rampart.trading.publish import MarketPublisher
 from rampart.venue.domain import Instrument, MatchingVenue, VenueOrder
-
-ZERO = Decimal(0)
 
 
 class EntryChecks:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.kernel.money import ZERO
 from rampart.ledger.domain import (
     CLEARING_ACCOUNT,
     CashAccount,
@@ -32,7 +33,6 @@ from rampart.trading.stream import StreamEvent
 from rampart.trading.undo import CommandUndo
 from rampart.venue.domain import MatchingVenue, VenueOrder
 
-ZERO = Decimal(0)
 _CANCEL_REASONS = {
     "fok-not-fillable": Reason.FOK_NOT_FILLABLE,
     "ioc-remainder": Reason.IOC_REMAINDER,

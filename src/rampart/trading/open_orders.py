@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
+from rampart.kernel.money import ZERO
 from rampart.ledger.domain import Position
 from rampart.trading.domain import Order, OrderSide
-
-ZERO = Decimal(0)
 
 
 class OpenOrders:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from rampart.kernel.money import ZERO
 from rampart.trading.commands import Cancel, CancelOpen, Command, Modify, Place
 from rampart.trading.open_orders import OpenOrders
 from rampart.venue.domain import MatchingVenue, Side
-
-ZERO = Decimal(0)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
+from rampart.kernel.money import ZERO
 from rampart.venue.domain import InstrumentStatus, OrderType
 from rampart.venue.domain import OrderSide as Side
 
@@ -25,7 +26,6 @@ __all__ = [
     "Side",
 ]
 
-ZERO = Decimal(0)
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
 NS_PER_SECOND = 1_000_000_000
