@@ -262,3 +262,8 @@ def test_restricted_instrument_accepts_only_reducing_orders(market: Container) -
     assert place(market, "alice", "buy", "1", "100.00")["reason"] == "instrument-restricted"
     reduced = place(market, "alice", "sell", "5", "100.00")
     assert reduced["status"] == "accepted", reduced["reason"]
+    # Reducing orders stacked past the position would open one: the account's other open orders
+    # on the same side count (bob is short 10).
+    assert place(market, "bob", "buy", "6", "90.00")["status"] == "accepted"
+    assert place(market, "bob", "buy", "6", "90.00")["reason"] == "instrument-restricted"
+    assert place(market, "bob", "buy", "4", "90.00")["status"] == "accepted"

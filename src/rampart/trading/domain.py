@@ -372,18 +372,26 @@ def check_shape(order: Order, instrument: Instrument) -> Reason | None:
 
 
 def check_restricted(
-    order: Order, instrument: Instrument, position_quantity: Decimal, open_quantity: Decimal
+    order: Order,
+    instrument: Instrument,
+    position_quantity: Decimal,
+    open_quantity: Decimal,
+    other_open_quantity: Decimal = ZERO,
 ) -> Reason | None:
     """A restricted instrument takes only orders that reduce an existing position, so that
-    customers are never trapped in it; opening or increasing a position is refused (the risk
-    gate applies the same policy to its restricted list, counting open orders too).
+    customers are never trapped in it; opening or increasing a position is refused, even if
+    every other open order of the account on the same side fills first (reducing orders stacked
+    past the position would open one). The only check of the instrument's restricted status:
+    the risk gate checks compliance's restricted list, with the same policy.
 
-    `open_quantity` is what the order would have open (its remaining quantity on a modify)."""
+    `open_quantity` is what the order would have open (its remaining quantity on a modify);
+    `other_open_quantity` what the account's other open orders in the symbol, on the order's
+    side, still have open."""
     if instrument.status is not InstrumentStatus.RESTRICTED:
         return None
     reduces = (order.side is OrderSide.SELL and position_quantity > 0) or (
         order.side is OrderSide.BUY and position_quantity < 0
     )
-    if not reduces or open_quantity > abs(position_quantity):
+    if not reduces or open_quantity + other_open_quantity > abs(position_quantity):
         return Reason.INSTRUMENT_RESTRICTED
     return None

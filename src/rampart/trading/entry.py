@@ -2,7 +2,8 @@
 
 In this order, each rule checked here once: the order's shape against its instrument
 (`trading.domain.check_shape`: quantity, tick, lot, halted status, short-sale eligibility), the
-instrument's restricted status (`check_restricted`), then what the account holds: shares for a
+instrument's restricted status (`check_restricted`, its only check: the risk pipeline checks
+compliance's restricted list), then what the account holds: shares for a
 long sale, buying power for what the order reserves (the same Regulation T reservation it is
 then given). The registered pre-trade checks follow (`PreTradeCheck`, the risk pipeline), given
 a typed `PreTradeContext` (`rampart.risk.ports`) built from the same figures.
@@ -19,7 +20,7 @@ from rampart.trading.execution import Execution
 from rampart.trading.open_orders import OpenOrders
 from rampart.trading.ports import PreTradeCheck, PreTradeContext
 from rampart.trading.publish import MarketPublisher
-from rampart.venue.domain import Instrument, MatchingVenue, VenueOrder
+from rampart.venue.domain import Instrument, InstrumentStatus, MatchingVenue, VenueOrder
 
 
 class EntryChecks:
@@ -60,9 +61,12 @@ class EntryChecks:
             return reason, ZERO
         run = self.execution
         position = run.position(batch, order.user_id, order.symbol)
-        reason = check_restricted(order, instrument, position.quantity, quantity)
-        if reason is not None:
-            return reason, ZERO
+        if instrument.status is InstrumentStatus.RESTRICTED:
+            reason = check_restricted(
+                order, instrument, position.quantity, quantity, self._other_open(order)
+            )
+            if reason is not None:
+                return reason, ZERO
         account = run.account(batch, order.user_id)
         current = self.book.get(order.id)
         held = current.reserved if current is not None else ZERO
@@ -126,3 +130,19 @@ class EntryChecks:
                 if verdict is not None:
                     return str(verdict)[:40], ZERO
         return None, reservation
+
+    def _other_open(self, order: Order) -> Decimal:
+        """What the account's other open orders in the symbol, on the order's side (buying, or
+        selling long or short), still have open. A scan of the account's open orders: only an
+        order in a restricted instrument needs it."""
+        buying = order.side is OrderSide.BUY
+        return sum(
+            (
+                o.remaining
+                for o in self.book.of_user(order.user_id)
+                if o.symbol == order.symbol
+                and (o.side is OrderSide.BUY) is buying
+                and o.id != order.id
+            ),
+            ZERO,
+        )

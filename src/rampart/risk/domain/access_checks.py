@@ -1,5 +1,9 @@
 """Checks 1 and 2: who may trade, and whether trading is allowed here now (halts, trading states,
-the restricted list), plus the order's own sanity."""
+compliance's restricted list), plus the order's own sanity.
+
+An instrument whose own status is RESTRICTED (set at the venue) is not checked here: trading's
+entry checks it, once, before this pipeline runs (`rampart.trading.domain.check_restricted`,
+reason `instrument-restricted`), with the same policy as the restricted list below."""
 
 from __future__ import annotations
 
@@ -24,7 +28,6 @@ _STATE_REDUCING = TradingState.REDUCING
 _STATE_HALTED = TradingState.HALTED
 _ACCOUNT_ACTIVE = AccountStatus.ACTIVE
 _INSTRUMENT_HALTED = InstrumentStatus.HALTED
-_INSTRUMENT_RESTRICTED = InstrumentStatus.RESTRICTED
 
 
 class AccessChecks:
@@ -77,12 +80,10 @@ class AccessChecks:
         state = c.account_states.get(o.account_id, _STATE_ACTIVE)
         if o.account_id in c.halted_accounts or state is _STATE_HALTED:
             return reject(RejectCode.ACCOUNT_HALTED, "trading on this account is halted")
-        if (
-            i.status is _INSTRUMENT_RESTRICTED or o.symbol in c.restricted_symbols
-        ) and not ev.reducing:
+        if o.symbol in c.restricted_symbols and not ev.reducing:
             # Opening or adding to a position is refused; closing or reducing one is allowed,
-            # so that a customer is never trapped in a restricted security (trading's built-in
-            # rule for restricted instruments agrees).
+            # so that a customer is never trapped in a restricted security (trading's rule for
+            # an instrument restricted at the venue is the same).
             return reject(
                 RejectCode.RESTRICTED_SECURITY,
                 f"{o.symbol} is on the restricted list: only orders reducing a position pass",

@@ -12,7 +12,7 @@ refuses wins:
 
 1. authorisation: `order:place`, the account active, email verified, MFA enrolled;
 2. trading controls: market-wide, symbol and account halts, the trading state (HALTED, REDUCING),
-   the restricted list;
+   compliance's restricted list (an instrument restricted at the venue is trading's entry check);
 3. limits: buying power (with open-order reservations and fees), order quantity and notional,
    position per symbol, gross exposure;
 4. the price collar (market orders need a reference price and are collared too), and the price
