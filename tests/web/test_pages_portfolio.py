@@ -181,6 +181,10 @@ def test_another_users_orders_and_positions_never_appear(
         assert "someone-else" not in page
         assert 'data-fill="' not in page
         assert '<tr data-symbol="ACME">' not in page
+    # The cash ledger shows the trader's deposit, not the other accounts' trades.
+    activity = client.get("/portfolio").text.split('id="activity"')[1]
+    assert "Deposit" in activity
+    assert "Trade" not in activity
     # Nothing in the address names an account: a made-up parameter changes nothing.
     page = client.get("/portfolio?user_id=someone-else").text
     assert theirs["id"] not in page
@@ -195,3 +199,14 @@ def test_amount_filters_group_thousands_and_keep_the_cents() -> None:
     assert signed_money("0") == "$0.00"
     assert amount("1234.50") == "1,234.5"
     assert amount("18.2", 2) == "18.20"
+
+
+def test_every_rejection_and_cancellation_code_has_words() -> None:
+    from rampart.risk.domain import RejectCode
+    from rampart.trading.domain import Reason
+    from rampart.web.pages.portfolio import REASON_WORDS, reason_in_words
+
+    assert set(Reason) | set(RejectCode) <= set(REASON_WORDS)
+    # A code this page does not know yet is still shown, readable.
+    assert reason_in_words("some-new-limit") == "Some new limit."
+    assert reason_in_words(None) == ""

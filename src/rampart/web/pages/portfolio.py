@@ -23,6 +23,7 @@ from rampart.access.rls import scope_to_user
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.ids import is_id
 from rampart.kernel.money import ZERO
+from rampart.risk.domain import RejectCode
 from rampart.trading.domain import Reason
 from rampart.trading.service import OrderService
 from rampart.web.pages.account import page_user
@@ -65,6 +66,39 @@ REASON_WORDS: dict[str, str] = {
     Reason.FOK_NOT_FILLABLE: "Fill-or-kill: it could not be filled in full at once.",
     Reason.SELF_TRADE_PREVENTED: "It would have traded with your own order.",
     Reason.END_OF_DAY: "A day order: it expired at the end of the trading day.",
+    # The risk engine's pre-trade refusals.
+    RejectCode.NOT_AUTHORISED: "This sign-in may not place orders.",
+    RejectCode.ACCOUNT_NOT_ACTIVE: "The account is not active.",
+    RejectCode.EMAIL_NOT_VERIFIED: "Confirm your email address before trading.",
+    RejectCode.MFA_NOT_ENROLLED: "Set up a second factor before trading.",
+    RejectCode.MFA_COOLING_PERIOD: "The account was recovered less than 24 hours ago.",
+    RejectCode.MARKET_HALTED: "The whole market is halted.",
+    RejectCode.SYMBOL_HALTED: "Trading in this instrument is halted.",
+    RejectCode.ACCOUNT_HALTED: "Trading on this account is halted.",
+    RejectCode.REDUCE_ONLY: "The account may only reduce its positions for now.",
+    RejectCode.RESTRICTED_SECURITY: "This instrument is on the restricted list.",
+    RejectCode.INVALID_ORDER: "The order is not valid.",
+    RejectCode.MAX_ORDER_QUANTITY: "The quantity is above the account's limit per order.",
+    RejectCode.MAX_ORDER_NOTIONAL: "The order's value is above the account's limit per order.",
+    RejectCode.MAX_POSITION: "It would take the position above the account's limit.",
+    RejectCode.MAX_GROSS_EXPOSURE: "It would take the account's exposure above its limit.",
+    RejectCode.NO_REFERENCE_PRICE: "There is no reference price to check the order against.",
+    RejectCode.PRICE_COLLAR: "The price is too far from the market (price collar).",
+    RejectCode.PRICE_BAND: "The price is outside today's price band.",
+    RejectCode.DUPLICATE_ORDER: "The same order was just placed: refused as a likely duplicate.",
+    RejectCode.ORDER_RATE: "Too many orders in a short time.",
+    RejectCode.SELF_TRADE: "It would have traded with your own order.",
+    RejectCode.INTRADAY_MARGIN: "Not enough equity for the intraday margin it needs.",
+    RejectCode.PATTERN_DAY_TRADER: "The pattern day trader rule refuses another day trade.",
+    RejectCode.LOCATE_REQUIRED: "A short sale needs a locate (a borrow) first.",
+    RejectCode.NAKED_SHORT: "A short sale without a borrow is not allowed.",
+    RejectCode.DAILY_LOSS_LIMIT: "The account reached its daily loss limit.",
+    RejectCode.DAILY_ORDER_LIMIT: "The account reached its number of orders for today.",
+    RejectCode.DAILY_TRADE_LIMIT: "The account reached its number of trades for today.",
+    RejectCode.ERRONEOUS_ORDERS: "Refused as part of a pattern of likely erroneous orders.",
+    RejectCode.WINDOW_NOTIONAL: "Too much traded value in a short time.",
+    RejectCode.REPEATED_EXECUTION: "Refused as a likely repeated execution.",
+    RejectCode.CHECK_ERROR: "A risk check could not be completed; nothing was traded.",
 }
 
 #: What each kind of journal entry is, on the cash statement.
