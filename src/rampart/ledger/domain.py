@@ -15,6 +15,7 @@ what is held against a margin rate is rounded, and always up (`ledger_ceiling`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
 from rampart.kernel.errors import ConflictError, ValidationError
@@ -113,6 +114,18 @@ class JournalEntry:
         cls, id: str, kind: str, reference: str | None, source: str, target: str, amount: Decimal
     ) -> JournalEntry:
         return cls(id, kind, reference, (Posting(source, -amount), Posting(target, amount)))
+
+
+@dataclass(frozen=True, slots=True)
+class CashActivity:
+    """One movement of a user's cash, as their statement shows it: what kind of entry moved it
+    (a deposit, a trade), what it refers to (a trade id, a memo), and the signed amount."""
+
+    posting_id: str
+    kind: str
+    reference: str | None
+    amount: Decimal
+    at: datetime
 
 
 @dataclass(slots=True)

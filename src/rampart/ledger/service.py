@@ -24,6 +24,7 @@ from rampart.ledger.domain import (
     CLEARING_ACCOUNT,
     EXTERNAL_ACCOUNT,
     CashAccount,
+    CashActivity,
     JournalEntry,
     LedgerBatch,
     Position,
@@ -32,6 +33,9 @@ from rampart.ledger.domain import (
 )
 from rampart.platform.bulk import executemany
 from rampart.platform.uow import UnitOfWork
+
+#: The most cash-ledger lines one read returns.
+MAX_ACTIVITY_PAGE = 200
 
 ACCOUNTS: Table = AccountRow.__table__  # type: ignore[assignment]
 ENTRIES: Table = JournalEntryRow.__table__  # type: ignore[assignment]
@@ -279,6 +283,34 @@ class LedgerService:
             )
             for r in rows
         ]
+
+    def cash_activity(
+        self, session: Session, user_id: str, *, limit: int = 50, before: str | None = None
+    ) -> tuple[list[CashActivity], str | None]:
+        """The user's cash ledger, newest first: one line per journal entry that moved their cash
+        (a deposit, a trade), its amount signed (+ in, - out). `before` is the previous page's
+        cursor (a posting id); returns the lines and the next page's cursor, if any."""
+        limit = max(1, min(limit, MAX_ACTIVITY_PAGE))
+        stmt = (
+            select(
+                POSTINGS.c.id,
+                POSTINGS.c.amount,
+                ENTRIES.c.kind,
+                ENTRIES.c.reference,
+                ENTRIES.c.created_at,
+            )
+            .join(ENTRIES, ENTRIES.c.id == POSTINGS.c.entry_id)
+            .where(POSTINGS.c.account_id == cash_account_id(user_id))
+        )
+        if before:
+            stmt = stmt.where(POSTINGS.c.id < before)
+        rows = (
+            session.connection().execute(stmt.order_by(POSTINGS.c.id.desc()).limit(limit + 1)).all()
+        )
+        lines = [
+            CashActivity(r.id, r.kind, r.reference, r.amount, r.created_at) for r in rows[:limit]
+        ]
+        return lines, (rows[limit - 1].id if len(rows) > limit else None)
 
     def short_positions(self, session: Session) -> list[tuple[str, str]]:
         """(user, symbol) of every short position: those the order engine marks to market."""

@@ -18,12 +18,14 @@ if TYPE_CHECKING:
 def mount_pages(app: FastAPI, container: Container) -> None:
     """The home and market pages, the account pages, the dev mailbox (dev profile only),
     `/static`, and the error page people's browsers get instead of problem+json."""
-    from rampart.web.pages import account, errors, mailbox, market, mfa
+    from rampart.web.pages import account, errors, mailbox, market, mfa, portfolio
 
     app.include_router(account.router)
     app.include_router(mfa.router)
     # The home page `/` and the market page `/market`.
     app.include_router(market.router)
+    # The trader's portfolio `/portfolio`.
+    app.include_router(portfolio.router)
     if container.settings.profile == "dev":
         app.include_router(mailbox.router)
 

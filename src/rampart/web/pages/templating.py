@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,53 @@ def linkify(text: str) -> Markup:
     return Markup("".join(out))  # noqa: S704 - every piece above was escaped
 
 
+#: The platform's one currency: every cash amount is in US dollars.
+CURRENCY_SYMBOL = "$"
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() else None
+
+
+def money(value: object) -> str:
+    """A cash amount as people read it: $12,345.67, -$1,000.00 (to the cent, half to even)."""
+    number = _decimal(value)
+    if number is None:
+        return "" if value is None else str(value)
+    cents = number.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{CURRENCY_SYMBOL}{abs(cents):,.2f}"
+
+
+def signed_money(value: object) -> str:
+    """A P&L figure: +$12.50, -$3.00, $0.00."""
+    text = money(value)
+    number = _decimal(value)
+    if number is not None and number.quantize(Decimal("0.01")) > 0:
+        return f"+{text}"
+    return text
+
+
+def amount(value: object, places: int = 0) -> str:
+    """A quantity or price with thousands separators, never rounded: 1,234.5 (at least
+    `places` decimals: amount(18.2, 2) -> 18.20)."""
+    number = _decimal(value)
+    if number is None:
+        return "" if value is None else str(value)
+    text = format(number, "f")
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0").ljust(places, "0")
+    sign = "-" if whole.startswith("-") else ""
+    grouped = f"{sign}{int(whole.lstrip('-') or '0'):,}"
+    return f"{grouped}.{fraction}" if fraction else grouped
+
+
 environment = Environment(
     loader=FileSystemLoader(str(TEMPLATES_DIR)),
     autoescape=True,
@@ -53,6 +101,9 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.filters["linkify"] = linkify
+environment.filters["money"] = money
+environment.filters["amount"] = amount
+environment.filters["signed_money"] = signed_money
 
 
 def anon_csrf(request: Request) -> tuple[str, bool]:
