@@ -78,7 +78,9 @@ def _page_sign_in(client: TestClient, email: str) -> None:
 # --- V14.3.3: nothing sensitive in browser storage --------------------------------------------
 def test_browser_code_keeps_nothing_in_browser_storage() -> None:
     scripts = _scripts()
-    assert set(scripts) == {"market.js", "mfa-webauthn.js"}
+    # (#16 item 5: `api-docs.js` starts the vendored Swagger UI on /docs; the vendored bundle
+    # itself is third-party, pinned by digest in data/SOURCES.md and held by the CSP at run time.)
+    assert set(scripts) == {"market.js", "mfa-webauthn.js", "api-docs.js"}
     for name, text in scripts.items():
         assert not re.search(r"\b(sessionStorage|localStorage|indexedDB)\b", text), name
         assert "document.cookie" not in text, name
@@ -113,7 +115,8 @@ def test_browser_code_encodes_every_value_it_puts_in_a_url() -> None:
     unencoded = re.compile(r'"/[^"]*"\s*\+\s*(?=\S)(?!encodeURIComponent\()')
     for name, text in _scripts().items():
         assert not unencoded.findall(text), name
-        assert "encodeURIComponent(" in text, name
+        if name != "api-docs.js":  # it builds no URL: it only starts Swagger UI
+            assert "encodeURIComponent(" in text, name
 
 
 # --- V1.2.3, V3.2.2: no HTML built from strings; scripts only from our files ------------------
@@ -123,7 +126,8 @@ def test_browser_code_writes_text_not_markup() -> None:
             r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function",
             text,
         ), name
-        assert "textContent" in text, name
+        if name != "api-docs.js":  # it writes no text: it only starts Swagger UI
+            assert "textContent" in text, name
 
 
 def test_every_script_is_one_of_our_files_and_carries_the_nonce() -> None:

@@ -53,9 +53,10 @@ def test_docs_are_served_without_a_cdn(client: TestClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
     assert "cdn" not in page.text.lower()
-    nonce = page.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
-    assert f'nonce="{nonce}"' in page.text
-    assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+    # (Deliberate change, #16 item 5: Swagger UI 5 is vendored under /static and started by a
+    # file, so the page has no inline script to carry the nonce; tests/web/test_api_docs.py.)
+    assert "<script>" not in page.text
+    assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "Rampart"
 
 

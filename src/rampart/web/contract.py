@@ -37,6 +37,7 @@ from rampart.platform.http.problems import (
     PROBLEM_TYPE_PREFIX,
     problem_title,
 )
+from rampart.web.apidoc import API_DESCRIPTION
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -97,13 +98,20 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "type": "apiKey",
         "in": "header",
         "name": "Signature",
-        "description": "An RFC 9421 HTTP message signature made with an API key.",
+        "description": (
+            "An RFC 9421 HTTP message signature made with an API key, over `@method`, "
+            "`@target-uri` and, with a body, `content-digest` and `content-type` (see the top "
+            "of this page)."
+        ),
     },
     "signatureInput": {
         "type": "apiKey",
         "in": "header",
         "name": "Signature-Input",
-        "description": "The RFC 9421 signature's parameters (`keyid`, `created`, `nonce`).",
+        "description": (
+            "The RFC 9421 signature's covered components and parameters: `keyid`, `created`, "
+            "`nonce` and, optionally, `alg` (`hmac-sha256` or `ed25519`)."
+        ),
     },
 }
 
@@ -178,7 +186,9 @@ def _security(methods: set[str]) -> list[dict[str, list[str]]]:
 
 
 def complete_contract(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the problems, the Problem schema and the security schemes to FastAPI's `schema`."""
+    """Add the problems, the Problem schema, the security schemes and the description of how to
+    authenticate (`rampart.web.apidoc`) to FastAPI's `schema`."""
+    schema.setdefault("info", {})["description"] = API_DESCRIPTION
     components = schema.setdefault("components", {})
     components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     components["securitySchemes"] = SECURITY_SCHEMES

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from rampart.platform.http.access import public
 from rampart.platform.http.problems import use_problem_pages
 from rampart.web.pages.templating import STATIC_DIR
 
@@ -35,3 +36,13 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     app.add_exception_handler(account.SignInRequired, to_login)
     use_problem_pages(app, errors.problem_page)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Pages link `/static/favicon.svg`; browsers still ask for `/favicon.ico` on their own (and
+    # for any response that is not a page), so it answers too rather than logging 404s.
+    @app.get("/favicon.ico", include_in_schema=False, dependencies=[Depends(public)])
+    def favicon() -> FileResponse:
+        return FileResponse(
+            STATIC_DIR / "favicon.svg",
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
