@@ -7,13 +7,13 @@ access tokens issued until now are refused; open streams close within seconds (s
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.api import requires
 from rampart.access.domain import Permission, Principal
+from rampart.identity.deps import FlowsDep, IdentityDep
 from rampart.identity.flows import in_transaction
-from rampart.platform.http.deps import get_container
 from rampart.platform.http.inputs import Id, Multiline
 
 router = APIRouter(tags=["identity"])
@@ -40,14 +40,14 @@ class SessionsEnded(BaseModel):
 async def end_user_sessions(
     user_id: UserId,
     body: EndSessionsIn,
-    request: Request,
+    identity: IdentityDep,
+    services: FlowsDep,
     _admin: Principal = Depends(admin_users),
 ) -> SessionsEnded:
     """Unknown user: 404. The user's open streams close within seconds."""
-    container = get_container(request)
-    sessions = container.identity.sessions
+    sessions = identity.sessions
     ended = await in_transaction(
-        container, lambda uow: sessions.end_user_sessions(uow, user_id, reason=body.reason)
+        services, lambda uow: sessions.end_user_sessions(uow, user_id, reason=body.reason)
     )
     return SessionsEnded(sessions=ended)
 
@@ -58,11 +58,13 @@ async def end_user_sessions(
     summary="End every session and token of every user (the caller's too)",
 )
 async def end_all_sessions(
-    body: EndSessionsIn, request: Request, _admin: Principal = Depends(admin_users)
+    body: EndSessionsIn,
+    identity: IdentityDep,
+    services: FlowsDep,
+    _admin: Principal = Depends(admin_users),
 ) -> SessionsEnded:
-    container = get_container(request)
-    sessions = container.identity.sessions
+    sessions = identity.sessions
     ended = await in_transaction(
-        container, lambda uow: sessions.revoke_everyone(uow, reason=body.reason)
+        services, lambda uow: sessions.revoke_everyone(uow, reason=body.reason)
     )
     return SessionsEnded(sessions=ended)
