@@ -1,4 +1,6 @@
-"""Typed seams between routers and the services they use (see docs/decisions/0001).
+"""Typed seams between routers and the services they use.
+
+Why: docs/decisions/0001-services-not-container.md.
 
 A router declares each service it needs as a `ServiceSlot` next to its routes and takes it as a
 FastAPI dependency, `Annotated[RiskService, Depends(risk_service)]`; the application binds every
