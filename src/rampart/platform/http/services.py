@@ -35,7 +35,9 @@ class ServiceSlot(Generic[T]):
     def __repr__(self) -> str:
         return f"ServiceSlot({self.name!r})"
 
-    def __call__(self, conn: HTTPConnection) -> T:
+    async def __call__(self, conn: HTTPConnection) -> T:
+        # A coroutine, so that FastAPI resolves it on the event loop: a plain function would
+        # cost every request a hop to the thread pool per service.
         return self.of(conn.app)
 
     def of(self, app: Any) -> T:
