@@ -12,13 +12,13 @@ counts as no address at all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import Role
+from rampart.access.ports import RoleDirectory
 from rampart.config import IdentitySettings
 from rampart.identity import notices
 from rampart.identity.db import DeviceRow, EmailTokenRow, UserRow
@@ -26,17 +26,18 @@ from rampart.identity.domain import (
     AccountStatus,
     EmailInUseError,
     InvalidLinkError,
+    User,
     new_token,
     token_hash,
 )
 from rampart.identity.emails import SealedEmails
-from rampart.identity.ports import Notifier, RoleDirectory
 from rampart.identity.sessions import SessionStore
 from rampart.identity.throttle import LoginThrottle
 from rampart.kernel.clock import Clock, utc
-from rampart.kernel.errors import NotFoundError
+from rampart.kernel.errors import ConflictError, NotFoundError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.notifications.ports import Notifier
 from rampart.platform.uow import UnitOfWork
 
 PURPOSE_VERIFY = "verify-email"
@@ -48,15 +49,6 @@ PURPOSE_STAFF_ENROL = "staff-enrol"
 TOPIC_PASSWORD_RESET = "identity.password-reset"  # noqa: S105 - a topic name, not a secret
 #: At most this many unexpired reset links per account: asking again does not flood the inbox.
 MAX_OPEN_RESETS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    email: str
-    email_verified: bool
-    status: str
-    created_at: datetime
 
 
 USER_TABLE = UserRow.__tablename__
@@ -406,6 +398,51 @@ class AccountService:
         )
         uow.audit(AuditEvent(action="identity.password.reset_requested", subject=f"user:{user.id}"))
 
+    def send_password_reset_for_operator(
+        self, uow: UnitOfWork, user_id: str, *, reason: str, actor: str | None = None
+    ) -> None:
+        """An operator starts a password reset for a user (ASVS 6.4.6): a single-use link goes
+        to the address on the account, and only there. The operator never sees the link nor
+        sets or learns a password; the user chooses one on the link's page, which ends every
+        session as any reset does. Earlier unused reset links stop working, so the newest
+        email is the only one that counts. Audited with the operator's `reason`."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status == AccountStatus.CLOSED:
+            raise NotFoundError("No such user.")
+        if user.status != AccountStatus.ACTIVE:
+            # A reset link is refused for a locked account: unlocking is a decision of its own.
+            raise ConflictError("The account is locked: unlock it first, then send the reset.")
+        address = self.email_of(uow.session, user)
+        if address is None:
+            raise NotFoundError("No such user.")
+        now = self._clock.now()
+        uow.session.execute(
+            update(EmailTokenRow)
+            .where(
+                EmailTokenRow.user_id == user.id,
+                EmailTokenRow.purpose == PURPOSE_RESET,
+                EmailTokenRow.used_at.is_(None),
+            )
+            .values(used_at=now)
+        )
+        minutes = self._settings.password_reset_minutes
+        token = self._link_token(uow, user.id, PURPOSE_RESET, address, timedelta(minutes=minutes))
+        self._send(
+            uow,
+            address,
+            notices.password_reset_by_operator(
+                f"{self._url}/reset-password?token={token}", minutes
+            ),
+        )
+        uow.audit(
+            AuditEvent(
+                action="identity.password.reset_sent_by_operator",
+                subject=f"user:{user.id}",
+                details={"reason": reason[:200]},
+                actor=actor,
+            )
+        )
+
     def reset_target(self, session: Session, token: str) -> str:
         """The address a reset link belongs to (for the password policy), without using it."""
         return self._peek_link(session, token, PURPOSE_RESET)[1]
@@ -511,13 +548,6 @@ class AccountService:
         )
         self._send(uow, self.email_of(uow.session, user), notices.password_changed("changed"))
         uow.audit(AuditEvent(action="identity.password.changed", subject=f"user:{user.id}"))
-
-    def update_hash(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
-        """Store a re-hash made at sign-in with the current parameters (same password)."""
-        user = uow.session.get(UserRow, user_id)
-        if user is not None:
-            user.password_hash = password_hash
-            uow.audit(AuditEvent(action="identity.password.rehashed", subject=f"user:{user.id}"))
 
     # --- staff enrolment ---------------------------------------------------------------------
     def staff_enrolment_link(self, uow: UnitOfWork, user_id: str, *, issued_by: str) -> str:

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from rampart.access.domain import Principal
 from rampart.audit.log import AuditLog
+from rampart.identity import reauth
 from rampart.identity.domain import (
     InvalidCredentialsError,
     LoginThrottledError,
@@ -29,6 +32,7 @@ from rampart.identity.domain import (
 from rampart.identity.login import LoginOutcome, PasswordCheck
 from rampart.identity.service import IdentityService
 from rampart.identity.sessions import ClientInfo
+from rampart.kernel.clock import Clock
 from rampart.kernel.events import AuditEvent
 from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
@@ -40,12 +44,18 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class FlowServices:
-    """What the flows use: the identity service, reads, units of work and the audit log."""
+    """What the flows use: the identity service, reads, units of work, the clock, the
+    re-authentication window and second-factor lookup, and the audit log."""
 
     identity: IdentityService
     db: Database
     #: Opens a unit of work; the flow commits it.
     uow: Callable[[], UnitOfWork]
+    clock: Clock
+    #: `identity.reauthentication_minutes`: how recent an authentication ending sessions takes.
+    reauthentication_minutes: int
+    #: Whether a user has a second factor (the MFA service's `has_mfa`).
+    has_mfa: Callable[[Session, str], bool]
     #: For refused attempts, which belong to no transaction (None: written in one of their own).
     audit_log: AuditLog | None = None
 
@@ -291,3 +301,22 @@ async def change_email(services: FlowServices, user_id: str, password: str, new_
 async def close_account(services: FlowServices, user_id: str, password: str) -> None:
     await verify_current_password(services, user_id, password)
     await in_transaction(services, lambda uow: services.identity.accounts.close(uow, user_id))
+
+
+async def require_recent_authentication(services: FlowServices, principal: Principal) -> None:
+    """Refuse (401 `step-up-required` or `reauthentication-required`) unless the person
+    authenticated within `identity.reauthentication_minutes`: what ending another session, a
+    device's sessions or every session takes (`rampart.identity.reauth`)."""
+    user_id = principal.user_id or ""
+
+    def check() -> None:
+        with services.db.read() as session:
+            reauth.require_recent_authentication(
+                session,
+                principal,
+                services.clock.now().timestamp(),
+                minutes=services.reauthentication_minutes,
+                second_factor=services.has_mfa(session, user_id),
+            )
+
+    await run_in_threadpool(check)

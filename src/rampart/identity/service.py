@@ -18,18 +18,19 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from rampart.access.ports import RoleDirectory
 from rampart.config import Settings
 from rampart.identity.accounts import AccountService
 from rampart.identity.domain import PasswordPolicy, load_blocklist
 from rampart.identity.emails import SealedEmails
 from rampart.identity.login import LoginService
 from rampart.identity.passwords import HashingPool, PasswordHasher
-from rampart.identity.ports import Notifier, RoleDirectory
 from rampart.identity.sessions import SessionStore
 from rampart.identity.throttle import LoginThrottle
 from rampart.identity.tokens import AccessTokens, KeyRotator, SigningKeys
 from rampart.kernel.clock import Clock
 from rampart.kernel.secret import Secret
+from rampart.notifications.ports import Notifier
 from rampart.platform.db import Database
 from rampart.platform.keys import RootKeys
 from rampart.platform.uow import UnitOfWork

@@ -45,7 +45,15 @@ def bound_services(container: Container) -> BoundServices:
     services.bind(identity_deps.mfa_slot, container.mfa)
     services.bind(
         identity_deps.flow_services_slot,
-        FlowServices(container.identity, container.db, container.uow, container.audit_log),
+        FlowServices(
+            identity=container.identity,
+            db=container.db,
+            uow=container.uow,
+            clock=container.clock,
+            reauthentication_minutes=container.settings.identity.reauthentication_minutes,
+            has_mfa=container.mfa.has_mfa,
+            audit_log=container.audit_log,
+        ),
     )
     services.bind(apikeys_api.apikeys_slot, container.apikeys)
     services.bind(trading_api.orders_slot, container.orders)

@@ -1,5 +1,5 @@
-"""Dependencies shared by the routers: the platform's services, the request context, a unit of
-work. Each domain declares its own services' slots beside its routes (see `services`)."""
+"""Dependencies shared by the routers: the platform's services and a unit of work.
+Each domain declares its own services' slots beside its routes (see `services`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from fastapi import Depends
 
 from rampart.config import Settings
 from rampart.kernel.clock import Clock
-from rampart.kernel.context import RequestContext, current_context
 from rampart.platform.db import Database
 from rampart.platform.http.services import ServiceSlot
 from rampart.platform.uow import UnitOfWork
@@ -28,10 +27,6 @@ SettingsDep = Annotated[Settings, Depends(settings_slot)]
 ClockDep = Annotated[Clock, Depends(clock_slot)]
 DatabaseDep = Annotated[Database, Depends(database_slot)]
 NewUnitOfWorkDep = Annotated[Callable[[], UnitOfWork], Depends(unit_of_work_slot)]
-
-
-def get_request_context() -> RequestContext:
-    return current_context()
 
 
 def get_uow(new_uow: NewUnitOfWorkDep) -> Iterator[UnitOfWork]:
