@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rampart.access.api import AccessDecisionRecorder
 from rampart.access.recorder import AuditLogAccessRecorder
 from rampart.access.rls import system_by_default
 from rampart.access.service import AccessService
@@ -64,7 +65,7 @@ class Container:
     #: Credential checkers tried in order by `rampart.access.api.authenticate`.
     authenticators: list[Any] = field(default_factory=list)
     #: Writes every permission check, allowed or denied, to the audit log.
-    access_recorder: Any | None = None
+    access_recorder: AccessDecisionRecorder | None = None
     #: Things to stop on shutdown (background workers), in reverse order of start.
     closers: list[Any] = field(default_factory=list)
     #: Roles and permissions of users (rampart.access).
@@ -162,7 +163,12 @@ def _wire_identity(container: Container) -> None:
     container.identity.accounts.reset_listeners.append(container.mfa.after_password_reset)
     container.closers.append(container.identity)
     container.authenticators.extend(
-        [BearerAuthenticator(container.identity, container.clock), SessionAuthenticator(container)]
+        [
+            BearerAuthenticator(container.identity, container.clock),
+            SessionAuthenticator(
+                container.identity, container.clock, container.settings, container.uow
+            ),
+        ]
     )
 
 

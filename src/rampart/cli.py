@@ -231,7 +231,7 @@ def _start_demo(container, host: str, port: int, data_dir: str) -> None:  # type
         out.print(line)
     sys.stdout.flush()
     # Last in `closers`: started after the engine, stopped before it.
-    container.closers.append(DemoBotRunner(container, base, accounts.bot))
+    container.closers.append(DemoBotRunner(container.orders, base, accounts.bot))
 
 
 @app.command()

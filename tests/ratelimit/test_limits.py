@@ -18,7 +18,8 @@ from rampart.config import RateLimitSettings
 from rampart.kernel.clock import FrozenClock
 from rampart.platform.http.access import public
 from rampart.platform.http.problems import install_problem_handlers
-from rampart.ratelimit.api import rate_limit
+from rampart.platform.http.services import BoundServices, bind_services
+from rampart.ratelimit.api import rate_limit, rate_limits_slot
 from rampart.ratelimit.backends import MemoryBackend, RedisBackend
 from rampart.ratelimit.domain import (
     LimitSpec,
@@ -245,10 +246,11 @@ def test_routes_answer_429_with_ratelimit_headers(clock: FrozenClock) -> None:
     app = FastAPI()
     install_problem_handlers(app)
 
-    class Holder:
-        ratelimits = _limits(MemoryBackend(clock), clock, limits={"ip.login": "2/minute"})
-
-    app.state.container = Holder()
+    services = BoundServices()
+    services.bind(
+        rate_limits_slot, _limits(MemoryBackend(clock), clock, limits={"ip.login": "2/minute"})
+    )
+    bind_services(app, services)
     router = APIRouter(dependencies=[Depends(public)])
 
     @router.post("/login", dependencies=[Depends(rate_limit("ip.login"))])

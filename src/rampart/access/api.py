@@ -1,8 +1,8 @@
 """Route-level access: `Depends(requires(Permission.X))` authenticates and authorises a request.
 
 Authentication is pluggable: each credential kind (bearer token, browser session, signed API-key
-request) registers an `Authenticator` on the container. The first that recognises the request's
-credentials returns a `Principal`; a credential that is present but invalid raises
+request) is an `Authenticator` in the app's `authenticators_slot`. The first that recognises the
+request's credentials returns a `Principal`; a credential that is present but invalid raises
 `UnauthorizedError` with its own problem type. No credential at all is 401; a principal without
 the permission is 403 (`staff-mfa-required` when it is a staff permission their roles give but
 their sign-in carried no WebAuthn factor: see `rampart.access.domain.person_principal`). The
@@ -13,10 +13,11 @@ check is audited either way, durable before the response (see
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Protocol, cast, runtime_checkable
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
@@ -31,6 +32,8 @@ from rampart.kernel.context import current_context, set_context
 from rampart.kernel.errors import AuditUnavailableError, UnauthorizedError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.http.access import declare_access
+from rampart.platform.http.deps import clock_slot, database_slot, settings_slot
+from rampart.platform.http.services import ServiceSlot
 
 
 class Authenticator(Protocol):
@@ -54,8 +57,7 @@ class RevocationCheck(Protocol):
 async def credential_revoked(conn: HTTPConnection, principal: Principal) -> bool:
     """Whether the credential `principal` authenticated with has been revoked (logout, lock,
     password reset, sign-out everywhere, a revoked key); asks the authenticator of its kind."""
-    container = conn.app.state.container
-    for authenticator in getattr(container, "authenticators", ()):
+    for authenticator in authenticators_slot.of(conn.app):
         if isinstance(authenticator, RevocationCheck):
             answer = await authenticator.revoked(principal)
             if answer is not None:
@@ -81,6 +83,20 @@ class AccessDecisionRecorder(Protocol):
     async def append(self, event: AuditEvent) -> None:
         """Append an event and wait until it is durable."""
         ...
+
+
+class EnrolledFactors(Protocol):
+    """Whether a person has a second factor (`rampart.identity.mfa`, a layer above)."""
+
+    def has_mfa(self, session: Session, user_id: str) -> bool: ...
+
+
+#: The credential checkers, tried in order.
+authenticators_slot: ServiceSlot[Sequence[Authenticator]] = ServiceSlot("authenticators")
+#: Writes every permission check to the audit log.
+decision_recorder_slot: ServiceSlot[AccessDecisionRecorder | None] = ServiceSlot("access recorder")
+#: Second factors, for the `identity.require_second_factor` policy.
+enrolled_factors_slot: ServiceSlot[EnrolledFactors] = ServiceSlot("enrolled factors")
 
 
 class _Pending:
@@ -120,8 +136,9 @@ async def _settle(request: HTTPConnection, pending: _Pending) -> None:
     """Append what the handler's transaction was to carry but did not commit."""
     request.scope.pop(_PENDING, None)
     owed = [d for d in pending.carried if not d.committed]
-    if owed:
-        recorder: AccessDecisionRecorder = request.app.state.container.access_recorder
+    # Decisions are carried only when there is a recorder (`requires`): it appends them.
+    recorder = decision_recorder_slot.of(request.app)
+    if owed and recorder is not None:
         results = await asyncio.gather(
             *(recorder.append(d.event) for d in owed), return_exceptions=True
         )
@@ -148,8 +165,7 @@ async def authenticate(request: HTTPConnection) -> Principal:
     cached = state.get("principal") if state is not None else None
     if cached is not None:
         return cast(Principal, cached)
-    container = request.app.state.container
-    for authenticator in getattr(container, "authenticators", ()):
+    for authenticator in authenticators_slot.of(request.app):
         principal = await authenticator.authenticate(request)
         if principal is not None:
             request.state.principal = principal
@@ -169,14 +185,15 @@ async def require_enrolled_second_factor(request: HTTPConnection, principal: Pri
     after a step-up, so they always belong to someone with a factor."""
     if principal.mfa_at is not None or principal.method == "apikey" or principal.user_id is None:
         return
-    container = request.app.state.container
-    factors = getattr(container, "mfa", None)
-    if factors is None or not container.settings.second_factor_required:
+    app = request.app
+    if not settings_slot.of(app).second_factor_required:
         return
+    factors = enrolled_factors_slot.of(app)
+    db = database_slot.of(app)
     user_id = principal.user_id
 
     def enrolled() -> bool:
-        with container.db.read() as session:
+        with db.read() as session:
             return bool(factors.has_mfa(session, user_id))
 
     if not await run_in_threadpool(enrolled):
@@ -203,15 +220,14 @@ def requires(
         principal = await authenticate(request)
         await require_enrolled_second_factor(request, principal)
         allowed = principal.can(permission)
-        container = request.app.state.container
-        recorder: AccessDecisionRecorder | None = getattr(container, "access_recorder", None)
+        recorder = decision_recorder_slot.of(request.app)
         if recorder is not None:
             route = str(request.scope.get("path", ""))
             pending = _pending(request) if allowed and carried else None
             if pending is None:
                 await recorder.record(principal, permission, allowed, route)
             else:
-                ts_ns = container.clock.time_ns()
+                ts_ns = clock_slot.of(request.app).time_ns()
                 pending.carried.append(recorder.carry(principal, permission, route, ts_ns))
         if not allowed:
             # `staff-mfa-required` for a staff permission withheld for want of WebAuthn.
@@ -230,11 +246,11 @@ def requires_staff_step_up(permission: str) -> Callable[[HTTPConnection], Awaita
 
     async def dependency(request: HTTPConnection) -> Principal:
         principal = await check_permission(request)
-        container = request.app.state.container
+        app = request.app
         check_staff_step_up(
             principal,
-            container.clock.time_ns() / 1e9,
-            step_up_minutes=container.settings.mfa.staff_step_up_minutes,
+            clock_slot.of(app).time_ns() / 1e9,
+            step_up_minutes=settings_slot.of(app).mfa.staff_step_up_minutes,
         )
         return principal
 

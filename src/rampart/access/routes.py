@@ -10,16 +10,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rampart.access.api import authenticated, requires, requires_staff_step_up
 from rampart.access.domain import Permission, Principal, ensure_permission
 from rampart.access.service import AccessService, RoleGrant
-from rampart.platform.http.deps import get_container
+from rampart.platform.http.deps import ClockDep, DatabaseDep, NewUnitOfWorkDep
 from rampart.platform.http.inputs import Id, Multiline
+from rampart.platform.http.services import ServiceSlot
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
+
+#: Roles and permissions of users.
+access_slot: ServiceSlot[AccessService] = ServiceSlot("access service")
+AccessDep = Annotated[AccessService, Depends(access_slot)]
 
 me = authenticated()
 admin_users = requires(Permission.ADMIN_USERS)
@@ -34,11 +39,6 @@ RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,
 PermissionName = Annotated[
     str, StringConstraints(max_length=100, pattern=r"^[a-z][a-z0-9-]*(:[a-z0-9*-]+){1,2}$")
 ]
-
-
-def _access(request: Request) -> AccessService:
-    service: AccessService = get_container(request).access
-    return service
 
 
 class MyAccess(BaseModel):
@@ -119,9 +119,9 @@ def my_access(principal: Principal = Depends(me)) -> MyAccess:
 
 
 @router.get("/roles", summary="Every role and its permissions")
-def list_roles(request: Request, _: Principal = Depends(admin_users)) -> RoleList:
-    with get_container(request).db.read() as session:
-        roles = _access(request).list_roles(session)
+def list_roles(db: DatabaseDep, access: AccessDep, _: Principal = Depends(admin_users)) -> RoleList:
+    with db.read() as session:
+        roles = access.list_roles(session)
     return RoleList(
         items=[RoleOut(name=n, permissions=sorted(p)) for n, p in sorted(roles.items())]
     )
@@ -131,12 +131,13 @@ def list_roles(request: Request, _: Principal = Depends(admin_users)) -> RoleLis
 def define_role(
     name: RoleName,
     body: RoleIn,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    access: AccessDep,
     principal: Principal = Depends(role_definer),
 ) -> RoleOut:
     ensure_permission(principal, Permission.ADMIN_CONFIG)
-    with get_container(request).uow() as uow:
-        role = _access(request).define_role(
+    with new_uow() as uow:
+        role = access.define_role(
             uow,
             name,
             set(body.permissions),
@@ -150,13 +151,14 @@ def define_role(
 @router.get("/users/{user_id:id}/grants", summary="A user's role grants, past and present")
 def user_grants(
     user_id: Id,
-    request: Request,
+    clock: ClockDep,
+    db: DatabaseDep,
+    access: AccessDep,
     _: Principal = Depends(admin_users),
 ) -> GrantList:
-    container = get_container(request)
-    now = container.clock.now()
-    with container.db.read() as session:
-        grants = _access(request).grants_of(session, user_id)
+    now = clock.now()
+    with db.read() as session:
+        grants = access.grants_of(session, user_id)
     return GrantList(items=[GrantOut.of(g, now) for g in grants])
 
 
@@ -168,15 +170,17 @@ def user_grants(
 def grant_role(
     user_id: Id,
     body: GrantIn,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    access: AccessDep,
+    clock: ClockDep,
     principal: Principal = Depends(role_granter),
 ) -> GrantOut:
-    with get_container(request).uow() as uow:
-        grant = _access(request).grant_as(
+    with new_uow() as uow:
+        grant = access.grant_as(
             uow, principal, user_id, body.role, expires_at=body.expires_at, reason=body.reason
         )
         uow.commit()
-    return GrantOut.of(grant, get_container(request).clock.now())
+    return GrantOut.of(grant, clock.now())
 
 
 @router.post("/users/{user_id:id}/roles/{role}/revoke", summary="End a user's role now")
@@ -184,12 +188,13 @@ def revoke_role(
     user_id: Id,
     role: RoleName,
     body: RevokeIn,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    access: AccessDep,
     principal: Principal = Depends(role_granter),
 ) -> dict[str, int]:
     ensure_permission(principal, Permission.ADMIN_USERS)
-    with get_container(request).uow() as uow:
-        ended = _access(request).revoke_role(
+    with new_uow() as uow:
+        ended = access.revoke_role(
             uow, user_id, role, revoked_by=principal.actor, reason=body.reason
         )
         uow.commit()

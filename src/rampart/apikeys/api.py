@@ -11,17 +11,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.api import authenticated, requires
 from rampart.access.domain import Permission, Principal
 from rampart.apikeys.service import ApiKeyService, ApiKeyView, CreatedKey
-from rampart.platform.http.deps import get_container
+from rampart.platform.http.deps import DatabaseDep, NewUnitOfWorkDep
 from rampart.platform.http.inputs import Id, Multiline, Text
+from rampart.platform.http.services import ServiceSlot
 from rampart.ratelimit.api import rate_limit
 
 router = APIRouter(prefix="/api/v1/apikeys", tags=["api keys"])
+
+#: API keys and signed requests.
+apikeys_slot: ServiceSlot[ApiKeyService] = ServiceSlot("api key service")
+ApiKeysDep = Annotated[ApiKeyService, Depends(apikeys_slot)]
 
 manage = requires(Permission.APIKEY_MANAGE)
 who = authenticated()
@@ -103,11 +108,6 @@ class WhoAmI(BaseModel):
     permissions: list[str]
 
 
-def _keys(request: Request) -> ApiKeyService:
-    service: ApiKeyService = get_container(request).apikeys
-    return service
-
-
 @router.get("/whoami", summary="Who the request authenticates as (a signed-request check)")
 def whoami(principal: Principal = Depends(who)) -> WhoAmI:
     return WhoAmI(
@@ -127,12 +127,12 @@ def whoami(principal: Principal = Depends(who)) -> WhoAmI:
 )
 def create_key(
     body: CreateKey,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    keys: ApiKeysDep,
     principal: Principal = Depends(manage),
 ) -> CreatedKeyOut:
-    container = get_container(request)
-    with container.uow() as uow:
-        created = _keys(request).create(
+    with new_uow() as uow:
+        created = keys.create(
             uow,
             principal,
             algorithm=body.algorithm,
@@ -147,16 +147,18 @@ def create_key(
 
 
 @router.get("", summary="Your API keys (never their secrets)")
-def list_keys(request: Request, principal: Principal = Depends(manage)) -> KeyList:
-    with get_container(request).db.read() as session:
-        views = _keys(request).list(session, principal)
+def list_keys(db: DatabaseDep, keys: ApiKeysDep, principal: Principal = Depends(manage)) -> KeyList:
+    with db.read() as session:
+        views = keys.list(session, principal)
     return KeyList(items=[KeyOut.of(v) for v in views])
 
 
 @router.get("/{key_id:id}", summary="One of your API keys")
-def get_key(key_id: Id, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
-    with get_container(request).db.read() as session:
-        view = _keys(request).get(session, principal, key_id)
+def get_key(
+    key_id: Id, db: DatabaseDep, keys: ApiKeysDep, principal: Principal = Depends(manage)
+) -> KeyOut:
+    with db.read() as session:
+        view = keys.get(session, principal, key_id)
     return KeyOut.of(view)
 
 
@@ -167,21 +169,22 @@ def get_key(key_id: Id, request: Request, principal: Principal = Depends(manage)
 )
 def rotate_key(
     key_id: Id,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    keys: ApiKeysDep,
     body: RotateKey | None = None,
     principal: Principal = Depends(manage),
 ) -> CreatedKeyOut:
-    with get_container(request).uow() as uow:
-        created = _keys(request).rotate(
-            uow, principal, key_id, public_key=body.public_key if body else None
-        )
+    with new_uow() as uow:
+        created = keys.rotate(uow, principal, key_id, public_key=body.public_key if body else None)
         uow.commit()
     return CreatedKeyOut.of(created)
 
 
 @router.delete("/{key_id:id}", summary="Revoke a key at once")
-def revoke_key(key_id: Id, request: Request, principal: Principal = Depends(manage)) -> KeyOut:
-    with get_container(request).uow() as uow:
-        view = _keys(request).revoke(uow, principal, key_id)
+def revoke_key(
+    key_id: Id, new_uow: NewUnitOfWorkDep, keys: ApiKeysDep, principal: Principal = Depends(manage)
+) -> KeyOut:
+    with new_uow() as uow:
+        view = keys.revoke(uow, principal, key_id)
         uow.commit()
     return KeyOut.of(view)

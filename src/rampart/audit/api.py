@@ -19,9 +19,9 @@ from rampart.access.domain import Permission, Principal
 from rampart.audit.domain import canonical_json
 from rampart.audit.service import AuditReader, SearchQuery
 from rampart.platform.http.access import public
-from rampart.platform.http.deps import get_container
 from rampart.platform.http.inputs import MAX_INT64, Text
 from rampart.platform.http.problems import problem_responses
+from rampart.platform.http.services import ServiceSlot
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Compliance = Annotated[Principal, Depends(requires(Permission.COMPLIANCE_AUDIT))]
@@ -38,12 +38,9 @@ CSV_COLUMNS = (
 )
 
 
-def reader(container: Any = Depends(get_container)) -> AuditReader:
-    audit: AuditReader = container.audit
-    return audit
-
-
-Reader = Annotated[AuditReader, Depends(reader)]
+#: Search, proofs, checkpoints and verification of the audit log.
+audit_reader_slot: ServiceSlot[AuditReader] = ServiceSlot("audit reader")
+Reader = Annotated[AuditReader, Depends(audit_reader_slot)]
 
 
 def search_query(

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.api import requires
 from rampart.access.domain import Permission, Principal
+from rampart.identity.deps import FlowsDep, IdentityDep
 from rampart.identity.flows import in_transaction
 from rampart.identity.mfa.api import require_step_up
 from rampart.identity.mfa.domain import SensitiveAction
-from rampart.platform.http.deps import get_container
 from rampart.platform.http.inputs import Id, Multiline
 from rampart.platform.http.problems import problem_responses
 
@@ -52,14 +52,14 @@ class SessionsEnded(BaseModel):
 async def end_user_sessions(
     user_id: UserId,
     body: EndSessionsIn,
-    request: Request,
+    identity: IdentityDep,
+    services: FlowsDep,
     _admin: Principal = Depends(admin_users),
 ) -> SessionsEnded:
     """Unknown user: 404. The user's open streams close within seconds."""
-    container = get_container(request)
-    sessions = container.identity.sessions
+    sessions = identity.sessions
     ended = await in_transaction(
-        container, lambda uow: sessions.end_user_sessions(uow, user_id, reason=body.reason)
+        services, lambda uow: sessions.end_user_sessions(uow, user_id, reason=body.reason)
     )
     return SessionsEnded(sessions=ended)
 
@@ -70,12 +70,14 @@ async def end_user_sessions(
     summary="End every session and token of every user (the caller's too)",
 )
 async def end_all_sessions(
-    body: EndSessionsIn, request: Request, _admin: Principal = Depends(admin_users)
+    body: EndSessionsIn,
+    identity: IdentityDep,
+    services: FlowsDep,
+    _admin: Principal = Depends(admin_users),
 ) -> SessionsEnded:
-    container = get_container(request)
-    sessions = container.identity.sessions
+    sessions = identity.sessions
     ended = await in_transaction(
-        container, lambda uow: sessions.revoke_everyone(uow, reason=body.reason)
+        services, lambda uow: sessions.revoke_everyone(uow, reason=body.reason)
     )
     return SessionsEnded(sessions=ended)
 
@@ -99,14 +101,17 @@ class ResetSent(BaseModel):
     summary="Admin: email a user a link to reset their password",
 )
 async def send_password_reset(
-    user_id: UserId, body: ResetIn, request: Request, principal: PasswordResetter
+    user_id: UserId,
+    body: ResetIn,
+    identity: IdentityDep,
+    services: FlowsDep,
+    principal: PasswordResetter,
 ) -> ResetSent:
     """The link goes to the user's own address and is never shown here; the user chooses the
     new password. Unknown or closed user: 404; a locked account: 409 (unlock it first)."""
-    container = get_container(request)
-    accounts = container.identity.accounts
+    accounts = identity.accounts
     await in_transaction(
-        container,
+        services,
         lambda uow: accounts.send_password_reset_for_operator(
             uow, user_id, reason=body.reason, actor=principal.actor
         ),

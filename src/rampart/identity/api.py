@@ -18,6 +18,7 @@ from rampart.access.api import authenticated
 from rampart.access.domain import PermissionDeniedError, Principal
 from rampart.identity import flows
 from rampart.identity.authn import CLEAR_SITE_DATA, DEVICE_COOKIE, end_browser_session
+from rampart.identity.deps import FlowsDep, IdentityDep
 from rampart.identity.domain import (
     InvalidRefreshTokenError,
     RefreshTokenReusedError,
@@ -29,7 +30,7 @@ from rampart.identity.mfa.domain import SensitiveAction
 from rampart.identity.sessions import KIND_API, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.platform.http.access import declare_access, public
-from rampart.platform.http.deps import get_container
+from rampart.platform.http.deps import ClockDep, DatabaseDep
 from rampart.platform.http.inputs import Id, Text
 from rampart.platform.http.problems import problem_responses
 from rampart.ratelimit.api import rate_limit
@@ -223,10 +224,10 @@ def _login_out(outcome: LoginOutcome, now_epoch: float) -> TokensOut | SecondFac
     response_model=Accepted,
     dependencies=[Depends(public), Depends(rate_limit("ip.signup"))],
 )
-async def register(body: RegisterIn, request: Request) -> Accepted:
+async def register(body: RegisterIn, services: FlowsDep) -> Accepted:
     """Create an account; a link to confirm the address is emailed. Same answer for an address
     that has an account (its owner is told by email instead)."""
-    await flows.register(get_container(request), body.email, body.password)
+    await flows.register(services, body.email, body.password)
     return Accepted(
         status="verification_sent",
         detail="If the address can be used, a confirmation link is on its way to it.",
@@ -234,20 +235,18 @@ async def register(body: RegisterIn, request: Request) -> Accepted:
 
 
 @router.post("/v1/auth/verify-email", response_model=Accepted, dependencies=[Depends(public)])
-async def verify_email(body: TokenIn, request: Request) -> Accepted:
-    container = get_container(request)
+async def verify_email(body: TokenIn, identity: IdentityDep, services: FlowsDep) -> Accepted:
     await flows.in_transaction(
-        container, lambda uow: container.identity.accounts.verify_email(uow, body.token)
+        services, lambda uow: identity.accounts.verify_email(uow, body.token)
     )
     return Accepted(status="verified", detail="The email address is confirmed.")
 
 
 @router.post("/v1/auth/verify-email/resend", status_code=202, response_model=Accepted)
-async def resend_verification(request: Request, me: Person) -> Accepted:
-    container = get_container(request)
+async def resend_verification(identity: IdentityDep, services: FlowsDep, me: Person) -> Accepted:
     user_id = me.user_id or ""
     await flows.in_transaction(
-        container, lambda uow: container.identity.accounts.resend_verification(uow, user_id)
+        services, lambda uow: identity.accounts.resend_verification(uow, user_id)
     )
     return Accepted(status="verification_sent", detail="A new confirmation link is on its way.")
 
@@ -258,14 +257,15 @@ async def resend_verification(request: Request, me: Person) -> Accepted:
     responses=problem_responses(401, 403),
     dependencies=[Depends(public), Depends(rate_limit("ip.login"))],
 )
-async def login(body: LoginIn, request: Request) -> TokensOut | SecondFactorOut:
+async def login(
+    body: LoginIn, request: Request, clock: ClockDep, services: FlowsDep
+) -> TokensOut | SecondFactorOut:
     """Sign in a program: an access token (15 minutes) and a refresh token (24 hours), or, for
     an account with a second factor, a pending sign-in to complete with it."""
-    container = get_container(request)
     outcome = await flows.login_with_password(
-        container, body.email, body.password, KIND_API, client_info(request, body.device_id)
+        services, body.email, body.password, KIND_API, client_info(request, body.device_id)
     )
-    return _login_out(outcome, container.clock.time_ns() / 1e9)
+    return _login_out(outcome, clock.time_ns() / 1e9)
 
 
 @router.post(
@@ -274,34 +274,34 @@ async def login(body: LoginIn, request: Request) -> TokensOut | SecondFactorOut:
     dependencies=[Depends(public)],
     responses=problem_responses(401),
 )
-async def refresh(body: RefreshIn, request: Request) -> TokensOut:
+async def refresh(
+    body: RefreshIn, identity: IdentityDep, clock: ClockDep, services: FlowsDep
+) -> TokensOut:
     """Exchange a refresh token for a new pair; each refresh token works once."""
-    container = get_container(request)
     outcome = await flows.in_transaction(
-        container, lambda uow: container.identity.login.refresh(uow, body.refresh_token)
+        services, lambda uow: identity.login.refresh(uow, body.refresh_token)
     )
     if outcome.idle:
         raise InvalidRefreshTokenError("The session ended after a period of inactivity.")
     if outcome.reused or outcome.issued is None:
         raise RefreshTokenReusedError
-    return _tokens_out(outcome.issued, container.clock.time_ns() / 1e9)
+    return _tokens_out(outcome.issued, clock.time_ns() / 1e9)
 
 
 @router.post("/v1/auth/logout", status_code=204, responses=problem_responses(401))
-async def logout(request: Request, me: Person, body: LogoutIn | None = None) -> Response:
+async def logout(
+    identity: IdentityDep, services: FlowsDep, me: Person, body: LogoutIn | None = None
+) -> Response:
     """End this session (its access tokens stop working at once), or every session: that
     takes a sign-in or second-factor step-up within `identity.reauthentication_minutes`
     (401 `step-up-required` or `reauthentication-required`)."""
-    container = get_container(request)
     everywhere = bool(body and body.everywhere)
     if everywhere:
-        await flows.require_recent_authentication(container, me)
+        await flows.require_recent_authentication(services, me)
     user_id = me.user_id or ""
     await flows.in_transaction(
-        container,
-        lambda uow: container.identity.login.logout(
-            uow, user_id, me.credential_id, everywhere=everywhere
-        ),
+        services,
+        lambda uow: identity.login.logout(uow, user_id, me.credential_id, everywhere=everywhere),
     )
     response = Response(status_code=204)
     if me.method == "session":
@@ -317,8 +317,7 @@ async def logout(request: Request, me: Person, body: LogoutIn | None = None) -> 
     response_model=Accepted,
     dependencies=[Depends(public), Depends(rate_limit("ip.password-reset"))],
 )
-async def forgot_password(body: ForgotIn, request: Request) -> Accepted:
-    container = get_container(request)
+async def forgot_password(body: ForgotIn, identity: IdentityDep, services: FlowsDep) -> Accepted:
     from rampart.identity.domain import InvalidEmailError, normalise_email
 
     try:
@@ -328,7 +327,7 @@ async def forgot_password(body: ForgotIn, request: Request) -> Accepted:
     if email is not None:
         address = email
         await flows.in_transaction(
-            container, lambda uow: container.identity.accounts.forgot_password(uow, address)
+            services, lambda uow: identity.accounts.forgot_password(uow, address)
         )
     return Accepted(
         status="reset_sent",
@@ -341,9 +340,9 @@ async def forgot_password(body: ForgotIn, request: Request) -> Accepted:
     response_model=Accepted,
     dependencies=[Depends(public), Depends(rate_limit("ip.password-reset"))],
 )
-async def reset_password(body: ResetIn, request: Request) -> Accepted:
+async def reset_password(body: ResetIn, services: FlowsDep) -> Accepted:
     """Set a new password from a reset link. Every session and token of the account ends."""
-    await flows.reset_password(get_container(request), body.token, body.password)
+    await flows.reset_password(services, body.token, body.password)
     return Accepted(status="password_reset", detail="The password is changed; sign in again.")
 
 
@@ -352,11 +351,13 @@ async def reset_password(body: ResetIn, request: Request) -> Accepted:
     response_model=Accepted,
     dependencies=[Depends(public), Depends(rate_limit("ip.login"))],
 )
-async def replace_operator_password(body: ReplaceOperatorPasswordIn, request: Request) -> Accepted:
+async def replace_operator_password(
+    body: ReplaceOperatorPasswordIn, services: FlowsDep
+) -> Accepted:
     """An account whose password an operator set (sign-in answers `password-change-required`)
     chooses its own here, proving the one it was given; then it signs in as usual."""
     await flows.replace_operator_password(
-        get_container(request),
+        services,
         body.email,
         body.current_password,
         body.new_password,
@@ -366,13 +367,12 @@ async def replace_operator_password(body: ReplaceOperatorPasswordIn, request: Re
 
 
 @router.get("/v1/me", response_model=MeOut)
-async def me(request: Request, principal: Me) -> MeOut:
-    container = get_container(request)
+async def me(db: DatabaseDep, identity: IdentityDep, principal: Me) -> MeOut:
     user_id = principal.user_id or ""
 
     def read() -> Any:
-        with container.db.read() as session:
-            return container.identity.accounts.get(session, user_id)
+        with db.read() as session:
+            return identity.accounts.get(session, user_id)
 
     user = await run_in_threadpool(read)
     return MeOut(
@@ -387,13 +387,13 @@ async def me(request: Request, principal: Me) -> MeOut:
 
 @router.post("/v1/me/password", status_code=204)
 async def change_password(
-    body: ChangePasswordIn, request: Request, me: PasswordChanger
+    body: ChangePasswordIn, services: FlowsDep, me: PasswordChanger
 ) -> Response:
     """Change the password (the current one is required, and a second factor passed within
     `mfa.step_up_minutes` when the user has one: else 401 `step-up-required`); every other
     session ends."""
     await flows.change_password(
-        get_container(request),
+        services,
         me.user_id or "",
         body.current_password,
         body.new_password,
@@ -403,12 +403,10 @@ async def change_password(
 
 
 @router.post("/v1/me/email", status_code=202, response_model=Accepted)
-async def change_email(body: ChangeEmailIn, request: Request, me: EmailChanger) -> Accepted:
+async def change_email(body: ChangeEmailIn, services: FlowsDep, me: EmailChanger) -> Accepted:
     """Ask to change the sign-in address; it changes once the link sent to it is opened. Needs
     the password, and a fresh second factor when the user has one (401 `step-up-required`)."""
-    await flows.change_email(
-        get_container(request), me.user_id or "", body.password, body.new_email
-    )
+    await flows.change_email(services, me.user_id or "", body.password, body.new_email)
     return Accepted(
         status="verification_sent",
         detail="Open the link sent to the new address to complete the change.",
@@ -416,20 +414,19 @@ async def change_email(body: ChangeEmailIn, request: Request, me: EmailChanger) 
 
 
 @router.post("/v1/me/close", status_code=204)
-async def close_account(body: CloseIn, request: Request, me: Person) -> Response:
+async def close_account(body: CloseIn, services: FlowsDep, me: Person) -> Response:
     """Close the account (the password is required). Every session and token ends."""
-    await flows.close_account(get_container(request), me.user_id or "", body.password)
+    await flows.close_account(services, me.user_id or "", body.password)
     return Response(status_code=204)
 
 
 @router.get("/v1/me/sessions", response_model=list[SessionOut])
-async def list_sessions(request: Request, me: Person) -> list[SessionOut]:
-    container = get_container(request)
+async def list_sessions(db: DatabaseDep, identity: IdentityDep, me: Person) -> list[SessionOut]:
     user_id = me.user_id or ""
 
     def read() -> Any:
-        with container.db.read() as session:
-            return container.identity.sessions.list_sessions(session, user_id)
+        with db.read() as session:
+            return identity.sessions.list_sessions(session, user_id)
 
     return [
         SessionOut(
@@ -448,20 +445,19 @@ async def list_sessions(request: Request, me: Person) -> list[SessionOut]:
 
 
 @router.delete("/v1/me/sessions/{session_id:id}", status_code=204, responses=problem_responses(401))
-async def revoke_session(session_id: Id, request: Request, me: Person) -> Response:
+async def revoke_session(
+    session_id: Id, identity: IdentityDep, services: FlowsDep, me: Person
+) -> Response:
     """End one of your sessions; its tokens stop working at once. Another user's is 404.
     Ending another than the one in use takes a sign-in or second-factor step-up within
     `identity.reauthentication_minutes` (401 `step-up-required` or
     `reauthentication-required`)."""
-    container = get_container(request)
     user_id = me.user_id or ""
     if session_id != me.credential_id:
-        await flows.require_recent_authentication(container, me)
+        await flows.require_recent_authentication(services, me)
     await flows.in_transaction(
-        container,
-        lambda uow: container.identity.sessions.revoke(
-            uow, user_id, session_id, reason="revoked-by-user"
-        ),
+        services,
+        lambda uow: identity.sessions.revoke(uow, user_id, session_id, reason="revoked-by-user"),
     )
     return Response(status_code=204)
 
@@ -469,15 +465,16 @@ async def revoke_session(session_id: Id, request: Request, me: Person) -> Respon
 @router.post(
     "/v1/me/sessions/end-others", response_model=SessionsEnded, responses=problem_responses(401)
 )
-async def end_other_sessions(request: Request, me: Person) -> SessionsEnded:
+async def end_other_sessions(
+    identity: IdentityDep, services: FlowsDep, me: Person
+) -> SessionsEnded:
     """End every session but the one in use (their tokens stop working at once). Takes a
     sign-in or second-factor step-up within `identity.reauthentication_minutes`."""
-    container = get_container(request)
-    await flows.require_recent_authentication(container, me)
+    await flows.require_recent_authentication(services, me)
     user_id = me.user_id or ""
     ended = await flows.in_transaction(
-        container,
-        lambda uow: container.identity.sessions.revoke_all(
+        services,
+        lambda uow: identity.sessions.revoke_all(
             uow, user_id, reason="ended-by-user", keep_session_id=me.credential_id, not_before=False
         ),
     )
@@ -485,13 +482,12 @@ async def end_other_sessions(request: Request, me: Person) -> SessionsEnded:
 
 
 @router.get("/v1/me/devices", response_model=list[DeviceOut])
-async def list_devices(request: Request, me: Person) -> list[DeviceOut]:
-    container = get_container(request)
+async def list_devices(db: DatabaseDep, identity: IdentityDep, me: Person) -> list[DeviceOut]:
     user_id = me.user_id or ""
 
     def read() -> Any:
-        with container.db.read() as session:
-            return container.identity.sessions.list_devices(session, user_id)
+        with db.read() as session:
+            return identity.sessions.list_devices(session, user_id)
 
     return [
         DeviceOut(
@@ -506,15 +502,16 @@ async def list_devices(request: Request, me: Person) -> list[DeviceOut]:
 
 
 @router.delete("/v1/me/devices/{device_id:id}", status_code=204, responses=problem_responses(401))
-async def revoke_device(device_id: Id, request: Request, me: Person) -> Response:
+async def revoke_device(
+    device_id: Id, identity: IdentityDep, services: FlowsDep, me: Person
+) -> Response:
     """Forget a device and end its sessions; its next sign-in counts as a new device. Takes a
     sign-in or second-factor step-up within `identity.reauthentication_minutes`."""
-    container = get_container(request)
     user_id = me.user_id or ""
-    await flows.require_recent_authentication(container, me)
+    await flows.require_recent_authentication(services, me)
     await flows.in_transaction(
-        container,
-        lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id),
+        services,
+        lambda uow: identity.sessions.revoke_device(uow, user_id, device_id),
     )
     return Response(status_code=204)
 
@@ -530,11 +527,11 @@ async def revoke_device(device_id: Id, request: Request, me: Person) -> Response
         }
     },
 )
-async def jwks(request: Request) -> Response:
+async def jwks(identity: IdentityDep) -> Response:
     """The public keys that verify access tokens (current and recently retired)."""
     import orjson
 
-    keys = await run_in_threadpool(get_container(request).identity.keys.jwks)
+    keys = await run_in_threadpool(identity.keys.jwks)
     return Response(
         orjson.dumps(keys),
         media_type="application/jwk-set+json",

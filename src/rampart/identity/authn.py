@@ -18,6 +18,7 @@ permissions only for a session that proved a WebAuthn factor.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -26,7 +27,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from rampart.access.domain import Principal, is_staff, person_principal
-from rampart.config import IdentitySettings
+from rampart.config import IdentitySettings, Settings
 from rampart.identity.domain import (
     CsrfError,
     InvalidSessionError,
@@ -35,9 +36,9 @@ from rampart.identity.domain import (
 )
 from rampart.identity.sessions import TOUCH_SECONDS, SessionState, SessionStore, csrf_token_for
 from rampart.kernel.clock import Clock
+from rampart.platform.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from rampart.bootstrap import Container
     from rampart.identity.service import IdentityService
 
 SESSION_COOKIE = "__Host-rampart_session"
@@ -153,15 +154,20 @@ class BearerAuthenticator:
 
 
 class SessionAuthenticator:
-    def __init__(self, container: Container) -> None:
-        self._container = container
-        self._identity = container.identity
-        self._sessions = container.identity.sessions
-        self._clock = container.clock
-        identity = container.settings.identity
-        self._idle = identity.session_idle_minutes * 60
-        self._staff_idle = min(identity.staff_session_idle_minutes * 60, self._idle)
-        public = urlsplit(container.settings.effective_public_url)
+    def __init__(
+        self,
+        identity: IdentityService,
+        clock: Clock,
+        settings: Settings,
+        new_uow: Callable[[], UnitOfWork],
+    ) -> None:
+        self._identity = identity
+        self._sessions = identity.sessions
+        self._clock = clock
+        self._new_uow = new_uow
+        self._idle = settings.identity.session_idle_minutes * 60
+        self._staff_idle = min(settings.identity.staff_session_idle_minutes * 60, self._idle)
+        public = urlsplit(settings.effective_public_url)
         self._public_origin = f"{public.scheme}://{public.netloc}"
 
     async def authenticate(self, conn: HTTPConnection) -> Principal | None:
@@ -196,12 +202,12 @@ class SessionAuthenticator:
         return await _session_revoked(self._sessions, principal, "session")
 
     async def _end(self, state: SessionState) -> None:
-        from rampart.identity.flows import in_transaction
+        await run_in_threadpool(self._revoke_idle, state)
 
-        await in_transaction(
-            self._container,
-            lambda uow: self._sessions.revoke(uow, state.user_id, state.session_id, reason="idle"),
-        )
+    def _revoke_idle(self, state: SessionState) -> None:
+        with self._new_uow() as uow:
+            self._sessions.revoke(uow, state.user_id, state.session_id, reason="idle")
+            uow.commit()
 
     async def _check_csrf(self, conn: HTTPConnection, secret: str) -> None:
         if conn.scope["type"] == "websocket":

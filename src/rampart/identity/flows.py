@@ -11,11 +11,15 @@ import asyncio
 import math
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from rampart.access.domain import Principal
+from rampart.audit.log import AuditLog
 from rampart.identity import reauth
 from rampart.identity.domain import (
     InvalidCredentialsError,
@@ -26,17 +30,34 @@ from rampart.identity.domain import (
     normalise_password,
 )
 from rampart.identity.login import LoginOutcome, PasswordCheck
+from rampart.identity.service import IdentityService
 from rampart.identity.sessions import ClientInfo
+from rampart.kernel.clock import Clock
 from rampart.kernel.events import AuditEvent
+from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
 
-if TYPE_CHECKING:
-    from rampart.access.domain import Principal
-    from rampart.bootstrap import Container
-
 T = TypeVar("T")
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FlowServices:
+    """What the flows use: the identity service, reads, units of work, the clock, the
+    re-authentication window and second-factor lookup, and the audit log."""
+
+    identity: IdentityService
+    db: Database
+    #: Opens a unit of work; the flow commits it.
+    uow: Callable[[], UnitOfWork]
+    clock: Clock
+    #: `identity.reauthentication_minutes`: how recent an authentication ending sessions takes.
+    reauthentication_minutes: int
+    #: Whether a user has a second factor (the MFA service's `has_mfa`).
+    has_mfa: Callable[[Session, str], bool]
+    #: For refused attempts, which belong to no transaction (None: written in one of their own).
+    audit_log: AuditLog | None = None
 
 
 #: Worker threads the credential flows (sign-in, sign-up, reset) may hold at once for database
@@ -61,51 +82,50 @@ async def _bounded(fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
 
 
-def _in_uow(container: Container, work: Callable[[UnitOfWork], T]) -> T:
-    with container.uow() as uow:
+def _in_uow(new_uow: Callable[[], UnitOfWork], work: Callable[[UnitOfWork], T]) -> T:
+    with new_uow() as uow:
         result = work(uow)
         uow.commit()
         return result
 
 
-async def in_transaction(container: Container, work: Callable[[UnitOfWork], T]) -> T:
+async def in_transaction(services: FlowServices, work: Callable[[UnitOfWork], T]) -> T:
     """Run `work` in a unit of work on a worker thread and commit it."""
-    return await run_in_threadpool(_in_uow, container, work)
+    return await run_in_threadpool(_in_uow, services.uow, work)
 
 
-async def _credential_transaction(container: Container, work: Callable[[UnitOfWork], T]) -> T:
-    return await _bounded(_in_uow, container, work)
+async def _credential_transaction(services: FlowServices, work: Callable[[UnitOfWork], T]) -> T:
+    return await _bounded(_in_uow, services.uow, work)
 
 
-async def audit_outside_transaction(container: Container, event: AuditEvent) -> None:
+async def audit_outside_transaction(services: FlowServices, event: AuditEvent) -> None:
     """An audit entry that belongs to no business change (a refused attempt)."""
-    audit_log: Any = getattr(container, "audit_log", None)
-    if audit_log is not None and hasattr(audit_log, "append_async"):
-        await audit_log.append_async(event)
+    if services.audit_log is not None:
+        await services.audit_log.append_async(event)
         return
 
     def record(uow: UnitOfWork) -> None:
         uow.audit(event)
 
-    await in_transaction(container, record)
+    await in_transaction(services, record)
 
 
 async def login_with_password(
-    container: Container, raw_email: str, password: str, kind: str, client: ClientInfo
+    services: FlowServices, raw_email: str, password: str, kind: str, client: ClientInfo
 ) -> LoginOutcome:
     """The password step of a sign-in, with throttling and enumeration resistance."""
-    identity = container.identity
+    identity = services.identity
     login = identity.login
 
     def read() -> PasswordCheck:
-        with container.db.read() as session:
+        with services.db.read() as session:
             return login.check_throttle(session, raw_email, client.ip)
 
     try:
         check = await _bounded(read)
     except LoginThrottledError as exc:
         await audit_outside_transaction(
-            container,
+            services,
             AuditEvent(
                 action="auth.login.throttled",
                 outcome="denied",
@@ -118,29 +138,29 @@ async def login_with_password(
     matched = await identity.hashing.verify(stored, password)
     if not matched or check.user_id is None:
         await _credential_transaction(
-            container, lambda uow: login.record_failure(uow, check, client.ip)
+            services, lambda uow: login.record_failure(uow, check, client.ip)
         )
         raise InvalidCredentialsError
     new_hash = await identity.hashing.hash(password) if hasher.needs_rehash(stored) else None
     return await _credential_transaction(
-        container,
+        services,
         lambda uow: login.password_verified(uow, check, kind, client, new_hash=new_hash),
     )
 
 
 async def replace_operator_password(
-    container: Container, raw_email: str, current: str, new: str, client_ip: str | None
+    services: FlowServices, raw_email: str, current: str, new: str, client_ip: str | None
 ) -> None:
     """The first step of an account whose password an operator set: prove that password (as a
     sign-in would, throttled on the same counters) and choose one's own. The account then signs
     in as usual; any other account is refused (it changes its password when signed in, after
     its second factor)."""
-    identity = container.identity
+    identity = services.identity
     login = identity.login
     ip = client_ip
 
     def read() -> PasswordCheck:
-        with container.db.read() as session:
+        with services.db.read() as session:
             return login.check_throttle(session, raw_email, ip)
 
     check = await _bounded(read)
@@ -148,11 +168,11 @@ async def replace_operator_password(
     matched = await identity.hashing.verify(stored, current)
     user_id = check.user_id
     if not matched or user_id is None:
-        await _credential_transaction(container, lambda uow: login.record_failure(uow, check, ip))
+        await _credential_transaction(services, lambda uow: login.record_failure(uow, check, ip))
         raise InvalidCredentialsError
 
     def required() -> bool:
-        with container.db.read() as session:
+        with services.db.read() as session:
             return identity.accounts.password_change_required(session, user_id)
 
     if not await _bounded(required):
@@ -167,40 +187,40 @@ async def replace_operator_password(
         login.throttle.clear_account(uow, check.email_key)
         identity.accounts.set_required_password(uow, user_id, password_hash)
 
-    await _credential_transaction(container, write)
+    await _credential_transaction(services, write)
 
 
-async def register(container: Container, raw_email: str, password: str) -> None:
+async def register(services: FlowServices, raw_email: str, password: str) -> None:
     """Sign up; answers the same whether or not the address had an account."""
-    identity = container.identity
+    identity = services.identity
     email = normalise_email(raw_email)
     normal = identity.policy.check(password, email)
     password_hash = await identity.hashing.hash(normal)
     try:
         await _credential_transaction(
-            container, lambda uow: identity.accounts.register(uow, email, password_hash)
+            services, lambda uow: identity.accounts.register(uow, email, password_hash)
         )
     except IntegrityError:
         # Two sign-ups for one address raced; the loser is told nothing different.
         log.info("concurrent sign-up for one address")
 
 
-async def reset_password(container: Container, token: str, password: str) -> str:
-    identity = container.identity
+async def reset_password(services: FlowServices, token: str, password: str) -> str:
+    identity = services.identity
 
     def target() -> str:
-        with container.db.read() as session:
+        with services.db.read() as session:
             return identity.accounts.reset_target(session, token)
 
     email = await _bounded(target)
     normal = identity.policy.check(password, email)
     password_hash = await identity.hashing.hash(normal)
     return await in_transaction(
-        container, lambda uow: identity.accounts.reset_password(uow, token, password_hash)
+        services, lambda uow: identity.accounts.reset_password(uow, token, password_hash)
     )
 
 
-async def verify_current_password(container: Container, user_id: str, password: str) -> str:
+async def verify_current_password(services: FlowServices, user_id: str, password: str) -> str:
     """The account's email when `password` is its current password; `InvalidCredentialsError`
     otherwise (for changing the password or the email, and closing the account).
 
@@ -210,12 +230,12 @@ async def verify_current_password(container: Container, user_id: str, password: 
     from rampart.identity.db import UserRow
     from rampart.kernel.context import current_context
 
-    login = container.identity.login
-    accounts = container.identity.accounts
+    login = services.identity.login
+    accounts = services.identity.accounts
     ip = current_context().client_ip
 
     def read() -> tuple[str, str, str] | None:
-        with container.db.read() as session:
+        with services.db.read() as session:
             row = session.get(UserRow, user_id)
             email = accounts.email_of(session, row) if row is not None else None
             if row is None or not row.password_hash or email is None:
@@ -227,7 +247,7 @@ async def verify_current_password(container: Container, user_id: str, password: 
             return email, row.password_hash, key
 
     found = await _bounded(read)
-    hashing = container.identity.hashing
+    hashing = services.identity.hashing
     stored = found[1] if found else hashing.hasher.dummy_hash()
     if not await hashing.verify(stored, password) or found is None:
         event = AuditEvent(
@@ -236,7 +256,7 @@ async def verify_current_password(container: Container, user_id: str, password: 
             subject=f"user:{user_id}",
         )
         if found is None:
-            await audit_outside_transaction(container, event)
+            await audit_outside_transaction(services, event)
         else:
             key = found[2]
 
@@ -244,59 +264,59 @@ async def verify_current_password(container: Container, user_id: str, password: 
                 login.throttle.record_failure(uow, key, ip)
                 uow.audit(event)
 
-            await _credential_transaction(container, record)
+            await _credential_transaction(services, record)
         raise InvalidCredentialsError("The current password is not correct.")
     return found[0]
 
 
 async def change_password(
-    container: Container,
+    services: FlowServices,
     user_id: str,
     current: str,
     new: str,
     *,
     keep_session_id: str | None,
 ) -> None:
-    identity = container.identity
-    email = await verify_current_password(container, user_id, current)
+    identity = services.identity
+    email = await verify_current_password(services, user_id, current)
     normal = identity.policy.check(new, email)
     password_hash = await identity.hashing.hash(normal)
     await in_transaction(
-        container,
+        services,
         lambda uow: identity.accounts.change_password(
             uow, user_id, password_hash, keep_session_id=keep_session_id
         ),
     )
 
 
-async def change_email(container: Container, user_id: str, password: str, new_email: str) -> None:
-    identity = container.identity
+async def change_email(services: FlowServices, user_id: str, password: str, new_email: str) -> None:
+    identity = services.identity
     email = normalise_email(new_email)
-    await verify_current_password(container, user_id, password)
+    await verify_current_password(services, user_id, password)
     await in_transaction(
-        container, lambda uow: identity.accounts.request_email_change(uow, user_id, email)
+        services, lambda uow: identity.accounts.request_email_change(uow, user_id, email)
     )
 
 
-async def close_account(container: Container, user_id: str, password: str) -> None:
-    await verify_current_password(container, user_id, password)
-    await in_transaction(container, lambda uow: container.identity.accounts.close(uow, user_id))
+async def close_account(services: FlowServices, user_id: str, password: str) -> None:
+    await verify_current_password(services, user_id, password)
+    await in_transaction(services, lambda uow: services.identity.accounts.close(uow, user_id))
 
 
-async def require_recent_authentication(container: Container, principal: Principal) -> None:
+async def require_recent_authentication(services: FlowServices, principal: Principal) -> None:
     """Refuse (401 `step-up-required` or `reauthentication-required`) unless the person
     authenticated within `identity.reauthentication_minutes`: what ending another session, a
     device's sessions or every session takes (`rampart.identity.reauth`)."""
     user_id = principal.user_id or ""
 
     def check() -> None:
-        with container.db.read() as session:
+        with services.db.read() as session:
             reauth.require_recent_authentication(
                 session,
                 principal,
-                container.clock.now().timestamp(),
-                minutes=container.settings.identity.reauthentication_minutes,
-                second_factor=container.mfa.has_mfa(session, user_id),
+                services.clock.now().timestamp(),
+                minutes=services.reauthentication_minutes,
+                second_factor=services.has_mfa(session, user_id),
             )
 
     await run_in_threadpool(check)

@@ -19,12 +19,18 @@ with Retry-After; a fail-closed limiter whose backend is down answers 503.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from rampart.platform.http.services import ServiceSlot
 from rampart.ratelimit.domain import SCOPES
+from rampart.ratelimit.service import RateLimits
+
+#: The named limiters (Redis-backed when Redis is configured).
+rate_limits_slot: ServiceSlot[RateLimits] = ServiceSlot("rate limits")
+RateLimitsDep = Annotated[RateLimits, Depends(rate_limits_slot)]
 
 
 def _client_ip(request: Request) -> str | None:
@@ -68,22 +74,21 @@ def rate_limit(
     if needs_principal and after is None:
         raise ValueError(f"{names}: user and key limiters need after=<the access dependency>")
 
-    def apply(request: Request, response: Response, principal: Any | None) -> None:
-        limits = getattr(request.app.state.container, "ratelimits", None)
-        if limits is None:
-            raise RuntimeError("no rate limiter is configured on the container")
+    def apply(
+        limits: RateLimits, request: Request, response: Response, principal: Any | None
+    ) -> None:
         decision = limits.hit_all(subjects_for(names, request, principal))
         if decision is not None:
             response.headers.update(decision.headers())
 
     async def applied(request: Request, response: Response, principal: Any | None) -> None:
-        limits = getattr(request.app.state.container, "ratelimits", None)
-        if limits is not None and not limits.blocking:
+        limits = rate_limits_slot.of(request.app)
+        if not limits.blocking:
             # In-process state: a few microseconds, far less than a hop to the thread pool.
-            apply(request, response, principal)
+            apply(limits, request, response, principal)
         else:
             # Redis: in the thread pool, so that a slow network never stalls the event loop.
-            await run_in_threadpool(apply, request, response, principal)
+            await run_in_threadpool(apply, limits, request, response, principal)
 
     if after is None:
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -19,9 +19,10 @@ from rampart.identity.mfa.api import require_step_up
 from rampart.identity.mfa.domain import SensitiveAction
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import MoneyError, to_decimal
-from rampart.platform.http.deps import get_uow
+from rampart.platform.http.deps import DatabaseDep, get_uow
 from rampart.platform.http.inputs import MAX_INT64, Id, Multiline, Text
 from rampart.platform.http.problems import problem_responses
+from rampart.platform.http.services import ServiceSlot
 from rampart.platform.uow import UnitOfWork
 from rampart.risk.domain import HaltScope, TradingState
 from rampart.risk.gate import RiskGate
@@ -48,10 +49,12 @@ Trader = Annotated[Principal, Depends(requires(Permission.ORDER_PLACE))]
 Viewer = Annotated[Principal, Depends(requires(Permission.ACCOUNT_VIEW))]
 Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
-
-def _risk(request: Request) -> RiskService:
-    service: RiskService = request.app.state.container.risk
-    return service
+#: Limits, trading states, halts, locates and risk events.
+risk_service_slot: ServiceSlot[RiskService] = ServiceSlot("risk service")
+#: The pre-trade risk pipeline (its view of each account).
+risk_gate_slot: ServiceSlot[RiskGate] = ServiceSlot("risk gate")
+Risk = Annotated[RiskService, Depends(risk_service_slot)]
+Gate = Annotated[RiskGate, Depends(risk_gate_slot)]
 
 
 class _In(BaseModel):
@@ -94,20 +97,15 @@ class LocateIn(_In):
     source: Text = Field(min_length=1, max_length=200)
 
 
-def _gate(request: Request) -> RiskGate:
-    gate: RiskGate = request.app.state.container.risk_gate
-    return gate
-
-
 def _no_content() -> Response:
     return Response(status_code=204)
 
 
 @router.post("/halts", status_code=201, responses=problem_responses(409))
-def halt(body: HaltIn, principal: Halting, uow: Uow, request: Request) -> dict[str, Any]:
+def halt(body: HaltIn, principal: Halting, uow: Uow, risk: Risk) -> dict[str, Any]:
     """Halt one symbol, one account, or the whole market: new orders are refused at once and
     pending orders are cancelled before this responds."""
-    ticket = _risk(request).halt(uow, principal, HaltScope(body.scope), body.target, body.reason)
+    ticket = risk.halt(uow, principal, HaltScope(body.scope), body.target, body.reason)
     uow.commit()
     return ticket.as_dict()
 
@@ -115,30 +113,29 @@ def halt(body: HaltIn, principal: Halting, uow: Uow, request: Request) -> dict[s
 @router.get("/halts")
 def halts(
     principal: Halter,
-    request: Request,
+    risk: Risk,
+    db: DatabaseDep,
     active: bool = True,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
-    container = request.app.state.container
-    with container.db.read() as session:
-        items = _risk(request).halts(session, active_only=active, limit=limit)
+    with db.read() as session:
+        items = risk.halts(session, active_only=active, limit=limit)
     return {"items": [h.as_dict() for h in items]}
 
 
 @router.post("/halts/{halt_id:id}/resume-request")
 def request_resume(
-    halt_id: Id, body: ReasonIn, principal: Resuming, uow: Uow, request: Request
+    halt_id: Id, body: ReasonIn, principal: Resuming, uow: Uow, risk: Risk
 ) -> dict[str, Any]:
     """First of four eyes: ask to resume. Trading stays halted until someone else approves."""
-    view = _risk(request).request_resume(uow, principal, halt_id, body.reason)
+    view = risk.request_resume(uow, principal, halt_id, body.reason)
     uow.commit()
     return view.as_dict()
 
 
 @router.post("/halts/{halt_id:id}/approve")
-def approve_resume(halt_id: Id, principal: Resuming, uow: Uow, request: Request) -> dict[str, Any]:
+def approve_resume(halt_id: Id, principal: Resuming, uow: Uow, risk: Risk) -> dict[str, Any]:
     """Second of four eyes: a different person approves, and trading resumes."""
-    risk = _risk(request)
     try:
         view = risk.approve_resume(uow, principal, halt_id)
     except FourEyesError:
@@ -152,47 +149,43 @@ def approve_resume(halt_id: Id, principal: Resuming, uow: Uow, request: Request)
 
 
 @router.get("/halts/{halt_id:id}/regulator-notifications")
-def regulator_notifications(halt_id: Id, principal: Halter, request: Request) -> dict[str, Any]:
-    container = request.app.state.container
-    with container.db.read() as session:
-        return {"items": _risk(request).regulator_notifications(session, halt_id)}
+def regulator_notifications(
+    halt_id: Id, principal: Halter, risk: Risk, db: DatabaseDep
+) -> dict[str, Any]:
+    with db.read() as session:
+        return {"items": risk.regulator_notifications(session, halt_id)}
 
 
 @router.get("/limits")
 def limits(
     principal: LimitsAdmin,
-    request: Request,
+    risk: Risk,
+    db: DatabaseDep,
     account_id: Annotated[Id | None, Query()] = None,
 ) -> dict[str, Any]:
-    container = request.app.state.container
-    with container.db.read() as session:
-        return _risk(request).limits(session, account_id)
+    with db.read() as session:
+        return risk.limits(session, account_id)
 
 
 @router.put("/limits")
-def set_limits(
-    body: LimitsIn, principal: LimitsChanger, uow: Uow, request: Request
-) -> dict[str, Any]:
+def set_limits(body: LimitsIn, principal: LimitsChanger, uow: Uow, risk: Risk) -> dict[str, Any]:
     changes = {k: (None if v is None else str(v)) for k, v in body.limits.items()}
-    result = _risk(request).set_limits(uow, principal, body.account_id, changes, body.reason)
+    result = risk.set_limits(uow, principal, body.account_id, changes, body.reason)
     uow.commit()
     return result
 
 
 @router.put("/states", status_code=204)
-def set_state(body: StateIn, principal: Halting, uow: Uow, request: Request) -> Response:
-    _risk(request).set_trading_state(
-        uow, principal, body.account_id, TradingState(body.state), body.reason
-    )
+def set_state(body: StateIn, principal: Halting, uow: Uow, risk: Risk) -> Response:
+    risk.set_trading_state(uow, principal, body.account_id, TradingState(body.state), body.reason)
     uow.commit()
     return _no_content()
 
 
 @router.get("/restricted")
-def restricted(principal: Halter, request: Request) -> dict[str, Any]:
-    container = request.app.state.container
-    with container.db.read() as session:
-        return {"items": _risk(request).restricted(session)}
+def restricted(principal: Halter, risk: Risk, db: DatabaseDep) -> dict[str, Any]:
+    with db.read() as session:
+        return {"items": risk.restricted(session)}
 
 
 @router.put("/restricted/{symbol}", status_code=204)
@@ -201,9 +194,9 @@ def restrict(
     body: ReasonIn,
     principal: Halter,
     uow: Uow,
-    request: Request,
+    risk: Risk,
 ) -> Response:
-    _risk(request).restrict(uow, principal, symbol, body.reason)
+    risk.restrict(uow, principal, symbol, body.reason)
     uow.commit()
     return _no_content()
 
@@ -213,25 +206,21 @@ def unrestrict(
     symbol: Annotated[Text, Path(min_length=1, max_length=16)],
     principal: Halter,
     uow: Uow,
-    request: Request,
+    risk: Risk,
     reason: Annotated[Multiline, Query(min_length=1, max_length=MAX_REASON)],
 ) -> Response:
-    _risk(request).unrestrict(uow, principal, symbol, reason)
+    risk.unrestrict(uow, principal, symbol, reason)
     uow.commit()
     return _no_content()
 
 
 @router.post("/locates", status_code=201)
-def record_locate(
-    body: LocateIn, principal: LimitsAdmin, uow: Uow, request: Request
-) -> dict[str, Any]:
+def record_locate(body: LocateIn, principal: LimitsAdmin, uow: Uow, risk: Risk) -> dict[str, Any]:
     try:
         quantity = to_decimal(body.quantity)
     except MoneyError as exc:
         raise ValidationError(str(exc)) from None
-    result = _risk(request).record_locate(
-        uow, principal, body.account_id, body.symbol, quantity, body.source
-    )
+    result = risk.record_locate(uow, principal, body.account_id, body.symbol, quantity, body.source)
     uow.commit()
     return result
 
@@ -239,7 +228,8 @@ def record_locate(
 @router.get("/events")
 def events(
     principal: Auditor,
-    request: Request,
+    risk: Risk,
+    db: DatabaseDep,
     account_id: Annotated[Id | None, Query()] = None,
     kind: Annotated[Text | None, Query(max_length=32)] = None,
     code: Annotated[Text | None, Query(max_length=64)] = None,
@@ -252,9 +242,8 @@ def events(
     for value in (since, until):
         if value is not None and value.tzinfo is None:
             raise ValidationError("Times need a timezone.")
-    container = request.app.state.container
-    with container.db.read() as session:
-        items = _risk(request).events(
+    with db.read() as session:
+        items = risk.events(
             session, principal, account_id=account_id, kind=kind, code=code, since=since,
             until=until, before=before, limit=limit,
         )  # fmt: skip
@@ -265,27 +254,26 @@ def events(
 
 
 @router.put("/cancel-on-disconnect", status_code=204)
-def enable_cancel_on_disconnect(principal: Trader, uow: Uow, request: Request) -> Response:
+def enable_cancel_on_disconnect(principal: Trader, uow: Uow, risk: Risk) -> Response:
     """Cancel this credential's account's open orders when its stream connection drops."""
-    _risk(request).enable_cancel_on_disconnect(uow, principal)
+    risk.enable_cancel_on_disconnect(uow, principal)
     uow.commit()
     return _no_content()
 
 
 @router.delete("/cancel-on-disconnect", status_code=204)
-def disable_cancel_on_disconnect(principal: Trader, uow: Uow, request: Request) -> Response:
-    _risk(request).disable_cancel_on_disconnect(uow, principal)
+def disable_cancel_on_disconnect(principal: Trader, uow: Uow, risk: Risk) -> Response:
+    risk.disable_cancel_on_disconnect(uow, principal)
     uow.commit()
     return _no_content()
 
 
 @account_router.get("/risk")
-def my_risk(principal: Viewer, request: Request) -> dict[str, Any]:
+def my_risk(principal: Viewer, gate: Gate, db: DatabaseDep) -> dict[str, Any]:
     """Your trading state (ACTIVE, REDUCING or HALTED) and why, the limits that apply to you, how
     much of each you have used, the halts and restrictions in force, and your recent refusals
     with the figures that failed."""
     if principal.user_id is None:
         raise ValidationError("Only an account's own credentials have an account.")
-    container = request.app.state.container
-    with container.db.read() as session:
-        return account_risk(_gate(request), session, principal.user_id)
+    with db.read() as session:
+        return account_risk(gate, session, principal.user_id)

@@ -26,15 +26,18 @@ from __future__ import annotations
 import secrets
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyotp
 
 from rampart.access.domain import Permission, Principal, Role
+from rampart.identity.mfa.service import MfaService
+from rampart.identity.service import IdentityService
+from rampart.kernel.clock import Clock
 from rampart.platform.logging import get_logger
-
-if TYPE_CHECKING:
-    from rampart.bootstrap import Container
+from rampart.platform.uow import UnitOfWork
+from rampart.risk.gate import RiskGate
+from rampart.risk.service import RiskService
 
 log = get_logger(__name__)
 
@@ -59,11 +62,25 @@ def agent_email(name: str) -> str:
     return f"{name}@{EMAIL_DOMAIN}"
 
 
+class AgentServices(Protocol):
+    """The services the agents are provisioned with (the bootstrap's container has them).
+
+    Read when the simulator starts, not when it is built: risk is wired after trading."""
+
+    clock: Clock
+    identity: IdentityService
+    mfa: MfaService
+    risk: RiskService
+    risk_gate: RiskGate
+
+    def uow(self) -> UnitOfWork: ...
+
+
 class SimulatorAgents:
     """Provisions the agents (idempotently) and keeps their daily locates current."""
 
-    def __init__(self, container: Container) -> None:
-        self._c = container
+    def __init__(self, services: AgentServices) -> None:
+        self._c = services
         self.ids: dict[str, str] = {}
         self._located_on: date | None = None
         self._symbols: list[str] = []

@@ -23,7 +23,7 @@ services, under the platform's real policy (nothing is switched off for the demo
   person sets a password and registers a key or passkey there, then signs in with both.
 
 `DemoBotRunner` runs `rampart.simulator.bot.DemoBot` in a thread against the running server over
-HTTP, and is a `closer` of the container: it starts with the app and stops before the engine, then
+HTTP, and is a `closer` of the platform: it starts with the app and stops before the engine, then
 cancels anything the bot left resting.
 """
 
@@ -34,24 +34,28 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyotp
 
 from rampart.access.domain import Principal
+from rampart.apikeys.service import ApiKeyService
 from rampart.identity.authn import principal_of
 from rampart.identity.domain import InvalidCredentialsError
 from rampart.identity.mfa.api import pending_purpose
 from rampart.identity.mfa.domain import TOTP_PERIOD, FactorKind
-from rampart.identity.mfa.service import FactorResponse
+from rampart.identity.mfa.service import FactorResponse, MfaService
+from rampart.identity.service import IdentityService
 from rampart.identity.sessions import KIND_BROWSER, ClientInfo
+from rampart.kernel.clock import Clock
 from rampart.kernel.errors import RampartError
 from rampart.kernel.secret import Secret
+from rampart.ledger.service import LedgerService
+from rampart.platform.db import Database
 from rampart.platform.logging import get_logger
+from rampart.platform.uow import UnitOfWork
 from rampart.trading.engine import CancelAll
-
-if TYPE_CHECKING:
-    from rampart.bootstrap import Container
+from rampart.trading.service import OrderService
 
 log = get_logger(__name__)
 
@@ -67,6 +71,19 @@ BOT_KEY_LABEL = "demo bot"
 BOT_SCOPES = ["trade", "data"]
 #: The bot's pace: a person watching the market page sees it act, the engine hardly notices.
 BOT_RATE = 2.0
+
+
+class DemoServices(Protocol):
+    """The services the demo's accounts are made with (the bootstrap's container has them)."""
+
+    clock: Clock
+    db: Database
+    identity: IdentityService
+    mfa: MfaService
+    ledger: LedgerService
+    apikeys: ApiKeyService
+
+    def uow(self) -> UnitOfWork: ...
 
 
 @dataclass(frozen=True)
@@ -114,12 +131,12 @@ def _new_password() -> str:
     return "-".join(raw[i : i + 6] for i in range(0, len(raw), 6))
 
 
-def _ensure_user(container: Container, email: str, password: str) -> str:
+def _ensure_user(services: DemoServices, email: str, password: str) -> str:
     """The user with `email`, created verified as a TRADER if missing; its password becomes
     `password` either way (the previous one was never kept anywhere)."""
-    identity = container.identity
+    identity = services.identity
     password_hash = identity.hashing.hasher.hash(identity.policy.check(password, email))
-    with container.uow() as uow:
+    with services.uow() as uow:
         row = identity.accounts.by_email(uow.session, email)
         if row is None:
             user_id = identity.accounts.create_user(
@@ -132,11 +149,11 @@ def _ensure_user(container: Container, email: str, password: str) -> str:
     return user_id
 
 
-def _ensure_staff(container: Container, role: str, email: str) -> DemoStaff:
+def _ensure_staff(services: DemoServices, role: str, email: str) -> DemoStaff:
     """The staff account (created without a password if missing) and a new enrolment link;
     earlier links of the account stop working."""
-    accounts = container.identity.accounts
-    with container.uow() as uow:
+    accounts = services.identity.accounts
+    with services.uow() as uow:
         row = accounts.by_email(uow.session, email)
         if row is None:
             user_id = accounts.create_user(
@@ -149,17 +166,17 @@ def _ensure_staff(container: Container, role: str, email: str) -> DemoStaff:
     return DemoStaff(role=role, email=email, enrolment_url=Secret(link))
 
 
-def _enrol_totp(container: Container, user_id: str, email: str) -> tuple[str, str]:
+def _enrol_totp(services: DemoServices, user_id: str, email: str) -> tuple[str, str]:
     """A fresh authenticator-app factor, confirmed with the previous step's code:
     (base32 key, otpauth URI). The current step's code stays unused for the person signing in.
 
     A factor from an earlier run is removed first: its key was shown once and not kept."""
-    mfa = container.mfa
-    with container.uow() as uow:
+    mfa = services.mfa
+    with services.uow() as uow:
         if mfa.summary(uow.session, user_id).totp:
             mfa.remove_totp(uow, user_id)
         enrolment = mfa.begin_totp(uow, user_id, email)
-        now = int(container.clock.now().timestamp())
+        now = int(services.clock.now().timestamp())
         previous = pyotp.TOTP(enrolment.secret).at(now - TOTP_PERIOD)
         check = mfa.confirm_totp(uow, user_id, previous)
         check.raise_for_failure()
@@ -167,40 +184,40 @@ def _enrol_totp(container: Container, user_id: str, email: str) -> tuple[str, st
     return enrolment.secret, enrolment.uri
 
 
-def _fund(container: Container, user_id: str, target: Decimal) -> None:
-    with container.uow() as uow:
-        account = container.ledger.account(uow.session, user_id)
+def _fund(services: DemoServices, user_id: str, target: Decimal) -> None:
+    with services.uow() as uow:
+        account = services.ledger.account(uow.session, user_id)
         if account.balance < target:
-            container.ledger.deposit(uow, user_id, target - account.balance, "demo cash")
+            services.ledger.deposit(uow, user_id, target - account.balance, "demo cash")
             uow.commit()
 
 
-def _code_now(container: Container, secret: str) -> str:
+def _code_now(services: DemoServices, secret: str) -> str:
     """The code an authenticator app shows now (never spent by `_enrol_totp`)."""
-    return pyotp.TOTP(secret).at(int(container.clock.now().timestamp()))
+    return pyotp.TOTP(secret).at(int(services.clock.now().timestamp()))
 
 
-def _sign_in(container: Container, email: str, password: str, totp_secret: str) -> Principal:
+def _sign_in(services: DemoServices, email: str, password: str, totp_secret: str) -> Principal:
     """Sign in as a person would (password, then the second factor) and return the principal
     of the new session, whose second factor was passed just now. (A browser-kind session: an
     API sign-in would also mint a JWT, whose signing key is read in a second transaction.)"""
-    identity, login = container.identity, container.identity.login
+    identity, login = services.identity, services.identity.login
     client = ClientInfo(device_key="rampart-demo", user_agent="rampart demo", ip=None)
-    with container.db.read() as session:
+    with services.db.read() as session:
         check = login.check_throttle(session, email, None)
     if check.user_id is None or not identity.hashing.hasher.verify(
         check.stored_hash or identity.hashing.hasher.dummy_hash(), password
     ):
         raise InvalidCredentialsError
-    with container.uow() as uow:
+    with services.uow() as uow:
         outcome = login.password_verified(uow, check, KIND_BROWSER, client, new_hash=None)
         uow.commit()
     if outcome.pending is None:
         raise InvalidCredentialsError("The demo bot has no second factor.")
     token = outcome.pending.token
-    with container.uow() as uow:
-        response = FactorResponse(FactorKind.TOTP, code=_code_now(container, totp_secret))
-        factor = container.mfa.verify(uow, check.user_id, pending_purpose(token), response)
+    with services.uow() as uow:
+        response = FactorResponse(FactorKind.TOTP, code=_code_now(services, totp_secret))
+        factor = services.mfa.verify(uow, check.user_id, pending_purpose(token), response)
         if not factor.ok:
             login.record_factor_failure(uow, token)
             uow.commit()
@@ -213,10 +230,10 @@ def _sign_in(container: Container, email: str, password: str, totp_secret: str) 
     return principal_of(state, "session")
 
 
-def _bot_key(container: Container, principal: Principal) -> tuple[str, Secret[str]]:
+def _bot_key(services: DemoServices, principal: Principal) -> tuple[str, Secret[str]]:
     """Revoke the previous run's demo key and create a new one with the signed-in session."""
-    keys = container.apikeys
-    with container.uow() as uow:
+    keys = services.apikeys
+    with services.uow() as uow:
         for key in keys.list(uow.session, principal):
             if key.label == BOT_KEY_LABEL and key.revoked_at is None:
                 keys.revoke(uow, principal, key.id, reason="replaced by a new demo run")
@@ -225,31 +242,31 @@ def _bot_key(container: Container, principal: Principal) -> tuple[str, Secret[st
         )
         assert created.secret is not None
         # The session was only needed to create the key: end it.
-        container.identity.login.logout(
+        services.identity.login.logout(
             uow, principal.user_id or "", principal.credential_id, everywhere=False
         )
         uow.commit()
     return created.key.id, created.secret
 
 
-def provision_demo(container: Container) -> DemoAccounts:
+def provision_demo(services: DemoServices) -> DemoAccounts:
     """Create (or re-key) the demo trader and the demo bot; fund both with demo cash."""
     password = _new_password()
-    trader_id = _ensure_user(container, TRADER_EMAIL, password)
-    totp_secret, totp_uri = _enrol_totp(container, trader_id, TRADER_EMAIL)
-    with container.uow() as uow:
-        codes = container.mfa.regenerate_backup_codes(uow, trader_id)
+    trader_id = _ensure_user(services, TRADER_EMAIL, password)
+    totp_secret, totp_uri = _enrol_totp(services, trader_id, TRADER_EMAIL)
+    with services.uow() as uow:
+        codes = services.mfa.regenerate_backup_codes(uow, trader_id)
         uow.commit()
-    _fund(container, trader_id, TRADER_CASH)
+    _fund(services, trader_id, TRADER_CASH)
 
     # The bot's password and TOTP key exist only for the length of this function.
     bot_password = _new_password()
-    bot_id = _ensure_user(container, BOT_EMAIL, bot_password)
-    bot_totp, _ = _enrol_totp(container, bot_id, BOT_EMAIL)
-    _fund(container, bot_id, BOT_CASH)
-    principal = _sign_in(container, BOT_EMAIL, bot_password, bot_totp)
-    key_id, secret = _bot_key(container, principal)
-    staff = tuple(_ensure_staff(container, role, email) for role, email in STAFF_EMAILS.items())
+    bot_id = _ensure_user(services, BOT_EMAIL, bot_password)
+    bot_totp, _ = _enrol_totp(services, bot_id, BOT_EMAIL)
+    _fund(services, bot_id, BOT_CASH)
+    principal = _sign_in(services, BOT_EMAIL, bot_password, bot_totp)
+    key_id, secret = _bot_key(services, principal)
+    staff = tuple(_ensure_staff(services, role, email) for role, email in STAFF_EMAILS.items())
     log.info("demo accounts ready", trader=trader_id, bot=bot_id, bot_key=key_id)
     return DemoAccounts(
         trader=DemoTrader(
@@ -258,7 +275,7 @@ def provision_demo(container: Container) -> DemoAccounts:
             password=Secret(password),
             totp_secret=Secret(totp_secret),
             totp_uri=Secret(totp_uri),
-            totp_code_now=Secret(_code_now(container, totp_secret)),
+            totp_code_now=Secret(_code_now(services, totp_secret)),
             backup_codes=codes,
         ),
         bot=DemoBotKey(user_id=bot_id, email=BOT_EMAIL, key_id=key_id, secret=secret),
@@ -267,7 +284,7 @@ def provision_demo(container: Container) -> DemoAccounts:
 
 
 class DemoBotRunner:
-    """Runs the demo bot in a thread with start()/stop() (a container closer).
+    """Runs the demo bot in a thread with start()/stop() (a services closer).
 
     The bot reaches the server over HTTP at `base_url`, like any client; it waits until the
     server answers. On stop, whatever the bot could not cancel itself (the server may already
@@ -276,14 +293,14 @@ class DemoBotRunner:
 
     def __init__(
         self,
-        container: Container,
+        orders: OrderService,
         base_url: str,
         key: DemoBotKey,
         *,
         rate: float = BOT_RATE,
         client_factory: Callable[..., Any] | None = None,
     ) -> None:
-        self._container = container
+        self._orders = orders
         self._base_url = base_url
         self._key = key
         self._rate = rate
@@ -320,7 +337,7 @@ class DemoBotRunner:
             return
         self._stop.set()
         thread.join(15)
-        engine = self._container.orders.engine
+        engine = self._orders.engine
         if engine.running:
             try:
                 engine.call(CancelAll(self._key.user_id, ACTOR), timeout=5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -29,9 +30,14 @@ from rampart.access.domain import Permission, Principal
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.money import AMOUNT_PLACES, MoneyError, to_decimal
+from rampart.platform.http.deps import NewUnitOfWorkDep, SettingsDep
 from rampart.platform.http.inputs import Id, Text
+from rampart.platform.http.services import ServiceSlot
 from rampart.platform.logging import get_logger
+from rampart.platform.uow import UnitOfWork
 from rampart.ratelimit.api import rate_limit
+from rampart.risk.api import Risk
+from rampart.risk.service import RiskService
 from rampart.trading.domain import (
     MAX_PRICE,
     MAX_QUANTITY,
@@ -232,9 +238,9 @@ class NoAccountError(ValidationError):
     title = "This principal does not act for a user account"
 
 
-def _service(request: Request) -> OrderService:
-    service: OrderService = request.app.state.container.orders
-    return service
+#: Orders: the engine, reads and streams.
+orders_slot: ServiceSlot[OrderService] = ServiceSlot("order service")
+OrdersDep = Annotated[OrderService, Depends(orders_slot)]
 
 
 def _user(principal: Principal) -> str:
@@ -264,12 +270,13 @@ def _json(body: Any, status: int = 200) -> Response:
 async def place_order(
     body: OrderIn,
     request: Request,
+    orders: OrdersDep,
     principal: Principal = Depends(_may_place),
 ) -> Response:
     """Place an order. A rejected order is still created (status `rejected`, with a `reason`).
 
     Idempotent with `client_order_id`: a retry returns the existing order with 200."""
-    result = await _service(request).place(
+    result = await orders.place(
         _user(principal),
         principal.actor,
         body.to_request(),
@@ -282,7 +289,7 @@ async def place_order(
 
 @router.get("/v1/orders", response_model=OrderPage)
 async def list_orders(
-    request: Request,
+    orders: OrdersDep,
     principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW)),
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[Id | None, Query()] = None,
@@ -295,7 +302,7 @@ async def list_orders(
     ] = None,
     symbol: Annotated[Symbol | None, Query()] = None,
 ) -> Response:
-    page = _service(request).list_orders(
+    page = orders.list_orders(
         _user(principal), limit=limit, before=cursor, status=status, symbol=symbol
     )
     return _json({"items": page.items, "next_cursor": page.next_cursor})
@@ -304,10 +311,10 @@ async def list_orders(
 @router.get("/v1/orders/{order_id:id}", response_model=OrderOut)
 async def get_order(
     order_id: Id,
-    request: Request,
+    orders: OrdersDep,
     principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW)),
 ) -> Response:
-    return _json(_service(request).get(_user(principal), order_id))
+    return _json(orders.get(_user(principal), order_id))
 
 
 @router.patch(
@@ -319,13 +326,14 @@ async def modify_order(
     order_id: Id,
     body: OrderPatch,
     request: Request,
+    orders: OrdersDep,
     principal: Principal = Depends(_may_modify),
 ) -> Response:
     """Change price or quantity. A price change or a larger quantity loses time priority; a
     smaller quantity keeps it."""
     if body.quantity is None and body.limit_price is None and body.stop_price is None:
         raise InvalidOrderError("Give a new quantity, limit_price or stop_price.")
-    view = await _service(request).modify(
+    view = await orders.modify(
         _user(principal),
         principal.actor,
         order_id,
@@ -343,44 +351,42 @@ async def modify_order(
 async def cancel_order(
     order_id: Id,
     request: Request,
+    orders: OrdersDep,
     principal: Principal = Depends(requires(Permission.ORDER_CANCEL, carried=True)),
 ) -> Response:
-    view = await _service(request).cancel(
-        _user(principal), principal.actor, order_id, **_carry(request)
-    )
+    view = await orders.cancel(_user(principal), principal.actor, order_id, **_carry(request))
     return _json(view)
 
 
 @router.delete("/v1/orders", response_model=list[OrderOut])
 async def cancel_all_orders(
     request: Request,
+    orders: OrdersDep,
     principal: Principal = Depends(requires(Permission.ORDER_CANCEL, carried=True)),
     symbol: Annotated[Symbol | None, Query()] = None,
 ) -> Response:
     """Cancel every open order (of one symbol, when given)."""
-    views = await _service(request).cancel_all(
-        _user(principal), principal.actor, symbol, **_carry(request)
-    )
+    views = await orders.cancel_all(_user(principal), principal.actor, symbol, **_carry(request))
     return _json(views)
 
 
 @router.get("/v1/positions", response_model=list[PositionOut])
 async def positions(
-    request: Request, principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW))
+    orders: OrdersDep, principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW))
 ) -> Response:
-    return _json(_service(request).positions(_user(principal)))
+    return _json(orders.positions(_user(principal)))
 
 
 @router.get("/v1/account", response_model=AccountOut)
 async def account(
-    request: Request, principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW))
+    orders: OrdersDep, principal: Principal = Depends(requires(Permission.ACCOUNT_VIEW))
 ) -> Response:
-    return _json(_service(request).account(_user(principal)))
+    return _json(orders.account(_user(principal)))
 
 
 @router.get("/v1/instruments", response_model=list[InstrumentOut])
 async def instruments(
-    request: Request, principal: Principal = Depends(requires(Permission.MARKET_DATA))
+    orders: OrdersDep, principal: Principal = Depends(requires(Permission.MARKET_DATA))
 ) -> Response:
     return _json(
         [
@@ -397,7 +403,7 @@ async def instruments(
                 "max_price": fmt(i.max_price),
                 "min_price": fmt(i.min_price),
             }
-            for i in _service(request).instruments()
+            for i in orders.instruments()
         ]
     )
 
@@ -405,11 +411,11 @@ async def instruments(
 @router.get("/v1/market/{symbol}/book", response_model=BookOut)
 async def book(
     symbol: Symbol,
-    request: Request,
+    orders: OrdersDep,
     principal: Principal = Depends(requires(Permission.MARKET_DATA)),
     depth: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Response:
-    snap = _service(request).book(symbol)
+    snap = orders.book(symbol)
 
     def levels(items: Any) -> list[dict[str, Any]]:
         return [
@@ -429,16 +435,20 @@ async def book(
 
 @router.websocket("/v1/stream")
 async def stream(
-    websocket: WebSocket, principal: Principal = Depends(requires(Permission.MARKET_DATA))
+    websocket: WebSocket,
+    orders: OrdersDep,
+    risk: Risk,
+    settings: SettingsDep,
+    new_uow: NewUnitOfWorkDep,
+    principal: Principal = Depends(requires(Permission.MARKET_DATA)),
 ) -> None:
     """Order updates and fills of the principal's own account (with `account:view`), and quotes
     and trades of subscribed symbols: send `{"op": "subscribe", "symbols": ["ACME"]}`."""
-    container = websocket.app.state.container
-    hub = container.orders.engine.hub
+    hub = orders.engine.hub
     await websocket.accept()
     private = principal.user_id is not None and principal.can(Permission.ACCOUNT_VIEW)
     sub = hub.subscribe(principal.user_id if private and principal.user_id else "")
-    known = {i.symbol for i in container.orders.instruments()}
+    known = {i.symbol for i in orders.instruments()}
 
     async def sender() -> None:
         while True:
@@ -479,7 +489,7 @@ async def stream(
                     ).decode()
                 )
                 for symbol in symbols:
-                    snap = container.orders.engine.snapshot(symbol)
+                    snap = orders.engine.snapshot(symbol)
                     if snap is not None and symbol in sub.symbols:
                         await websocket.send_text(
                             orjson.dumps(
@@ -518,7 +528,7 @@ async def stream(
             except Exception:
                 log.warning("stream: could not check the credential", exc_info=True)
 
-    recheck = container.settings.trading.stream_recheck_seconds
+    recheck = settings.trading.stream_recheck_seconds
     watcher = asyncio.ensure_future(guard())
     tasks = [asyncio.ensure_future(sender()), asyncio.ensure_future(receiver()), watcher]
     try:
@@ -533,7 +543,7 @@ async def stream(
         # Cancel-on-disconnect (rampart.risk): if this credential asked for it, its account's
         # open orders are cancelled now that the connection is gone.
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(_connection_dropped, container, principal.credential_id)
+            await asyncio.to_thread(_connection_dropped, risk, new_uow, principal.credential_id)
         revoked = watcher.done() and not watcher.cancelled() and watcher.exception() is None
         if (sub.dropped or revoked) and websocket.client_state is WebSocketState.CONNECTED:
             # 1008: policy violation - the client did not keep up with its stream, or its
@@ -544,7 +554,9 @@ async def stream(
                 )
 
 
-def _connection_dropped(container: Any, credential_id: str | None) -> None:
-    with container.uow() as uow:
-        if container.risk.on_disconnect(uow, credential_id):
+def _connection_dropped(
+    risk: RiskService, new_uow: Callable[[], UnitOfWork], credential_id: str | None
+) -> None:
+    with new_uow() as uow:
+        if risk.on_disconnect(uow, credential_id):
             uow.commit()

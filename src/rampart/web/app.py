@@ -12,12 +12,14 @@ from rampart.bootstrap import Container, bootstrap
 from rampart.platform.http.access import check_routes_declare_access
 from rampart.platform.http.middleware import EdgeMiddleware
 from rampart.platform.http.problems import install_problem_handlers
+from rampart.platform.http.services import bind_services
 from rampart.platform.migrate import assert_migrated
 from rampart.web.contract import install_contract
 from rampart.web.docs import mount_docs
 from rampart.web.health import router as health_router
 from rampart.web.pages import mount_pages
 from rampart.web.routing import index_routes
+from rampart.web.wiring import bound_services
 
 
 def create_app(container: Container | None = None, *, check_schema: bool = True) -> FastAPI:
@@ -50,7 +52,9 @@ def create_app(container: Container | None = None, *, check_schema: bool = True)
         openapi_url="/openapi.json" if docs else None,
         lifespan=lifespan,
     )
+    # The console pages and the tests read the container; the routers only their bound slots.
     app.state.container = container
+    bind_services(app, bound_services(container))
     install_problem_handlers(app)
     app.include_router(health_router)
     if docs:

@@ -23,9 +23,12 @@ from starlette.requests import HTTPConnection
 
 from rampart.access.api import authenticated
 from rampart.access.domain import PermissionDeniedError, Principal, StaffMfaRequiredError
+from rampart.config import MfaSettings
 from rampart.identity.authn import previous_session, set_session_cookie
 from rampart.identity.db import SessionRow
+from rampart.identity.deps import FlowsDep, IdentityDep, MfaDep, mfa_slot
 from rampart.identity.domain import PendingLoginError, token_hash
+from rampart.identity.flows import FlowServices
 from rampart.identity.mfa.domain import (
     FactorKind,
     SensitiveAction,
@@ -35,15 +38,24 @@ from rampart.identity.mfa.domain import (
 from rampart.identity.mfa.service import FactorCheck, FactorResponse, MfaService
 from rampart.identity.mfa.webauthn_json import AssertionCredential, RegistrationCredential
 from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
-from rampart.kernel.clock import utc
+from rampart.kernel.clock import Clock, utc
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.ids import is_id
+from rampart.platform.db import Database
 from rampart.platform.http.access import declare_access, public
-from rampart.platform.http.deps import get_container
+from rampart.platform.http.deps import (
+    ClockDep,
+    DatabaseDep,
+    NewUnitOfWorkDep,
+    SettingsDep,
+    database_slot,
+)
 from rampart.platform.http.inputs import Id, Multiline, Text, register_choice
 from rampart.platform.http.problems import problem_responses
 from rampart.platform.uow import UnitOfWork
+from rampart.ratelimit.api import RateLimitsDep
+from rampart.ratelimit.service import RateLimits
 
 router = APIRouter(tags=["mfa"])
 
@@ -68,12 +80,12 @@ def require_step_up(
 
     async def dependency(request: HTTPConnection) -> Principal:
         principal: Principal = await check_permission(request)
-        container = request.app.state.container
-        mfa: MfaService = container.mfa
+        mfa = mfa_slot.of(request.app)
+        db = database_slot.of(request.app)
         from starlette.concurrency import run_in_threadpool
 
         def check() -> None:
-            with container.db.read() as session:
+            with db.read() as session:
                 mfa.require_step_up(session, principal, action)
 
         await run_in_threadpool(check)
@@ -91,7 +103,9 @@ def _person(principal: Principal) -> str:
 
 
 @contextmanager
-def factor_attempt(container: Any, user_id: str, *, enrolment: bool = False) -> Iterator[None]:
+def factor_attempt(
+    limits: RateLimits | None, user_id: str, *, enrolment: bool = False
+) -> Iterator[None]:
     """Run one second-factor check under the MFA rate limiters (fail closed: 429, or 503 with
     their backend down). Only a check that fails (raises) keeps its unit.
 
@@ -99,7 +113,6 @@ def factor_attempt(container: Any, user_id: str, *, enrolment: bool = False) -> 
     TOTP or channel code, a new key's attestation) against `user.mfa-enrol`, so that someone
     guessing at a person's sign-in cannot stop that person, signed in elsewhere, adding a key.
     """
-    limits = getattr(container, "ratelimits", None)
     if limits is None:
         yield
         return
@@ -149,11 +162,6 @@ def _signed_in_at(session: Session, principal: Principal) -> datetime | None:
 
 def _guard_factor_change(mfa: MfaService, uow: UnitOfWork, principal: Principal) -> str:
     return guard_factor_change(mfa, uow.session, principal)
-
-
-def _account_label(request: Request, uow: UnitOfWork, user_id: str) -> str:
-    mfa: MfaService = get_container(request).mfa
-    return mfa.account_label(uow.session, user_id)
 
 
 # --- bodies --------------------------------------------------------------------------------
@@ -222,14 +230,18 @@ class ResetBody(Body):
 
 # --- status and management -----------------------------------------------------------------
 def _status(
-    mfa: MfaService, request: Request, user_id: str, principal: Principal
+    mfa: MfaService,
+    db: Database,
+    clock: Clock,
+    settings: MfaSettings,
+    user_id: str,
+    principal: Principal,
 ) -> dict[str, Any]:
-    container = get_container(request)
-    with container.db.read() as session:
+    with db.read() as session:
         summary = mfa.summary(session, user_id)
         keys = mfa.authenticators(session, user_id)
-    now = container.clock.now().timestamp()
-    window = container.settings.mfa.step_up_minutes * 60
+    now = clock.now().timestamp()
+    window = settings.step_up_minutes * 60
     fresh_until = principal.mfa_at + window if principal.mfa_at else None
     return {
         "enrolled": summary.enrolled,
@@ -251,15 +263,21 @@ def _status(
         "step_up": {
             "fresh": bool(fresh_until and fresh_until > now),
             "valid_until": fresh_until,
-            "minutes": container.settings.mfa.step_up_minutes,
+            "minutes": settings.step_up_minutes,
         },
     }
 
 
 @router.get("/v1/mfa", summary="Your second factors and whether a step-up is fresh")
-def mfa_status(request: Request, principal: Principal = Depends(authenticated())) -> dict[str, Any]:
+def mfa_status(
+    mfa: MfaDep,
+    db: DatabaseDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    principal: Principal = Depends(authenticated()),
+) -> dict[str, Any]:
     user_id = _person(principal)
-    return _status(get_container(request).mfa, request, user_id, principal)
+    return _status(mfa, db, clock, settings.mfa, user_id, principal)
 
 
 @router.post(
@@ -267,11 +285,12 @@ def mfa_status(request: Request, principal: Principal = Depends(authenticated())
     summary="Start setting up an authenticator app",
     responses=problem_responses(409),
 )
-def totp_begin(request: Request, principal: Principal = Depends(authenticated())) -> dict[str, Any]:
-    container = get_container(request)
-    with container.uow() as uow:
-        user_id = _guard_factor_change(container.mfa, uow, principal)
-        enrolment = container.mfa.begin_totp(uow, user_id, _account_label(request, uow, user_id))
+def totp_begin(
+    new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
+) -> dict[str, Any]:
+    with new_uow() as uow:
+        user_id = _guard_factor_change(mfa, uow, principal)
+        enrolment = mfa.begin_totp(uow, user_id, mfa.account_label(uow.session, user_id))
         uow.commit()
     return {"otpauth_uri": enrolment.uri, "secret": enrolment.secret, "qr_svg": enrolment.qr_svg}
 
@@ -282,13 +301,16 @@ def totp_begin(request: Request, principal: Principal = Depends(authenticated())
     responses=problem_responses(404, 409, 429),
 )
 def totp_confirm(
-    body: CodeBody, request: Request, principal: Principal = Depends(authenticated())
+    body: CodeBody,
+    limits: RateLimitsDep,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
+    principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    container = get_container(request)
     user_id = _person(principal)
-    with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
-        check = container.mfa.confirm_totp(uow, user_id, body.code)
-        codes = _first_backup_codes(container.mfa, uow, user_id) if check.ok else []
+    with factor_attempt(limits, user_id, enrolment=True), new_uow() as uow:
+        check = mfa.confirm_totp(uow, user_id, body.code)
+        codes = _first_backup_codes(mfa, uow, user_id) if check.ok else []
         _commit_check(uow, check)
     return {"enrolled": True, "backup_codes": codes}
 
@@ -302,36 +324,34 @@ def _first_backup_codes(mfa: MfaService, uow: UnitOfWork, user_id: str) -> list[
 
 @router.delete("/v1/mfa/totp", summary="Remove the authenticator app", status_code=204)
 def totp_remove(
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(require_step_up(None, SensitiveAction.FACTORS_CHANGE)),
 ) -> None:
-    container = get_container(request)
-    with container.uow() as uow:
-        container.mfa.remove_totp(uow, _person(principal))
+    with new_uow() as uow:
+        mfa.remove_totp(uow, _person(principal))
         uow.commit()
 
 
 @router.post("/v1/mfa/backup-codes", summary="Create ten new backup codes (old ones stop working)")
 def backup_codes(
-    request: Request, principal: Principal = Depends(authenticated())
+    new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
-    container = get_container(request)
-    with container.uow() as uow:
-        user_id = _guard_factor_change(container.mfa, uow, principal)
-        codes = [c.reveal() for c in container.mfa.regenerate_backup_codes(uow, user_id)]
+    with new_uow() as uow:
+        user_id = _guard_factor_change(mfa, uow, principal)
+        codes = [c.reveal() for c in mfa.regenerate_backup_codes(uow, user_id)]
         uow.commit()
     return {"backup_codes": codes, "remaining": len(codes)}
 
 
 @router.post("/v1/mfa/webauthn/registrations", summary="Start registering a key or passkey")
 def webauthn_register_begin(
-    request: Request, principal: Principal = Depends(authenticated())
+    new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
-    container = get_container(request)
-    with container.uow() as uow:
-        user_id = _guard_factor_change(container.mfa, uow, principal)
-        ceremony = container.mfa.begin_webauthn_registration(
-            uow, user_id, _account_label(request, uow, user_id)
+    with new_uow() as uow:
+        user_id = _guard_factor_change(mfa, uow, principal)
+        ceremony = mfa.begin_webauthn_registration(
+            uow, user_id, mfa.account_label(uow.session, user_id)
         )
         uow.commit()
     return {"challenge_id": ceremony.challenge_id, "options": ceremony.options}
@@ -346,20 +366,19 @@ def webauthn_register_begin(
 def webauthn_register_finish(
     challenge_id: Id,
     body: RegistrationBody,
-    request: Request,
+    limits: RateLimitsDep,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    container = get_container(request)
     credential = body.credential.as_json()
     if len(orjson.dumps(credential)) > MAX_CREDENTIAL_JSON:
         raise ValidationError("The authenticator response is too large.")
     user_id = _person(principal)
-    with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
-        user_id = _guard_factor_change(container.mfa, uow, principal)
-        check = container.mfa.finish_webauthn_registration(
-            uow, user_id, challenge_id, credential, body.name
-        )
-        codes = _first_backup_codes(container.mfa, uow, user_id) if check.ok else []
+    with factor_attempt(limits, user_id, enrolment=True), new_uow() as uow:
+        user_id = _guard_factor_change(mfa, uow, principal)
+        check = mfa.finish_webauthn_registration(uow, user_id, challenge_id, credential, body.name)
+        codes = _first_backup_codes(mfa, uow, user_id) if check.ok else []
         _commit_check(uow, check)
     return {"id": check.details.get("authenticator"), "backup_codes": codes}
 
@@ -370,13 +389,13 @@ def webauthn_register_finish(
 def webauthn_rename(
     authenticator_id: Id,
     body: NameBody,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> None:
-    container = get_container(request)
-    with container.uow() as uow:
-        user_id = _guard_factor_change(container.mfa, uow, principal)
-        container.mfa.rename_authenticator(uow, user_id, authenticator_id, body.name)
+    with new_uow() as uow:
+        user_id = _guard_factor_change(mfa, uow, principal)
+        mfa.rename_authenticator(uow, user_id, authenticator_id, body.name)
         uow.commit()
 
 
@@ -385,23 +404,25 @@ def webauthn_rename(
 )
 def webauthn_remove(
     authenticator_id: Id,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(require_step_up(None, SensitiveAction.FACTORS_CHANGE)),
 ) -> None:
-    container = get_container(request)
-    with container.uow() as uow:
-        container.mfa.remove_authenticator(uow, _person(principal), authenticator_id)
+    with new_uow() as uow:
+        mfa.remove_authenticator(uow, _person(principal), authenticator_id)
         uow.commit()
 
 
 @router.post("/v1/mfa/sms", summary="Start receiving codes by text message")
 def sms_begin(
-    body: PhoneBody, request: Request, principal: Principal = Depends(authenticated())
+    body: PhoneBody,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
+    principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    container = get_container(request)
-    with container.uow() as uow:
-        user_id = _guard_factor_change(container.mfa, uow, principal)
-        hint = container.mfa.enrol_sms(uow, user_id, body.phone)
+    with new_uow() as uow:
+        user_id = _guard_factor_change(mfa, uow, principal)
+        hint = mfa.enrol_sms(uow, user_id, body.phone)
         uow.commit()
     return {"sent_to": hint}
 
@@ -412,12 +433,11 @@ def sms_begin(
     responses=problem_responses(403, 409, 429),
 )
 def email_begin(
-    request: Request, principal: Principal = Depends(authenticated())
+    new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
-    container = get_container(request)
-    with container.uow() as uow:
-        user_id = _guard_factor_change(container.mfa, uow, principal)
-        hint = container.mfa.enrol_email(uow, user_id)
+    with new_uow() as uow:
+        user_id = _guard_factor_change(mfa, uow, principal)
+        hint = mfa.enrol_email(uow, user_id)
         uow.commit()
     return {"sent_to": hint}
 
@@ -430,14 +450,15 @@ def email_begin(
 def channel_confirm(
     channel: Literal["sms", "email"],
     body: CodeBody,
-    request: Request,
+    limits: RateLimitsDep,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    container = get_container(request)
     user_id = _person(principal)
-    with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
-        check = container.mfa.confirm_channel(uow, user_id, FactorKind(channel), body.code)
-        codes = _first_backup_codes(container.mfa, uow, user_id) if check.ok else []
+    with factor_attempt(limits, user_id, enrolment=True), new_uow() as uow:
+        check = mfa.confirm_channel(uow, user_id, FactorKind(channel), body.code)
+        codes = _first_backup_codes(mfa, uow, user_id) if check.ok else []
         _commit_check(uow, check)
     return {"enrolled": True, "backup_codes": codes}
 
@@ -445,12 +466,12 @@ def channel_confirm(
 @router.delete("/v1/mfa/{channel:channel}", summary="Stop email or SMS codes", status_code=204)
 def channel_remove(
     channel: Literal["sms", "email"],
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(require_step_up(None, SensitiveAction.FACTORS_CHANGE)),
 ) -> None:
-    container = get_container(request)
-    with container.uow() as uow:
-        container.mfa.remove_channel(uow, _person(principal), FactorKind(channel))
+    with new_uow() as uow:
+        mfa.remove_channel(uow, _person(principal), FactorKind(channel))
         uow.commit()
 
 
@@ -471,14 +492,17 @@ def _challenge(
     responses=problem_responses(404, 429),
 )
 def recovery_hold_lift(
-    body: CodeBody, request: Request, principal: Principal = Depends(authenticated())
+    body: CodeBody,
+    limits: RateLimitsDep,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
+    principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
     """Only the hold an email-only password reset started (404 `mfa-no-recovery-hold`
     otherwise, including during a support reset's cooling period); a wrong code is 401."""
-    container = get_container(request)
     user_id = _person(principal)
-    with factor_attempt(container, user_id), container.uow() as uow:
-        check = container.mfa.lift_recovery_hold(uow, user_id, body.code)
+    with factor_attempt(limits, user_id), new_uow() as uow:
+        check = mfa.lift_recovery_hold(uow, user_id, body.code)
         _commit_check(uow, check)
     return {"lifted": True, "backup_codes_remaining": check.backup_codes_remaining}
 
@@ -489,14 +513,14 @@ def recovery_hold_lift(
     responses=problem_responses(404, 429),
 )
 def step_up_challenge(
-    body: ChallengeBody, request: Request, principal: Principal = Depends(authenticated())
+    body: ChallengeBody,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
+    principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    container = get_container(request)
     user_id = _person(principal)
-    with container.uow() as uow:
-        result = _challenge(
-            container.mfa, uow, user_id, body.kind, step_up_purpose(principal.credential_id)
-        )
+    with new_uow() as uow:
+        result = _challenge(mfa, uow, user_id, body.kind, step_up_purpose(principal.credential_id))
         uow.commit()
     return result
 
@@ -508,20 +532,21 @@ def step_up_challenge(
 )
 def step_up(
     body: FactorBody,
-    request: Request,
+    identity: IdentityDep,
+    limits: RateLimitsDep,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
+    settings: SettingsDep,
     response: Response,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
     """A browser session's cookie is replaced on success (the old one stops working)."""
-    container = get_container(request)
     user_id = _person(principal)
     if principal.credential_id is None:
         raise PermissionDeniedError("This sign-in cannot step up.")
-    sessions = container.identity.sessions
-    with factor_attempt(container, user_id), container.uow() as uow:
-        check = container.mfa.verify(
-            uow, user_id, step_up_purpose(principal.credential_id), body.response()
-        )
+    sessions = identity.sessions
+    with factor_attempt(limits, user_id), new_uow() as uow:
+        check = mfa.verify(uow, user_id, step_up_purpose(principal.credential_id), body.response())
         mfa_at = secret = None
         if check.ok:
             mfa_at = sessions.record_second_factor(
@@ -532,8 +557,8 @@ def step_up(
         _commit_check(uow, check)
     assert mfa_at is not None
     if secret is not None:
-        set_session_cookie(response, container.settings.identity, secret)
-    minutes = container.settings.mfa.step_up_minutes
+        set_session_cookie(response, settings.identity, secret)
+    minutes = settings.mfa.step_up_minutes
     return {
         "mfa_at": mfa_at.timestamp(),
         "valid_until": (mfa_at + timedelta(minutes=minutes)).isoformat(),
@@ -554,14 +579,13 @@ def pending_purpose(pending_token: str) -> str:
     summary="Ask for a second-factor challenge for a pending sign-in",
     responses=problem_responses(401, 404, 429),
 )
-def login_challenge(body: PendingChallengeBody, request: Request) -> dict[str, Any]:
-    container = get_container(request)
-    login = container.identity.login
-    with container.uow() as uow:
+def login_challenge(
+    body: PendingChallengeBody, identity: IdentityDep, new_uow: NewUnitOfWorkDep, mfa: MfaDep
+) -> dict[str, Any]:
+    login = identity.login
+    with new_uow() as uow:
         user_id = login.pending_user(uow.session, body.pending_token)
-        result = _challenge(
-            container.mfa, uow, user_id, body.kind, pending_purpose(body.pending_token)
-        )
+        result = _challenge(mfa, uow, user_id, body.kind, pending_purpose(body.pending_token))
         uow.commit()
     return result
 
@@ -572,9 +596,22 @@ def login_challenge(body: PendingChallengeBody, request: Request) -> dict[str, A
     summary="Finish a pending sign-in with a second factor; returns the tokens",
     responses=problem_responses(401, 404, 429),
 )
-def login_second_factor(body: PendingFactorBody, request: Request) -> dict[str, Any]:
-    container = get_container(request)
-    issued = complete_login(container, request, body.pending_token, body.response(), kind="api")
+def login_second_factor(
+    body: PendingFactorBody,
+    request: Request,
+    mfa: MfaDep,
+    limits: RateLimitsDep,
+    services: FlowsDep,
+) -> dict[str, Any]:
+    issued = complete_login(
+        services,
+        mfa,
+        limits,
+        request,
+        body.pending_token,
+        body.response(),
+        kind="api",
+    )
     return {
         "token_type": "Bearer",
         "access_token": issued.access_token,
@@ -588,22 +625,29 @@ def login_second_factor(body: PendingFactorBody, request: Request) -> dict[str, 
 
 
 def complete_login(
-    container: Any, request: Request, pending_token: str, response: FactorResponse, *, kind: str
+    services: FlowServices,
+    mfa: MfaService,
+    limits: RateLimits | None,
+    request: Request,
+    pending_token: str,
+    response: FactorResponse,
+    *,
+    kind: str,
 ) -> Any:
     """Check a factor for a pending sign-in and, when it passes, issue its session or tokens.
 
     A wrong factor is committed (counted on the pending sign-in and by the rate limiter) before
     it is refused; five failures void the pending sign-in.
     """
-    login = container.identity.login
-    with container.db.read() as session:
+    login = services.identity.login
+    with services.db.read() as session:
         user_id = login.pending_user(session, pending_token)
-    with factor_attempt(container, user_id), container.uow() as uow:
+    with factor_attempt(limits, user_id), services.uow() as uow:
         pending_kind = _pending_kind(uow, pending_token)
         if pending_kind != kind:
             # A browser sign-in finishes only on the pages, an API one only here.
             raise PendingLoginError
-        check = container.mfa.verify(uow, user_id, pending_purpose(pending_token), response)
+        check = mfa.verify(uow, user_id, pending_purpose(pending_token), response)
         if not check.ok:
             login.record_factor_failure(uow, pending_token)
             _commit_check(uow, check)
@@ -639,17 +683,17 @@ def _pending_kind(uow: UnitOfWork, pending_token: str) -> str:
 def support_reset(
     user_id: Id,
     body: ResetBody,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
     """First of four eyes: nothing is removed until a different staff member approves the
     request (`POST /v1/admin/mfa/reset-requests/{request_id}/approve`)."""
-    container = get_container(request)
-    with container.uow() as uow:
+    with new_uow() as uow:
         # The operator proves a fresh security key of their own: a stolen support session alone
         # must not be enough to strip someone's account bare.
-        container.mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
-        pending = container.mfa.request_support_reset(
+        mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
+        pending = mfa.request_support_reset(
             uow,
             principal,
             user_id,
@@ -667,14 +711,14 @@ def support_reset(
 )
 def approve_support_reset(
     request_id: Id,
-    request: Request,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
     """Second of four eyes: a different staff member, with a fresh security key of their own,
     approves; every factor of the user goes and the 24-hour cooling period starts."""
-    container = get_container(request)
-    with container.uow() as uow:
-        container.mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
-        record = container.mfa.approve_support_reset(uow, principal, request_id)
+    with new_uow() as uow:
+        mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
+        record = mfa.approve_support_reset(uow, principal, request_id)
         uow.commit()
     return {"reset_id": record.id, "cooling_until": record.cooling_until.isoformat()}

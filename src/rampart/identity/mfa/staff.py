@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.domain import Permission, Principal
+from rampart.identity.deps import IdentityDep, MfaDep
 from rampart.identity.mfa.api import _commit_check, _first_backup_codes, require_step_up
 from rampart.identity.mfa.domain import SensitiveAction
 from rampart.identity.mfa.webauthn_json import RegistrationCredential
@@ -28,7 +29,7 @@ from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.http.access import public
-from rampart.platform.http.deps import get_container
+from rampart.platform.http.deps import DatabaseDep, NewUnitOfWorkDep, SettingsDep
 from rampart.platform.http.inputs import Id, Multiline, Text
 from rampart.ratelimit.api import rate_limit
 
@@ -70,11 +71,12 @@ class ReasonBody(_Body):
     dependencies=[Depends(public), Depends(rate_limit("ip.mfa"))],
     summary="Start registering a staff account's security key from its enrolment link",
 )
-def enrolment_challenge(body: EnrolmentTokenBody, request: Request) -> dict[str, Any]:
-    container = get_container(request)
-    with container.uow() as uow:
-        user_id, email = container.identity.accounts.staff_enrolment_target(uow.session, body.token)
-        ceremony = container.mfa.begin_webauthn_registration(uow, user_id, email)
+def enrolment_challenge(
+    body: EnrolmentTokenBody, new_uow: NewUnitOfWorkDep, identity: IdentityDep, mfa: MfaDep
+) -> dict[str, Any]:
+    with new_uow() as uow:
+        user_id, email = identity.accounts.staff_enrolment_target(uow.session, body.token)
+        ceremony = mfa.begin_webauthn_registration(uow, user_id, email)
         uow.commit()
     return {"challenge_id": ceremony.challenge_id, "options": ceremony.options}
 
@@ -85,24 +87,28 @@ def enrolment_challenge(body: EnrolmentTokenBody, request: Request) -> dict[str,
     dependencies=[Depends(public), Depends(rate_limit("ip.mfa"))],
     summary="Finish a staff account's enrolment: set the password and register the key",
 )
-def enrol(body: EnrolmentBody, request: Request) -> dict[str, Any]:
-    container = get_container(request)
+def enrol(
+    body: EnrolmentBody,
+    identity: IdentityDep,
+    db: DatabaseDep,
+    new_uow: NewUnitOfWorkDep,
+    mfa: MfaDep,
+) -> dict[str, Any]:
     credential = body.credential.as_json()
     if len(orjson.dumps(credential)) > MAX_CREDENTIAL_JSON:
         raise ValidationError("The authenticator response is too large.")
-    identity = container.identity
-    with container.db.read() as session:
+    with db.read() as session:
         user_id, email = identity.accounts.staff_enrolment_target(session, body.token)
     password_hash = identity.hashing.hasher.hash(identity.policy.check(body.password, email))
-    with container.uow() as uow:
-        check = container.mfa.finish_webauthn_registration(
+    with new_uow() as uow:
+        check = mfa.finish_webauthn_registration(
             uow, user_id, body.challenge_id, credential, body.name
         )
         codes: list[str] = []
         if check.ok:
             # The link is used up only by a key that registered: a failed ceremony may retry.
             identity.accounts.complete_staff_enrolment(uow, body.token, password_hash)
-            codes = _first_backup_codes(container.mfa, uow, user_id)
+            codes = _first_backup_codes(mfa, uow, user_id)
         _commit_check(uow, check)
     authenticator = check.details.get("authenticator")
     return {"enrolled": True, "authenticator": authenticator, "backup_codes": codes}
@@ -114,14 +120,17 @@ def enrol(body: EnrolmentBody, request: Request) -> dict[str, Any]:
     status_code=201,
     summary="Admin: a new enrolment link for a staff account (a promoted user, a lost key)",
 )
-def new_enrolment_link(user_id: Id, request: Request, principal: Enroller) -> dict[str, Any]:
-    container = get_container(request)
-    with container.uow() as uow:
-        link = container.identity.accounts.staff_enrolment_link(
-            uow, user_id, issued_by=principal.actor
-        )
+def new_enrolment_link(
+    user_id: Id,
+    new_uow: NewUnitOfWorkDep,
+    identity: IdentityDep,
+    settings: SettingsDep,
+    principal: Enroller,
+) -> dict[str, Any]:
+    with new_uow() as uow:
+        link = identity.accounts.staff_enrolment_link(uow, user_id, issued_by=principal.actor)
         uow.commit()
-    hours = container.settings.identity.staff_enrolment_hours
+    hours = settings.identity.staff_enrolment_hours
     return {"enrolment_url": link, "expires_in_hours": hours}
 
 
@@ -130,10 +139,15 @@ def new_enrolment_link(user_id: Id, request: Request, principal: Enroller) -> di
     status_code=204,
     summary="Admin: unlock an account an operator locked",
 )
-def unlock(user_id: Id, body: ReasonBody, request: Request, principal: Unlocker) -> None:
-    container = get_container(request)
-    with container.uow() as uow:
-        container.identity.accounts.set_locked(uow, user_id, False, reason=body.reason)
+def unlock(
+    user_id: Id,
+    body: ReasonBody,
+    new_uow: NewUnitOfWorkDep,
+    identity: IdentityDep,
+    principal: Unlocker,
+) -> None:
+    with new_uow() as uow:
+        identity.accounts.set_locked(uow, user_id, False, reason=body.reason)
         uow.commit()
 
 
@@ -141,10 +155,11 @@ def unlock(user_id: Id, body: ReasonBody, request: Request, principal: Unlocker)
     "/v1/admin/signing-keys/rotate",
     summary="Admin: sign access tokens with a new key (the old one stays published)",
 )
-def rotate_signing_key(request: Request, principal: KeyRotator) -> dict[str, str]:
-    container = get_container(request)
-    kid = container.identity.keys.rotate()
-    with container.uow() as uow:
+def rotate_signing_key(
+    identity: IdentityDep, new_uow: NewUnitOfWorkDep, principal: KeyRotator
+) -> dict[str, str]:
+    kid = identity.keys.rotate()
+    with new_uow() as uow:
         uow.audit(AuditEvent(action="identity.signing_key.rotated", details={"kid": kid}))
         uow.commit()
     return {"kid": kid}

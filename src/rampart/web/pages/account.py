@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rampart.access.api import authenticate
 from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
+from rampart.bootstrap import Container
 from rampart.identity import flows
 from rampart.identity.authn import (
     DEVICE_COOKIE,
@@ -27,6 +28,7 @@ from rampart.identity.authn import (
     end_browser_session,
     previous_session,
 )
+from rampart.identity.deps import flow_services_slot
 from rampart.identity.domain import (
     InvalidCredentialsError,
     InvalidEmailError,
@@ -38,6 +40,7 @@ from rampart.identity.domain import (
     new_token,
     normalise_email,
 )
+from rampart.identity.flows import FlowServices
 from rampart.identity.mfa.domain import SensitiveAction
 from rampart.identity.reauth import ReauthenticationRequiredError
 from rampart.identity.sessions import KIND_BROWSER, ClientInfo
@@ -49,6 +52,7 @@ from rampart.platform.http.inputs import Text as Line
 from rampart.platform.security_events import RATE_LIMITED, log_security_event
 from rampart.ratelimit.api import rate_limit
 from rampart.web.pages.templating import check_public_form_csrf, render, set_cookie
+from rampart.web.wiring import container_of
 
 router = APIRouter(include_in_schema=False)
 Public = [Depends(public)]
@@ -80,12 +84,12 @@ User = Annotated[Principal, Depends(page_user)]
 
 
 def _policy_context(request: Request) -> dict[str, Any]:
-    cfg = request.app.state.container.settings.identity
+    cfg = container_of(request).settings.identity
     return {"min_length": cfg.password_min_length, "max_length": cfg.password_max_length}
 
 
-def _container(request: Request) -> Any:
-    return request.app.state.container
+def _flows(request: Request) -> FlowServices:
+    return flow_services_slot.of(request.app)
 
 
 # --- sign-up and confirmation ---------------------------------------------------------------
@@ -104,7 +108,7 @@ async def signup(
 ) -> HTMLResponse:
     check_public_form_csrf(request, csrf_token)
     try:
-        await flows.register(_container(request), email, password)
+        await flows.register(_flows(request), email, password)
     except (WeakPasswordError, InvalidEmailError) as exc:
         problems = exc.extra.get("problems") or [exc.detail]
         return render(
@@ -186,13 +190,13 @@ async def verify_email_page(request: Request, token: str = "") -> Response:
 @router.post("/verify-email", response_class=HTMLResponse, dependencies=Public)
 async def verify_email(request: Request, token: Csrf = "", csrf_token: Csrf = "") -> Response:
     check_public_form_csrf(request, csrf_token)
-    container = _container(request)
+    container = container_of(request)
     link = _link_token(request, token)
     try:
         if not link:
             raise InvalidLinkError
         await flows.in_transaction(
-            container, lambda uow: container.identity.accounts.verify_email(uow, link)
+            _flows(request), lambda uow: container.identity.accounts.verify_email(uow, link)
         )
     except InvalidLinkError as exc:
         return _forget_link(
@@ -223,7 +227,7 @@ async def login_page(request: Request) -> HTMLResponse:
 @router.post("/login", dependencies=[*Public, Depends(rate_limit("ip.login"))])
 async def login(request: Request, email: Text, password: Text, csrf_token: Csrf = "") -> Response:
     check_public_form_csrf(request, csrf_token)
-    container = _container(request)
+    container = container_of(request)
     device = request.cookies.get(DEVICE_COOKIE)
     new_device_cookie = None
     if not device or len(device) > 128:
@@ -236,7 +240,9 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
         previous_session=previous_session(request),
     )
     try:
-        outcome = await flows.login_with_password(container, email, password, KIND_BROWSER, client)
+        outcome = await flows.login_with_password(
+            _flows(request), email, password, KIND_BROWSER, client
+        )
     except InvalidCredentialsError as exc:
         return render(request, "login.html", {"email": email, "errors": [exc.title]}, status=401)
     except PasswordChangeRequiredError as exc:
@@ -299,7 +305,7 @@ async def replace_operator_password(
     check_public_form_csrf(request, csrf_token)
     try:
         await flows.replace_operator_password(
-            _container(request), email, current_password, new_password, current_context().client_ip
+            _flows(request), email, current_password, new_password, current_context().client_ip
         )
     except WeakPasswordError as exc:
         problems = exc.extra.get("problems") or [exc.detail]
@@ -322,7 +328,7 @@ def _status_of(exc: Exception) -> int:
     return 401 if isinstance(exc, InvalidCredentialsError) else 403
 
 
-def apply_browser_session(response: Response, container: Any, secret: str) -> None:
+def apply_browser_session(response: Response, container: Container, secret: str) -> None:
     """Set the session cookie of a completed browser sign-in (also used by the MFA pages)."""
     set_cookie(
         response,
@@ -334,10 +340,10 @@ def apply_browser_session(response: Response, container: Any, secret: str) -> No
 
 @router.post("/logout")
 async def logout(request: Request, me: User) -> Response:
-    container = _container(request)
+    container = container_of(request)
     user_id, session_id = me.user_id or "", me.credential_id
     await flows.in_transaction(
-        container,
+        _flows(request),
         lambda uow: container.identity.login.logout(uow, user_id, session_id, everywhere=False),
     )
     response = RedirectResponse("/login", status_code=303)
@@ -358,7 +364,7 @@ async def forgot_page(request: Request) -> HTMLResponse:
 )
 async def forgot(request: Request, email: Text, csrf_token: Csrf = "") -> HTMLResponse:
     check_public_form_csrf(request, csrf_token)
-    container = _container(request)
+    container = container_of(request)
     try:
         address = normalise_email(email)
     except InvalidEmailError:
@@ -366,7 +372,7 @@ async def forgot(request: Request, email: Text, csrf_token: Csrf = "") -> HTMLRe
     if address is not None:
         target = address
         await flows.in_transaction(
-            container, lambda uow: container.identity.accounts.forgot_password(uow, target)
+            _flows(request), lambda uow: container.identity.accounts.forgot_password(uow, target)
         )
     return render(
         request,
@@ -401,7 +407,7 @@ async def reset(
     try:
         if not link:
             raise InvalidLinkError
-        await flows.reset_password(_container(request), link, password)
+        await flows.reset_password(_flows(request), link, password)
     except WeakPasswordError as exc:
         problems = exc.extra.get("problems") or [exc.detail]
         return render(
@@ -435,7 +441,7 @@ async def reset(
 
 # --- the security page -----------------------------------------------------------------------
 async def _security(request: Request, me: Principal, **extra: Any) -> HTMLResponse:
-    container = _container(request)
+    container = container_of(request)
     user_id = me.user_id or ""
 
     def read() -> tuple[Any, Any, Any]:
@@ -474,7 +480,7 @@ async def _not_recently_authenticated(request: Request, me: Principal) -> Respon
     """None when `me` may end other sessions now (`rampart.identity.reauth`); otherwise where
     to go first: the step-up page (a second factor), or this page saying to sign in again."""
     try:
-        await flows.require_recent_authentication(_container(request), me)
+        await flows.require_recent_authentication(_flows(request), me)
     except StepUpRequiredError:
         return _to_step_up("sessions")
     except ReauthenticationRequiredError as exc:
@@ -484,14 +490,14 @@ async def _not_recently_authenticated(request: Request, me: Principal) -> Respon
 
 @router.post("/security/sessions/{session_id:id}/revoke")
 async def revoke_session(session_id: Id, request: Request, me: User) -> Response:
-    container = _container(request)
+    container = container_of(request)
     user_id = me.user_id or ""
     if session_id != me.credential_id and (
         refused := await _not_recently_authenticated(request, me)
     ):
         return refused
     await flows.in_transaction(
-        container,
+        _flows(request),
         lambda uow: container.identity.sessions.revoke(
             uow, user_id, session_id, reason="revoked-by-user"
         ),
@@ -503,10 +509,10 @@ async def revoke_session(session_id: Id, request: Request, me: User) -> Response
 async def end_other_sessions(request: Request, me: User) -> Response:
     if refused := await _not_recently_authenticated(request, me):
         return refused
-    container = _container(request)
+    container = container_of(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
-        container,
+        _flows(request),
         lambda uow: container.identity.sessions.revoke_all(
             uow, user_id, reason="ended-by-user", keep_session_id=me.credential_id, not_before=False
         ),
@@ -518,10 +524,10 @@ async def end_other_sessions(request: Request, me: User) -> Response:
 async def revoke_device(device_id: Id, request: Request, me: User) -> Response:
     if refused := await _not_recently_authenticated(request, me):
         return refused
-    container = _container(request)
+    container = container_of(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
-        container,
+        _flows(request),
         lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id),
     )
     return RedirectResponse("/security", status_code=303)
@@ -531,10 +537,10 @@ async def revoke_device(device_id: Id, request: Request, me: User) -> Response:
 async def logout_everywhere(request: Request, me: User) -> Response:
     if refused := await _not_recently_authenticated(request, me):
         return refused
-    container = _container(request)
+    container = container_of(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
-        container,
+        _flows(request),
         lambda uow: container.identity.login.logout(uow, user_id, None, everywhere=True),
     )
     response = RedirectResponse("/login", status_code=303)
@@ -545,7 +551,7 @@ async def logout_everywhere(request: Request, me: User) -> Response:
 async def _stepped_up(request: Request, me: Principal, action: SensitiveAction) -> bool:
     """Whether `me` may do `action` now; False when a second factor must be passed first (the
     caller sends the user to the step-up page, which brings them back here)."""
-    container = _container(request)
+    container = container_of(request)
 
     def check() -> None:
         with container.db.read() as session:
@@ -573,7 +579,7 @@ async def change_password(
         return _to_step_up("password")
     try:
         await flows.change_password(
-            _container(request),
+            _flows(request),
             me.user_id or "",
             current_password,
             new_password,
@@ -590,7 +596,7 @@ async def change_email(request: Request, me: User, password: Text, new_email: Te
     if not await _stepped_up(request, me, SensitiveAction.EMAIL_CHANGE):
         return _to_step_up("email")
     try:
-        await flows.change_email(_container(request), me.user_id or "", password, new_email)
+        await flows.change_email(_flows(request), me.user_id or "", password, new_email)
     except (InvalidCredentialsError, InvalidEmailError) as exc:
         return await _security(request, me, errors=[exc.detail], status=422)
     return await _security(

@@ -16,12 +16,13 @@ from rampart.notifications.mailbox import Mailbox
 from rampart.platform.http.access import public
 from rampart.platform.http.inputs import Id
 from rampart.web.pages.templating import render
+from rampart.web.wiring import container_of
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(public)])
 
 
 def _mailbox(request: Request) -> Mailbox:
-    settings = request.app.state.container.settings
+    settings = container_of(request).settings
     if settings.profile != "dev":
         raise NotFoundError("Not found.")
     return Mailbox(settings.data_dir / "outbox")

@@ -37,6 +37,7 @@ from rampart.trading.service import OrderService
 from rampart.venue.domain import BookSnapshot, TimeInForce
 from rampart.web.pages.account import page_user
 from rampart.web.pages.templating import render
+from rampart.web.wiring import container_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,7 +54,7 @@ Field = Annotated[Text, Form(max_length=64)]
 
 
 def _orders(request: Request) -> OrderService:
-    service: OrderService = request.app.state.container.orders
+    service: OrderService = container_of(request).orders
     return service
 
 
@@ -123,7 +124,7 @@ async def home(request: Request) -> HTMLResponse:
     principal = await _optional_user(request)
     summary: dict[str, Any] | None = None
     if principal is not None and principal.user_id and principal.can(Permission.ACCOUNT_VIEW):
-        container = request.app.state.container
+        container = container_of(request)
         # The page is public, so no route dependency recorded this read: record it here, as
         # `requires()` would, before the account is shown.
         recorder = getattr(container, "access_recorder", None)
@@ -154,7 +155,7 @@ async def _market(
     orders = _orders(request)
     user_id = principal.user_id
 
-    container = request.app.state.container
+    container = container_of(request)
     risk: dict[str, Any] | None = None
 
     def read() -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any] | None, Any]:

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
+from rampart.identity.deps import flow_services_slot
 from rampart.identity.domain import PendingLoginError
 from rampart.identity.mfa.api import (
     _challenge,
@@ -39,6 +40,7 @@ from rampart.web.pages.account import (
     landed_link,
 )
 from rampart.web.pages.templating import render as render_page
+from rampart.web.wiring import container_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -67,7 +69,7 @@ def _step_up_redirect(next_path: str) -> RedirectResponse:
 
 # --- management ----------------------------------------------------------------------------
 def _management(request: Request, principal: Principal, **extra: Any) -> HTMLResponse:
-    container = request.app.state.container
+    container = container_of(request)
     user_id = principal.user_id
     assert user_id is not None
     with container.db.read() as session:
@@ -97,7 +99,7 @@ def _guarded(
     always_step_up: bool = False,
 ) -> Any:
     """Run `work(uow, user_id)` after the factor-change guard; commits."""
-    container = request.app.state.container
+    container = container_of(request)
     user_id = principal.user_id
     assert user_id is not None
     with container.uow() as uow:
@@ -126,7 +128,7 @@ def _form_action(
 
 @router.post("/security/mfa/totp")
 def totp_begin(request: Request, principal: User) -> Response:
-    container = request.app.state.container
+    container = container_of(request)
 
     def work(uow: Any, user_id: str) -> Any:
         label = container.mfa.account_label(uow.session, user_id)
@@ -154,11 +156,11 @@ async def totp_confirm(request: Request, principal: User) -> Response:
 
 
 def _confirm(request: Request, principal: Principal, kind: str, code: str) -> Response:
-    container = request.app.state.container
+    container = container_of(request)
     user_id = principal.user_id
     assert user_id is not None
     try:
-        with factor_attempt(container, user_id, enrolment=True), container.uow() as uow:
+        with factor_attempt(container.ratelimits, user_id, enrolment=True), container.uow() as uow:
             if kind == "totp":
                 check = container.mfa.confirm_totp(uow, user_id, code)
             else:
@@ -178,7 +180,7 @@ def _confirm(request: Request, principal: Principal, kind: str, code: str) -> Re
 
 @router.post("/security/mfa/backup-codes")
 def backup_codes(request: Request, principal: User) -> Response:
-    container = request.app.state.container
+    container = container_of(request)
     return _form_action(
         request,
         principal,
@@ -195,7 +197,7 @@ async def channel_enrol(channel: str, request: Request, principal: User) -> Resp
         return RedirectResponse("/security/mfa", status_code=303)
     form = await request.form()
     phone = str(form.get("phone", ""))[:40]
-    container = request.app.state.container
+    container = container_of(request)
 
     def work(uow: Any, user_id: str) -> str:
         if channel == "sms":
@@ -225,7 +227,7 @@ async def channel_confirm(channel: str, request: Request, principal: User) -> Re
 async def remove(what: str, request: Request, principal: User) -> Response:
     form = await request.form()
     key_id = str(form.get("authenticator_id", ""))[:36]
-    container = request.app.state.container
+    container = container_of(request)
 
     def work(uow: Any, user_id: str) -> None:
         if what == "totp":
@@ -248,7 +250,7 @@ async def remove(what: str, request: Request, principal: User) -> Response:
 # --- step-up -------------------------------------------------------------------------------
 @router.get("/security/step-up")
 def step_up_page(request: Request, principal: User, next: str | None = None) -> Response:
-    container = request.app.state.container
+    container = container_of(request)
     with container.db.read() as session:
         summary = container.mfa.summary(session, principal.user_id or "")
     return render(
@@ -271,14 +273,14 @@ async def step_up_submit(request: Request, principal: User) -> Response:
     kind = str(form.get("kind", "totp"))
     code = str(form.get("code", ""))[:32]
     next_path = _safe_next(str(form.get("next", "")))
-    container = request.app.state.container
+    container = container_of(request)
     user_id = principal.user_id or ""
 
     def run() -> Response:
         try:
             if kind not in {k.value for k in FactorKind} or kind == "webauthn":
                 raise PendingLoginError
-            with factor_attempt(container, user_id), container.uow() as uow:
+            with factor_attempt(container.ratelimits, user_id), container.uow() as uow:
                 check = container.mfa.verify(
                     uow,
                     user_id,
@@ -325,7 +327,7 @@ async def step_up_send(request: Request, principal: User) -> Response:
     form = await request.form()
     kind = str(form.get("kind", ""))
     next_path = _safe_next(str(form.get("next", "")))
-    container = request.app.state.container
+    container = container_of(request)
 
     def run() -> Response:
         notice = None
@@ -372,7 +374,7 @@ def _pending_token(request: Request) -> str | None:
 
 
 def _challenge_page(request: Request, token: str, **extra: Any) -> Response:
-    container = request.app.state.container
+    container = container_of(request)
     try:
         with container.db.read() as session:
             user_id = container.identity.login.pending_user(session, token)
@@ -414,7 +416,7 @@ def _signed_in(request: Request, issued: Any, next_path: str, *, as_json: bool) 
         if as_json
         else RedirectResponse(next_path, status_code=303)
     )
-    container = request.app.state.container
+    container = container_of(request)
     apply_browser_session(response, container, issued.session_secret)
     response.delete_cookie(PENDING_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return response
@@ -428,14 +430,16 @@ async def login_submit(request: Request) -> Response:
     form = await request.form()
     kind = str(form.get("kind", "totp"))
     code = str(form.get("code", ""))[:32]
-    container = request.app.state.container
+    container = container_of(request)
 
     def run() -> Response:
         try:
             if kind not in {k.value for k in FactorKind} or kind == "webauthn":
                 raise PendingLoginError
             issued = complete_login(
-                container,
+                flow_services_slot.of(request.app),
+                container.mfa,
+                container.ratelimits,
                 request,
                 token,
                 FactorResponse(FactorKind(kind), code=code),
@@ -457,7 +461,7 @@ async def login_send(request: Request) -> Response:
         return _to_login()
     form = await request.form()
     kind = str(form.get("kind", ""))
-    container = request.app.state.container
+    container = container_of(request)
 
     def run() -> Response:
         try:
@@ -483,7 +487,7 @@ async def login_options(request: Request) -> Response:
     token = _pending_token(request)
     if token is None:
         raise PendingLoginError
-    container = request.app.state.container
+    container = container_of(request)
 
     def run() -> dict[str, Any]:
         with container.uow() as uow:
@@ -503,10 +507,18 @@ async def login_verify(request: Request) -> Response:
     from rampart.identity.mfa.api import FactorBody
 
     body = FactorBody.model_validate_json(await request.body())
-    container = request.app.state.container
+    container = container_of(request)
 
     def run() -> Response:
-        issued = complete_login(container, request, token, body.response(), kind="browser")
+        issued = complete_login(
+            flow_services_slot.of(request.app),
+            container.mfa,
+            container.ratelimits,
+            request,
+            token,
+            body.response(),
+            kind="browser",
+        )
         return _signed_in(request, issued, "/security", as_json=True)
 
     return await run_in_threadpool(run)
@@ -525,7 +537,7 @@ def staff_enrol(request: Request, token: str = "") -> Response:
     landed = land_link("/staff/enrol", token)
     if landed is not None:
         return landed
-    container = request.app.state.container
+    container = container_of(request)
     identity = container.settings.identity
     token = landed_link(request)
     try:

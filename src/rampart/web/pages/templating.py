@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from rampart.identity.authn import SESSION_COOKIE
 from rampart.identity.domain import CsrfError
 from rampart.identity.sessions import csrf_token_for
+from rampart.web.wiring import container_of
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -151,7 +152,7 @@ def set_cookie(response: Response, name: str, value: str, *, max_age: int | None
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HTMLResponse:
-    container = request.app.state.container
+    container = container_of(request)
     csrf, fresh = csrf_for(request)
     principal = getattr(request.state, "principal", None)
     values: dict[str, Any] = {
