@@ -222,7 +222,7 @@ def _wire_shredding(container: Container) -> None:
         container.identity.accounts.erase(db, user_id)
         container.apikeys.revoke_all_of_user(db, user_id, reason="owner's data erased")
 
-    container.vault.on_shredding(end_credentials)
+    container.vault.shredding.on_shredding(end_credentials)
 
 
 def _wire_trading(container: Container) -> None:

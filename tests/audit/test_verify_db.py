@@ -13,9 +13,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from rampart.audit.batch_check import EntryBatch
 from rampart.audit.domain import canonical_json
 from rampart.audit.merkle import CompactRange, leaf_hash
-from rampart.audit.verify import EntryBatch, verify_log
+from rampart.audit.verify import verify_log
 from rampart.bootstrap import Container
 from tests.audit.test_integrity import behind_the_apps_back, blob, fill, verify
 from tests.audit.test_verify_fast import base_rows, mutate, reference_first_bad, row

@@ -18,6 +18,13 @@ from sqlalchemy import Connection, Table, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
+from rampart.audit.batch_check import (
+    BATCH,
+    EntryBatch,
+    StoredEntry,
+    VerifyReport,
+    recheck_exactly,
+)
 from rampart.audit.checkpoints import (
     CheckpointSink,
     OriginMismatchError,
@@ -33,6 +40,7 @@ from rampart.audit.db import (
     AuditSubtreeRow,
 )
 from rampart.audit.domain import parse_entry
+from rampart.audit.export import export_lines, key_record
 from rampart.audit.merkle import (
     consistency_ranges,
     fold_subtrees,
@@ -42,16 +50,7 @@ from rampart.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from rampart.audit.verify import (
-    BATCH,
-    EntryBatch,
-    StoredEntry,
-    VerifyReport,
-    export_lines,
-    key_record,
-    recheck_exactly,
-    verify_log,
-)
+from rampart.audit.verify import verify_log
 from rampart.audit.writer import load_state
 from rampart.kernel.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from rampart.platform.db import Database
@@ -555,7 +554,7 @@ class AuditReader:
 
         Every entry's columns are compared with its body (by SQLite's JSON functions on SQLite;
         on PostgreSQL, whose JSON costs more than it saves, in Python without a parse:
-        `verify.column_suspects`), and the canonical form of entries authenticated by a signed
+        `batch_check.column_suspects`), and the canonical form of entries authenticated by a signed
         root is sampled (see docs/architecture.md, Audit, Verifying); `thorough` parses every
         entry and checks its form and columns exactly instead.
         """
