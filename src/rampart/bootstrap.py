@@ -18,6 +18,7 @@ from rampart.apikeys.changes import FileKeyChanges, RedisKeyChanges
 from rampart.apikeys.jobs import OldKeySweeper
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from rampart.apikeys.service import ApiKeyService
+from rampart.apikeys.verification import KeyVerification
 from rampart.audit.checkpoints import Checkpointer
 from rampart.audit.log import AuditLog
 from rampart.audit.service import AuditReader
@@ -166,25 +167,31 @@ def _wire_identity(container: Container) -> None:
 
 def _wire_apikeys(container: Container) -> None:
     settings = container.settings
-    container.apikeys = ApiKeyService(
+    verification = KeyVerification(
         container.clock,
         settings.apikeys,
         container.vault,
         container.access,
-        container.mfa,
-        environment="live" if settings.profile == "production" else "test",
         # Read on every signed request: a closed or locked owner's keys stop at once.
         owner_active=container.identity.accounts.is_active,
-        notifier=container.notifications,
-        owner_email=container.identity.accounts.contact_email,
         changes=(
             RedisKeyChanges(container.redis)
             if container.redis is not None
             else FileKeyChanges(settings.data_dir / "apikeys.changed")
         ),
     )
+    container.apikeys = ApiKeyService(
+        container.clock,
+        settings.apikeys,
+        container.vault,
+        verification,
+        container.mfa,
+        environment="live" if settings.profile == "production" else "test",
+        notifier=container.notifications,
+        owner_email=container.identity.accounts.contact_email,
+    )
     # Cached API keys are re-read once their owner's account is locked, unlocked or closed.
-    container.identity.accounts.status_listeners.append(container.apikeys.owner_changed)
+    container.identity.accounts.status_listeners.append(verification.owner_changed)
     container.closers.append(
         OldKeySweeper(container.apikeys, container.uow, settings.apikeys.old_key_check_seconds)
     )
@@ -195,7 +202,7 @@ def _wire_apikeys(container: Container) -> None:
     )
     container.authenticators.append(
         SignatureAuthenticator(
-            container.apikeys,
+            verification,
             container.db,
             container.uow,
             nonces,
