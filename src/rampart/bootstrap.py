@@ -24,10 +24,10 @@ from rampart.audit.log import AuditLog
 from rampart.audit.service import AuditReader
 from rampart.audit.setup import build_audit
 from rampart.config import Settings, load_settings
-from rampart.identity.accounts import TOPIC_PASSWORD_RESET
 from rampart.identity.authn import BearerAuthenticator, SessionAuthenticator
 from rampart.identity.mfa.service import MfaService
 from rampart.identity.mfa.setup import build_mfa
+from rampart.identity.password_changes import TOPIC_PASSWORD_RESET
 from rampart.identity.service import IdentityService, build_identity, password_reset_job
 from rampart.kernel.clock import Clock, SystemClock
 from rampart.ledger.service import LedgerService
