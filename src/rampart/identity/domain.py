@@ -100,11 +100,6 @@ class PasswordChangeNotRequiredError(ForbiddenError):
     title = "This account changes its password from its security settings"
 
 
-class AccountUnavailableError(ForbiddenError):
-    code = "account-unavailable"
-    title = "This account cannot do that"
-
-
 class EmailInUseError(ConflictError):
     code = "email-in-use"
     title = "That email address cannot be used"

@@ -95,9 +95,3 @@ class LoginThrottle:
         uow.session.execute(
             delete(LoginThrottleRow).where(LoginThrottleRow.key == account_key(email_key))
         )
-
-    def lock_ends(self, session: Session, email_key: str) -> float:
-        row = session.get(LoginThrottleRow, account_key(email_key))
-        if row is None or row.locked_until is None:
-            return 0.0
-        return max(0.0, (utc(row.locked_until) - self._clock.now()).total_seconds())
