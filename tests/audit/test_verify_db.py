@@ -202,7 +202,7 @@ def test_unsigned_entries_get_the_exact_verdict_when_sampled(name: str) -> None:
 
 
 def test_signed_entries_are_sampled_and_non_ascii_ones_always_checked() -> None:
-    from rampart.audit.domain import Checkpoint, NoteSigner
+    from rampart.audit.notes import Checkpoint, NoteSigner
 
     rows = base_rows(64)
     seq, data, _leaf, *columns = rows[30]

@@ -26,8 +26,8 @@ from rampart.audit.checkpoints import (
     SinkUnavailableError,
     build_sink,
 )
-from rampart.audit.domain import NoteError, parse_verifier_key
 from rampart.audit.export import ExportFormatError, read_export
+from rampart.audit.notes import NoteError, parse_verifier_key
 from rampart.audit.verify import verify_log
 
 app = typer.Typer(help="The audit log: verify, export, checkpoint.", no_args_is_help=True)

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from rampart.audit.batch_check import StoredEntry
-from rampart.audit.domain import parse_verifier_key, verifier_key
 from rampart.audit.merkle import HASH_SIZE
+from rampart.audit.notes import parse_verifier_key, verifier_key
 
 EXPORT_FORMAT = "rampart-audit-export/1"
 

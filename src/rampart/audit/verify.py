@@ -33,7 +33,6 @@ from rampart.audit.batch_check import (
     recheck_batch,
     recheck_entry,
 )
-from rampart.audit.domain import verify_checkpoint
 from rampart.audit.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -41,6 +40,7 @@ from rampart.audit.merkle import (
     leaf_hashes,
     perfect_levels,
 )
+from rampart.audit.notes import verify_checkpoint
 
 #: Stored subtrees start at this height (as `rampart.audit.db.SUBTREE_MIN_HEIGHT`; this module
 #: stays free of database imports so that an auditor can run it on an export alone).
