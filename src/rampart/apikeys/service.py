@@ -45,7 +45,7 @@ from rampart.apikeys.domain import (
     validate_label,
 )
 from rampart.apikeys.signatures import load_ed25519_public_key
-from rampart.apikeys.verification import KeyVerification, VerifiedKey
+from rampart.apikeys.verification import KeyVerification
 from rampart.apikeys.views import ApiKeyView, CreatedKey, key_view, row_state
 from rampart.config import ApiKeySettings
 from rampart.kernel.clock import Clock, utc
@@ -103,6 +103,11 @@ class ApiKeyService:
         self._vault = vault
         #: Authentication with these keys; told after every commit that stops or replaces one.
         self.verification = verification
+        # The verified-key cache's own methods, by the service's name.
+        self.keys_changed = verification.keys_changed
+        self.load_key = verification.load_key
+        self.cached_key = verification.cached_key
+        self.needs_use_recorded = verification.needs_use_recorded
         self._step_up = step_up
         self._environment = environment
         self._notifier = notifier
@@ -425,16 +430,3 @@ class ApiKeyService:
             flagged += 1
         uow.session.flush()
         return flagged
-
-    # What the tests of the verified-key cache call by the service's name.
-    def keys_changed(self) -> None:
-        self.verification.keys_changed()
-
-    def load_key(self, session: Session, key_id: str) -> VerifiedKey:
-        return self.verification.load_key(session, key_id)
-
-    def cached_key(self, key_id: str) -> VerifiedKey | None:
-        return self.verification.cached_key(key_id)
-
-    def needs_use_recorded(self, key_id: str, client_ip: str | None) -> bool:
-        return self.verification.needs_use_recorded(key_id, client_ip)

@@ -91,6 +91,8 @@ class AuditReader:
         self._recorded_origin: str | None = None
         self.max_page_size = max_page_size
         self.proofs = AuditProofs(db)
+        self.inclusion = self.proofs.inclusion
+        self.consistency = self.proofs.consistency
 
     # --- search --------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> tuple[list[dict[str, Any]], int | None]:
@@ -199,14 +201,7 @@ class AuditReader:
             for row in rows
         ]
 
-    # --- proofs --------------------------------------------------------------------------
     # --- proofs (`proofs`) ------------------------------------------------------------------
-    def inclusion(self, seq: int, tree_size: int | None = None) -> dict[str, Any]:
-        return self.proofs.inclusion(seq, tree_size)
-
-    def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
-        return self.proofs.consistency(old_size, new_size)
-
     @property
     def proof_rows_read(self) -> int:
         """Rows the last proof read (hashes and leaves): O(log n), for tests and metrics."""

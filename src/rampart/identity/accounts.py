@@ -81,6 +81,21 @@ class AccountService:
         self._links = links
         self.passwords = passwords
         self.staff = staff
+        # The parts' own methods, by the account's name.
+        self.email_of = addresses.email_of
+        self.set_email = addresses.set_email
+        self.by_email = addresses.by_email
+        self.forgot_password = passwords.forgot_password
+        self.send_password_reset = passwords.send_password_reset
+        self.reset_target = passwords.reset_target
+        self.reset_password = passwords.reset_password
+        self.password_change_required = passwords.password_change_required
+        self.set_required_password = passwords.set_required_password
+        self.change_password = passwords.change_password
+        self.update_hash = passwords.update_hash
+        self.staff_enrolment_link = staff.staff_enrolment_link
+        self.staff_enrolment_target = staff.staff_enrolment_target
+        self.complete_staff_enrolment = staff.complete_staff_enrolment
         #: Called inside the transaction whenever an account's status changes (locked, unlocked,
         #: closed), so that other domains drop what they cached about the owner (API keys).
         self.status_listeners: list[Callable[[UnitOfWork, str], None]] = []
@@ -90,19 +105,6 @@ class AccountService:
     def _status_changed(self, uow: UnitOfWork, user_id: str) -> None:
         for listener in self.status_listeners:
             listener(uow, user_id)
-
-    # --- addresses (`AccountAddresses`) ----------------------------------------------------
-    def email_of(self, session: Session, user: UserRow) -> str | None:
-        """The account's address in clear, or None (closed, erased, or no longer readable)."""
-        return self._addresses.email_of(session, user)
-
-    def set_email(self, session: Session, user: UserRow, email: str) -> None:
-        """Seal `email` (normalised) into `user` with its blind index."""
-        self._addresses.set_email(session, user, email)
-
-    def by_email(self, session: Session, email: str) -> UserRow | None:
-        """The account with this (normalised) address, found by its blind index."""
-        return self._addresses.by_email(session, email)
 
     def _user(self, session: Session, row: UserRow) -> User:
         email = self.email_of(session, row)
@@ -350,40 +352,3 @@ class AccountService:
             )
         )
         self._status_changed(uow, user.id)
-
-    # --- passwords (`PasswordChanges`) ---------------------------------------------------------
-    def forgot_password(self, uow: UnitOfWork, email: str) -> None:
-        self.passwords.forgot_password(uow, email)
-
-    def send_password_reset(self, uow: UnitOfWork, email: str) -> None:
-        self.passwords.send_password_reset(uow, email)
-
-    def reset_target(self, session: Session, token: str) -> str:
-        return self.passwords.reset_target(session, token)
-
-    def reset_password(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
-        return self.passwords.reset_password(uow, token, password_hash)
-
-    def password_change_required(self, session: Session, user_id: str) -> bool:
-        return self.passwords.password_change_required(session, user_id)
-
-    def set_required_password(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
-        self.passwords.set_required_password(uow, user_id, password_hash)
-
-    def change_password(
-        self, uow: UnitOfWork, user_id: str, password_hash: str, *, keep_session_id: str | None
-    ) -> None:
-        self.passwords.change_password(uow, user_id, password_hash, keep_session_id=keep_session_id)
-
-    def update_hash(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
-        self.passwords.update_hash(uow, user_id, password_hash)
-
-    # --- staff enrolment (`StaffEnrolment`) ----------------------------------------------------
-    def staff_enrolment_link(self, uow: UnitOfWork, user_id: str, *, issued_by: str) -> str:
-        return self.staff.staff_enrolment_link(uow, user_id, issued_by=issued_by)
-
-    def staff_enrolment_target(self, session: Session, token: str) -> tuple[str, str]:
-        return self.staff.staff_enrolment_target(session, token)
-
-    def complete_staff_enrolment(self, uow: UnitOfWork, token: str, password_hash: str) -> str:
-        return self.staff.complete_staff_enrolment(uow, token, password_hash)

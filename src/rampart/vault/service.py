@@ -36,15 +36,12 @@ own jobs and CLI use the parts (`vault.rotation`, `vault.shredding`) directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rampart.config import VaultSettings
 from rampart.kernel.clock import Clock
-from rampart.vault.columns import ColumnRegistry, EncryptedColumn
-from rampart.vault.domain import Purpose
-from rampart.vault.keys import KeyRing, SessionLike
+from rampart.vault.columns import ColumnRegistry
+from rampart.vault.keys import KeyRing
 from rampart.vault.providers import KeyProvider
-from rampart.vault.rotation import KeyRotation, KeyVersionStatus
+from rampart.vault.rotation import KeyRotation
 from rampart.vault.sealing import Sealer
 from rampart.vault.shredding import Shredding
 
@@ -60,47 +57,23 @@ class VaultService(Sealer):
         self._columns = ColumnRegistry()
         self.rotation = KeyRotation(keys, self, self._columns, provider, clock, settings)
         self.shredding = Shredding(keys, clock)
+        # The parts' own methods, by the vault's name.
+        self.register = self._columns.register
+        self.columns = self._columns.columns
+        self.rotate = self.rotation.rotate
+        self.current_version = self.rotation.current_version
+        self.count_by_version = self.rotation.count_by_version
+        self.destroy_version = self.rotation.destroy_version
+        self.rewrap_all = self.rotation.rewrap_all
+        self.status = self.rotation.status
+        self.shred_user = self.shredding.shred_user
+        self.apply_shreds = self.shredding.apply_shreds
+        self.is_shredded = self.shredding.is_shredded
 
     @property
     def provider(self) -> KeyProvider:
         return self._provider
 
-    def register(self, column: EncryptedColumn) -> None:
-        """Declare a column holding ciphertexts (see `ColumnRegistry.register`)."""
-        self._columns.register(column)
-
-    def columns(self, purpose: Purpose | None = None) -> list[EncryptedColumn]:
-        """Every column holding ciphertexts (of `purpose`), declared or `Sealed`."""
-        return self._columns.columns(purpose)
-
     def forget_cached_keys(self) -> None:
         """Drop every unwrapped key from memory (tests, and after a KEK rotation)."""
         self._cache.evict(lambda _k, _v: True)
-
-    # The calls below are `rotation`'s and `shredding`'s, by the vault's name.
-    def rotate(self, db: SessionLike, purpose: Purpose | None = None) -> list[tuple[str, int]]:
-        return self.rotation.rotate(db, purpose)
-
-    def current_version(self, db: SessionLike, purpose: Purpose) -> int:
-        return self.rotation.current_version(db, purpose)
-
-    def count_by_version(self, db: SessionLike, purpose: Purpose) -> dict[int, int]:
-        return self.rotation.count_by_version(db, purpose)
-
-    def destroy_version(self, db: SessionLike, purpose: Purpose, version: int) -> None:
-        self.rotation.destroy_version(db, purpose, version)
-
-    def rewrap_all(self, db: SessionLike) -> int:
-        return self.rotation.rewrap_all(db)
-
-    def status(self, db: SessionLike) -> list[KeyVersionStatus]:
-        return self.rotation.status(db)
-
-    def shred_user(self, db: SessionLike, user_id: str) -> int:
-        return self.shredding.shred_user(db, user_id)
-
-    def apply_shreds(self, db: SessionLike, user_ids: Iterable[str]) -> int:
-        return self.shredding.apply_shreds(db, user_ids)
-
-    def is_shredded(self, db: SessionLike, user_id: str) -> bool:
-        return self.shredding.is_shredded(db, user_id)
