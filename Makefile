@@ -10,11 +10,12 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.lock
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench audit-deps lock clean help serve
+.PHONY: demo test test-quick lint bench audit-deps lock clean help serve
 
 help:
 	@echo "make demo        run the platform on the embedded default (SQLite, in-process caches)"
 	@echo "make test        run the test suite on SQLite and PostgreSQL"
+	@echo "make test-quick  domain logic and in-memory adapters only (no database, Redis, browser)"
 	@echo "make lint        ruff, mypy and the import rules of docs/architecture.md"
 	@echo "make bench       run the benchmarks in bench/ and print the figures"
 	@echo "make audit-deps  pip-audit the locked dependencies"
@@ -38,6 +39,11 @@ serve: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The `storage` and `redis` markers are set from each test's fixtures (tests/conftest.py).
+QUICK := not storage and not redis and not browser and not slow
+test-quick: $(STAMP)
+	@$(BIN)/python -m pytest -q -m "$(QUICK)" $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	@$(BIN)/ruff check src tests bench
 	@$(BIN)/ruff format --check src tests bench
@@ -56,6 +62,7 @@ lock:
 		--generate-hashes -o requirements/dev.lock
 	@$(PYTHON) -m uv pip compile pyproject.toml --python-version 3.11 --generate-hashes \
 		-c requirements/dev.lock -o requirements/runtime.lock
+	@echo "now regenerate the SBOM from the new lock: PYTHONPATH=src $(BIN)/python -m rampart.platform.sbom"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

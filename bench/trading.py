@@ -174,7 +174,8 @@ def http(backend: str) -> list[dict[str, object]]:
     server = subprocess.Popen(
         [sys.executable, str(HERE / "_trading_server.py"), url, str(tmp / "var"), str(port)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # This tree's code: the shared virtualenv's editable install points at another checkout.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

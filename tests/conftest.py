@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 
 from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
 from rampart.kernel.clock import FrozenClock
 from rampart.platform.migrate import upgrade
+from tests.support.databases import PostgresEmptier
+from tests.support.ports import PortBackend
 from tests.support.services import PG_ADMIN_URL, REDIS_URL, require
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -60,8 +62,11 @@ def postgres_url() -> Iterator[str]:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         upgrade(url)
-        yield url
+        with PostgresEmptier(url) as emptier:
+            _EMPTIERS[url] = emptier
+            yield url
     finally:
+        _EMPTIERS.pop(url, None)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'DROP ROLE IF EXISTS "rampart_app_{name}"'))
@@ -73,20 +78,11 @@ def postgres_app_url(postgres_url: str) -> str:
     return _app_role_url(postgres_url) if AS_APP_ROLE else postgres_url
 
 
+_EMPTIERS: dict[str, PostgresEmptier] = {}
+
+
 def _empty_postgres(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
-        if tables:
-            with engine.begin() as conn:
-                # As a replica, the session skips triggers: the append-only guards on the
-                # audit tables must not stop the test harness from starting afresh.
-                conn.execute(text("SET LOCAL session_replication_role = replica"))
-                conn.execute(
-                    text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY")
-                )
-    finally:
-        engine.dispose()
+    _EMPTIERS[url].empty()
 
 
 # --- SQLite: one migrated template per session, copied for each test ------------------------
@@ -104,6 +100,11 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return fresh_database(db_backend, request, tmp_path)
+
+
+def fresh_database(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database on `db_backend` for the requesting test."""
     if db_backend == "postgresql":
         url = str(request.getfixturevalue("postgres_url"))
         _empty_postgres(url)
@@ -158,6 +159,58 @@ def client(app):  # type: ignore[no-untyped-def]
 
     with TestClient(app, base_url="https://testserver") as test_client:
         yield test_client
+
+
+# --- Ports: one contract suite, run on the in-memory adapter and on both databases ----------
+@pytest.fixture(params=["memory", *BACKENDS])
+def port_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PortBackend]:
+    """Where a port's contract test runs: `memory` (no container, an in-memory unit of work) or
+    a container on a fresh SQLite or PostgreSQL database. Each contract test builds the adapter
+    for `port_backend.backend` and asks this object for transactions and read sessions."""
+    clock = FrozenClock()
+    if request.param == "memory":
+        yield PortBackend("memory", clock, None)
+        return
+    url = fresh_database(str(request.param), request, tmp_path)
+    settings = Settings(profile="dev", data_dir=tmp_path / "var", database_url=url)
+    container = bootstrap(settings, clock=clock)
+    try:
+        yield PortBackend(str(request.param), clock, container)
+    finally:
+        container.close()
+
+
+# --- The quick tier: domain logic and in-memory adapters, no database, server or browser -----
+#: Fixtures that put a test on a database, Redis or a browser (and so out of `make test-quick`).
+_STORAGE_FIXTURES = frozenset(
+    {
+        "database_url",
+        "postgres_url",
+        "postgres_app_url",
+        "sqlite_template",
+        "db_backend",
+        # A module's own scratch PostgreSQL with roles (tests/platform/test_production_preflight).
+        "database",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Mark every test that needs a database `storage` and every test that needs Redis `redis`,
+    from the fixtures it uses, so that `-m "not storage"` selects the quick tier without anyone
+    having to remember a marker (a contract test's `memory` variant stays in it)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_database = (
+            bool(names & _STORAGE_FIXTURES)
+            or any(isinstance(v, str) and v in BACKENDS for v in params.values())
+            or any("postgres" in name or "sqlite" in name for name in names)
+        )
+        if on_database:
+            item.add_marker(pytest.mark.storage)
+        if "redis_url" in names:
+            item.add_marker(pytest.mark.redis)
 
 
 # --- Say which backends the storage tests ran on ---------------------------------------------

@@ -15,6 +15,7 @@ from rampart.access.rls import system_by_default
 from rampart.access.service import AccessService
 from rampart.apikeys.auth import SignatureAuthenticator
 from rampart.apikeys.changes import FileKeyChanges, RedisKeyChanges
+from rampart.apikeys.expiry import ExpiryNotices
 from rampart.apikeys.jobs import OldKeySweeper
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from rampart.apikeys.service import ApiKeyService
@@ -37,7 +38,8 @@ from rampart.notifications.worker import OutboxWorker
 from rampart.platform.db import Database
 from rampart.platform.keys import RootKeys
 from rampart.platform.uow import AuditWriter, UnitOfWork
-from rampart.ratelimit.backends import MemoryBackend, RateLimitBackend, RedisBackend
+from rampart.ratelimit.backends import MemoryBackend, RedisBackend
+from rampart.ratelimit.ports import RateLimitBackend
 from rampart.ratelimit.service import RateLimits
 from rampart.risk.gate import RiskGate
 from rampart.risk.service import RiskService
@@ -192,8 +194,19 @@ def _wire_apikeys(container: Container) -> None:
     )
     # Cached API keys are re-read once their owner's account is locked, unlocked or closed.
     container.identity.accounts.status_listeners.append(verification.owner_changed)
+    expiry = ExpiryNotices(
+        container.clock,
+        settings.apikeys,
+        notifier=container.notifications,
+        owner_email=container.identity.accounts.contact_email,
+    )
     container.closers.append(
-        OldKeySweeper(container.apikeys, container.uow, settings.apikeys.old_key_check_seconds)
+        OldKeySweeper(
+            container.apikeys,
+            container.uow,
+            settings.apikeys.old_key_check_seconds,
+            expiry=expiry,
+        )
     )
     nonces: NonceStore = (
         RedisNonceStore(container.redis)
@@ -240,6 +253,7 @@ def _wire_trading(container: Container) -> None:
         container.uow,
         container.ledger,
         StreamHub(trading.stream_queue_size),
+        instruments=container.instruments,
         checks=container.pre_trade_checks,
         batch_max=trading.engine_batch_max,
         queue_max=trading.engine_queue_max,
@@ -306,7 +320,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         clock=clock,
         db=db,
         keys=RootKeys(settings),
-        redis=_redis_client(settings.redis_url) if settings.redis_url else None,
+        redis=_redis_client(settings.effective_redis_url) if settings.effective_redis_url else None,
     )
     audit = build_audit(settings, container.keys, clock, db)
     container.audit_writer = audit.writer

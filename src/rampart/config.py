@@ -17,6 +17,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_origin
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -117,6 +118,16 @@ class IdentitySettings(Section):
     revocation_cache_seconds: float = Field(default=1.0, ge=0, le=30)
     verified_token_cache_entries: int = Field(default=100_000, ge=1, le=10_000_000)
     max_sessions_listed: int = Field(default=100, ge=1, le=1000)
+    #: Live sessions one account may hold at once (browser sessions and API sign-ins together;
+    #: API keys are not sessions). A sign-in at the cap ends the session used least recently and
+    #: tells the owner by email (docs/security/authentication.md, "Concurrent sessions").
+    max_concurrent_sessions: int = Field(default=10, ge=1, le=100)
+    #: The same for an account holding a staff role (never more than `max_concurrent_sessions`):
+    #: a staff member has a console and perhaps a script, not a fleet of bots.
+    staff_max_concurrent_sessions: int = Field(default=3, ge=1, le=100)
+    #: Ending another session, or every session, needs a sign-in or a second-factor step-up at
+    #: most this many minutes old (ASVS 7.5.2: "having authenticated again").
+    reauthentication_minutes: int = Field(default=5, ge=1, le=60)
     #: The common-password blocklist; defaults to the list shipped in the package
     #: (`rampart/identity/data/common-passwords.txt`). The service refuses to start without it.
     password_blocklist_path: Path | None = None
@@ -160,6 +171,15 @@ class MfaSettings(Section):
     webauthn_rp_id: str | None = None
     webauthn_rp_name: str = "Rampart"
     webauthn_origin: str | None = None
+    #: Codes sent by email as a second factor. Off in production (ASVS 6.3.6): whoever reads
+    #: the mailbox can already reset the password, so a code sent there adds no second factor.
+    #: Unset: off in production, on in dev (`Settings.email_factor_allowed`); production refuses
+    #: to serve with it switched on.
+    email_factor_enabled: bool | None = None
+    #: How many 30-second steps late an authenticator-app code is still accepted (ASVS 6.5.5):
+    #: 1 (the default) lets a code typed across a step boundary through, so a code lives at
+    #: most 60 s; 0 accepts the current step's code only (30 s).
+    totp_late_steps: int = Field(default=1, ge=0, le=1)
 
 
 class ApiKeySettings(Section):
@@ -173,6 +193,9 @@ class ApiKeySettings(Section):
     #: How often the app looks for such keys (`OldKeySweeper`); 0 turns the sweeper off
     #: (`rampart apikeys flag-old` still works, e.g. from cron).
     old_key_check_seconds: float = Field(default=3600.0, ge=0, le=7 * 86_400)
+    #: Owners of a key with an expiry are told this many days before it expires, with how to
+    #: rotate it (`rampart.apikeys.expiry`, run by the sweeper); 0 sends no notice.
+    expiry_notice_days: int = Field(default=7, ge=0, le=90)
     max_keys_per_user: int = Field(default=20, ge=1, le=1000)
     max_allowed_cidrs: int = Field(default=32, ge=1, le=1000)
     #: Last use (time, IP) is written at most this often per key, and at most once a second
@@ -289,6 +312,10 @@ class Settings(BaseSettings):
     #: Connection URLs may carry a password: kept out of the settings' repr (and so out of logs).
     database_url: str | None = Field(default=None, repr=False)
     redis_url: str | None = Field(default=None, repr=False)
+    #: A PEM bundle of the CA(s) that sign the internal services' certificates (PostgreSQL,
+    #: Redis over rediss://, the audit witness): those connections trust it, and only it, instead
+    #: of the public roots, so an internally issued certificate is verified, never waved through.
+    tls_ca_bundle: Path | None = None
     #: The URL users reach the service at; links in emails and the WebAuthn origin derive from it.
     public_url: str | None = None
     #: Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Anyone else's is ignored.
@@ -337,8 +364,14 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            return with_ca_file(self.database_url, "sslrootcert", self.tls_ca_bundle, "postgresql")
         return f"sqlite:///{(self.data_dir / 'rampart.db').as_posix()}"
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        if not self.redis_url:
+            return None
+        return with_ca_file(self.redis_url, "ssl_ca_certs", self.tls_ca_bundle, "rediss")
 
     @property
     def uses_sqlite(self) -> bool:
@@ -355,8 +388,27 @@ class Settings(BaseSettings):
         return chosen if chosen is not None else self.profile == "production"
 
     @property
+    def email_factor_allowed(self) -> bool:
+        """`mfa.email_factor_enabled`, defaulting to off in production and on in dev."""
+        chosen = self.mfa.email_factor_enabled
+        return chosen if chosen is not None else self.profile != "production"
+
+    @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def with_ca_file(url: str, parameter: str, ca_file: Path | None, scheme: str) -> str:
+    """`url` with `parameter=<ca_file>` added when its scheme starts with `scheme` and it names no
+    CA of its own (an explicit `sslrootcert`/`ssl_ca_certs` in the URL wins)."""
+    parts = urlsplit(url)
+    if ca_file is None or not parts.scheme.lower().startswith(scheme):
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == parameter for name, _ in query):
+        return url
+    query.append((parameter, str(ca_file)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _drop_file_keys(values: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,9 @@ from rampart.access.rls import (
 from rampart.platform.migrate import upgrade
 from tests.support.services import PG_ADMIN_URL, scratch_postgres
 
+#: PostgreSQL only (row-level security), through its own scratch database and roles.
+pytestmark = pytest.mark.storage
+
 ALICE, BOB = "user-alice", "user-bob"
 #: Columns that name a user (or the risk domain's account, which is a user).
 USER_COLUMNS = ("user_id", "account_id")

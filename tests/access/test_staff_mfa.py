@@ -152,6 +152,7 @@ def _sensitive_requests(users: dict[str, str]) -> list[tuple[str, str, str, dict
         ("admin", "POST", f"/api/v1/access/users/{target}/roles/TRADER/revoke", reason),
         ("admin", "PUT", "/api/v1/access/roles/desk-lead", {"permissions": ["risk:limits"]}),
         ("admin", "POST", f"/v1/admin/users/{target}/unlock", reason),
+        ("admin", "POST", f"/v1/admin/users/{target}/password-reset", reason),
         ("admin", "POST", f"/v1/admin/users/{target}/staff-enrolment", None),
         ("admin", "POST", "/v1/admin/signing-keys/rotate", None),
         (

@@ -252,6 +252,7 @@ def test_redis_change_counter_moves_on_every_bump(redis_url: str) -> None:
         client.close()
 
 
+@pytest.mark.slow
 def test_an_unreachable_redis_trusts_no_cached_key() -> None:
     import redis
 

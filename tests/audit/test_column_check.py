@@ -10,6 +10,7 @@ flagged or not: the canonical-form check catches them (tests/audit/test_verify_d
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +66,7 @@ def body_columns(data: bytes) -> tuple:
     return entry_columns(parse_entry(data))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(entry_values, min_size=1, max_size=6), st.data())
 def test_flags_exactly_the_rows_whose_columns_differ(

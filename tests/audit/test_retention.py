@@ -1,6 +1,6 @@
 """Retention: nothing removes audit entries, however old; the retention can only be raised.
 
-There is deliberately no pruning path (docs/architecture.md, Audit): every entry is kept for at
+There is deliberately no pruning path (docs/decisions/0014-audit-log.md): every entry is kept for at
 least `audit.retention_years` (7 by default, never less), and the application has no code that
 deletes, truncates or rewrites audit rows at any age. The database triggers enforce it for every
 role that does not own the tables.

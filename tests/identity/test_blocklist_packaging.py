@@ -14,6 +14,9 @@ from rampart.config import Settings
 from rampart.identity.domain import WeakPasswordError
 from rampart.identity.service import BlocklistMissingError, load_password_policy
 
+#: Builds and installs a wheel.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 MEMBER = "rampart/identity/data/common-passwords.txt"
 

@@ -130,22 +130,25 @@ def test_a_bot_owner_onboards_and_runs_a_signed_bot(live_server: str) -> None:
         totp = pyotp.TOTP(begun.json()["secret"])
         step = int(time.time() // totp.interval)
         confirmed = http.post(
-            "/v1/mfa/totp/confirm", headers=me, json={"code": _totp_code_for_step(totp, step)}
+            "/v1/mfa/totp/confirm",
+            headers=me,
+            json={"code": _totp_code_for_step(totp, step - 1)},
         )
         assert confirmed.status_code == 200, confirmed.text
         assert len(confirmed.json()["backup_codes"]) == 10
 
-        # Step up: the code that confirmed the app is spent, so the next one proves it again.
+        # Step up: the code that confirmed the app (the step before, accepted one step late)
+        # is spent, so the current one proves it again.
         replayed = http.post(
             "/v1/mfa/step-up",
             headers=me,
-            json={"kind": "totp", "code": _totp_code_for_step(totp, step)},
+            json={"kind": "totp", "code": _totp_code_for_step(totp, step - 1)},
         )
         assert replayed.status_code == 401
         stepped = http.post(
             "/v1/mfa/step-up",
             headers=me,
-            json={"kind": "totp", "code": _totp_code_for_step(totp, step + 1)},
+            json={"kind": "totp", "code": _totp_code_for_step(totp, step)},
         )
         assert stepped.status_code == 200, stepped.text
 

@@ -151,12 +151,12 @@ def test_demo_shows_a_moving_market_and_a_bot_placing_and_cancelling(
     with httpx.Client(base_url=demo.base, timeout=10) as http:
         _wait_healthy(http, demo, deadline)
 
-        # Sign in as the demo trader: password, then a code from the printed authenticator key
-        # (the one after the step the enrolment spent).
+        # Sign in as the demo trader: password, then the code the printed authenticator key
+        # shows now (enrolment spent the step before it).
         first = http.post("/v1/auth/login", json={"email": email, "password": password})
         assert first.status_code == 200, first.text
         assert first.json()["status"] == "second_factor_required"
-        code = pyotp.TOTP(totp_key).at(int(time.time()) + 30)
+        code = pyotp.TOTP(totp_key).at(int(time.time()))
         done = http.post(
             "/v1/auth/login/mfa",
             json={"pending_token": first.json()["pending_login"], "kind": "totp", "code": code},
@@ -233,7 +233,7 @@ def test_a_person_signs_in_watches_the_live_market_and_trades_in_a_browser(demo:
             page.fill('input[name="password"]', password)
             page.click('button[type="submit"]')
             page.wait_for_url(re.compile(r".*/login/second-factor.*"))
-            page.fill('input[name="code"]', pyotp.TOTP(totp_key).at(int(time.time()) + 30))
+            page.fill('input[name="code"]', pyotp.TOTP(totp_key).at(int(time.time())))
             page.click('form:has(input[name="kind"][value="totp"]) button[type="submit"]')
             page.wait_for_url(re.compile(r".*/security.*"))
 

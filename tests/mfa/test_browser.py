@@ -62,9 +62,19 @@ def test_register_a_security_key_sign_out_and_sign_back_in_with_it(
             page.goto(f"{origin}/security/mfa")
             page.fill("#webauthn-name", "Desk key")
             page.click("#add-security-key")
-            expect(page.locator("table")).to_contain_text("Desk key", timeout=15_000)
-            expect(page.locator("#mfa-new-backup-codes li")).to_have_count(10)
+            expect(page.locator("#mfa-new-backup-codes li")).to_have_count(10, timeout=15_000)
             page.screenshot(path=str(ARTIFACTS / "mfa-enrolment.png"), full_page=True)
+            # The codes came from the response and are on the page only: nothing of them (nor
+            # anything else) is left in the browser's storage for a later script to read.
+            shown = page.locator("#mfa-new-backup-codes li").all_inner_texts()
+            stored = page.evaluate(
+                "JSON.stringify(Object.assign({}, sessionStorage, localStorage))"
+            )
+            assert stored == "{}"
+            assert not any(code in stored for code in shown)
+            page.click("#mfa-backup-codes-saved")
+            expect(page.locator("table")).to_contain_text("Desk key", timeout=15_000)
+            expect(page.locator("#mfa-new-backup-codes li")).to_have_count(0)
             credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
             assert len(credentials["credentials"]) == 1
             with container.db.read() as session:

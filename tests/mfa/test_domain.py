@@ -48,18 +48,28 @@ def test_six_digit_codes_are_the_low_digits_of_the_rfc_value() -> None:
     assert totp_code(RFC_SEED, totp_step(59)) == "287082"
 
 
-def test_drift_window_is_one_step_either_way() -> None:
+def test_a_code_is_accepted_in_its_own_step_and_one_step_late_only() -> None:
     now = 1_700_000_000.0
     step = totp_step(now)
-    for offset in (-1, 0, 1):
+    for offset in (-1, 0):
         code = totp_code(RFC_SEED, step + offset)
         assert match_totp(RFC_SEED, code, now, last_used_step=None) == step + offset
-    for offset in (-3, -2, 2, 3):
+    # Two steps old (over 60 s), or from a step that has not begun: refused.
+    for offset in (-3, -2, 1, 2):
         code = totp_code(RFC_SEED, step + offset)
         # Only a collision with a code inside the window could match; rule it out first.
-        inside = {totp_code(RFC_SEED, step + d) for d in (-1, 0, 1)}
+        inside = {totp_code(RFC_SEED, step + d) for d in (-1, 0)}
         if code not in inside:
             assert match_totp(RFC_SEED, code, now, last_used_step=None) is None
+
+
+def test_the_strict_setting_accepts_the_current_step_only() -> None:
+    now = 1_700_000_000.0
+    step = totp_step(now)
+    current, late = totp_code(RFC_SEED, step), totp_code(RFC_SEED, step - 1)
+    assert match_totp(RFC_SEED, current, now, last_used_step=None, late_steps=0) == step
+    if late != current:
+        assert match_totp(RFC_SEED, late, now, last_used_step=None, late_steps=0) is None
 
 
 def test_a_used_step_and_every_earlier_one_are_refused() -> None:
@@ -70,7 +80,7 @@ def test_a_used_step_and_every_earlier_one_are_refused() -> None:
     previous = totp_code(RFC_SEED, step - 1)
     assert match_totp(RFC_SEED, previous, now, last_used_step=step) is None
     following = totp_code(RFC_SEED, step + 1)
-    assert match_totp(RFC_SEED, following, now, last_used_step=step) == step + 1
+    assert match_totp(RFC_SEED, following, now + 30, last_used_step=step) == step + 1
 
 
 @pytest.mark.parametrize("junk", ["", "12345", "1234567", "abcdef", "12 34 5x", "１２３４５６"])

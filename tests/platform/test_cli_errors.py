@@ -286,6 +286,7 @@ def test_create_backup_refuses_a_missing_sqlite_file(
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     """The real entry point (`python -m rampart`), not only the in-process runner."""
     env = {**os.environ, **env_for(tmp_path / "missing")}

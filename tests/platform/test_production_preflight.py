@@ -44,8 +44,17 @@ class Database:
     table_owner: str
 
 
+#: Production refuses a password-less or well-known service credential; the local server
+#: trusts loopback connections, so these passwords are checked by the pre-flight, not by it.
+ROLE_PASSWORD = "a-role-password-of-its-own-" + uuid.uuid4().hex[:8]
+
+
 def _as_role(url: str, role: str) -> str:
-    return make_url(url).set(username=role).render_as_string(hide_password=False)
+    return (
+        make_url(url)
+        .set(username=role, password=ROLE_PASSWORD)
+        .render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,12 @@ def database() -> Iterator[Database]:
             admin = create_engine(url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 for role, options in roles.values():
-                    conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER{options}'))
+                    conn.execute(
+                        text(
+                            f'CREATE ROLE "{role}" LOGIN NOSUPERUSER{options} '
+                            f"PASSWORD '{ROLE_PASSWORD}'"
+                        )
+                    )
                     conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
                     conn.execute(
                         text(
@@ -77,7 +91,9 @@ def database() -> Iterator[Database]:
                 conn.execute(text(f'ALTER TABLE identity_user OWNER TO "{owner}"'))
             admin.dispose()
             yield Database(
-                superuser=url,
+                superuser=make_url(url)
+                .set(password=ROLE_PASSWORD)
+                .render_as_string(hide_password=False),
                 **{name: _as_role(url, role) for name, (role, _) in roles.items()},
             )
     finally:
@@ -88,14 +104,32 @@ def database() -> Iterator[Database]:
         admin.dispose()
 
 
-@pytest.fixture
-def good_env(database: Database, tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def redis_url_with_credential() -> Iterator[str]:
+    """The test Redis reached as an ACL user of its own with a long password, as production must
+    (`redis://user:password@host`); the user is removed afterwards."""
+    import redis
+
     require("Redis", "127.0.0.1", 6379)
+    user = f"rampart_prod_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    admin = redis.Redis.from_url(REDIS_URL)
+    admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*", "+@all")
+    parts = REDIS_URL.split("://", 1)
+    try:
+        yield f"{parts[0]}://{user}:{password}@{parts[1]}"
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
+
+@pytest.fixture
+def good_env(database: Database, tmp_path: Path, redis_url_with_credential: str) -> dict[str, str]:
     return {
         "RAMPART_PROFILE": "production",
         "RAMPART_DATA_DIR": str(tmp_path / "var"),
         "RAMPART_DATABASE_URL": database.app,
-        "RAMPART_REDIS_URL": REDIS_URL,
+        "RAMPART_REDIS_URL": redis_url_with_credential,
         "RAMPART_PUBLIC_URL": "https://trade.example.com",
         "RAMPART_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         "RAMPART_VAULT__KEK": new_key_text(),
@@ -164,6 +198,34 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "remote-database-without-tls": (
         {"RAMPART_DATABASE_URL": "postgresql+psycopg://rampart@db.invalid/rampart"},
         "reaches db.invalid without TLS",
+    ),
+    "remote-database-tls-unverified": (
+        {"RAMPART_DATABASE_URL": "postgresql+psycopg://rampart@db.invalid/rampart?sslmode=require"},
+        "sslmode=require, which takes any certificate",
+    ),
+    "database-without-password": (
+        {"RAMPART_DATABASE_URL": "postgresql+psycopg://rampart_app@127.0.0.1/rampart"},
+        "RAMPART_DATABASE_URL carries no password",
+    ),
+    "database-well-known-password": (
+        {"RAMPART_DATABASE_URL": "postgresql+psycopg://postgres:postgres@127.0.0.1/rampart"},
+        "RAMPART_DATABASE_URL uses a default or well-known password",
+    ),
+    "database-short-password": (
+        {"RAMPART_DATABASE_URL": "postgresql+psycopg://app:Tr0ub4dor@127.0.0.1/rampart"},
+        "RAMPART_DATABASE_URL has a password shorter than 16",
+    ),
+    "redis-without-password": (
+        {"RAMPART_REDIS_URL": "redis://127.0.0.1:6379/15"},
+        "RAMPART_REDIS_URL carries no password",
+    ),
+    "redis-default-password": (
+        {"RAMPART_REDIS_URL": "redis://default:changeme@127.0.0.1:6379/15"},
+        "RAMPART_REDIS_URL uses a default or well-known password",
+    ),
+    "tls-ca-file-missing": (
+        {"RAMPART_TLS_CA_BUNDLE": "/nonexistent/internal-ca.pem"},
+        "RAMPART_TLS_CA_BUNDLE cannot be read as a PEM CA bundle",
     ),
     "remote-redis-without-tls": (
         {"RAMPART_REDIS_URL": "redis://cache.invalid:6379/0"},
@@ -353,6 +415,7 @@ def test_a_good_production_configuration_serves_on_postgresql_and_redis(
             process.wait()
 
 
+@pytest.mark.slow
 def test_docs_are_off_by_default_in_production_and_can_be_switched() -> None:
     assert Settings(profile="production").api_docs_enabled is False
     assert Settings(profile="production", api_docs=True).api_docs_enabled is True

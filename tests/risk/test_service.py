@@ -28,16 +28,12 @@ from rampart.risk.domain import (
     TradingState,
 )
 from rampart.risk.gate import RiskGate
+from rampart.risk.halts import AlreadyHaltedError, FourEyesError, ResumeNotRequestedError
+from rampart.risk.inputs import PersonRequiredError
+from rampart.risk.limits import InvalidLimitsError
 from rampart.risk.ports import AccountFacts, TraderProfile
-from rampart.risk.service import (
-    AlreadyHaltedError,
-    FourEyesError,
-    InvalidLimitsError,
-    PersonRequiredError,
-    ResumeNotRequestedError,
-    RiskService,
-    default_limits,
-)
+from rampart.risk.service import RiskService
+from rampart.risk.setup import default_limits
 from tests.risk.factories import D, instrument, order
 
 
@@ -431,5 +427,6 @@ def test_the_gate_fails_closed_when_the_snapshot_cannot_be_built(
                                     "easy_to_borrow": True})()  # fmt: skip
         last_price = Decimal(100)
         cash_balance, cash_reserved, position_quantity = Decimal(10**6), Decimal(0), Decimal(0)
+        actor, permissions, credential_id = "user:acct-1", frozenset({"order:place"}), None
 
     assert gate.check(Engine(), Context()) == "risk-check-error"

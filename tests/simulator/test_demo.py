@@ -30,7 +30,7 @@ from rampart.simulator.demo import (
 )
 from rampart.simulator.service import ensure_demo_market
 from rampart.trading.db import OrderRow
-from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Place
 from rampart.venue.domain import TimeInForce
 from tests.trading.support import fund, locate
@@ -173,7 +173,7 @@ def _liquidity(container: Container) -> None:
     for instrument in container.orders.instruments():
         mid = instrument.reference_price
         for side, price in ((OrderSide.BUY, mid - 1), (OrderSide.SELL_SHORT, mid + 1)):
-            request = OrderRequest(
+            request = OrderTicket(
                 instrument.symbol, side, OrderType.LIMIT, Decimal(100), TimeInForce.GTC, price
             )
             engine.call(Place("maker", "user:maker", request), timeout=10)

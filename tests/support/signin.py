@@ -91,14 +91,17 @@ def bearer_with_mfa(client: TestClient, container: Container, user_id: str) -> d
     totp = pyotp.TOTP(begun.json()["secret"])
     step = int(container.clock.now().timestamp() // totp.interval)
     confirmed = client.post(
-        "/v1/mfa/totp/confirm", headers=headers, json={"code": totp.at(step * totp.interval)}
+        "/v1/mfa/totp/confirm",
+        headers=headers,
+        json={"code": totp.at((step - 1) * totp.interval)},
     )
     assert confirmed.status_code == 200, confirmed.text
-    # The confirming code is spent; the next step's code proves the factor again.
+    # The app is confirmed with the code of the step before (still accepted, one step late),
+    # so the current one, never used, proves the factor again.
     stepped = client.post(
         "/v1/mfa/step-up",
         headers=headers,
-        json={"kind": "totp", "code": totp.at((step + 1) * totp.interval)},
+        json={"kind": "totp", "code": totp.at(step * totp.interval)},
     )
     assert stepped.status_code == 200, stepped.text
     return headers

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rampart.bootstrap import bootstrap
 from rampart.config import Settings
-from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Place
 from rampart.venue.domain import TimeInForce
 
@@ -36,7 +36,7 @@ def main(database_url: str, data_dir: str) -> None:
                     Place(
                         user,
                         f"user:{user}",
-                        OrderRequest(
+                        OrderTicket(
                             "ACME",
                             side,
                             OrderType.LIMIT,

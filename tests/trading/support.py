@@ -16,7 +16,7 @@ from rampart.identity.db import UserRow
 from rampart.ledger.db import AccountRow, PositionRow
 from rampart.ledger.domain import short_collateral
 from rampart.trading.db import EngineStateRow, FillRow, OrderRow
-from rampart.trading.domain import OPEN_STATUSES, OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OPEN_STATUSES, OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Place, PlaceResult
 from rampart.venue.domain import Instrument, InstrumentStatus, TimeInForce
 
@@ -166,7 +166,7 @@ def place(
     client_order_id: str | None = None,
 ) -> dict[str, Any]:
     order_type = OrderType(type) if type else (OrderType.LIMIT if price else OrderType.MARKET)
-    request = OrderRequest(
+    request = OrderTicket(
         symbol=symbol,
         side=OrderSide(side),
         type=order_type,
@@ -232,7 +232,7 @@ def assert_invariants(container: Container) -> None:
     engine = container.orders.engine
     # The engine's memory matches the database whenever it was the last writer.
     if engine.running and engine._epoch is not None and engine._epoch == epoch:
-        assert set(engine._open) == open_ids
+        assert set(engine.core.book.by_id) == open_ids
         # Every short holds Regulation T collateral marked to the last trade; nothing else does.
         for (_, symbol), (quantity, held) in collateral.items():
             last = engine.venue.book(symbol).last_price

@@ -129,7 +129,7 @@ def test_failed_batch_leaves_no_order_but_still_records_the_access_decision(
     def broken(*_args: Any) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(engine, "_write", broken)
+    monkeypatch.setattr(engine.store, "write", broken)
     response = trader_client.post("/v1/orders", json=ORDER, headers=headers("alice", "rq-fail"))
     assert response.status_code == 503
     # The batch rolled back (no order entry); the decision was appended on its own instead.

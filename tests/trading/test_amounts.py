@@ -13,9 +13,9 @@ from rampart.trading.domain import (
     AmountOutOfRangeError,
     Fill,
     Order,
-    OrderRequest,
     OrderSide,
     OrderStatus,
+    OrderTicket,
     OrderType,
     check_amounts,
     check_shape,
@@ -40,7 +40,7 @@ def test_every_step_after_the_check_is_total_on_accepted_amounts(
     quantity: D, price: D, stop: D, filled: D, steps: tuple[D, D]
 ) -> None:
     tick, lot = steps
-    request = OrderRequest(
+    request = OrderTicket(
         "ACME", OrderSide.BUY, OrderType.STOP_LIMIT, quantity, limit_price=price, stop_price=stop
     )
     order = Order(

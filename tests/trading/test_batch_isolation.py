@@ -17,8 +17,8 @@ from rampart.bootstrap import Container
 from rampart.kernel.errors import RampartError, UnavailableError
 from rampart.kernel.ids import new_id
 from rampart.trading.db import OrderRow
-from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType
-from rampart.trading.engine import Cancel, Modify, OrderEngine, Place, _Batch
+from rampart.trading.domain import InvalidOrderError, OrderSide, OrderTicket, OrderType
+from rampart.trading.engine import Cancel, Modify, OrderEngine, Place
 from rampart.venue.domain import TimeInForce
 from tests.trading.support import (
     assert_invariants,
@@ -34,8 +34,8 @@ FORTY_DIGITS = "1234567890123456789012345678901234567890"
 TINY = "0." + "0" * 37 + "1"  # 40 characters: the old pattern's limit
 
 
-def limit_buy(quantity: str, price: str) -> OrderRequest:
-    return OrderRequest("ACME", OrderSide.BUY, OrderType.LIMIT, D(quantity), limit_price=D(price))
+def limit_buy(quantity: str, price: str) -> OrderTicket:
+    return OrderTicket("ACME", OrderSide.BUY, OrderType.LIMIT, D(quantity), limit_price=D(price))
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def crowd(engine: Container) -> Container:
     return engine
 
 
-def _gather(container: Container, commands: list[tuple[str, OrderRequest]]) -> list[Any]:
+def _gather(container: Container, commands: list[tuple[str, OrderTicket]]) -> list[Any]:
     """Submit every command in one event-loop tick: the engine takes them as one batch."""
 
     async def run() -> list[Any]:
@@ -166,14 +166,14 @@ def test_a_command_that_fails_midway_fails_alone_and_the_batch_commits_the_rest(
 
     # The poisoned command trades with the maker; the engine fails after the poisoned side of the
     # trade is fully applied (cash, position, fill, transition), before the maker's side.
-    original = engine._apply_fill
+    original = engine.core.execution._apply_fill
 
     def poisoned(batch: Any, order: Any, *args: Any) -> None:
         original(batch, order, *args)
         if order.user_id == "poison":
             raise ArithmeticError("a step the engine did not expect to fail")
 
-    monkeypatch.setattr(engine, "_apply_fill", poisoned)
+    monkeypatch.setattr(engine.core.execution, "_apply_fill", poisoned)
     half = GOOD // 2
     commands = [(f"good{i}", limit_buy("1", "90.00")) for i in range(half)]
     commands.append(("poison", limit_buy("5", "100.00")))
@@ -219,7 +219,7 @@ def test_a_refusal_raised_after_changes_undoes_them(
     command had changed is undone like for any other failure."""
     engine = crowd.orders.engine
     place(crowd, "maker", "sell_short", "5", "100.00")
-    original = engine._apply_fill
+    original = engine.core.execution._apply_fill
 
     class Refused(RampartError):
         code = "test-refused"
@@ -229,7 +229,7 @@ def test_a_refusal_raised_after_changes_undoes_them(
         if order.user_id == "poison":
             raise Refused
 
-    monkeypatch.setattr(engine, "_apply_fill", refusing)
+    monkeypatch.setattr(engine.core.execution, "_apply_fill", refusing)
     results = _gather(
         crowd,
         [("good0", limit_buy("1", "90.00")), ("poison", limit_buy("5", "100.00"))],
@@ -247,15 +247,22 @@ def test_a_command_whose_statement_fails_in_the_database_fails_alone(
     """On PostgreSQL a failed statement aborts the whole transaction: the command's savepoint is
     what lets the rest of the batch commit."""
     engine = crowd.orders.engine
-    original = engine._owned_open
+    original = engine.store.transaction
 
-    def broken(batch: Any, user_id: str, order_id: str) -> Any:
-        if user_id == "poison":
-            batch.statement()
-            batch.uow.session.connection().execute(text("SELECT * FROM no_such_table"))
-        return original(batch, user_id, order_id)
+    def broken(uow: Any) -> Any:
+        tx = original(uow)
+        order_status = tx.order_status
 
-    monkeypatch.setattr(engine, "_owned_open", broken)
+        def failing(user_id: str, order_id: str) -> Any:
+            if user_id == "poison":
+                tx.statement()
+                tx.uow.session.connection().execute(text("SELECT * FROM no_such_table"))
+            return order_status(user_id, order_id)
+
+        tx.order_status = failing
+        return tx
+
+    monkeypatch.setattr(engine.store, "transaction", broken)
     rebuilds = _count_rebuilds(monkeypatch, engine)
 
     async def run() -> list[Any]:
@@ -281,10 +288,10 @@ def assert_memory_matches_database(container: Container) -> None:
     engine = container.orders.engine
     fresh = OrderEngine(container.uow, container.ledger, engine.hub)
     with container.uow() as uow:
-        fresh._rebuild(_Batch(uow, container.clock.now()))
-    assert set(engine._open) == set(fresh._open)
-    for order_id, order in fresh._open.items():
-        mine = engine._open[order_id]
+        fresh._rebuild(fresh.store.transaction(uow))
+    assert set(engine.core.book.by_id) == set(fresh.core.book.by_id)
+    for order_id, order in fresh.core.book.by_id.items():
+        mine = engine.core.book.by_id[order_id]
         assert (mine.remaining, mine.reserved, mine.status, mine.triggered, mine.version) == (
             order.remaining,
             order.reserved,
@@ -292,16 +299,16 @@ def assert_memory_matches_database(container: Container) -> None:
             order.triggered,
             order.version,
         ), order_id
-    assert engine._open_count == fresh._open_count
-    assert {u: set(o) for u, o in engine._open_by_user.items()} == {
-        u: set(o) for u, o in fresh._open_by_user.items()
+    assert engine.core.book.count == fresh.core.book.count
+    assert {u: set(o) for u, o in engine.core.book.by_user.items()} == {
+        u: set(o) for u, o in fresh.core.book.by_user.items()
     }
-    assert {s: set(o) for s, o in engine._stops.items() if o} == {
-        s: set(o) for s, o in fresh._stops.items() if o
+    assert {s: set(o) for s, o in engine.core.book.stops.items() if o} == {
+        s: set(o) for s, o in fresh.core.book.stops.items() if o
     }
-    assert engine._pending_sell == fresh._pending_sell
+    assert engine.core.book.pending_sell == fresh.core.book.pending_sell
     # Whose collateral a price move re-marks: every short, and only shorts.
-    assert engine._shorts == fresh._shorts
+    assert engine.core.book.shorts == fresh.core.book.shorts
     for symbol in set(engine.venue.symbols()) | set(fresh.venue.symbols()):
         ours, theirs = engine.venue.book(symbol), fresh.venue.book(symbol)
         assert ours.snapshot(1000) == theirs.snapshot(1000), symbol
@@ -364,7 +371,7 @@ def test_a_failure_anywhere_in_a_batch_takes_back_its_command_alone(  # type: ig
                 Place(
                     user,
                     f"user:{user}",
-                    OrderRequest(
+                    OrderTicket(
                         "ACME",
                         OrderSide(side),
                         OrderType(kind),
@@ -376,7 +383,7 @@ def test_a_failure_anywhere_in_a_batch_takes_back_its_command_alone(  # type: ig
                 )
             )
     calls = [0]
-    original = core._record
+    original = core.core.execution.record
 
     def failing(*args: Any, **kwargs: Any) -> None:
         calls[0] += 1
@@ -388,7 +395,7 @@ def test_a_failure_anywhere_in_a_batch_takes_back_its_command_alone(  # type: ig
         return await asyncio.gather(*(core.execute(c) for c in batch), return_exceptions=True)
 
     with monkeypatch.context() as patch:
-        patch.setattr(core, "_record", failing)
+        patch.setattr(core.core.execution, "record", failing)
         rebuilds = _count_rebuilds(patch, core)
         batches = core.batches
         results = asyncio.run(run())

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
 from rampart.kernel.ids import new_id
-from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Cancel, Modify, Place
 from rampart.venue.domain import TimeInForce
 from tests.trading.support import (
@@ -68,7 +68,7 @@ def test_killed_mid_stream_loses_nothing_and_doubles_nothing(
     engine = container.orders.engine
     engine.start()
     assert_invariants(container)
-    before = len(engine._open)
+    before = len(engine.core.book)
     assert before > 0
     # The rebuilt book trades: a large marketable order sweeps resting asks.
     place(container, "u1", "buy", "50", "110")
@@ -85,7 +85,7 @@ def test_200_simultaneous_orders_never_overspend(engine: Container) -> None:
         service = engine.orders
         # Distinct prices: identical orders would be refused as duplicates before buying power.
         requests = [
-            OrderRequest(
+            OrderTicket(
                 "ACME", OrderSide.BUY, OrderType.LIMIT, D(1), limit_price=D(100) + D("0.01") * i
             )
             for i in range(200)
@@ -118,7 +118,7 @@ def test_two_engines_on_one_database_never_overspend(engine: Container, settings
             for n, c in enumerate((engine, other)):
                 # Distinct prices (identical orders would be refused as duplicates).
                 price = D(100) - D("0.01") * (2 * i + n)
-                request = OrderRequest(
+                request = OrderTicket(
                     "ACME", OrderSide.BUY, OrderType.LIMIT, D(1), limit_price=price
                 )
                 futures.append(c.orders.engine.submit(Place("racer", "user:racer", request)))
@@ -181,7 +181,7 @@ def test_any_sequence_of_orders_keeps_the_books_right(engine: Container, actions
             if action == "place" or not placed:
                 if kind == "market" and tif == "gtc":
                     tif = "day"
-                request = OrderRequest(
+                request = OrderTicket(
                     "ACME",
                     OrderSide(side),
                     OrderType(kind),

@@ -194,7 +194,7 @@ def test_cancel_and_modify_races_with_fills(market: Container) -> None:
     market.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
     resting = place(market, "alice", "buy", "5", "100.00")
     engine = market.orders.engine
-    from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+    from rampart.trading.domain import OrderSide, OrderTicket, OrderType
     from rampart.trading.engine import Place
 
     cancel = engine.submit(Cancel("alice", "user:alice", resting["id"]))
@@ -202,7 +202,7 @@ def test_cancel_and_modify_races_with_fills(market: Container) -> None:
         Place(
             "bob",
             "user:bob",
-            OrderRequest("ACME", OrderSide.SELL_SHORT, OrderType.LIMIT, D(5), limit_price=D(100)),
+            OrderTicket("ACME", OrderSide.SELL_SHORT, OrderType.LIMIT, D(5), limit_price=D(100)),
         )
     )
     assert cancel.result(10)["status"] == "cancelled"

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from rampart.access.domain import Permission, Principal
 from rampart.bootstrap import Container, bootstrap
 from rampart.config import Settings
-from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Modify, Place
 from rampart.venue.domain import InstrumentStatus
 from tests.trading.support import (
@@ -35,8 +35,8 @@ COMPLIANCE = Principal(
 )
 
 
-def _limit(side: str, quantity: str, price: str) -> OrderRequest:
-    return OrderRequest("ACME", OrderSide(side), OrderType.LIMIT, D(quantity), limit_price=D(price))
+def _limit(side: str, quantity: str, price: str) -> OrderTicket:
+    return OrderTicket("ACME", OrderSide(side), OrderType.LIMIT, D(quantity), limit_price=D(price))
 
 
 def test_full_checks_are_the_default_and_refuse_unverified_or_mfa_less_accounts(

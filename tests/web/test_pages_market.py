@@ -12,7 +12,7 @@ from tests.trading.support import enrol_totp, fund
 
 from rampart.bootstrap import Container
 from rampart.simulator.service import ensure_demo_market
-from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import Place
 from rampart.venue.domain import TimeInForce
 
@@ -185,7 +185,7 @@ def test_another_users_order_cannot_be_cancelled_or_shown(
         Place(
             "someone-else",
             "user:someone-else",
-            OrderRequest(
+            OrderTicket(
                 "ACME", OrderSide.BUY, OrderType.LIMIT, Decimal(1), TimeInForce.DAY, Decimal(90)
             ),
         ),

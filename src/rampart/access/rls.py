@@ -9,7 +9,7 @@ neither sees nothing (deny by default).
 
 Policies bind every role except superusers, roles with BYPASSRLS, and the table owner (no FORCE:
 migrations and maintenance run as the owner). Production therefore runs the application as a
-role that owns nothing (see docs/architecture.md, "Data isolation"):
+role that owns nothing (see docs/decisions/0015-access-apikeys-ratelimits.md, "Data isolation"):
 
     CREATE ROLE rampart_app LOGIN NOSUPERUSER NOBYPASSRLS;
     GRANT USAGE ON SCHEMA public TO rampart_app;

@@ -55,6 +55,51 @@ class CustomRole:
     description: str | None
 
 
+def check_grant(
+    known: bool,
+    user_id: str,
+    role: str,
+    granted_by: str | None,
+    expires_at: datetime | None,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """Refuse a grant of an unknown role, one that would end in the past, an overlong reason
+    and anyone granting themselves a role."""
+    if not known:
+        raise UnknownRoleError(f"There is no role `{role[:64]}`.")
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            raise ValidationError("`expires_at` needs a timezone.")
+        if expires_at <= now:
+            raise ValidationError("`expires_at` must be in the future.")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise ValidationError(f"The reason may be at most {MAX_REASON} characters.")
+    if granted_by is not None and granted_by == f"user:{user_id}":
+        raise SelfGrantError
+
+
+def covers(current_end: datetime | None, wanted_end: datetime | None) -> bool:
+    """Whether an active grant ending at `current_end` (None: never) already lasts as long as
+    a new one ending at `wanted_end` would: then assigning the role again changes nothing."""
+    return current_end is None or (wanted_end is not None and current_end >= wanted_end)
+
+
+def granted_event(grant: RoleGrant, expires_at: datetime | None) -> AuditEvent:
+    """The audit entry of a grant, with its end as the granter gave it."""
+    return AuditEvent(
+        action="access.role.granted",
+        subject=f"user:{grant.user_id}",
+        details={
+            "role": grant.role,
+            "grant_id": grant.id,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "reason": grant.reason,
+            "granted_by": grant.granted_by,
+        },
+    )
+
+
 def _grant(row: RoleAssignmentRow) -> RoleGrant:
     return RoleGrant(
         id=row.id,
@@ -89,22 +134,12 @@ class AccessService:
         already covers as long a time."""
         now = self._clock.now()
         session = uow.session
-        if role not in BUILTIN_ROLES and session.get(CustomRoleRow, role) is None:
-            raise UnknownRoleError(f"There is no role `{role[:64]}`.")
-        if expires_at is not None:
-            if expires_at.tzinfo is None:
-                raise ValidationError("`expires_at` needs a timezone.")
-            if expires_at <= now:
-                raise ValidationError("`expires_at` must be in the future.")
-        if reason is not None and len(reason) > MAX_REASON:
-            raise ValidationError(f"The reason may be at most {MAX_REASON} characters.")
-        if granted_by is not None and granted_by == f"user:{user_id}":
-            raise SelfGrantError
+        known = role in BUILTIN_ROLES or session.get(CustomRoleRow, role) is not None
+        check_grant(known, user_id, role, granted_by, expires_at, reason, now)
         for existing in self._active_rows(session, user_id, now):
-            if existing.role != role:
-                continue
-            current_end = utc(existing.expires_at) if existing.expires_at else None
-            if current_end is None or (expires_at is not None and current_end >= expires_at):
+            if existing.role == role and covers(
+                utc(existing.expires_at) if existing.expires_at else None, expires_at
+            ):
                 return _grant(existing)
         row = RoleAssignmentRow(
             id=new_id(),
@@ -117,20 +152,9 @@ class AccessService:
         )
         session.add(row)
         session.flush()
-        uow.audit(
-            AuditEvent(
-                action="access.role.granted",
-                subject=f"user:{user_id}",
-                details={
-                    "role": role,
-                    "grant_id": row.id,
-                    "expires_at": expires_at.isoformat() if expires_at else None,
-                    "reason": reason,
-                    "granted_by": granted_by,
-                },
-            )
-        )
-        return _grant(row)
+        grant = _grant(row)
+        uow.audit(granted_event(grant, expires_at))
+        return grant
 
     def grant_as(
         self,

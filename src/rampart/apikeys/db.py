@@ -49,5 +49,7 @@ class ApiKeyRow(Base):
     last_used_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
     #: When the owner was told the key is older than `apikeys.max_age_days`.
     flagged_old_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: When the owner was told the key expires within `apikeys.expiry_notice_days`.
+    expiry_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_apikey_user", "user_id", "created_at"),)

@@ -1,4 +1,5 @@
-"""Background work of API keys: flagging keys older than `apikeys.max_age_days`.
+"""Background work of API keys: flagging keys older than `apikeys.max_age_days`, and telling
+owners of keys that expire soon (`rampart.apikeys.expiry`).
 
 `OldKeySweeper` is a thread started and stopped with the app (`container.closers`). Each pass is
 one short transaction per batch; running it in several processes at once is safe, since a key is
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from rampart.apikeys.expiry import ExpiryNotices
 from rampart.apikeys.service import ApiKeyService
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
@@ -46,8 +48,10 @@ class OldKeySweeper:
         interval: float,
         *,
         first_delay: float = 60.0,
+        expiry: ExpiryNotices | None = None,
     ) -> None:
         self._keys = keys
+        self._expiry = expiry
         self._uow = uow_factory
         self.interval = interval
         self._first_delay = min(first_delay, interval)
@@ -70,10 +74,14 @@ class OldKeySweeper:
             thread.join(timeout=30)
 
     def run_once(self) -> int:
+        """One pass: flag old keys, then send expiry notices; returns the keys flagged old."""
         flagged = flag_old_keys(self._keys, self._uow)
+        noticed = self._expiry.run(self._uow) if self._expiry is not None else 0
         self.passes += 1
         if flagged:
             log.info("apikeys.old_keys_flagged", flagged=flagged)
+        if noticed:
+            log.info("apikeys.expiry_notices", keys=noticed)
         return flagged
 
     def _loop(self) -> None:

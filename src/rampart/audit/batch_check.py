@@ -18,8 +18,8 @@ where the bytes are not authenticated by a signed root (at and after `exact_from
 entry with non-ASCII bytes (where orjson and RFC 8785 can differ) and for every flagged entry,
 and made on a random sample elsewhere (`sample_every`); a signed range whose root does not match
 is reported in `VerifyReport.suspect_ranges` for the caller to re-check exactly.
-docs/architecture.md (Audit, Verifying) gives the reasoning: the sample only tests the log's own
-serialiser, never what a forger could change unseen.
+docs/decisions/0014-audit-log.md (Verifying) gives the reasoning: the sample only tests the log's
+own serialiser, never what a forger could change unseen.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def column_suspects(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     (lone surrogates), rows are flagged, never passed. A body that is not canonical does not come
     out as this array, so it is flagged too, unless it was built to look canonical around its
     `details`: such bytes are what the canonical-form check (exact, or sampled under a signed
-    root: docs/architecture.md, Audit, Verifying) is for.
+    root: docs/decisions/0014-audit-log.md, Verifying) is for.
     """
     flagged: list[tuple[Any, ...]] = []
     for start in range(0, len(rows), _COLUMN_CHUNK):

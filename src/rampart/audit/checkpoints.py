@@ -33,6 +33,7 @@ reported as "origin mismatch", and nothing is signed under the wrong name.
 from __future__ import annotations
 
 import os
+import ssl
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,8 +175,12 @@ def _fsync_dir(path: Path) -> None:
 class HttpWitnessSink:
     """POSTs each checkpoint (text/plain) to a witness URL; GET on it returns the newest."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
         self.url = url
+        #: An internal witness's CA (`RAMPART_TLS_CA_BUNDLE`): trusted instead of the public roots.
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True
+        )
 
     def describe(self) -> str:
         parsed = urlparse(self.url)
@@ -189,6 +194,7 @@ class HttpWitnessSink:
             content=note.encode(),
             headers={"content-type": "text/plain; charset=utf-8"},
             timeout=HTTP_TIMEOUT_SECONDS,
+            verify=self._verify,
         )
         if response.status_code == 409:
             raise SinkConflictError(f"the witness holds a different checkpoint of size {size}")
@@ -197,7 +203,7 @@ class HttpWitnessSink:
     def latest(self) -> str | None:
         import httpx
 
-        response = httpx.get(self.url, timeout=HTTP_TIMEOUT_SECONDS)
+        response = httpx.get(self.url, timeout=HTTP_TIMEOUT_SECONDS, verify=self._verify)
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -207,7 +213,7 @@ class HttpWitnessSink:
 def build_sink(settings: Settings) -> CheckpointSink:
     target = settings.audit.checkpoint_sink
     if target and target.startswith(("http://", "https://")):
-        return HttpWitnessSink(target)
+        return HttpWitnessSink(target, ca_file=settings.tls_ca_bundle)
     return DirectorySink(Path(target) if target else settings.data_dir / "checkpoints")
 
 

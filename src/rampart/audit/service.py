@@ -62,9 +62,14 @@ class SearchQuery:
 
 
 def entry_view(row: Any) -> dict[str, Any]:
-    record = parse_entry(bytes(row.entry))
+    return view_of(row.seq, bytes(row.entry), bytes(row.leaf_hash))
+
+
+def view_of(seq: int, entry: bytes, leaf: bytes) -> dict[str, Any]:
+    """An entry as the API shows it, from its sequence number, canonical bytes and leaf hash."""
+    record = parse_entry(entry)
     return {
-        "seq": row.seq,
+        "seq": seq,
         "ts_ns": str(record.ts_ns),
         "actor": record.actor,
         "action": record.action,
@@ -73,7 +78,7 @@ def entry_view(row: Any) -> dict[str, Any]:
         "request_id": record.request_id,
         "client_ip": record.client_ip,
         "details": dict(record.details),
-        "leaf_hash": base64.b64encode(bytes(row.leaf_hash)).decode(),
+        "leaf_hash": base64.b64encode(leaf).decode(),
     }
 
 
@@ -266,7 +271,7 @@ class AuditReader:
         Every entry's columns are compared with its body (by SQLite's JSON functions on SQLite;
         on PostgreSQL, whose JSON costs more than it saves, in Python without a parse:
         `batch_check.column_suspects`), and the canonical form of entries authenticated by a signed
-        root is sampled (see docs/architecture.md, Audit, Verifying); `thorough` parses every
+        root is sampled (see docs/decisions/0014-audit-log.md, Verifying); `thorough` parses every
         entry and checks its form and columns exactly instead.
         """
         sink_note = sink.latest() if sink is not None else None

@@ -14,17 +14,17 @@ counts as no address at all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import Role
+from rampart.access.ports import RoleDirectory
 from rampart.config import IdentitySettings
 from rampart.identity import notices
 from rampart.identity.db import DeviceRow, EmailTokenRow, UserRow
-from rampart.identity.domain import AccountStatus, EmailInUseError, InvalidLinkError
+from rampart.identity.domain import AccountStatus, EmailInUseError, InvalidLinkError, User
 from rampart.identity.emails import AccountAddresses
 from rampart.identity.links import (
     PURPOSE_CHANGE,
@@ -34,23 +34,14 @@ from rampart.identity.links import (
     send_notice,
 )
 from rampart.identity.password_changes import PasswordChanges
-from rampart.identity.ports import Notifier, RoleDirectory
 from rampart.identity.sessions import SessionStore
 from rampart.identity.staff_enrolment import StaffEnrolment
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import NotFoundError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.notifications.ports import Notifier
 from rampart.platform.uow import UnitOfWork
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    email: str
-    email_verified: bool
-    status: str
-    created_at: datetime
 
 
 class AccountService:
@@ -87,12 +78,12 @@ class AccountService:
         self.by_email = addresses.by_email
         self.forgot_password = passwords.forgot_password
         self.send_password_reset = passwords.send_password_reset
+        self.send_password_reset_for_operator = passwords.send_password_reset_for_operator
         self.reset_target = passwords.reset_target
         self.reset_password = passwords.reset_password
         self.password_change_required = passwords.password_change_required
         self.set_required_password = passwords.set_required_password
         self.change_password = passwords.change_password
-        self.update_hash = passwords.update_hash
         self.staff_enrolment_link = staff.staff_enrolment_link
         self.staff_enrolment_target = staff.staff_enrolment_target
         self.complete_staff_enrolment = staff.complete_staff_enrolment

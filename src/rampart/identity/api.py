@@ -141,6 +141,10 @@ class SessionOut(BaseModel):
     expires_at: datetime
 
 
+class SessionsEnded(BaseModel):
+    sessions: int
+
+
 class DeviceOut(BaseModel):
     id: str
     user_agent: str | None
@@ -283,11 +287,15 @@ async def refresh(body: RefreshIn, request: Request) -> TokensOut:
     return _tokens_out(outcome.issued, container.clock.time_ns() / 1e9)
 
 
-@router.post("/v1/auth/logout", status_code=204)
+@router.post("/v1/auth/logout", status_code=204, responses=problem_responses(401))
 async def logout(request: Request, me: Person, body: LogoutIn | None = None) -> Response:
-    """End this session (its access tokens stop working at once), or every session."""
+    """End this session (its access tokens stop working at once), or every session: that
+    takes a sign-in or second-factor step-up within `identity.reauthentication_minutes`
+    (401 `step-up-required` or `reauthentication-required`)."""
     container = get_container(request)
     everywhere = bool(body and body.everywhere)
+    if everywhere:
+        await flows.require_recent_authentication(container, me)
     user_id = me.user_id or ""
     await flows.in_transaction(
         container,
@@ -439,11 +447,16 @@ async def list_sessions(request: Request, me: Person) -> list[SessionOut]:
     ]
 
 
-@router.delete("/v1/me/sessions/{session_id:id}", status_code=204)
+@router.delete("/v1/me/sessions/{session_id:id}", status_code=204, responses=problem_responses(401))
 async def revoke_session(session_id: Id, request: Request, me: Person) -> Response:
-    """End one of your sessions; its tokens stop working at once. Another user's is 404."""
+    """End one of your sessions; its tokens stop working at once. Another user's is 404.
+    Ending another than the one in use takes a sign-in or second-factor step-up within
+    `identity.reauthentication_minutes` (401 `step-up-required` or
+    `reauthentication-required`)."""
     container = get_container(request)
     user_id = me.user_id or ""
+    if session_id != me.credential_id:
+        await flows.require_recent_authentication(container, me)
     await flows.in_transaction(
         container,
         lambda uow: container.identity.sessions.revoke(
@@ -451,6 +464,24 @@ async def revoke_session(session_id: Id, request: Request, me: Person) -> Respon
         ),
     )
     return Response(status_code=204)
+
+
+@router.post(
+    "/v1/me/sessions/end-others", response_model=SessionsEnded, responses=problem_responses(401)
+)
+async def end_other_sessions(request: Request, me: Person) -> SessionsEnded:
+    """End every session but the one in use (their tokens stop working at once). Takes a
+    sign-in or second-factor step-up within `identity.reauthentication_minutes`."""
+    container = get_container(request)
+    await flows.require_recent_authentication(container, me)
+    user_id = me.user_id or ""
+    ended = await flows.in_transaction(
+        container,
+        lambda uow: container.identity.sessions.revoke_all(
+            uow, user_id, reason="ended-by-user", keep_session_id=me.credential_id, not_before=False
+        ),
+    )
+    return SessionsEnded(sessions=ended)
 
 
 @router.get("/v1/me/devices", response_model=list[DeviceOut])
@@ -474,11 +505,13 @@ async def list_devices(request: Request, me: Person) -> list[DeviceOut]:
     ]
 
 
-@router.delete("/v1/me/devices/{device_id:id}", status_code=204)
+@router.delete("/v1/me/devices/{device_id:id}", status_code=204, responses=problem_responses(401))
 async def revoke_device(device_id: Id, request: Request, me: Person) -> Response:
-    """Forget a device and end its sessions; its next sign-in counts as a new device."""
+    """Forget a device and end its sessions; its next sign-in counts as a new device. Takes a
+    sign-in or second-factor step-up within `identity.reauthentication_minutes`."""
     container = get_container(request)
     user_id = me.user_id or ""
+    await flows.require_recent_authentication(container, me)
     await flows.in_transaction(
         container,
         lambda uow: container.identity.sessions.revoke_device(uow, user_id, device_id),

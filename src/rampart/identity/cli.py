@@ -172,6 +172,30 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
             c.close()
         console.print(f"unlocked user {user_id}")
 
+    @app.command("reset-password")
+    def reset_password(
+        email: Annotated[str, typer.Option("--email", help="The account's address.")],
+        reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    ) -> None:
+        """Email the account a single-use link to reset its password (audited). The link goes
+        to the account's address only and is not shown here: nobody but its owner chooses the
+        new password."""
+        c = container()
+        try:
+            user_id = _user_id(c, email)
+            with c.uow() as uow:
+                c.identity.accounts.send_password_reset_for_operator(
+                    uow, user_id, reason=reason, actor=OPERATOR
+                )
+                uow.commit()
+            c.outbox_worker.drain()
+        except RampartError as exc:
+            console.print(f"[bold red]refused:[/] {exc.detail}")
+            raise typer.Exit(1) from None
+        finally:
+            c.close()
+        console.print(f"sent user {user_id} a password reset link")
+
     sessions = typer.Typer(help="Sign-ins: end them.", no_args_is_help=True)
 
     @sessions.command("end")

@@ -55,6 +55,7 @@ class InvalidLinkError(ValidationError):
 class InvalidTokenError(UnauthorizedError):
     code = "invalid-token"
     title = "The access token is not valid"
+    security_event = "invalid-token"
 
 
 class TokenRevokedError(UnauthorizedError):
@@ -80,6 +81,7 @@ class InvalidSessionError(UnauthorizedError):
 class CsrfError(ForbiddenError):
     code = "csrf-failed"
     title = "The request is missing its anti-forgery token"
+    security_event = "csrf-failed"
 
 
 class PendingLoginError(UnauthorizedError):
@@ -330,3 +332,14 @@ class AccountStatus(StrEnum):
     #: Locked by an operator or by the user ("this wasn't me"): no sign-in, every credential dead.
     LOCKED = "locked"
     CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account as other domains see it."""
+
+    id: str
+    email: str
+    email_verified: bool
+    status: str
+    created_at: datetime

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from rampart.identity import reauth
 from rampart.identity.domain import (
     InvalidCredentialsError,
     LoginThrottledError,
@@ -31,6 +32,7 @@ from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from rampart.access.domain import Principal
     from rampart.bootstrap import Container
 
 T = TypeVar("T")
@@ -279,3 +281,22 @@ async def change_email(container: Container, user_id: str, password: str, new_em
 async def close_account(container: Container, user_id: str, password: str) -> None:
     await verify_current_password(container, user_id, password)
     await in_transaction(container, lambda uow: container.identity.accounts.close(uow, user_id))
+
+
+async def require_recent_authentication(container: Container, principal: Principal) -> None:
+    """Refuse (401 `step-up-required` or `reauthentication-required`) unless the person
+    authenticated within `identity.reauthentication_minutes`: what ending another session, a
+    device's sessions or every session takes (`rampart.identity.reauth`)."""
+    user_id = principal.user_id or ""
+
+    def check() -> None:
+        with container.db.read() as session:
+            reauth.require_recent_authentication(
+                session,
+                principal,
+                container.clock.now().timestamp(),
+                minutes=container.settings.identity.reauthentication_minutes,
+                second_factor=container.mfa.has_mfa(session, user_id),
+            )
+
+    await run_in_threadpool(check)

@@ -16,9 +16,9 @@ from rampart.identity import notices
 from rampart.identity.db import EmailTokenRow, UserRow
 from rampart.identity.domain import AccountStatus, InvalidLinkError, new_token, token_hash
 from rampart.identity.emails import SealedEmails
-from rampart.identity.ports import Notifier
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.ids import new_id
+from rampart.notifications.ports import Notifier
 from rampart.platform.uow import UnitOfWork
 
 PURPOSE_VERIFY = "verify-email"

@@ -39,17 +39,21 @@ from rampart.identity.domain import (
     normalise_email,
     token_hash,
 )
-from rampart.identity.ports import Notifier, SecondFactors
+from rampart.identity.ports import SecondFactors
 from rampart.identity.sessions import KIND_API, KIND_BROWSER, ClientInfo, SessionStore
 from rampart.identity.throttle import LoginThrottle
 from rampart.identity.tokens import AccessTokens
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
+from rampart.notifications.ports import Notifier
 from rampart.platform.uow import UnitOfWork
 
 #: Wrong second factors allowed on one pending sign-in before it is void.
 MAX_FACTOR_FAILURES = 5
+#: At this many wrong second factors on one pending sign-in, the owner is told (once per pending
+#: sign-in): whoever is trying holds the password, and the owner should change it.
+FACTOR_FAILURES_NOTICE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,27 @@ class LoginService:
                 details={"account_key": check.email_key[:32], "ip": ip, "locked": locked},
             )
         )
+        # Only an account has an owner to tell (ASVS 6.3.5). The email is queued once per lock,
+        # at the failure that locks, so "no account" and "wrong password" still cost the same on
+        # every other attempt, and the lock itself falls alike on both.
+        if locked and check.user_id is not None:
+            self._tell_owner(
+                uow,
+                check.user_id,
+                notices.account_locked(
+                    self.settings.lock_minutes, self.clock.now().strftime("%Y-%m-%d %H:%M UTC")
+                ),
+            )
+
+    def _tell_owner(self, uow: UnitOfWork, user_id: str, notice: notices.Notice) -> None:
+        """Email the account's owner about its security (nothing when it has no readable
+        address). Only ever the address on the account: never the address that was typed."""
+        user = uow.session.get(UserRow, user_id)
+        address = self.email_of(uow.session, user) if user is not None else None
+        if address is not None:
+            self.notifier.email(
+                uow, to=address, subject=notice.subject, text=notice.text, kind=notice.kind
+            )
 
     def password_verified(
         self,
@@ -245,6 +270,14 @@ class LoginService:
                 details={"attempts": row.failed_attempts},
             )
         )
+        if row.failed_attempts == FACTOR_FAILURES_NOTICE:
+            self._tell_owner(
+                uow,
+                row.user_id,
+                notices.second_factor_failures(
+                    row.failed_attempts, row.ip, self.clock.now().strftime("%Y-%m-%d %H:%M UTC")
+                ),
+            )
 
     def complete_pending_login(
         self,
@@ -311,6 +344,18 @@ class LoginService:
         secret = new_token() if kind == KIND_BROWSER else None
         if kind == KIND_BROWSER and client.previous_session:
             self.sessions.end_replaced(uow, client.previous_session)
+        # At the account's cap, the sessions used least recently end and the owner is told.
+        ended = self.sessions.make_room(uow, user.id)
+        if ended:
+            stamp = "%Y-%m-%d %H:%M UTC"
+            notice = notices.sessions_ended_at_limit(
+                self.sessions.session_limit(uow.session, user.id),
+                [(s.user_agent or s.kind, s.last_seen_at.strftime(stamp)) for s in ended],
+                now.strftime(stamp),
+            )
+            self.notifier.email(
+                uow, to=address, subject=notice.subject, text=notice.text, kind=notice.kind
+            )
         row = self.sessions.create(
             uow,
             user.id,

@@ -91,3 +91,52 @@ def account_closed() -> Notice:
         "Your account was closed",
         "Your Rampart account has been closed and every session signed out.",
     )
+
+
+def sessions_ended_at_limit(limit: int, ended: list[tuple[str, str]], when: str) -> Notice:
+    """`ended`: (device, last active) of each session the new sign-in ended."""
+    lines = "\n".join(f"- {device[:200]}, last active {seen}" for device, seen in ended)
+    return Notice(
+        "session-limit",
+        "A new sign-in ended an older session",
+        f"Your Rampart account was signed in to at {when}. An account may hold {limit} sessions "
+        "at once, so the one(s) used least recently were signed out:\n\n"
+        f"{lines}\n\n"
+        "If this was you, nothing to do. If not, change your password and review your sessions "
+        "on your security page.",
+    )
+
+
+def account_locked(minutes: int, when: str) -> Notice:
+    return Notice(
+        "account-locked",
+        "Sign-in to your account is paused after failed attempts",
+        f"At {when}, too many wrong passwords were tried for your Rampart account, so signing in "
+        f"is paused for {minutes} minutes. Nobody signed in.\n\n"
+        "If this was you, wait or reset your password (which lifts the pause). If not, someone "
+        "may be guessing your password: make sure it is long and used nowhere else, and add a "
+        "second factor on your security page.",
+    )
+
+
+def second_factor_failures(attempts: int, ip: str | None, when: str) -> Notice:
+    return Notice(
+        "second-factor-failed",
+        "Your password was used, but the second factor failed",
+        f"At {when}, someone entered your correct Rampart password and then failed the second "
+        f"factor {attempts} times (IP address: {ip or 'unknown'}). That sign-in was stopped.\n\n"
+        "If this was not you, your password is known to someone else: change it now, and review "
+        "your sessions and devices on your security page.",
+    )
+
+
+def password_reset_by_operator(link: str, minutes: int) -> Notice:
+    return Notice(
+        "password-reset",
+        "Reset your password",
+        "Rampart support started a password reset for your account, as you or your organisation "
+        f"asked. To choose a new password, open this link:\n\n{link}\n\n"
+        f"It works once and expires in {minutes} minutes. Nobody at Rampart sees or sets your "
+        "password. If you did not ask for this, ignore the link (your password stays as it is) "
+        "and contact support.",
+    )

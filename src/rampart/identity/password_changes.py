@@ -20,12 +20,12 @@ from rampart.identity.db import EmailTokenRow, UserRow
 from rampart.identity.domain import AccountStatus, InvalidLinkError
 from rampart.identity.emails import AccountAddresses
 from rampart.identity.links import PURPOSE_RESET, EmailLinks, send_notice
-from rampart.identity.ports import Notifier
 from rampart.identity.sessions import SessionStore
 from rampart.identity.throttle import LoginThrottle
 from rampart.kernel.clock import Clock
-from rampart.kernel.errors import NotFoundError
+from rampart.kernel.errors import ConflictError, NotFoundError
 from rampart.kernel.events import AuditEvent
+from rampart.notifications.ports import Notifier
 from rampart.platform.uow import UnitOfWork
 
 #: The background job that answers a forgotten-password request (`OutboxWorker.handle`).
@@ -102,6 +102,44 @@ class PasswordChanges:
             notices.password_reset(f"{self._url}/reset-password?token={token}", minutes),
         )
         uow.audit(AuditEvent(action="identity.password.reset_requested", subject=f"user:{user.id}"))
+
+    def send_password_reset_for_operator(
+        self, uow: UnitOfWork, user_id: str, *, reason: str, actor: str | None = None
+    ) -> None:
+        """An operator starts a password reset for a user (ASVS 6.4.6): a single-use link goes
+        to the address on the account, and only there. The operator never sees the link nor
+        sets or learns a password; the user chooses one on the link's page, which ends every
+        session as any reset does. Earlier unused reset links stop working, so the newest
+        email is the only one that counts. Audited with the operator's `reason`."""
+        user = uow.session.get(UserRow, user_id)
+        if user is None or user.status == AccountStatus.CLOSED:
+            raise NotFoundError("No such user.")
+        if user.status != AccountStatus.ACTIVE:
+            # A reset link is refused for a locked account: unlocking is a decision of its own.
+            raise ConflictError("The account is locked: unlock it first, then send the reset.")
+        address = self._addresses.email_of(uow.session, user)
+        if address is None:
+            raise NotFoundError("No such user.")
+        now = self._clock.now()
+        self._links.expire_unused(uow, user.id, (PURPOSE_RESET,), now)
+        minutes = self._settings.password_reset_minutes
+        token = self._links.issue(uow, user.id, PURPOSE_RESET, address, timedelta(minutes=minutes))
+        send_notice(
+            self._notifier,
+            uow,
+            address,
+            notices.password_reset_by_operator(
+                f"{self._url}/reset-password?token={token}", minutes
+            ),
+        )
+        uow.audit(
+            AuditEvent(
+                action="identity.password.reset_sent_by_operator",
+                subject=f"user:{user.id}",
+                details={"reason": reason[:200]},
+                actor=actor,
+            )
+        )
 
     def reset_target(self, session: Session, token: str) -> str:
         """The address a reset link belongs to (for the password policy), without using it."""
@@ -185,10 +223,3 @@ class PasswordChanges:
             notices.password_changed("changed"),
         )
         uow.audit(AuditEvent(action="identity.password.changed", subject=f"user:{user.id}"))
-
-    def update_hash(self, uow: UnitOfWork, user_id: str, password_hash: str) -> None:
-        """Store a re-hash made at sign-in with the current parameters (same password)."""
-        user = uow.session.get(UserRow, user_id)
-        if user is not None:
-            user.password_hash = password_hash
-            uow.audit(AuditEvent(action="identity.password.rehashed", subject=f"user:{user.id}"))

@@ -1,4 +1,12 @@
-"""What the identity services need from other domains, as interfaces.
+"""Identity's seams: what other domains need of it, and what it needs of them.
+
+`UserDirectory` is the account book as other domains read it (API keys ask whether an owner
+may still act and where to tell them; risk asks for an account's status). Implemented by
+`rampart.identity.accounts.AccountService` (SQL) and `rampart.identity.memory.InMemoryUsers`;
+`tests/identity/test_user_directory_contract.py` holds both to the same behaviour.
+
+Roles come from `rampart.access.ports.RoleDirectory`, messages go through
+`rampart.notifications.ports.Notifier`.
 
 `SecondFactors` is the seam for multi-factor authentication (`rampart.identity.mfa`): after the
 password step, a user for whom it names any factor gets a pending sign-in instead of a session,
@@ -8,32 +16,11 @@ turns that into a session or tokens.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from rampart.kernel.events import AuditEvent
-from rampart.platform.uow import UnitOfWork
-
-
-class RoleDirectory(Protocol):
-    """Implemented by `rampart.access.service.AccessService`."""
-
-    def assign_role(
-        self,
-        uow: UnitOfWork,
-        user_id: str,
-        role: str,
-        *,
-        granted_by: str | None = None,
-        expires_at: datetime | None = None,
-        reason: str | None = None,
-    ) -> Any: ...
-
-    def roles_of(self, session: Session, user_id: str, now: datetime) -> frozenset[str]: ...
-
-    def permissions_of(self, session: Session, user_id: str, now: datetime) -> frozenset[str]: ...
+from rampart.identity.domain import User
 
 
 class SecondFactors(Protocol):
@@ -43,17 +30,19 @@ class SecondFactors(Protocol):
     def required_factors(self, session: Session, user_id: str) -> list[str]: ...
 
 
-class Notifier(Protocol):
-    """Implemented by `rampart.notifications.service.NotificationService`."""
-
-    def email(self, uow: UnitOfWork, *, to: str, subject: str, text: str, kind: str) -> None: ...
-
-    def job(self, uow: UnitOfWork, *, topic: str, secret: str) -> None:
-        """Queue `secret` for the background handler of `topic` (sealed, in `uow`)."""
+class UserDirectory(Protocol):
+    def exists(self, session: Session, user_id: str) -> bool:
+        """Whether an account with this id was ever created (closed ones included)."""
         ...
 
+    def get(self, session: Session, user_id: str) -> User:
+        """An open (active or locked) account; `NotFoundError` for an unknown or closed one."""
+        ...
 
-class AuditLog(Protocol):
-    """Implemented by the audit log (`container.audit_log`), for events outside a transaction."""
+    def is_active(self, session: Session, user_id: str) -> bool:
+        """Whether the account may act at all: it exists and is neither locked nor closed."""
+        ...
 
-    def append(self, event: AuditEvent) -> Any: ...
+    def contact_email(self, session: Session, user_id: str) -> str | None:
+        """Its confirmed address while it is open; None otherwise."""
+        ...

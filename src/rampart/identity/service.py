@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from rampart.access.ports import RoleDirectory
 from rampart.config import Settings
 from rampart.identity.accounts import AccountService
 from rampart.identity.domain import PasswordPolicy, load_blocklist
@@ -26,13 +27,13 @@ from rampart.identity.links import EmailLinks
 from rampart.identity.login import LoginService
 from rampart.identity.password_changes import PasswordChanges
 from rampart.identity.passwords import HashingPool, PasswordHasher
-from rampart.identity.ports import Notifier, RoleDirectory
 from rampart.identity.sessions import SessionStore
 from rampart.identity.staff_enrolment import StaffEnrolment
 from rampart.identity.throttle import LoginThrottle
 from rampart.identity.tokens import AccessTokens, KeyRotator, SigningKeys
 from rampart.kernel.clock import Clock
 from rampart.kernel.secret import Secret
+from rampart.notifications.ports import Notifier
 from rampart.platform.db import Database
 from rampart.platform.keys import RootKeys
 from rampart.platform.uow import UnitOfWork

@@ -19,10 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import is_staff
+from rampart.access.ports import RoleDirectory
 from rampart.config import IdentitySettings
 from rampart.identity.db import DeviceRow, RefreshTokenRow, SessionRow, UserRow
 from rampart.identity.domain import AccountStatus, effective_permissions, new_token, token_hash
-from rampart.identity.ports import RoleDirectory
 from rampart.identity.tokens import AccessTokens
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import NotFoundError
@@ -41,6 +41,8 @@ TOUCH_SECONDS = 60
 ENDED_BY_OPERATOR = "ended-by-operator"
 #: The revoke reason of a staff member's sessions after support reset their factors.
 ENDED_BY_FACTOR_RESET = "factor-reset"
+#: The revoke reason of a session ended because its account signed in once more at the cap.
+ENDED_AT_SESSION_LIMIT = "session-limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,19 @@ class ClientInfo:
         if self.device_key:
             return self.device_key
         return "ua:" + hashlib.sha256((self.user_agent or "").encode()).hexdigest()[:40]
+
+
+def _view(row: SessionRow) -> SessionView:
+    return SessionView(
+        id=row.id,
+        kind=row.kind,
+        device_id=row.device_id,
+        user_agent=row.user_agent,
+        ip=row.ip,
+        created_at=utc(row.created_at),
+        last_seen_at=utc(row.last_seen_at),
+        expires_at=utc(row.expires_at),
+    )
 
 
 def csrf_token_for(session_secret: str) -> str:
@@ -204,6 +219,51 @@ class SessionStore:
         uow.session.add(row)
         uow.session.flush()
         return row
+
+    def session_limit(self, session: Session, user_id: str) -> int:
+        """How many live sessions the account may hold: `max_concurrent_sessions`, or the
+        staff cap (never higher) for an account holding a staff role."""
+        cfg = self._settings
+        if self.is_staff(session, user_id):
+            return min(cfg.staff_max_concurrent_sessions, cfg.max_concurrent_sessions)
+        return cfg.max_concurrent_sessions
+
+    def make_room(self, uow: UnitOfWork, user_id: str) -> list[SessionView]:
+        """Before a new session is created: end the sessions used least recently until one
+        more fits under the account's cap; returns those ended (the caller tells the owner).
+
+        Ending the oldest, rather than refusing the new sign-in, is what brokers do: the person
+        signing in now is the one present, and a forgotten session elsewhere is the likelier
+        thing to go. The account's row is locked first, so two sign-ins at once cannot both
+        count the same free place (PostgreSQL; SQLite writers are serialised anyway)."""
+        now = self._clock.now()
+        uow.session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
+        live = list(
+            uow.session.scalars(
+                select(SessionRow)
+                .where(
+                    SessionRow.user_id == user_id,
+                    SessionRow.revoked_at.is_(None),
+                    SessionRow.expires_at > now,
+                )
+                .order_by(SessionRow.last_seen_at, SessionRow.created_at, SessionRow.id)
+            )
+        )
+        excess = len(live) - self.session_limit(uow.session, user_id) + 1
+        if excess <= 0:
+            return []
+        ended = live[:excess]
+        ids = self._revoke_rows(uow, ended, ENDED_AT_SESSION_LIMIT)
+        for row in ended:
+            uow.audit(
+                AuditEvent(
+                    action="auth.session.revoked",
+                    subject=f"user:{user_id}",
+                    details={"session_id": row.id, "reason": ENDED_AT_SESSION_LIMIT},
+                )
+            )
+        self._forget_after_commit(uow, session_ids=ids)
+        return [_view(row) for row in ended]
 
     # --- the per-request check --------------------------------------------------------------
     def _load(self, session: Session, row: SessionRow) -> SessionState:
@@ -562,18 +622,7 @@ class SessionStore:
             .limit(self._settings.max_sessions_listed)
         )
         return [
-            SessionView(
-                id=r.id,
-                kind=r.kind,
-                device_id=r.device_id,
-                user_agent=r.user_agent,
-                ip=r.ip,
-                created_at=utc(r.created_at),
-                last_seen_at=utc(r.last_seen_at),
-                expires_at=utc(r.expires_at),
-            )
-            for r in rows
-            if r.kind != KIND_BROWSER or utc(r.last_seen_at) >= idle_since
+            _view(r) for r in rows if r.kind != KIND_BROWSER or utc(r.last_seen_at) >= idle_since
         ]
 
     def list_devices(self, session: Session, user_id: str) -> list[DeviceView]:

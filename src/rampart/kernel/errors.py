@@ -7,13 +7,17 @@ codes to RFC 9457 problem types and HTTP statuses in exactly one place
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class RampartError(Exception):
     #: Stable, documented identifier: clients branch on it. Never change a published code.
     code: str = "internal"
     title: str = "Internal error"
+    #: Set on refusals that show someone working against a control (a forged request, too many
+    #: attempts, a token that is not ours): the web layer logs each as a security event of this
+    #: kind (`rampart.platform.security_events`).
+    security_event: ClassVar[str | None] = None
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.title
@@ -50,6 +54,7 @@ class ForbiddenError(RampartError):
 class RateLimitedError(RampartError):
     code = "rate-limited"
     title = "Too many requests"
+    security_event = "rate-limited"
 
     def __init__(self, detail: str | None = None, *, retry_after: float = 1.0, **extra: Any):
         super().__init__(detail, **extra)

@@ -14,6 +14,9 @@ PRICE_PLACES = Decimal("0.00000001")
 
 MONEY_CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)
 
+#: The one zero every domain compares amounts against (defined once, here).
+ZERO = Decimal(0)
+
 #: The bounds of an order's quantity and price: at most 8 decimal places (the scale of every
 #: amount column, NUMERIC(38, 8), which would silently round a 9th away) and at most 10,000,000.
 #: Within them every figure the engine derives (price x quantity, averages, sums of a batch) has

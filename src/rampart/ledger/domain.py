@@ -14,15 +14,34 @@ what is held against a margin rate is rounded, and always up (`ledger_ceiling`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
-from rampart.kernel.errors import ConflictError
+from rampart.kernel.errors import ConflictError, ValidationError
+from rampart.kernel.money import CASH_PLACES, ZERO, MoneyError, to_decimal
 
-ZERO = Decimal(0)
 ONE = Decimal(1)
 LEDGER_PLACES = Decimal("0.00000001")
+
+#: Largest single deposit the operator command accepts: a typo should not mint a fortune.
+MAX_DEPOSIT = Decimal("100000000")
+
+
+class InvalidAmountError(ValidationError):
+    code = "invalid-amount"
+    title = "The amount is not valid"
+
+
+def deposit_amount(amount: object) -> Decimal:
+    """The amount of a deposit: positive whole cents, at most `MAX_DEPOSIT`, never a float."""
+    try:
+        value = to_decimal(amount)
+    except MoneyError as exc:
+        raise InvalidAmountError(str(exc)) from None
+    if value <= 0 or value > MAX_DEPOSIT or value != value.quantize(CASH_PLACES):
+        raise InvalidAmountError(f"Deposits are positive whole cents, at most {MAX_DEPOSIT}.")
+    return value
+
 
 #: Where deposits come from and withdrawals go: the world outside the platform.
 EXTERNAL_ACCOUNT = "external:funding"
@@ -219,10 +238,3 @@ class LedgerBatch:
             account.balance += posting.amount
             account.dirty = True
         self.entries.append(entry)
-
-
-def sum_postings(postings: Iterable[Posting]) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
-    for posting in postings:
-        totals[posting.account_id] = totals.get(posting.account_id, ZERO) + posting.amount
-    return totals

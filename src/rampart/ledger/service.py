@@ -11,25 +11,24 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, func, select, type_coerce
+from sqlalchemy import String, Table, bindparam, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from rampart.kernel.errors import ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
-from rampart.kernel.money import CASH_PLACES, MoneyError, to_decimal
+from rampart.kernel.money import ZERO
 from rampart.ledger.db import AccountRow, JournalEntryRow, PositionRow, PostingRow
 from rampart.ledger.domain import (
     CLEARING_ACCOUNT,
     EXTERNAL_ACCOUNT,
-    ZERO,
     CashAccount,
     JournalEntry,
     LedgerBatch,
     Position,
     cash_account_id,
+    deposit_amount,
 )
 from rampart.platform.bulk import executemany
 from rampart.platform.uow import UnitOfWork
@@ -52,14 +51,6 @@ _LOCK_POSITIONS = (
     )
     .with_for_update()
 )
-
-#: Largest single deposit the operator command accepts: a typo should not mint a fortune.
-MAX_DEPOSIT = Decimal("100000000")
-
-
-class InvalidAmountError(ValidationError):
-    code = "invalid-amount"
-    title = "The amount is not valid"
 
 
 def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -237,12 +228,7 @@ class LedgerService:
         self, uow: UnitOfWork, user_id: str, amount: object, memo: str | None = None
     ) -> CashAccount:
         """Credit a user's cash from outside the platform (an operator action, audited)."""
-        try:
-            value = to_decimal(amount)
-        except MoneyError as exc:
-            raise InvalidAmountError(str(exc)) from None
-        if value <= 0 or value > MAX_DEPOSIT or value != value.quantize(CASH_PLACES):
-            raise InvalidAmountError(f"Deposits are positive whole cents, at most {MAX_DEPOSIT}.")
+        value = deposit_amount(amount)
         batch = LedgerBatch()
         self.load_accounts(uow, batch, [user_id], system=[EXTERNAL_ACCOUNT])
         entry_id = new_id()
@@ -351,8 +337,3 @@ class LedgerService:
         if clearing != 0:
             problems.append(f"clearing account holds {clearing} after settlement")
         return problems
-
-    def entry_count(self, session: Session) -> int:
-        return int(
-            session.connection().execute(select(func.count()).select_from(ENTRIES)).scalar_one()
-        )

@@ -31,6 +31,19 @@ MAX_REFRESH_TOKEN_HOURS = 7 * 24
 MIN_DISTINCT_KEY_BYTES = 16
 CONNECT_TIMEOUT_SECONDS = 5
 TLS_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
+#: `require` encrypts but takes any certificate: a man in the middle presents his own.
+VERIFIED_SSLMODES = frozenset({"verify-ca", "verify-full"})
+#: Passwords that ship as defaults, fill tutorials or are the first an attacker tries against a
+#: database or cache. Compared case-insensitively; the role or user name itself is added.
+WELL_KNOWN_PASSWORDS = frozenset(
+    {
+        "postgres", "password", "passw0rd", "secret", "changeme", "change-me", "admin",
+        "root", "rampart", "redis", "default", "test", "example", "123456", "12345678", "pass",
+        "letmein", "qwerty",
+    }
+)  # fmt: skip
+#: Shorter than this, a service password falls to an online guess long before anyone notices.
+MIN_SERVICE_PASSWORD_CHARS = 16
 
 
 def preflight(settings: Settings, *, connect: bool = True) -> list[str]:
@@ -49,6 +62,8 @@ def serving_problems(settings: Settings) -> list[str]:
         *_trading_problems(settings),
         *_root_key_problems(settings),
         *_transport_problems(settings),
+        *_credential_problems(settings),
+        *_ca_problems(settings),
         *_witness_problems(settings),
         *_logging_problems(settings),
         *_session_problems(settings),
@@ -63,6 +78,11 @@ def _trading_problems(settings: Settings) -> list[str]:
         problems.append("risk: RAMPART_RISK__PRE_TRADE=controls skips the account checks; use full")
     if not settings.mfa.required_for_trading:
         problems.append("mfa: RAMPART_MFA__REQUIRED_FOR_TRADING must be true in production")
+    if settings.email_factor_allowed:
+        problems.append(
+            "mfa: RAMPART_MFA__EMAIL_FACTOR_ENABLED must be false in production (a code sent to "
+            "the mailbox that resets the password is no second factor)"
+        )
     if settings.trading.simulator:
         problems.append(
             "trading: RAMPART_TRADING__SIMULATOR places demo orders; turn it off in production"
@@ -136,10 +156,17 @@ def _transport_problems(settings: Settings) -> list[str]:
             return ["database: RAMPART_DATABASE_URL is not a database URL"]
         query_host = url.query.get("host")
         host = url.host or (query_host if isinstance(query_host, str) else None)
-        if not _loopback(host) and url.query.get("sslmode") not in TLS_SSLMODES:
+        sslmode = url.query.get("sslmode")
+        if not _loopback(host) and sslmode not in TLS_SSLMODES:
             problems.append(
                 f"database: RAMPART_DATABASE_URL reaches {host} without TLS; add "
                 "?sslmode=verify-full"
+            )
+        elif not _loopback(host) and sslmode not in VERIFIED_SSLMODES:
+            problems.append(
+                f"database: RAMPART_DATABASE_URL reaches {host} with sslmode={sslmode}, which "
+                "takes any certificate; use sslmode=verify-full (and RAMPART_TLS_CA_BUNDLE for an "
+                "internal CA)"
             )
     if settings.redis_url:
         parts = urlsplit(settings.redis_url)
@@ -154,6 +181,65 @@ def _transport_problems(settings: Settings) -> list[str]:
                 f"redis: RAMPART_REDIS_URL reaches {parts.hostname} without TLS; use rediss://"
             )
     return problems
+
+
+def _password_problem(what: str, setting: str, user: str | None, password: str | None) -> str:
+    if not password:
+        return (
+            f"{what}: {setting} carries no password; every service connection authenticates "
+            "with its own credential in production"
+        )
+    if password.lower() in WELL_KNOWN_PASSWORDS or password == user:
+        return f"{what}: {setting} uses a default or well-known password; give it its own"
+    if len(password) < MIN_SERVICE_PASSWORD_CHARS:
+        return (
+            f"{what}: {setting} has a password shorter than {MIN_SERVICE_PASSWORD_CHARS} "
+            "characters; generate a long random one"
+        )
+    return ""
+
+
+def _credential_problems(settings: Settings) -> list[str]:
+    """Each backend connection authenticates with a credential of its own (ASVS 13.2.1, 13.2.3):
+    a password-less (trust) database role or an open Redis is reachable by anything that can
+    reach the port, and a default password is the first one tried. A database login by client
+    certificate (`sslcert` in the URL) counts as a credential."""
+    problems = []
+    if not settings.uses_sqlite:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(settings.effective_database_url)
+        except ArgumentError:
+            return []  # `_transport_problems` names it
+        if not url.query.get("sslcert"):
+            problems.append(
+                _password_problem("database", "RAMPART_DATABASE_URL", url.username, url.password)
+            )
+    if settings.redis_url:
+        parts = urlsplit(settings.redis_url)
+        problems.append(
+            _password_problem("redis", "RAMPART_REDIS_URL", parts.username, parts.password)
+        )
+    return [p for p in problems if p]
+
+
+def _ca_problems(settings: Settings) -> list[str]:
+    ca_file = settings.tls_ca_bundle
+    if ca_file is None:
+        return []
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return [
+            f"tls: RAMPART_TLS_CA_BUNDLE cannot be read as a PEM CA bundle ({type(exc).__name__})"
+        ]
+    if not context.get_ca_certs():
+        return ["tls: RAMPART_TLS_CA_BUNDLE holds no CA certificate"]
+    return []
 
 
 def _witness_problems(settings: Settings) -> list[str]:
@@ -253,8 +339,9 @@ def connection_problems(settings: Settings) -> list[str]:
     problems = []
     if not settings.uses_sqlite:
         problems += _database_problems(settings.effective_database_url)
-    if settings.redis_url:
-        problems += _redis_problems(settings.redis_url)
+    redis_url = settings.effective_redis_url
+    if redis_url:
+        problems += _redis_problems(redis_url)
     return problems
 
 

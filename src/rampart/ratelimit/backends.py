@@ -9,38 +9,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any
 
 from rampart.platform.cache import TTLCache
 from rampart.ratelimit.domain import Decision, LimitSpec, gcra, gcra_refund
-
-
-class BackendUnavailableError(Exception):
-    """The backend cannot be reached; the limiter decides whether to fail open or closed."""
-
-
-class RateLimitBackend(Protocol):
-    #: True when `hit` may wait on the network: callers on an event loop then run it in a thread.
-    blocking: bool
-
-    def hit(self, key: str, spec: LimitSpec, now: float, cost: int = 1) -> Decision: ...
-
-    def refund(self, key: str, spec: LimitSpec, now: float, cost: int = 1) -> None:
-        """Give back `cost` units a `hit` took (`gcra_refund`), atomically."""
-        ...
-
-    def incr(self, key: str, window: float, now: float) -> int:
-        """Add one to a counter that expires `window` seconds after its first increment."""
-        ...
-
-    def count(self, key: str, now: float) -> int: ...
-
-    def reset(self, key: str) -> None: ...
+from rampart.ratelimit.ports import BackendUnavailableError
 
 
 class MemoryBackend:
-    """Bounded (LRU), so a flood of distinct IPs cannot exhaust memory; the oldest idle entries
-    go first, and an evicted subject simply starts again with a full allowance."""
+    """`RateLimitBackend` in this process. Bounded (LRU), so a flood of distinct IPs cannot
+    exhaust memory; the oldest idle entries go first, and an evicted subject simply starts
+    again with a full allowance."""
 
     #: A few microseconds under a lock: cheaper inline on the event loop than a thread hop.
     blocking = False

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from rampart.config import RateLimitSettings
 from rampart.kernel.clock import Clock
 from rampart.platform.logging import get_logger
-from rampart.ratelimit.backends import BackendUnavailableError, RateLimitBackend
 from rampart.ratelimit.domain import (
     DEFAULT_LIMITS,
     Decision,
@@ -19,6 +18,7 @@ from rampart.ratelimit.domain import (
     fail_closed_by_default,
     parse_spec,
 )
+from rampart.ratelimit.ports import BackendUnavailableError, RateLimitBackend
 
 log = get_logger(__name__)
 

@@ -162,7 +162,7 @@ def mount(root: typer.Typer, container: Callable[[], Any]) -> None:
     @halt_app.command("approve-resume")
     def approve_resume(halt_id: str, who: AsOption) -> None:
         """Second of four eyes: approve someone else's request, and trading resumes."""
-        from rampart.risk.service import FourEyesError
+        from rampart.risk.halts import FourEyesError
 
         def act(c: Any, principal: Any) -> None:
             with c.uow() as uow:

@@ -1,9 +1,9 @@
 """The risk gate: the pre-trade check the order engine calls for every new and modified order.
 
-`RiskGate.check(order, context)` implements the order engine's `PreTradeCheck` protocol
-(`rampart.trading.ports`) structurally: risk sits below trading and never imports it. It turns the
-engine's order and context into the pipeline's snapshots, runs `RiskPipeline`, and returns `None`
-to accept or the stable reject code.
+`RiskGate.check(order, context)` implements the order engine's `PreTradeCheck` protocol, declared
+with its typed `PreTradeContext` in `rampart.risk.ports` (risk sits below trading and never imports
+it; trading imports the seam from there). It turns the engine's order and context into the
+pipeline's snapshots, runs `RiskPipeline`, and returns `None` to accept or the stable reject code.
 
 No I/O happens per order. What the engine's context does not carry (the account's other
 positions, open orders, today's P&L and activity, identity flags) is kept per account in memory,
@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
 
 from rampart.kernel.clock import Clock
 from rampart.platform.db import Database
@@ -38,7 +37,6 @@ from rampart.platform.uow import UnitOfWork
 from rampart.risk.bands import ReferencePrices
 from rampart.risk.controls import ControlBook
 from rampart.risk.domain import (
-    ORDER_PLACE,
     ZERO,
     AccountSnapshot,
     AccountStatus,
@@ -46,7 +44,6 @@ from rampart.risk.domain import (
     HaltScope,
     Holding,
     InstrumentSnapshot,
-    InstrumentStatus,
     OrderRequest,
     OrderType,
     RejectCode,
@@ -55,37 +52,23 @@ from rampart.risk.domain import (
     Side,
     TradingState,
 )
-from rampart.risk.ports import AccountFacts, AccountFactsSource, TraderProfile, TraderProfiles
+from rampart.risk.ports import (
+    AccountFacts,
+    AccountFactsSource,
+    CheckedOrder,
+    PreTradeContext,
+    TraderProfile,
+    TraderProfiles,
+)
 from rampart.risk.service import RejectionRecord, RiskService
 from rampart.risk.view import AccountView
+from rampart.venue.domain import Instrument
 
 log = get_logger(__name__)
 
 #: Refusals waiting for the worker; past this the oldest are dropped (and counted): the engine's
 #: own audited `rejected` order remains the record of each.
 MAX_PENDING_RECORDS = 10_000
-
-
-class EngineOrder(Protocol):
-    """What the gate reads of the engine's order (`rampart.trading.domain.Order`)."""
-
-    id: str
-    user_id: str
-    symbol: str
-    quantity: Decimal
-    filled_quantity: Decimal
-    filled_notional: Decimal
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-
-    @property
-    def is_open(self) -> bool: ...
-
-    @property
-    def side(self) -> Any: ...
-
-    @property
-    def type(self) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -111,6 +94,55 @@ class _Account:
     #: the symbols traded on both sides.
     day_trades_read: tuple[date, ...] = ()
     sides_today: dict[str, set[bool]] = field(default_factory=dict)
+
+    def apply_facts(self, facts: AccountFacts, located: dict[str, Decimal], today: date) -> None:
+        """Take in a load of the account's facts, starting the day's counts on a new day."""
+        self.view.load(facts.positions, facts.cost_basis, facts.open_orders)
+        if self.day != today:
+            # A new trading day: the running counts start again from zero. A source without
+            # today's realised P&L has it measured from the ledger's total as it stands now.
+            self.orders_today = self.trades_today = 0
+            self.short_sold = {}
+            self.sides_today = {}
+            self.day_trades_read = ()
+            self.realised_baseline = facts.realised_pnl_total
+        self.facts = facts
+        self.day = today
+        if facts.realised_pnl_today is not None:
+            # Between reads of today's activity, today's realised P&L is the ledger's running
+            # total less what it was at the start of the day: exact, from every reload.
+            self.realised_baseline = facts.realised_pnl_total - facts.realised_pnl_today
+        self.realised_today = facts.realised_pnl_total - self.realised_baseline
+        if facts.day_trade_dates is not None:
+            self.day_trades_read = tuple(facts.day_trade_dates)
+        if facts.sides_today is not None:
+            for symbol, sides in facts.sides_today.items():
+                self.sides_today.setdefault(symbol, set()).update(sides)
+        if facts.orders_today is not None:
+            self.orders_today = facts.orders_today
+        if facts.trades_today is not None:
+            self.trades_today = facts.trades_today
+        if facts.short_sold_today is not None:
+            self.short_sold = dict(facts.short_sold_today)
+        self.located = located
+        self.locates = self.locates_left()
+
+    def day_trade_dates(self) -> tuple[date, ...]:
+        """Earlier days as read; today, the symbols traded on both sides in what was read joined
+        with what was seen since (at least as many as the read counted)."""
+        today = self.day
+        earlier = tuple(d for d in self.day_trades_read if d != today)
+        if today is None:
+            return earlier
+        both = sum(1 for sides in self.sides_today.values() if len(sides) == 2)
+        read_today = len(self.day_trades_read) - len(earlier)
+        return earlier + (today,) * max(both, read_today)
+
+    def locates_left(self) -> dict[str, Decimal]:
+        return {
+            symbol: quantity - self.short_sold.get(symbol, ZERO)
+            for symbol, quantity in self.located.items()
+        }
 
 
 class RiskGate:
@@ -191,12 +223,12 @@ class RiskGate:
         for account_id in list(self._accounts):
             self.forget(account_id)
 
-    def check(self, order: EngineOrder, context: Any) -> str | None:
+    def check(self, order: CheckedOrder, context: PreTradeContext) -> str | None:
         """`PreTradeCheck.check`: None to accept, a stable reject code to refuse."""
         decision = self.decide(order, context)
         return None if decision.accepted else str(decision.code)
 
-    def decide(self, order: EngineOrder, context: Any) -> Decision:
+    def decide(self, order: CheckedOrder, context: PreTradeContext) -> Decision:
         try:
             request = self._request(order, context)
             instrument = self._banded(instrument_snapshot(context.instrument, context.last_price))
@@ -266,7 +298,7 @@ class RiskGate:
         with self._lock:
             self.pipeline.activity.record_execution(account_id, symbol, self._clock.time_ns())
 
-    def order_changed(self, order: EngineOrder) -> None:
+    def order_changed(self, order: CheckedOrder) -> None:
         """The engine's report of a change to one of its orders, made as the change is made
         (`OrderEngine.order_listeners`): applied to the account's view at once."""
         state = self._accounts.get(order.user_id)
@@ -319,7 +351,7 @@ class RiskGate:
                 located = self.service.located(session, account_id, today)
         finally:
             self._forget_facts(account_id)
-        self._apply_facts(state, facts, located, today)
+        state.apply_facts(facts, located, today)
         return self._snapshot(request, state, None)
 
     def orders_in_last_second(self, account_id: str) -> int:
@@ -329,19 +361,11 @@ class RiskGate:
             )
 
     # --- snapshots -----------------------------------------------------------------------------
-    def _request(self, order: EngineOrder, context: Any) -> OrderRequest:
+    def _request(self, order: CheckedOrder, context: PreTradeContext) -> OrderRequest:
         replaces = None
-        if getattr(context, "action", "new") == "modify":
+        if context.action == "modify":
             # Without the replaced order's figures the whole new order is counted: conservative.
-            replaces = ReplacedOrder(
-                getattr(context, "replaced_quantity", None) or ZERO,
-                getattr(context, "replaced_price", None),
-            )
-        permissions = getattr(context, "permissions", None)
-        if permissions is None:
-            # The engine's context does not carry the caller's permissions: the order routes
-            # admit only principals holding `order:place` (`requires(Permission.ORDER_PLACE)`).
-            permissions = _ROUTE_AUTHORISED
+            replaces = ReplacedOrder(context.replaced_quantity or ZERO, context.replaced_price)
         return OrderRequest(
             account_id=order.user_id,
             symbol=order.symbol,
@@ -350,14 +374,16 @@ class RiskGate:
             quantity=order.quantity - order.filled_quantity,
             limit_price=order.limit_price,
             stop_price=order.stop_price,
-            permissions=permissions,
-            actor=getattr(context, "actor", None) or f"user:{order.user_id}",
-            credential_id=getattr(context, "credential_id", None),
+            # The sender's own, always: an HTTP route's principal's, or what an in-process
+            # caller states. Nothing is granted here for a context that lacks them.
+            permissions=context.permissions,
+            actor=context.actor,
+            credential_id=context.credential_id,
             replaces=replaces,
         )
 
     def account_snapshot(
-        self, request: OrderRequest, context: Any | None = None
+        self, request: OrderRequest, context: PreTradeContext | None = None
     ) -> AccountSnapshot:
         """The account as the pipeline sees it: cached facts, overlaid with the engine's live
         cash, reservations and position in the order's symbol when a context is given."""
@@ -366,11 +392,10 @@ class RiskGate:
         return self._snapshot(request, self._load(request.account_id), context)
 
     def _snapshot(
-        self, request: OrderRequest, state: _Account, context: Any | None
+        self, request: OrderRequest, state: _Account, context: PreTradeContext | None
     ) -> AccountSnapshot:
-        profile = state.profile
-        if profile is None:
-            profile = TraderProfile(AccountStatus.CLOSED, False, False)
+        # No profile: no such account, whose orders are refused.
+        profile = state.profile or _NO_PROFILE
         facts = state.facts
         assert facts is not None
         cash = facts.cash if context is None else context.cash_balance
@@ -400,7 +425,7 @@ class RiskGate:
             orders_today=state.orders_today,
             trades_today=state.trades_today,
             holdings=holdings,
-            day_trade_dates=self._day_trade_dates(state),
+            day_trade_dates=state.day_trade_dates(),
             locates=state.locates,
             today=state.day or self._clock.now().date(),
         )
@@ -429,7 +454,7 @@ class RiskGate:
                 if stale_facts:
                     facts = self._facts.account_facts(session, account_id, today)
                     located = self.service.located(session, account_id, today)
-                    self._apply_facts(state, facts, located, today)
+                    state.apply_facts(facts, located, today)
                     # Read inside a batch, the ledger lacks the batch's fills that the engine's
                     # open orders already show: read again before the next batch.
                     state.facts_loaded = -1e18 if fresh_in_batch else now
@@ -443,55 +468,7 @@ class RiskGate:
 
     @staticmethod
     def _day_trade_dates(state: _Account) -> tuple[date, ...]:
-        """Earlier days as read; today, the symbols traded on both sides in what was read joined
-        with what was seen since (at least as many as the read counted)."""
-        today = state.day
-        earlier = tuple(d for d in state.day_trades_read if d != today)
-        if today is None:
-            return earlier
-        both = sum(1 for sides in state.sides_today.values() if len(sides) == 2)
-        read_today = len(state.day_trades_read) - len(earlier)
-        return earlier + (today,) * max(both, read_today)
-
-    def _apply_facts(
-        self, state: _Account, facts: AccountFacts, located: dict[str, Decimal], today: date
-    ) -> None:
-        state.view.load(facts.positions, facts.cost_basis, facts.open_orders)
-        if state.day != today:
-            # A new trading day: the running counts start again from zero. A source without
-            # today's realised P&L has it measured from the ledger's total as it stands now.
-            state.orders_today = state.trades_today = 0
-            state.short_sold = {}
-            state.sides_today = {}
-            state.day_trades_read = ()
-            state.realised_baseline = facts.realised_pnl_total
-        state.facts = facts
-        state.day = today
-        if facts.realised_pnl_today is not None:
-            # Between reads of today's activity, today's realised P&L is the ledger's running
-            # total less what it was at the start of the day: exact, from every reload.
-            state.realised_baseline = facts.realised_pnl_total - facts.realised_pnl_today
-        state.realised_today = facts.realised_pnl_total - state.realised_baseline
-        if facts.day_trade_dates is not None:
-            state.day_trades_read = tuple(facts.day_trade_dates)
-        if facts.sides_today is not None:
-            for symbol, sides in facts.sides_today.items():
-                state.sides_today.setdefault(symbol, set()).update(sides)
-        if facts.orders_today is not None:
-            state.orders_today = facts.orders_today
-        if facts.trades_today is not None:
-            state.trades_today = facts.trades_today
-        if facts.short_sold_today is not None:
-            state.short_sold = dict(facts.short_sold_today)
-        state.located = located
-        state.locates = self._locates_left(state)
-
-    @staticmethod
-    def _locates_left(state: _Account) -> dict[str, Decimal]:
-        return {
-            symbol: quantity - state.short_sold.get(symbol, ZERO)
-            for symbol, quantity in state.located.items()
-        }
+        return state.day_trade_dates()
 
     def forget(self, account_id: str) -> None:
         """Drop the cached view of an account (the next order reloads all of it)."""
@@ -515,7 +492,7 @@ class RiskGate:
         if request.side is Side.SELL_SHORT:
             quantity = request.quantity - (request.replaces.quantity if request.replaces else ZERO)
             state.short_sold[request.symbol] = state.short_sold.get(request.symbol, ZERO) + quantity
-            state.locates = self._locates_left(state)
+            state.locates = state.locates_left()
 
     def _refused(self, request: OrderRequest, decision: Decision) -> None:
         escalate = decision.escalate
@@ -562,10 +539,9 @@ class RiskGate:
         return len(records)
 
 
-_ROUTE_AUTHORISED = frozenset({ORDER_PLACE})
+_NO_PROFILE = TraderProfile(AccountStatus.CLOSED, False, False)
 _SIDES = {s.value: s for s in Side}
 _TYPES = {t.value: t for t in OrderType}
-_STATUSES = {s.value: s for s in InstrumentStatus}
 
 
 def _s(value: Decimal | None) -> str | None:
@@ -584,7 +560,7 @@ def _min(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     return a if b is None or a <= b else b
 
 
-def _context_only(request: OrderRequest, context: Any) -> AccountSnapshot:
+def _context_only(request: OrderRequest, context: PreTradeContext) -> AccountSnapshot:
     """The account from the engine's context alone: enough for the controls checks (REDUCING
     needs the position in the order's symbol; open orders in it count as unknown)."""
     cash, reserved = context.cash_balance, context.cash_reserved
@@ -606,14 +582,17 @@ def _context_only(request: OrderRequest, context: Any) -> AccountSnapshot:
     )
 
 
-def instrument_snapshot(instrument: Any, reference_price: Decimal | None) -> InstrumentSnapshot:
-    """The engine's instrument (`rampart.venue.domain.Instrument`) as the pipeline sees it; the
-    collar is centred on the last trade price (the instrument's reference before any trade)."""
+def instrument_snapshot(
+    instrument: Instrument, reference_price: Decimal | None
+) -> InstrumentSnapshot:
+    """The engine's instrument as the pipeline sees it; the collar is centred on the last trade
+    price (the instrument's reference before any trade). Instruments carry no collar of their
+    own: the pipeline's default applies."""
     return InstrumentSnapshot(
         symbol=instrument.symbol,
-        status=_STATUSES[str(instrument.status)],
+        status=instrument.status,
         reference_price=reference_price or instrument.reference_price,
-        collar_percent=getattr(instrument, "collar_percent", None),
-        threshold_security=bool(instrument.threshold_security),
-        easy_to_borrow=bool(instrument.easy_to_borrow),
+        collar_percent=None,
+        threshold_security=instrument.threshold_security,
+        easy_to_borrow=instrument.easy_to_borrow,
     )

@@ -58,7 +58,7 @@ def account_risk(gate: RiskGate, session: Session, account_id: str) -> dict[str,
                 if config.margin_mode is MarginMode.LEGACY_PDT
                 else None,
             },
-            "buying_power": _fmt(snapshot.cash - snapshot.reserved),
+            "buying_power": _fmt(snapshot.buying_power),
         }
     held = set(snapshot.holdings) if snapshot is not None else set()
     refusals = session.scalars(

@@ -8,18 +8,107 @@ The engine implements these protocols, and `bootstrap` hands the implementations
 - `AccountFactsSource`: positions, open orders, today's P&L and activity of an account, for the
   parts of the pre-trade snapshot the engine's per-order context does not carry.
 - `TraderProfiles`: whether an account is active, its email verified and MFA enrolled (identity).
+
+And the seam the other way, which the order engine calls and the risk gate implements:
+`PreTradeCheck`, given the engine's order (`CheckedOrder`) and a typed `PreTradeContext`. Both
+sides import these names from here, the layer below the engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Protocol
 
 from rampart.risk.domain import AccountStatus, OpenOrderFact, PositionFact
+from rampart.venue.domain import BookSnapshot, Instrument
+
+if TYPE_CHECKING:
+    # Annotations only: the engine's pure core imports this module.
+    from sqlalchemy.orm import Session
+
+
+class CheckedOrder(Protocol):
+    """What a pre-trade check reads of the engine's order (`rampart.trading.domain.Order`)."""
+
+    id: str
+    user_id: str
+    symbol: str
+    quantity: Decimal
+    filled_quantity: Decimal
+    filled_notional: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+    @property
+    def is_open(self) -> bool: ...
+
+    # Its side and type are string enums (`OrderSide`, `OrderType`): read as their values.
+    @property
+    def side(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PreTradeContext:
+    """What a check may look at: a consistent snapshot taken inside the engine's batch."""
+
+    #: `new` or `modify`.
+    action: str
+    instrument: Instrument
+    #: Cash balance, reserved cash and buying power of the order's account, before this order.
+    cash_balance: Decimal
+    cash_reserved: Decimal
+    buying_power: Decimal
+    #: Signed position in the order's symbol (negative: short).
+    position_quantity: Decimal
+    #: Open orders the account has in this symbol (excluding this one).
+    open_orders: int
+    #: Last trade price, or the instrument's reference price before the first trade.
+    last_price: Decimal
+    #: Cash the order would hold if accepted (0 for plain sells).
+    reservation: Decimal
+    #: Who sends the order (the audit actor: `user:<id>`, `apikey:<id>`), what the sender may
+    #: do, and the credential used. Always the sender's own permissions: every HTTP route
+    #: passes its principal's, and in-process callers state theirs (`rampart.trading.commands`).
+    actor: str
+    permissions: frozenset[str]
+    credential_id: str | None = None
+    book: BookSnapshot | None = None
+    #: On a modify: what the replaced order still had open, and its limit (or stop) price, so a
+    #: modification is checked for the difference it makes, not counted twice.
+    replaced_quantity: Decimal | None = None
+    replaced_price: Decimal | None = None
+
+
+class PreTradeCheck(Protocol):
+    """A check the order engine runs on every new and modified order, after its own checks and
+    before the venue: `None` accepts, a stable reason code (such as `price-collar`) rejects;
+    the order then becomes a recorded `rejected` order carrying that code, never an exception.
+    Checks run on the engine thread, inside the batch: fast, and no I/O per order."""
+
+    def check(self, order: CheckedOrder, context: PreTradeContext) -> str | None:
+        """None to accept; a stable reason code to reject."""
+        ...
+
+    def before_batch(self, accounts: Iterable[str]) -> None:
+        """Called before each batch's commands, with the accounts whose commands it runs: the
+        one moment a check may read the database and find it agreeing with the engine (inside
+        the batch, the orders already accepted exist only in the engine's memory)."""
+        ...
+
+    def after_batch(self) -> None:
+        """Called after each batch's commands, whether they succeeded or not."""
+        ...
+
+    def invalidate(self) -> None:
+        """The engine rebuilt its books (another writer changed them) or took back a command the
+        check may have counted: nothing counted on since is to be trusted as complete."""
+        ...
 
 
 class OpenOrderCanceller(Protocol):

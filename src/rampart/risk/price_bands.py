@@ -1,5 +1,6 @@
 """Per-instrument price bands (limit-up/limit-down style): who may set them, and how a change is
-recorded. The check itself is `RiskPipeline._price_band`; the moving reference `bands.py`."""
+recorded. The check itself is `PriceChecks.price_band` (`rampart.risk.domain.price_checks`); the
+moving reference `bands.py`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from rampart.kernel.errors import ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.platform.uow import UnitOfWork
 from rampart.risk.db import PriceBandRow
-from rampart.risk.service import RiskService, clean_symbol, reason_text, require_person
+from rampart.risk.inputs import clean_symbol, reason_text, require_person
+from rampart.risk.revisions import bump_version
+from rampart.risk.service import RiskService
 
 MAX_WINDOW_SECONDS = 86_400
 
@@ -60,8 +63,8 @@ def set_price_band(
         row.reason, row.updated_at, row.updated_by = reason, now, principal.actor
     uow.session.flush()
     after = _as_dict(row)
-    risk.changed(uow)
-    risk.record_event(
+    bump_version(uow.session, risk.clock.now())
+    risk.event_log.record(
         uow,
         "band-change",
         actor=principal.actor,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from rampart.config import Settings
+from rampart.config import RiskSettings, Settings
 from rampart.kernel.clock import Clock
 from rampart.platform.db import Database
 from rampart.platform.uow import UnitOfWork
@@ -20,9 +20,18 @@ from rampart.risk.adapters import (
     RiskWorker,
 )
 from rampart.risk.controls import ControlBook
-from rampart.risk.domain import ActivityTracker, OpenOrderFact, RiskConfig, RiskPipeline, Side
+from rampart.risk.domain import (
+    NS_PER_SECOND,
+    ActivityTracker,
+    MarginMode,
+    OpenOrderFact,
+    RiskConfig,
+    RiskLimits,
+    RiskPipeline,
+    Side,
+)
 from rampart.risk.gate import RiskGate
-from rampart.risk.service import RiskService, default_limits, risk_config
+from rampart.risk.service import RiskService
 
 #: An open order as the engine reports it: (id, symbol, side, remaining quantity, limit price,
 #: filled quantity, filled notional).
@@ -34,6 +43,38 @@ class RiskComponents:
     service: RiskService
     gate: RiskGate
     worker: RiskWorker
+
+
+def risk_config(settings: RiskSettings) -> RiskConfig:
+    return RiskConfig(
+        default_collar_percent=settings.price_collar_percent,
+        margin_mode=MarginMode(settings.margin_mode),
+        fee_rate=settings.fee_rate,
+        fee_minimum=settings.fee_minimum,
+        long_margin_rate=settings.long_margin_rate,
+        short_margin_rate=settings.short_margin_rate,
+        short_initial_margin=settings.short_initial_margin,
+        pdt_min_equity=settings.pdt_min_equity,
+        duplicate_window_ns=int(settings.duplicate_window_seconds * NS_PER_SECOND),
+        erroneous_window_ns=settings.erroneous_window_seconds * NS_PER_SECOND,
+        execution_window_ns=settings.execution_window_seconds * NS_PER_SECOND,
+    )
+
+
+def default_limits(settings: RiskSettings) -> RiskLimits:
+    return RiskLimits(
+        max_order_quantity=settings.max_order_quantity,
+        max_order_notional=settings.max_order_notional,
+        max_position_quantity=settings.max_position_quantity,
+        max_gross_exposure=settings.max_gross_exposure,
+        daily_loss_limit=settings.daily_loss_limit,
+        max_orders_per_day=settings.max_orders_per_day,
+        max_trades_per_day=settings.max_trades_per_day,
+        max_orders_per_second=settings.max_orders_per_second,
+        max_window_notional=settings.max_window_notional,
+        max_collar_strikes=settings.max_collar_strikes,
+        max_executions_in_window=settings.max_executions_in_window,
+    )
 
 
 def build_risk(

@@ -23,7 +23,7 @@ from rampart.kernel.errors import RampartError
 from rampart.ledger.service import LedgerService
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
-from rampart.trading.domain import OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import OrderSide, OrderTicket, OrderType
 from rampart.trading.engine import CancelAll, Place
 from rampart.trading.service import OrderService
 from rampart.venue.domain import Instrument, InstrumentStatus, TimeInForce
@@ -172,7 +172,7 @@ class MarketSimulator:
     def _round(self, price: Decimal, tick: Decimal) -> Decimal:
         return (price / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick
 
-    def _place(self, user: str, request: OrderRequest) -> dict[str, object]:
+    def _place(self, user: str, request: OrderTicket) -> dict[str, object]:
         result = self._orders.engine.call(Place(user, ACTOR, request), timeout=10)
         self.placed += 1
         return result.order
@@ -188,12 +188,12 @@ class MarketSimulator:
             bid = self._round(s.fair - spread * (level + 1), tick)
             ask = self._round(s.fair + spread * (level + 1), tick)
             requests.append(
-                OrderRequest(symbol, OrderSide.BUY, OrderType.LIMIT, size, TimeInForce.DAY, bid)
+                OrderTicket(symbol, OrderSide.BUY, OrderType.LIMIT, size, TimeInForce.DAY, bid)
             )
             side = OrderSide.SELL if held >= size else OrderSide.SELL_SHORT
             if side is OrderSide.SELL:
                 held -= size
-            requests.append(OrderRequest(symbol, side, OrderType.LIMIT, size, TimeInForce.DAY, ask))
+            requests.append(OrderTicket(symbol, side, OrderType.LIMIT, size, TimeInForce.DAY, ask))
         # The cancel and the new ladder are queued together, without waiting in between, so they
         # normally land in one engine batch: watchers see the old ladder replaced by the new one,
         # never the empty book in between (and it is one commit instead of seven).
@@ -215,14 +215,14 @@ class MarketSimulator:
         held = self._orders_position(trader, symbol)
         side = OrderSide.BUY if buy else (OrderSide.SELL if held >= size else OrderSide.SELL_SHORT)
         if self._random.random() < 0.6:
-            self._place(trader, OrderRequest(symbol, side, OrderType.MARKET, size, TimeInForce.IOC))
+            self._place(trader, OrderTicket(symbol, side, OrderType.MARKET, size, TimeInForce.IOC))
         else:
             offset = s.instrument.tick_size * self._random.randint(-5, 5)
             price = max(
                 s.instrument.tick_size, self._round(s.fair + offset, s.instrument.tick_size)
             )
             self._place(
-                trader, OrderRequest(symbol, side, OrderType.LIMIT, size, TimeInForce.IOC, price)
+                trader, OrderTicket(symbol, side, OrderType.LIMIT, size, TimeInForce.IOC, price)
             )
 
     def _orders_position(self, user: str, symbol: str) -> Decimal:

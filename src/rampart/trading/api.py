@@ -36,8 +36,8 @@ from rampart.trading.domain import (
     MAX_PRICE,
     MAX_QUANTITY,
     InvalidOrderError,
-    OrderRequest,
     OrderSide,
+    OrderTicket,
     OrderType,
     fmt,
 )
@@ -121,10 +121,10 @@ class OrderIn(BaseModel):
             raise ValueError("give amounts as decimal strings, not JSON numbers with a fraction")
         return str(value) if isinstance(value, int) else value
 
-    def to_request(self) -> OrderRequest:
+    def to_request(self) -> OrderTicket:
         quantity = _decimal(self.quantity, "quantity")
         assert quantity is not None
-        return OrderRequest(
+        return OrderTicket(
             symbol=self.symbol,
             side=self.side,
             type=self.type,

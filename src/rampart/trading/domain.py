@@ -1,6 +1,6 @@
 """Orders: types, the lifecycle as an explicit transition table, reason codes, built-in checks.
 
-Pure logic. The order engine (`rampart.trading.engine`) is the only code that changes an order,
+Pure logic. The order engine's core (`rampart.trading.core`) is the only code that changes an order,
 and it does so through `Order.transition`, which refuses any move the table does not allow.
 """
 
@@ -13,7 +13,13 @@ from enum import StrEnum
 from typing import Any
 
 from rampart.kernel.errors import ValidationError
-from rampart.kernel.money import AMOUNT_PLACES, MAX_ORDER_AMOUNT, round_price, within_order_bounds
+from rampart.kernel.money import (
+    AMOUNT_PLACES,
+    MAX_ORDER_AMOUNT,
+    ZERO,
+    round_price,
+    within_order_bounds,
+)
 from rampart.venue.domain import (
     Instrument,
     InstrumentStatus,
@@ -22,7 +28,6 @@ from rampart.venue.domain import (
     TimeInForce,
 )
 
-ZERO = Decimal(0)
 #: An order's quantity and prices: above 0, at most these, at most `AMOUNT_PLACES` decimal places
 #: (`rampart.kernel.money`). Checked when a request or modification is built, before the engine.
 MAX_QUANTITY = MAX_ORDER_AMOUNT
@@ -116,7 +121,7 @@ def check_amounts(
     quantity: Decimal | None, limit_price: Decimal | None, stop_price: Decimal | None
 ) -> None:
     """Refuse an amount an order may not carry (see `MAX_QUANTITY`): the one check every way
-    into the engine passes (`OrderRequest`, `Modify`), so that nothing after it can meet a value
+    into the engine passes (`OrderTicket`, `Modify`), so that nothing after it can meet a value
     that storage would round or refuse, or that formatting or arithmetic would raise on."""
     for name, value, maximum in (
         ("quantity", quantity, MAX_QUANTITY),
@@ -179,8 +184,11 @@ def check_instrument_limits(
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRequest:
-    """A validated request to place an order."""
+class OrderTicket:
+    """What a customer asks to place, validated: the order as entered (`Place` carries it).
+
+    Not the risk pipeline's `OrderRequest` (`rampart.risk.domain`), which is an order or a
+    modification as the checks see it, with its account, sender and permissions."""
 
     symbol: str
     side: OrderSide

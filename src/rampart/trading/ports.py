@@ -1,66 +1,57 @@
-"""The seam the pre-trade risk engine plugs into.
+"""What the order engine's core needs from outside it, as interfaces.
 
-Every new order and every modification passes, in the order engine and before it reaches the
-venue, through the built-in checks and then each `PreTradeCheck` registered on the container
-(`container.pre_trade_checks`). A check returns `None` to accept, or a stable reason code (such
-as `price-collar` or `trading-halted`) to reject: the order then becomes a recorded `rejected`
-order carrying that code, never an exception. Checks run on the engine thread, inside the batch,
-so they must be fast and must not do I/O per order; they read the snapshot they are given.
-
-`rampart.risk` sits below `rampart.trading` in the layers: it implements this protocol
-structurally and may import these names under `TYPE_CHECKING` only.
+- `PreTradeCheck` and its `PreTradeContext`: the risk gate's seam. They are declared in
+  `rampart.risk.ports`, the layer below trading, so that both sides import one typed object;
+  re-exported here for the code that wires trading (`rampart.bootstrap`).
+- `BatchLoader`: what the core reads during a batch that the batch did not load beforehand (a
+  maker's account met in matching, an instrument a modification needs, the status of an order
+  that is not open). The store (`rampart.trading.store`) implements it inside the batch's
+  transaction; the core never sees a session.
+- `InstrumentSource`: the instruments of the venue, read through the venue's service (trading
+  does not read the venue's tables).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Protocol
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Protocol
 
-from rampart.trading.domain import Order
-from rampart.venue.domain import BookSnapshot, Instrument
+from rampart.ledger.domain import LedgerBatch
+from rampart.risk.ports import CheckedOrder, PreTradeCheck, PreTradeContext
+from rampart.venue.domain import Instrument
 
-
-@dataclass(frozen=True, slots=True)
-class PreTradeContext:
-    """What a check may look at: a consistent snapshot taken inside the engine's batch."""
-
-    #: `new` or `modify`.
-    action: str
-    instrument: Instrument
-    #: Cash balance, reserved cash and buying power of the order's account, before this order.
-    cash_balance: Decimal
-    cash_reserved: Decimal
-    buying_power: Decimal
-    #: Signed position in the order's symbol (negative: short).
-    position_quantity: Decimal
-    #: Open orders the account has in this symbol (excluding this one).
-    open_orders: int
-    #: Last trade price, or the instrument's reference price before the first trade.
-    last_price: Decimal
-    #: Cash the order would hold if accepted (0 for plain sells).
-    reservation: Decimal
-    book: BookSnapshot | None = None
-    #: Who sends the order: the audit actor (`user:<id>`, `apikey:<id>`), the principal's
-    #: permissions and the credential used. `permissions` is None only for in-process callers
-    #: without a principal (CLI, simulator); every HTTP route passes the principal's.
-    actor: str | None = None
-    permissions: frozenset[str] | None = None
-    credential_id: str | None = None
-    #: On a modify: what the replaced order still had open, and its limit (or stop) price, so a
-    #: modification is checked for the difference it makes, not counted twice.
-    replaced_quantity: Decimal | None = None
-    replaced_price: Decimal | None = None
+if TYPE_CHECKING:
+    from rampart.platform.uow import UnitOfWork
 
 
-class PreTradeCheck(Protocol):
-    """Optionally also `before_batch(accounts)` and `after_batch()`: the engine calls them around
-    each batch's commands, with the accounts whose commands the batch runs. The start of a batch
-    is the one moment a check may read the database and find it agreeing with the engine: inside
-    the batch, the orders already accepted exist only in the engine's memory until it commits.
-    And `invalidate()`: called when the engine rebuilt its books because another writer (another
-    process) changed them, so that nothing counted on since is trusted as complete."""
-
-    def check(self, order: Order, context: PreTradeContext) -> str | None:
-        """None to accept; a stable reason code to reject."""
+class BatchLoader(Protocol):
+    def accounts(self, ledger: LedgerBatch, user_ids: Iterable[str]) -> None:
+        """Load (and lock) these users' cash accounts into `ledger`."""
         ...
+
+    def positions(self, ledger: LedgerBatch, keys: Iterable[tuple[str, str]]) -> None:
+        """Load (and lock) these (user, symbol) positions into `ledger`."""
+        ...
+
+    def instruments(self, symbols: Collection[str]) -> dict[str, Instrument]:
+        """The listed instruments among `symbols` (an unlisted one is left out)."""
+        ...
+
+    def order_status(self, user_id: str, order_id: str) -> str | None:
+        """The status of the user's order, or None when the user has no such order."""
+        ...
+
+
+class InstrumentSource(Protocol):
+    def by_symbols(self, uow: UnitOfWork, symbols: Collection[str]) -> dict[str, Instrument]:
+        """The listed instruments among `symbols`, read in `uow`'s transaction."""
+        ...
+
+
+__all__ = [
+    "BatchLoader",
+    "CheckedOrder",
+    "InstrumentSource",
+    "PreTradeCheck",
+    "PreTradeContext",
+]

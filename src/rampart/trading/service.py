@@ -17,19 +17,12 @@ from sqlalchemy.orm import Session
 
 from rampart.access.rls import scope_to_user
 from rampart.kernel.context import RequestContext
-from rampart.ledger.domain import ZERO, Position
+from rampart.kernel.money import ZERO
+from rampart.ledger.domain import Position
 from rampart.ledger.service import LedgerService
 from rampart.platform.db import Database
-from rampart.trading.db import FillRow, OrderRow
-from rampart.trading.domain import (
-    OPEN_STATUSES,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    fmt,
-)
-from rampart.trading.engine import (
-    ORDERS,
+from rampart.trading.commands import (
+    IN_PROCESS_PERMISSIONS,
     Cancel,
     CancelAll,
     CancelOpen,
@@ -37,12 +30,20 @@ from rampart.trading.engine import (
     Command,
     ExpireDay,
     Modify,
-    OrderEngine,
     OrderNotFoundError,
     Place,
     PlaceResult,
-    order_from_row,
 )
+from rampart.trading.db import FillRow, OrderRow
+from rampart.trading.domain import (
+    OPEN_STATUSES,
+    OrderSide,
+    OrderStatus,
+    OrderTicket,
+    fmt,
+)
+from rampart.trading.engine import OrderEngine
+from rampart.trading.store import ORDERS, order_from_row
 from rampart.venue.domain import BookSnapshot, Instrument
 from rampart.venue.service import InstrumentService
 
@@ -93,17 +94,17 @@ class OrderService:
         self,
         user_id: str,
         actor: str,
-        request: OrderRequest,
+        request: OrderTicket,
         *,
         context: RequestContext | None = None,
         carried: Sequence[CarriedAudit] = (),
-        permissions: frozenset[str] | None = None,
+        permissions: frozenset[str] = IN_PROCESS_PERMISSIONS,
         credential_id: str | None = None,
     ) -> PlaceResult:
         """Place an order; `carried` audit entries are committed with it (see `OrderEngine`).
 
-        `permissions` and `credential_id` are the principal's, for the pre-trade checks; the
-        HTTP routes always give them."""
+        `permissions` and `credential_id` are the sender's, for the pre-trade checks: every
+        HTTP route gives its principal's (the default is an in-process caller's)."""
         result: PlaceResult = await self._await(
             Place(user_id, actor, request, context, tuple(carried), permissions, credential_id)
         )
@@ -120,7 +121,7 @@ class OrderService:
         stop_price: Decimal | None = None,
         context: RequestContext | None = None,
         carried: Sequence[CarriedAudit] = (),
-        permissions: frozenset[str] | None = None,
+        permissions: frozenset[str] = IN_PROCESS_PERMISSIONS,
         credential_id: str | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._await(
@@ -403,11 +404,7 @@ class OrderService:
 
     def instruments(self) -> list[Instrument]:
         with self._db.read() as session:
-            from rampart.venue.db import InstrumentRow
-            from rampart.venue.service import to_instrument
-
-            rows = session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
-            return [to_instrument(r) for r in rows]
+            return self._instruments.listed(session)
 
     def book(self, symbol: str) -> BookSnapshot:
         snapshot = self.engine.snapshot(symbol)

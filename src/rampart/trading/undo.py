@@ -8,8 +8,8 @@ Saved: the orders it changed (their fields, and whether the batch had them alrea
 it created, the cash accounts and positions it used (a position's collateral with it), the last
 trade price of each book it sent an
 order to, and how long the batch's lists were when it started. The engine's maps of open orders,
-stops and pending sells, and the books themselves, follow from the orders: the engine re-derives
-them for the symbols the command touched (`OrderEngine._take_back`), and its index of short
+stops and pending sells, and the books themselves, follow from the orders: the core re-derives
+them for the symbols the command touched (`TradingCore.take_back`), and its index of short
 positions (marked to market) for the positions put back.
 
 Saving costs a dictionary look-up and a tuple per thing touched, paid by every command; putting

@@ -36,7 +36,7 @@ from rampart.vault.domain import (
 )
 from rampart.vault.keys import KeyRing, SessionLike, after_commit, audit_key_event, session_of
 from rampart.vault.providers import KeyProvider
-from rampart.vault.sealing import Sealer
+from rampart.vault.sealing import EnvelopeSealer
 
 log = get_logger("rampart.vault")
 
@@ -71,7 +71,7 @@ class KeyRotation:
     def __init__(
         self,
         keys: KeyRing,
-        sealer: Sealer,
+        sealer: EnvelopeSealer,
         columns: ColumnRegistry,
         provider: KeyProvider,
         clock: Clock,

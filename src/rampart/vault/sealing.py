@@ -26,7 +26,7 @@ from rampart.vault.domain import (
 from rampart.vault.keys import KeyRing, SessionLike, session_of
 
 
-class Sealer:
+class EnvelopeSealer:
     """Envelope encryption: per-purpose data keys (and per-user keys) from the key ring."""
 
     def __init__(self, keys: KeyRing, settings: VaultSettings) -> None:

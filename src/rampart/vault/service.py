@@ -42,12 +42,12 @@ from rampart.vault.columns import ColumnRegistry
 from rampart.vault.keys import KeyRing
 from rampart.vault.providers import KeyProvider
 from rampart.vault.rotation import KeyRotation
-from rampart.vault.sealing import Sealer
+from rampart.vault.sealing import EnvelopeSealer
 from rampart.vault.shredding import Shredding
 
 
-class VaultService(Sealer):
-    """Seal and open (inherited from `Sealer`), plus the vault's parts and their common calls."""
+class VaultService(EnvelopeSealer):
+    """Seal and open (from `EnvelopeSealer`), plus the vault's parts and their common calls."""
 
     def __init__(self, provider: KeyProvider, clock: Clock, settings: VaultSettings) -> None:
         keys = KeyRing(provider, clock, settings.key_cache_seconds)

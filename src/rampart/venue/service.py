@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from rampart.kernel.errors import NotFoundError, ValidationError
 from rampart.kernel.events import AuditEvent
@@ -48,9 +50,55 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def check_symbol(symbol: str) -> None:
+    if not SYMBOL.match(symbol):
+        raise InvalidInstrumentError("Symbols are 1-16 capital letters, digits or dots.")
+
+
+def definition_event(instrument: Instrument) -> AuditEvent:
+    """The audit entry of an instrument's (re)definition."""
+    return AuditEvent(
+        action="instrument.defined",
+        subject=f"instrument:{instrument.symbol}",
+        details={
+            "tick_size": str(instrument.tick_size),
+            "lot_size": str(instrument.lot_size),
+            "status": instrument.status.value,
+            "max_quantity": _text(instrument.max_quantity),
+            "max_price": _text(instrument.max_price),
+            "min_price": _text(instrument.min_price),
+        },
+    )
+
+
+def status_event(symbol: str, before: str, after: InstrumentStatus) -> AuditEvent:
+    return AuditEvent(
+        action="instrument.status.changed",
+        subject=f"instrument:{symbol}",
+        details={"from": before, "to": after.value},
+    )
+
+
+#: Built once: run in every order-engine batch that meets a symbol it has not loaded.
+_BY_SYMBOLS = select(InstrumentRow.__table__).where(
+    InstrumentRow.__table__.c.symbol.in_(bindparam("symbols", expanding=True))
+)
+
+
 class InstrumentService:
+    def by_symbols(self, uow: UnitOfWork, symbols: Collection[str]) -> dict[str, Instrument]:
+        """The listed instruments among `symbols` (the order engine's read, once per batch)."""
+        if not symbols:
+            return {}
+        rows = uow.session.connection().execute(_BY_SYMBOLS, {"symbols": list(symbols)})
+        return {row.symbol: to_instrument(row) for row in rows}
+
     def all(self, uow: UnitOfWork) -> list[Instrument]:
-        rows = uow.session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
+        return self.listed(uow.session)
+
+    def listed(self, session: Session) -> list[Instrument]:
+        """Every instrument, by symbol, read in `session` (a unit of work's or a read one)."""
+        rows = session.scalars(select(InstrumentRow).order_by(InstrumentRow.symbol))
         return [to_instrument(r) for r in rows]
 
     def get(self, uow: UnitOfWork, symbol: str) -> Instrument:
@@ -61,8 +109,7 @@ class InstrumentService:
 
     def upsert(self, uow: UnitOfWork, instrument: Instrument) -> Instrument:
         """Create or redefine an instrument (an operator action, audited)."""
-        if not SYMBOL.match(instrument.symbol):
-            raise InvalidInstrumentError("Symbols are 1-16 capital letters, digits or dots.")
+        check_symbol(instrument.symbol)
         now = uow.clock.now()
         row = uow.session.get(InstrumentRow, instrument.symbol)
         if row is None:
@@ -79,20 +126,7 @@ class InstrumentService:
         row.max_price = instrument.max_price
         row.min_price = instrument.min_price
         row.updated_at = now
-        uow.audit(
-            AuditEvent(
-                action="instrument.defined",
-                subject=f"instrument:{instrument.symbol}",
-                details={
-                    "tick_size": str(instrument.tick_size),
-                    "lot_size": str(instrument.lot_size),
-                    "status": instrument.status.value,
-                    "max_quantity": _text(instrument.max_quantity),
-                    "max_price": _text(instrument.max_price),
-                    "min_price": _text(instrument.min_price),
-                },
-            )
-        )
+        uow.audit(definition_event(instrument))
         return instrument
 
     def set_status(self, uow: UnitOfWork, symbol: str, status: InstrumentStatus) -> Instrument:
@@ -102,13 +136,7 @@ class InstrumentService:
         before = row.status
         row.status = status.value
         row.updated_at = uow.clock.now()
-        uow.audit(
-            AuditEvent(
-                action="instrument.status.changed",
-                subject=f"instrument:{symbol}",
-                details={"from": before, "to": status.value},
-            )
-        )
+        uow.audit(status_event(symbol, before, status))
         return to_instrument(row)
 
 

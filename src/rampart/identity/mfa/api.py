@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -24,6 +24,7 @@ from starlette.requests import HTTPConnection
 from rampart.access.api import authenticated
 from rampart.access.domain import PermissionDeniedError, Principal, StaffMfaRequiredError
 from rampart.identity.authn import previous_session, set_session_cookie
+from rampart.identity.db import SessionRow
 from rampart.identity.domain import PendingLoginError, token_hash
 from rampart.identity.mfa.domain import (
     FactorKind,
@@ -34,8 +35,10 @@ from rampart.identity.mfa.domain import (
 from rampart.identity.mfa.service import FactorCheck, FactorResponse, MfaService
 from rampart.identity.mfa.webauthn_json import AssertionCredential, RegistrationCredential
 from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
+from rampart.kernel.clock import utc
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
+from rampart.kernel.ids import is_id
 from rampart.platform.http.access import declare_access, public
 from rampart.platform.http.deps import get_container
 from rampart.platform.http.inputs import Id, Multiline, Text, register_choice
@@ -116,9 +119,11 @@ def _commit_check(uow: UnitOfWork, check: FactorCheck) -> None:
 def guard_factor_change(
     mfa: MfaService, session: Session, principal: Principal, *, always_step_up: bool = False
 ) -> str:
-    """Changing factors needs a step-up, except enrolling the very first one; and a staff member
-    enrols their first one only from their enrolment link, never from a password-only sign-in
-    (whoever has the password alone would otherwise add their own key and act as staff)."""
+    """Changing factors needs full re-authentication (ASVS 7.5.1): a fresh step-up with a
+    factor the user has; for the very first factor, which nothing but the password protects, a
+    sign-in within the step-up window. A staff member enrols their first one only from their
+    enrolment link, never from a password-only sign-in (whoever has the password alone would
+    otherwise add their own key and act as staff)."""
     user_id = _person(principal)
     if always_step_up or mfa.has_mfa(session, user_id):
         mfa.require_step_up(session, principal, SensitiveAction.FACTORS_CHANGE)
@@ -127,7 +132,19 @@ def guard_factor_change(
             "A staff account sets up its security key from the enrolment link an operator gives "
             "(`rampart users enrolment-link`)."
         )
+    else:
+        mfa.require_recent_sign_in(_signed_in_at(session, principal))
     return user_id
+
+
+def _signed_in_at(session: Session, principal: Principal) -> datetime | None:
+    """When the principal's session was opened, with the password: its sign-in."""
+    if principal.method == "apikey" or not is_id(principal.credential_id or ""):
+        return None
+    row = session.get(SessionRow, principal.credential_id)
+    if row is None or row.user_id != principal.user_id:
+        return None
+    return utc(row.created_at)
 
 
 def _guard_factor_change(mfa: MfaService, uow: UnitOfWork, principal: Principal) -> str:
@@ -358,7 +375,8 @@ def webauthn_rename(
 ) -> None:
     container = get_container(request)
     with container.uow() as uow:
-        container.mfa.rename_authenticator(uow, _person(principal), authenticator_id, body.name)
+        user_id = _guard_factor_change(container.mfa, uow, principal)
+        container.mfa.rename_authenticator(uow, user_id, authenticator_id, body.name)
         uow.commit()
 
 
@@ -388,7 +406,11 @@ def sms_begin(
     return {"sent_to": hint}
 
 
-@router.post("/v1/mfa/email", summary="Start receiving codes by email")
+@router.post(
+    "/v1/mfa/email",
+    summary="Start receiving codes by email (403 where email is no second factor)",
+    responses=problem_responses(403, 409, 429),
+)
 def email_begin(
     request: Request, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
@@ -441,6 +463,24 @@ def _challenge(
         return {"kind": kind, "challenge_id": ceremony.challenge_id, "options": ceremony.options}
     hint = mfa.send_code(uow, user_id, FactorKind(kind), purpose)
     return {"kind": kind, "sent_to": hint}
+
+
+@router.post(
+    "/v1/mfa/recovery-hold/lift",
+    summary="End the hold after a password reset by email early, with a backup code",
+    responses=problem_responses(404, 429),
+)
+def recovery_hold_lift(
+    body: CodeBody, request: Request, principal: Principal = Depends(authenticated())
+) -> dict[str, Any]:
+    """Only the hold an email-only password reset started (404 `mfa-no-recovery-hold`
+    otherwise, including during a support reset's cooling period); a wrong code is 401."""
+    container = get_container(request)
+    user_id = _person(principal)
+    with factor_attempt(container, user_id), container.uow() as uow:
+        check = container.mfa.lift_recovery_hold(uow, user_id, body.code)
+        _commit_check(uow, check)
+    return {"lifted": True, "backup_codes_remaining": check.backup_codes_remaining}
 
 
 @router.post(

@@ -20,8 +20,22 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.engine import Connection
+
+from rampart.identity.mfa.db import BackupCodeRow
+from rampart.identity.mfa.domain import (
+    BACKUP_CODE_COUNT,
+    InvalidFactorError,
+    new_backup_codes,
+    normalise_backup_code,
+)
+from rampart.identity.mfa.ports import MfaSecrets, Notifier
+from rampart.kernel.clock import Clock
+from rampart.kernel.events import AuditEvent
+from rampart.kernel.ids import new_id
+from rampart.kernel.secret import Secret
+from rampart.platform.uow import UnitOfWork
 
 ARGON2_PREFIX = "$argon2id$"
 
@@ -57,3 +71,75 @@ def wrap_legacy_digests(connection: Connection) -> int:
             {"sealed": seal_code_digest(digest), "id": row_id},
         )
     return len(rows)
+
+
+class BackupCodes:
+    """Ten single-use codes for the day every other factor is lost."""
+
+    def __init__(self, clock: Clock, secrets_port: MfaSecrets, notifier: Notifier) -> None:
+        self._clock = clock
+        self._secrets = secrets_port
+        self._notifier = notifier
+
+    def regenerate(self, uow: UnitOfWork, user_id: str) -> list[Secret[str]]:
+        """Ten new codes, shown once; every older code stops working in the same transaction."""
+        session = uow.session
+        session.execute(delete(BackupCodeRow).where(BackupCodeRow.user_id == user_id))
+        codes = new_backup_codes(BACKUP_CODE_COUNT)
+        now = self._clock.now()
+        for code in codes:
+            normal = normalise_backup_code(code)
+            assert normal is not None
+            session.add(
+                BackupCodeRow(
+                    id=new_id(),
+                    user_id=user_id,
+                    code_digest=seal_code_digest(
+                        self._secrets.code_digest(session, "backup", user_id, normal)
+                    ),
+                    created_at=now,
+                )
+            )
+        session.flush()
+        uow.audit(
+            AuditEvent(
+                action="mfa.backup_codes.generated",
+                subject=f"user:{user_id}",
+                details={"count": len(codes)},
+            )
+        )
+        self._notifier.security_notice(
+            uow, user_id, "mfa.backup_codes_generated", {"count": len(codes)}
+        )
+        return [Secret(c) for c in codes]
+
+    def use(self, uow: UnitOfWork, user_id: str, code: str) -> int:
+        """Spend `code`; returns how many unused codes remain. Raises `InvalidFactorError`."""
+        session = uow.session
+        normal = normalise_backup_code(code)
+        if normal is None:
+            raise InvalidFactorError
+        digest = self._secrets.code_digest(session, "backup", user_id, normal)
+        rows = session.scalars(
+            select(BackupCodeRow)
+            .where(BackupCodeRow.user_id == user_id, BackupCodeRow.used_at.is_(None))
+            .limit(BACKUP_CODE_COUNT * 2)
+        ).all()
+        match: BackupCodeRow | None = None
+        for row in rows:
+            # Every unused code is checked, whether or not an earlier one matched: the time
+            # taken says nothing about which code, or whether any, matched.
+            if code_digest_matches(row.code_digest, digest) and match is None:
+                match = row
+        if match is None:
+            raise InvalidFactorError
+        now = self._clock.now()
+        spent = session.execute(
+            update(BackupCodeRow)
+            .where(BackupCodeRow.id == match.id, BackupCodeRow.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if spent.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidFactorError
+        return len(rows) - 1

@@ -49,6 +49,11 @@ class WebAuthnCredentialRow(Base):
     #: base64url of the credential id (at most 1023 bytes by the spec).
     credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Keyed MAC (the vault's blind-index key, `MfaSecrets.credential_mac`) over the user, the
+    #: credential id and the public key: a database write that swaps in an attacker's key (or
+    #: moves a key to another user) fails the check and the key signs nothing in (ASVS 6.7.1).
+    #: NULL only for a row nobody sealed, which is refused like a forged one.
+    key_mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
     sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
     name: Mapped[str] = mapped_column(String(64))
     transports: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -51,6 +51,7 @@ class SensitiveAction(StrEnum):
     RISK_LIMITS_CHANGE = "risk.limits.change"
     ROLES_CHANGE = "access.roles.change"
     ACCOUNT_UNLOCK = "account.unlock"
+    PASSWORD_RESET_FOR_USER = "account.password_reset"  # noqa: S105 - an action name
     MFA_RESET = "mfa.reset"
     KEY_ROTATION = "keys.rotate"
 
@@ -63,6 +64,7 @@ STAFF_ACTIONS = frozenset(
         SensitiveAction.RISK_LIMITS_CHANGE,
         SensitiveAction.ROLES_CHANGE,
         SensitiveAction.ACCOUNT_UNLOCK,
+        SensitiveAction.PASSWORD_RESET_FOR_USER,
         SensitiveAction.MFA_RESET,
         SensitiveAction.KEY_ROTATION,
     }
@@ -80,8 +82,12 @@ COOLING_PERIOD = timedelta(hours=24)
 # --- TOTP (RFC 6238) ------------------------------------------------------------------------
 TOTP_DIGITS = 6
 TOTP_PERIOD = 30
-#: One step either way: phones whose clocks are up to ~30 s off still work, and no more.
-TOTP_DRIFT_STEPS = 1
+#: A code's defined lifetime (ASVS 6.5.5): it is accepted during its own 30-second step and
+#: during at most this many steps after it (a code typed across a step boundary, a phone clock
+#: a little behind ours), so for at most 60 s, and once. Never before its step begins: a code
+#: from the future (a phone clock running ahead, or a code seen over a shoulder and kept)
+#: proves nothing now. `mfa.totp_late_steps` 0 gives the strict 30-second reading.
+TOTP_LATE_STEPS = 1
 #: 160 bits, the HMAC-SHA1 block-friendly size RFC 4226 recommends.
 TOTP_SEED_BYTES = 20
 
@@ -128,9 +134,10 @@ def match_totp(
     now_epoch: float,
     *,
     last_used_step: int | None,
-    drift: int = TOTP_DRIFT_STEPS,
+    late_steps: int = TOTP_LATE_STEPS,
 ) -> int | None:
-    """The time-step `code` belongs to, within `drift` steps of now and after `last_used_step`.
+    """The time-step `code` belongs to: the current step or one of the `late_steps` before it,
+    and after `last_used_step`.
 
     Returns None when no acceptable step matches. Steps at or before the last accepted one are
     never candidates, so a code cannot be used twice, nor an older one after a newer one.
@@ -142,7 +149,7 @@ def match_totp(
     matched: int | None = None
     # Every candidate is computed and compared in constant time, so timing does not tell which
     # step (if any) matched.
-    for step in range(current - drift, current + drift + 1):
+    for step in range(current - late_steps, current + 1):
         if last_used_step is not None and step <= last_used_step:
             continue
         if hmac.compare_digest(totp_code(seed, step).encode(), cleaned.encode()) and (
@@ -150,6 +157,16 @@ def match_totp(
         ):
             matched = step
     return matched
+
+
+#: The blind index under which stored WebAuthn public keys are MACed (fixed: renaming it would
+#: make every stored MAC fail).
+WEBAUTHN_KEY_MAC_INDEX = "mfa-webauthn-key"
+
+
+def webauthn_key_mac_input(user_id: str, credential_id: str, public_key: bytes) -> str:
+    """What the MAC of a stored WebAuthn credential covers: whose it is, which one, its key."""
+    return f"{user_id}\x00{credential_id}\x00{public_key.hex()}"
 
 
 # --- one-time codes (email, SMS) and backup codes ---------------------------------------------
@@ -340,6 +357,19 @@ class CodeSendThrottledError(RateLimitedError):
 class CoolingPeriodError(ForbiddenError):
     code = "mfa-cooling-period"
     title = "Blocked for 24 hours after a second-factor reset"
+
+
+class SignInAgainError(UnauthorizedError):
+    # A user without a second factor has only the password to re-authenticate with: adding the
+    # first factor needs a sign-in within the step-up window (ASVS 7.5.1), so a stolen, older
+    # session cannot bind the attacker's authenticator to the account.
+    code = "reauthentication-required"
+    title = "Sign in again to set up a second factor"
+
+
+class EmailFactorDisabledError(ForbiddenError):
+    code = "mfa-email-factor-disabled"
+    title = "Email codes are not a second factor on this service"
 
 
 class ResetVerificationError(ValidationError):

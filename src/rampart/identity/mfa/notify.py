@@ -49,6 +49,11 @@ _NOTICES: dict[str, tuple[str, str]] = {
         "this mailbox, orders, withdrawals and new API keys are blocked until {cooling_until} "
         "(UTC). Add an authenticator app or a security key to avoid this next time.",
     ),
+    "mfa.recovery_hold_lifted": (
+        "The hold on your account was lifted with a backup code",
+        "The 24-hour hold after the password reset of your Rampart account was lifted early "
+        "with one of your backup codes. {remaining} backup codes remain.",
+    ),
 }
 
 _CODE_PURPOSES = {

@@ -86,6 +86,43 @@ def hold_after_email_reset(
     return row.cooling_until
 
 
+class NoRecoveryHoldError(NotFoundError):
+    code = "mfa-no-recovery-hold"
+    title = "No hold after a password reset by email is running on this account"
+
+
+def email_only_hold_running(session: Session, user_id: str, now: datetime) -> bool:
+    """Whether a hold started by an email-only password reset is running now."""
+    ends = session.scalar(
+        select(func.max(RecoveryHoldRow.cooling_until)).where(
+            RecoveryHoldRow.user_id == user_id, RecoveryHoldRow.cause == EMAIL_ONLY_RESET
+        )
+    )
+    return ends is not None and now < utc(ends)
+
+
+def end_email_only_holds(uow: UnitOfWork, user_id: str, now: datetime) -> None:
+    """End every running email-only hold of the user now. A support reset's cooling period is
+    not touched: its owner proved nothing a caller could not."""
+    uow.session.execute(
+        update(RecoveryHoldRow)
+        .where(
+            RecoveryHoldRow.user_id == user_id,
+            RecoveryHoldRow.cause == EMAIL_ONLY_RESET,
+            RecoveryHoldRow.cooling_until > now,
+        )
+        .values(cooling_until=now)
+        .execution_options(synchronize_session=False)
+    )
+    uow.audit(
+        AuditEvent(
+            action="mfa.recovery_hold.lifted",
+            subject=f"user:{user_id}",
+            details={"cause": EMAIL_ONLY_RESET, "proof": "backup_code"},
+        )
+    )
+
+
 # --- the four-eyes support reset -------------------------------------------------------------
 #: Verification methods support may record for a reset; each names evidence kept elsewhere.
 RESET_VERIFICATION_METHODS = frozenset(

@@ -45,4 +45,5 @@ def build_mfa(
         relying_party(settings),
         issuer=settings.mfa.webauthn_rp_name,
         email_of=email_of,
+        email_factor=settings.email_factor_allowed,
     )

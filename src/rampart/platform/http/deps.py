@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from rampart.kernel.context import RequestContext, current_context
 from rampart.platform.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -17,10 +16,6 @@ if TYPE_CHECKING:
 def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
-
-
-def get_request_context() -> RequestContext:
-    return current_context()
 
 
 def get_uow(request: Request) -> Iterator[UnitOfWork]:

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from rampart.kernel import errors
 from rampart.kernel.context import current_context
 from rampart.platform.logging import get_logger
+from rampart.platform.security_events import INPUT_REFUSED, log_security_event
 
 log = get_logger("rampart.error")
 
@@ -219,13 +220,6 @@ def _error_parts(
     return status, body, headers or None
 
 
-def rampart_error_response(exc: errors.RampartError, path: str | None) -> Response:
-    status, body, headers = _error_parts(exc, path)
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
-    )
-
-
 #: What orjson says of a value no JSON text can hold: only input puts such values in our hands.
 _UNENCODABLE_JSON = ("surrogates not allowed", "exceeds 64-bit range")
 
@@ -251,7 +245,12 @@ def is_input_data_error(exc: BaseException) -> bool:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_rampart_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.RampartError)
-        return negotiated_problem(request, *_error_parts(exc, request.url.path))
+        status, body, headers = _error_parts(exc, request.url.path)
+        if exc.security_event is not None:
+            log_security_event(
+                exc.security_event, path=request.url.path, status=status, code=exc.code
+            )
+        return negotiated_problem(request, status, body, headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -265,6 +264,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             }
             for err in exc.errors()[:50]
         ]
+        # Repeated refusals from one address are how a probe of the input rules looks: the
+        # fields and rules are logged (never the values) for the log platform to count.
+        log_security_event(
+            INPUT_REFUSED,
+            path=request.url.path,
+            status=422,
+            fields=[".".join(str(p) for p in err.get("loc", ())) for err in exc.errors()[:10]],
+            rules=sorted({str(err.get("type", "invalid")) for err in exc.errors()})[:10],
+        )
         body = problem_body(
             422,
             "validation",

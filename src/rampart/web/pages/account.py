@@ -1,6 +1,7 @@
 """Account pages: sign-up, email confirmation, sign-in, forgotten and reset password, and the
 security page (sessions, devices, sign out everywhere, change password or email address; the
-last two ask for a fresh second factor through `/security/step-up` when the user has one).
+last two ask for a fresh second factor through `/security/step-up` when the user has one, and
+ending other sessions needs a recent sign-in or step-up, `rampart.identity.reauth`).
 
 Forms shown before sign-in carry a double-submit CSRF token (cookie + hidden field); forms of a
 signed-in user carry the session's CSRF token, which `SessionAuthenticator` checks. The public
@@ -38,12 +39,14 @@ from rampart.identity.domain import (
     normalise_email,
 )
 from rampart.identity.mfa.domain import SensitiveAction
+from rampart.identity.reauth import ReauthenticationRequiredError
 from rampart.identity.sessions import KIND_BROWSER, ClientInfo
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import UnauthorizedError
 from rampart.platform.http.access import declare_access, public
 from rampart.platform.http.inputs import Id
 from rampart.platform.http.inputs import Text as Line
+from rampart.platform.security_events import RATE_LIMITED, log_security_event
 from rampart.ratelimit.api import rate_limit
 from rampart.web.pages.templating import check_public_form_csrf, render, set_cookie
 
@@ -239,6 +242,8 @@ async def login(request: Request, email: Text, password: Text, csrf_token: Csrf 
     except PasswordChangeRequiredError as exc:
         return _password_change_page(request, email, [exc.detail], status=403)
     except LoginThrottledError as exc:
+        # The page answers this refusal itself, so it is logged here as the handler would.
+        log_security_event(RATE_LIMITED, path=request.url.path, status=429, code=exc.code)
         refused = render(
             request,
             "login.html",
@@ -452,6 +457,7 @@ async def _security(request: Request, me: Principal, **extra: Any) -> HTMLRespon
             "sessions": sessions,
             "devices": devices,
             "current_session": me.credential_id,
+            "reauthentication_minutes": container.settings.identity.reauthentication_minutes,
             **_policy_context(request),
             **extra,
         },
@@ -464,10 +470,26 @@ async def security_page(request: Request, me: User) -> HTMLResponse:
     return await _security(request, me)
 
 
+async def _not_recently_authenticated(request: Request, me: Principal) -> Response | None:
+    """None when `me` may end other sessions now (`rampart.identity.reauth`); otherwise where
+    to go first: the step-up page (a second factor), or this page saying to sign in again."""
+    try:
+        await flows.require_recent_authentication(_container(request), me)
+    except StepUpRequiredError:
+        return _to_step_up("sessions")
+    except ReauthenticationRequiredError as exc:
+        return await _security(request, me, errors=[exc.detail], status=401)
+    return None
+
+
 @router.post("/security/sessions/{session_id:id}/revoke")
 async def revoke_session(session_id: Id, request: Request, me: User) -> Response:
     container = _container(request)
     user_id = me.user_id or ""
+    if session_id != me.credential_id and (
+        refused := await _not_recently_authenticated(request, me)
+    ):
+        return refused
     await flows.in_transaction(
         container,
         lambda uow: container.identity.sessions.revoke(
@@ -477,8 +499,25 @@ async def revoke_session(session_id: Id, request: Request, me: User) -> Response
     return RedirectResponse("/security", status_code=303)
 
 
+@router.post("/security/sessions/end-others")
+async def end_other_sessions(request: Request, me: User) -> Response:
+    if refused := await _not_recently_authenticated(request, me):
+        return refused
+    container = _container(request)
+    user_id = me.user_id or ""
+    await flows.in_transaction(
+        container,
+        lambda uow: container.identity.sessions.revoke_all(
+            uow, user_id, reason="ended-by-user", keep_session_id=me.credential_id, not_before=False
+        ),
+    )
+    return RedirectResponse("/security", status_code=303)
+
+
 @router.post("/security/devices/{device_id:id}/revoke")
 async def revoke_device(device_id: Id, request: Request, me: User) -> Response:
+    if refused := await _not_recently_authenticated(request, me):
+        return refused
     container = _container(request)
     user_id = me.user_id or ""
     await flows.in_transaction(
@@ -490,6 +529,8 @@ async def revoke_device(device_id: Id, request: Request, me: User) -> Response:
 
 @router.post("/security/logout-everywhere")
 async def logout_everywhere(request: Request, me: User) -> Response:
+    if refused := await _not_recently_authenticated(request, me):
+        return refused
     container = _container(request)
     user_id = me.user_id or ""
     await flows.in_transaction(

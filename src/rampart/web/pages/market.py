@@ -32,7 +32,7 @@ from rampart.platform.http.inputs import Id, Text
 from rampart.platform.http.problems import status_for
 from rampart.ratelimit.api import rate_limit
 from rampart.risk.overview import account_risk
-from rampart.trading.domain import InvalidOrderError, OrderRequest, OrderSide, OrderType
+from rampart.trading.domain import InvalidOrderError, OrderSide, OrderTicket, OrderType
 from rampart.trading.service import OrderService
 from rampart.venue.domain import BookSnapshot, TimeInForce
 from rampart.web.pages.account import page_user
@@ -204,7 +204,7 @@ async def market_page(
 
 def _order_request(
     symbol: str, side: str, quantity: str, limit_price: str, time_in_force: str, coid: str
-) -> OrderRequest:
+) -> OrderTicket:
     try:
         order_side = OrderSide(side)
         tif = TimeInForce(time_in_force)
@@ -215,7 +215,7 @@ def _order_request(
         price = to_decimal(limit_price.strip())
     except MoneyError:
         raise InvalidOrderError("Give the quantity and the limit price as numbers.") from None
-    return OrderRequest(
+    return OrderTicket(
         symbol=symbol.strip().upper()[:16],
         side=order_side,
         type=OrderType.LIMIT,
@@ -252,6 +252,9 @@ async def place_order(
             order,
             context=current_context(),
             carried=carried_decisions(request),
+            # The signed-in user's own permissions reach the pre-trade checks, as from the API.
+            permissions=principal.permissions,
+            credential_id=principal.credential_id,
         )
     except RampartError as exc:
         # A refused request re-shows the page with the reason (a *rejected* order is no error:

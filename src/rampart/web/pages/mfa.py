@@ -79,6 +79,7 @@ def _management(request: Request, principal: Principal, **extra: Any) -> HTMLRes
         summary=summary,
         keys=keys,
         step_up_minutes=container.settings.mfa.step_up_minutes,
+        email_factor=container.settings.email_factor_allowed,
         **extra,
     )
 

@@ -127,7 +127,7 @@
   function cancelForm(id) {
     var form = document.createElement("form");
     form.method = "post";
-    form.action = "/market/orders/" + id + "/cancel";
+    form.action = "/market/orders/" + encodeURIComponent(id) + "/cancel";
     form.className = "inline";
     var csrf = document.createElement("input");
     csrf.type = "hidden";
@@ -234,7 +234,7 @@
   function poll() {
     if (document.hidden) { return; }
     symbols.forEach(function (symbol) {
-      fetch("/v1/market/" + encodeURIComponent(symbol) + "/book?depth=" + depth, {
+      fetch("/v1/market/" + encodeURIComponent(symbol) + "/book?depth=" + encodeURIComponent(depth), {
         credentials: "same-origin",
         headers: { Accept: "application/json" }
       }).then(function (response) {

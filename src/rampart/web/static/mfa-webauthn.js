@@ -111,10 +111,15 @@
     var cred = await navigator.credentials.create({ publicKey: creationOptions(begin.options) });
     var done = await post("/v1/mfa/webauthn/registrations/" + encodeURIComponent(begin.challenge_id),
       { credential: registrationJSON(cred), name: name });
+    var next = button.getAttribute("data-next") || window.location.pathname;
     if (done.backup_codes && done.backup_codes.length) {
-      sessionStorage.setItem("rampart-new-backup-codes", JSON.stringify(done.backup_codes));
+      // Shown once, from this response, on this page: never written to browser storage, where
+      // any script of the origin (or someone at the same browser profile) could read them later.
+      showNewBackupCodes(button, done.backup_codes, next);
+      say(button, "Your security key is registered.");
+      return;
     }
-    window.location.assign(button.getAttribute("data-next") || window.location.pathname);
+    window.location.assign(next);
   }
 
   async function signIn(button) {
@@ -170,25 +175,32 @@
     });
   }
 
-  function showNewBackupCodes() {
+  function showNewBackupCodes(button, codes, next) {
     var holder = document.getElementById("mfa-new-backup-codes");
-    var stored = sessionStorage.getItem("rampart-new-backup-codes");
-    if (!holder || !stored) { return; }
-    sessionStorage.removeItem("rampart-new-backup-codes");
+    if (!holder) {
+      holder = document.createElement("div");
+      holder.className = "codes";
+      button.parentNode.insertBefore(holder, button.nextSibling);
+    }
     var list = document.createElement("ol");
-    JSON.parse(stored).forEach(function (code) {
+    codes.forEach(function (code) {
       var item = document.createElement("li");
       item.textContent = code;
       list.appendChild(item);
     });
     holder.appendChild(list);
+    var saved = document.createElement("a");
+    saved.id = "mfa-backup-codes-saved";
+    saved.href = next;
+    saved.textContent = "I have saved them: continue";
+    holder.appendChild(saved);
     holder.hidden = false;
+    holder.scrollIntoView();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     bind("[data-webauthn-register]", register);
     bind("[data-webauthn-sign-in]", signIn);
     bind("[data-staff-enrol]", staffEnrol);
-    showNewBackupCodes();
   });
 })();
