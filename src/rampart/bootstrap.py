@@ -20,15 +20,16 @@ from rampart.apikeys.expiry import ExpiryNotices
 from rampart.apikeys.jobs import OldKeySweeper
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from rampart.apikeys.service import ApiKeyService
+from rampart.apikeys.verification import KeyVerification
 from rampart.audit.checkpoints import Checkpointer
 from rampart.audit.log import AuditLog
 from rampart.audit.service import AuditReader
 from rampart.audit.setup import build_audit
 from rampart.config import Settings, load_settings
-from rampart.identity.accounts import TOPIC_PASSWORD_RESET
 from rampart.identity.authn import BearerAuthenticator, SessionAuthenticator
 from rampart.identity.mfa.service import MfaService
 from rampart.identity.mfa.setup import build_mfa
+from rampart.identity.password_changes import TOPIC_PASSWORD_RESET
 from rampart.identity.service import IdentityService, build_identity, password_reset_job
 from rampart.kernel.clock import Clock, SystemClock
 from rampart.ledger.service import LedgerService
@@ -174,25 +175,31 @@ def _wire_identity(container: Container) -> None:
 
 def _wire_apikeys(container: Container) -> None:
     settings = container.settings
-    container.apikeys = ApiKeyService(
+    verification = KeyVerification(
         container.clock,
         settings.apikeys,
         container.vault,
         container.access,
-        container.mfa,
-        environment="live" if settings.profile == "production" else "test",
         # Read on every signed request: a closed or locked owner's keys stop at once.
         owner_active=container.identity.accounts.is_active,
-        notifier=container.notifications,
-        owner_email=container.identity.accounts.contact_email,
         changes=(
             RedisKeyChanges(container.redis)
             if container.redis is not None
             else FileKeyChanges(settings.data_dir / "apikeys.changed")
         ),
     )
+    container.apikeys = ApiKeyService(
+        container.clock,
+        settings.apikeys,
+        container.vault,
+        verification,
+        container.mfa,
+        environment="live" if settings.profile == "production" else "test",
+        notifier=container.notifications,
+        owner_email=container.identity.accounts.contact_email,
+    )
     # Cached API keys are re-read once their owner's account is locked, unlocked or closed.
-    container.identity.accounts.status_listeners.append(container.apikeys.owner_changed)
+    container.identity.accounts.status_listeners.append(verification.owner_changed)
     expiry = ExpiryNotices(
         container.clock,
         settings.apikeys,
@@ -214,7 +221,7 @@ def _wire_apikeys(container: Container) -> None:
     )
     container.authenticators.append(
         SignatureAuthenticator(
-            container.apikeys,
+            verification,
             container.db,
             container.uow,
             nonces,
@@ -241,7 +248,7 @@ def _wire_shredding(container: Container) -> None:
         container.identity.accounts.erase(db, user_id)
         container.apikeys.revoke_all_of_user(db, user_id, reason="owner's data erased")
 
-    container.vault.on_shredding(end_credentials)
+    container.vault.shredding.on_shredding(end_credentials)
 
 
 def _wire_trading(container: Container) -> None:

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from starlette.requests import HTTPConnection
 
 from rampart.access.domain import Principal, Role, permissions_for
-from rampart.audit.domain import parse_verifier_key, verify_checkpoint
 from rampart.audit.merkle import verify_consistency, verify_inclusion
+from rampart.audit.notes import parse_verifier_key, verify_checkpoint
 from rampart.bootstrap import Container
 from rampart.kernel.events import AuditEvent
 

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rampart.audit.batch_check import EntryBatch, column_suspects, entry_columns
 from rampart.audit.domain import make_record, parse_entry, sanitised_entry_bytes
 from rampart.audit.merkle import leaf_hash
-from rampart.audit.verify import EntryBatch, column_suspects, entry_columns, verify_log
+from rampart.audit.verify import verify_log
 
 TRICKY = (
     '"',

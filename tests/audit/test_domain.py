@@ -9,13 +9,15 @@ from hypothesis import strategies as st
 
 from rampart.audit.domain import (
     AuditEntryError,
-    Checkpoint,
     MalformedEntryError,
-    NoteSigner,
     canonical_json,
     entry_bytes,
     make_record,
     parse_entry,
+)
+from rampart.audit.notes import (
+    Checkpoint,
+    NoteSigner,
     parse_verifier_key,
     verify_checkpoint,
     verify_note,

@@ -11,13 +11,9 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from rampart.audit.checkpoints import InconsistentLogError, SinkConflictError
-from rampart.audit.domain import (
-    canonical_json,
-    parse_checkpoint,
-    parse_verifier_key,
-    verify_checkpoint,
-)
+from rampart.audit.domain import canonical_json
 from rampart.audit.merkle import CompactRange, leaf_hash
+from rampart.audit.notes import parse_checkpoint, parse_verifier_key, verify_checkpoint
 from rampart.bootstrap import Container
 from rampart.cli import app as cli
 from rampart.kernel.events import AuditEvent

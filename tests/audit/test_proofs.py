@@ -19,7 +19,7 @@ from rampart.audit.merkle import (
     perfect_subtrees,
     root_hash,
 )
-from rampart.audit.service import AuditIntegrityError, ProofUnavailableError
+from rampart.audit.proofs import AuditIntegrityError, ProofUnavailableError
 from rampart.audit.writer import prepare
 from rampart.bootstrap import Container
 from rampart.kernel.context import RequestContext

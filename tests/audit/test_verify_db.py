@@ -13,9 +13,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from rampart.audit.batch_check import EntryBatch
 from rampart.audit.domain import canonical_json
 from rampart.audit.merkle import CompactRange, leaf_hash
-from rampart.audit.verify import EntryBatch, verify_log
+from rampart.audit.verify import verify_log
 from rampart.bootstrap import Container
 from tests.audit.test_integrity import behind_the_apps_back, blob, fill, verify
 from tests.audit.test_verify_fast import base_rows, mutate, reference_first_bad, row
@@ -201,7 +202,7 @@ def test_unsigned_entries_get_the_exact_verdict_when_sampled(name: str) -> None:
 
 
 def test_signed_entries_are_sampled_and_non_ascii_ones_always_checked() -> None:
-    from rampart.audit.domain import Checkpoint, NoteSigner
+    from rampart.audit.notes import Checkpoint, NoteSigner
 
     rows = base_rows(64)
     seq, data, _leaf, *columns = rows[30]

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rampart.audit import db as audit_db
+from rampart.audit.batch_check import EntryBatch, entry_columns
 from rampart.audit.domain import (
     MalformedEntryError,
     make_record,
@@ -22,7 +23,7 @@ from rampart.audit.domain import (
 )
 from rampart.audit.merkle import CompactRange, leaf_hash
 from rampart.audit.migrations import audit_0002_subtrees
-from rampart.audit.verify import SUBTREE_MIN_HEIGHT, EntryBatch, entry_columns, verify_log
+from rampart.audit.verify import SUBTREE_MIN_HEIGHT, verify_log
 
 
 def record_bytes(i: int, details: dict) -> tuple[bytes, tuple]:

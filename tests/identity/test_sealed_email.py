@@ -14,8 +14,8 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from rampart.bootstrap import Container
-from rampart.identity.accounts import TOPIC_PASSWORD_RESET
 from rampart.identity.db import EmailTokenRow, UserRow
+from rampart.identity.password_changes import TOPIC_PASSWORD_RESET
 from rampart.kernel.ids import new_id
 from rampart.platform.base import Base
 from rampart.platform.outbox import OutboxRow

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from rampart.bootstrap import Container
-from rampart.identity.accounts import TOPIC_PASSWORD_RESET
+from rampart.identity.password_changes import TOPIC_PASSWORD_RESET
 from rampart.identity.service import password_reset_job
 from rampart.kernel.ids import new_id
 from rampart.notifications.domain import DeliveryError, EmailMessage, SmsMessage

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.identity.support import bearer, login, verified_user
 
-from rampart.audit.domain import ED25519_ALGORITHM, key_id, verifier_key
+from rampart.audit.notes import ED25519_ALGORITHM, key_id, verifier_key
 from rampart.bootstrap import Container
 from rampart.identity.mfa.backup_codes import code_digest_matches, seal_code_digest
 from rampart.identity.passwords import PasswordHasher

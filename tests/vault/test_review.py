@@ -176,7 +176,7 @@ def test_unwrapped_keys_neither_pile_up_nor_outlive_the_cache_time(
 ) -> None:
     # The cache dropped an expired key only when that same key was looked up again: per-user
     # keys of every user ever touched stayed in the heap for the life of the process.
-    from rampart.vault import service
+    from rampart.vault import keys as service
 
     vault = container.vault
     with container.uow() as uow:

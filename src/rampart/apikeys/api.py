@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.api import authenticated, requires
 from rampart.access.domain import Permission, Principal
-from rampart.apikeys.service import ApiKeyService, ApiKeyView, CreatedKey
+from rampart.apikeys.service import ApiKeyService
+from rampart.apikeys.views import ApiKeyView, CreatedKey
 from rampart.platform.http.deps import DatabaseDep, NewUnitOfWorkDep
 from rampart.platform.http.inputs import Id, Multiline, Text
 from rampart.platform.http.services import ServiceSlot

@@ -7,7 +7,7 @@ nonce store nor burn a genuine client's nonces; then the key's state (revoked, e
 out), its IP allow-list and the owner. Every failure also counts against the client IP (and the
 key, when known) in the rate limiter's adaptive mode.
 
-The key, its owner's status and permissions come from `ApiKeyService`'s verified-key cache when
+The key, its owner's status and permissions come from `KeyVerification`'s verified-key cache when
 it holds them (revocation, rotation and owner changes empty it at once, see
 `rampart.apikeys.changes`); then, in the embedded default, the request is verified on the event
 loop without a database read or a thread hop. The nonce and `created` checks run on every request.
@@ -32,7 +32,6 @@ from rampart.apikeys.domain import (
     SignatureMismatchError,
 )
 from rampart.apikeys.nonces import MemoryNonceStore, NonceStore
-from rampart.apikeys.service import ApiKeyService, VerifiedKey
 from rampart.apikeys.signatures import (
     ParsedSignature,
     SignedRequest,
@@ -43,6 +42,7 @@ from rampart.apikeys.signatures import (
     signature_base,
     verify,
 )
+from rampart.apikeys.verification import KeyVerification, VerifiedKey
 from rampart.config import ApiKeySettings
 from rampart.kernel.clock import Clock
 from rampart.platform.db import Database
@@ -105,7 +105,7 @@ class SignatureAuthenticator:
 
     def __init__(
         self,
-        keys: ApiKeyService,
+        keys: KeyVerification,
         db: Database,
         uow_factory: Any,
         nonces: NonceStore,

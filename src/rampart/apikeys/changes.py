@@ -1,6 +1,6 @@
 """Telling every process that some API key or key owner changed (revoked, rotated, locked).
 
-Each process keeps verified keys in memory (`ApiKeyService`), so that a signed request needs no
+Each process keeps verified keys in memory (`KeyVerification`), so that a signed request needs no
 database read. A process that revokes a key, rotates it, or locks or closes its owner forgets its
 own cache right after the commit, then bumps a shared change marker; every other process looks at
 the marker before it trusts its cache, and forgets everything when it moved.

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rampart.apikeys.jobs import flag_old_keys
-from rampart.apikeys.service import ApiKeyView
+from rampart.apikeys.views import ApiKeyView
 from rampart.kernel.errors import RampartError
 from rampart.kernel.events import AuditEvent
 

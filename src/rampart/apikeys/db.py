@@ -9,9 +9,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rampart.platform.base import Base, UTCDateTime
 from rampart.vault.columns import Sealed
-from rampart.vault.domain import Purpose
+from rampart.vault.domain import Purpose, SealContext
 
 TABLE = "apikey"
+
+
+def sealed_secret_context(key_id: str) -> SealContext:
+    """Where a key's sealed secret lives (bound into its ciphertext)."""
+    return SealContext(table=TABLE, column="sealed_secret", row_id=key_id)
 
 
 class ApiKeyRow(Base):

@@ -74,10 +74,6 @@ def secret_is_well_formed(secret: str) -> bool:
     return secrets.compare_digest(_checksum(body), check)
 
 
-def secret_environment(secret: str) -> str:
-    return secret.split("_", 2)[1]
-
-
 def secret_hash(secret: str) -> str:
     """SHA-256 of the secret: enough for 238 random bits (no password stretching needed)."""
     return hashlib.sha256(secret.encode("ascii")).hexdigest()

@@ -1,4 +1,7 @@
-"""API key use cases: create (with step-up), list, rotate, revoke, flag old keys, authenticate.
+"""API key use cases: create (with step-up), list, rotate, revoke, flag old keys.
+
+Authenticating with a key is `rampart.apikeys.verification`; what owners see of a key is
+`rampart.apikeys.views`.
 
 Owners are told by email (through the notifications outbox, in the same transaction) when a key
 is flagged as old, revoked by an operator, or revoked because its secret was reported leaked.
@@ -12,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import builtins
-import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,32 +22,20 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rampart.access.domain import (
-    SCOPE_PERMISSIONS,
     Permission,
     Principal,
     ensure_permission,
     scoped_permissions,
 )
 from rampart.access.rls import scope_to_system, scope_to_user
-from rampart.access.service import AccessService
-from rampart.apikeys.changes import KeyChanges, LocalKeyChanges
-from rampart.apikeys.db import TABLE, ApiKeyRow
+from rampart.apikeys.db import ApiKeyRow, sealed_secret_context
 from rampart.apikeys.domain import (
-    STATE_ERRORS,
     Algorithm,
-    ApiKeyIpNotAllowedError,
     ApiKeyNotRotatableError,
-    ApiKeyOwnerInactiveError,
-    ApiKeyUnknownError,
-    ApiKeyUnusableError,
     InvalidApiKeyError,
     KeyCannotManageKeysError,
-    KeyDates,
     KeyState,
     TooManyApiKeysError,
-    ip_allowed,
-    is_old,
-    key_state,
     new_secret,
     normalise_cidrs,
     normalise_scopes,
@@ -56,19 +45,17 @@ from rampart.apikeys.domain import (
     validate_label,
 )
 from rampart.apikeys.signatures import load_ed25519_public_key
+from rampart.apikeys.verification import KeyVerification
+from rampart.apikeys.views import ApiKeyView, CreatedKey, key_view, row_state
 from rampart.config import ApiKeySettings
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import NotFoundError, ValidationError
 from rampart.kernel.events import AuditEvent
 from rampart.kernel.ids import new_id
 from rampart.kernel.secret import Secret
-from rampart.platform.cache import TTLCache
-from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
-from rampart.vault.domain import Purpose, SealContext, UnreadableError
+from rampart.vault.domain import Purpose
 from rampart.vault.service import VaultService
-
-log = get_logger(__name__)
 
 #: Most keys one listing returns (a user has at most `apikeys.max_keys_per_user` active ones).
 MAX_LISTED = 200
@@ -84,12 +71,6 @@ class StepUp(Protocol):
     def require_step_up(self, session: Session, principal: Principal, action: Any) -> None: ...
 
 
-class OwnerStatus(Protocol):
-    def __call__(self, session: Session, user_id: str) -> bool:
-        """Whether the user may act at all (not locked, not closed)."""
-        ...
-
-
 class OwnerEmail(Protocol):
     def __call__(self, session: Session, user_id: str) -> str | None:
         """The address to tell the owner at (None: nobody to tell, e.g. a closed account)."""
@@ -102,146 +83,38 @@ class Notifier(Protocol):
     def email(self, uow: UnitOfWork, *, to: str, subject: str, text: str, kind: str) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKeyView:
-    """What an owner sees of a key: never the secret."""
-
-    id: str
-    label: str | None
-    algorithm: str
-    scopes: list[str]
-    allowed_cidrs: list[str]
-    secret_hint: str | None
-    public_key: str | None
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    grace_until: datetime | None
-    replaced_by: str | None
-    last_used_at: datetime | None
-    last_used_ip: str | None
-    state: str
-    #: Older than `apikeys.max_age_days`: rotate it.
-    old: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedKey:
-    key: ApiKeyView
-    #: The HMAC shared secret, shown this once (None for ed25519 keys).
-    secret: Secret[str] | None
-
-
-@dataclass(frozen=True, slots=True)
-class VerificationKey:
-    """What the authenticator needs of a key, with its material ready for verification."""
-
-    id: str
-    user_id: str
-    algorithm: str
-    scopes: frozenset[str]
-    allowed_cidrs: list[str]
-    state: KeyState
-    material: Secret[bytes]
-    #: The lifecycle dates behind `state`, so that a cached key's state is re-derived per use.
-    dates: KeyDates | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedKey:
-    """A key and what its owner may do, as read at one moment: enough to authenticate a signed
-    request without the database while the cache trusts it (see `ApiKeyService.cached_key`)."""
-
-    key: VerificationKey
-    owner_active: bool
-    #: The principal a request signed with this key acts as (when the key and owner pass).
-    principal: Principal
-    #: The change token the entry was read under; an entry under an older one is not trusted.
-    token: object
-
-
-def _context(key_id: str) -> SealContext:
-    return SealContext(table=TABLE, column="sealed_secret", row_id=key_id)
-
-
 class ApiKeyService:
+    """The life of API keys: create, list, rotate and revoke them, for owners and operators."""
+
     def __init__(
         self,
         clock: Clock,
         settings: ApiKeySettings,
         vault: VaultService,
-        access: AccessService,
+        verification: KeyVerification,
         step_up: StepUp,
         *,
         environment: str,
-        owner_active: OwnerStatus | None = None,
         notifier: Notifier | None = None,
         owner_email: OwnerEmail | None = None,
-        changes: KeyChanges | None = None,
     ) -> None:
         self._clock = clock
         self._settings = settings
         self._vault = vault
-        self._access = access
+        #: Authentication with these keys; told after every commit that stops or replaces one.
+        self.verification = verification
+        # The verified-key cache's own methods, by the service's name.
+        self.keys_changed = verification.keys_changed
+        self.load_key = verification.load_key
+        self.cached_key = verification.cached_key
+        self.needs_use_recorded = verification.needs_use_recorded
         self._step_up = step_up
         self._environment = environment
-        self._owner_active = owner_active
         self._notifier = notifier
         self._owner_email = owner_email
-        # Unsealed material by (key id, sealed bytes): a re-sealed or rotated key misses the cache,
-        # and lifecycle state is read from the row on every request, so revocation is immediate.
-        self._material: TTLCache[tuple[str, bytes], Secret[bytes]] = TTLCache(
-            100_000, clock.monotonic, default_ttl=300
-        )
-        self._last_write: TTLCache[str, tuple[float, str | None]] = TTLCache(
-            100_000, clock.monotonic, default_ttl=3600
-        )
-        self._write_lock = threading.Lock()
-        # Verified keys by id, so a signed request needs no database read. Trusted only under the
-        # change token they were read under: a revoke, rotate, lock or close in this process
-        # bumps `_generation` right after its commit, and one in another process moves
-        # `_changes` (see `rampart.apikeys.changes`); the TTL bounds anything else (role grants
-        # made or lapsing, other hosts without a shared marker).
-        self._changes: KeyChanges = changes or LocalKeyChanges()
-        self._generation = 0
-        self._verified: TTLCache[str, VerifiedKey] = TTLCache(
-            100_000, clock.monotonic, default_ttl=settings.auth_cache_seconds or 1.0
-        )
 
-    # --- views ------------------------------------------------------------------------------
     def _view(self, row: ApiKeyRow, now: datetime) -> ApiKeyView:
-        created = utc(row.created_at)
-        return ApiKeyView(
-            id=row.id,
-            label=row.label,
-            algorithm=row.algorithm,
-            scopes=sorted(row.scopes),
-            allowed_cidrs=list(row.allowed_cidrs),
-            secret_hint=row.secret_hint,
-            public_key=row.public_key,
-            created_at=created,
-            expires_at=utc(row.expires_at) if row.expires_at else None,
-            revoked_at=utc(row.revoked_at) if row.revoked_at else None,
-            grace_until=utc(row.grace_until) if row.grace_until else None,
-            replaced_by=row.replaced_by,
-            last_used_at=utc(row.last_used_at) if row.last_used_at else None,
-            last_used_ip=row.last_used_ip,
-            state=self._state(row, now).value,
-            old=is_old(created, now, self._settings.max_age_days),
-        )
-
-    @staticmethod
-    def _dates(row: ApiKeyRow) -> KeyDates:
-        return KeyDates(
-            created_at=utc(row.created_at),
-            expires_at=utc(row.expires_at) if row.expires_at else None,
-            revoked_at=utc(row.revoked_at) if row.revoked_at else None,
-            grace_until=utc(row.grace_until) if row.grace_until else None,
-        )
-
-    @classmethod
-    def _state(cls, row: ApiKeyRow, now: datetime) -> KeyState:
-        return key_state(cls._dates(row), now)
+        return key_view(row, now, self._settings.max_age_days)
 
     # --- owner's use cases ------------------------------------------------------------------
     def _check_manager(self, session: Session, principal: Principal, *, step_up: bool) -> str:
@@ -323,7 +196,7 @@ class ApiKeyService:
             row.secret_hash = secret_hash(text)
             row.secret_hint = secret_hint(text)
             row.sealed_secret = self._vault.seal(
-                uow, Purpose.API_KEY_SECRET, text, _context(key_id), user_id=user_id
+                uow, Purpose.API_KEY_SECRET, text, sealed_secret_context(key_id), user_id=user_id
             )
         else:
             if not public_key:
@@ -387,7 +260,7 @@ class ApiKeyService:
             row.revoked_at = now
             row.revoked_reason = reason[:500]
             uow.session.flush()
-            uow.after_commit(self.keys_changed)
+            uow.after_commit(self.verification.keys_changed)
             uow.audit(
                 AuditEvent(
                     action="apikey.revoked",
@@ -404,7 +277,7 @@ class ApiKeyService:
         user_id = self._check_manager(uow.session, principal, step_up=True)
         old = self._own_row(uow.session, user_id, key_id)
         now = self._clock.now()
-        if self._state(old, now) is not KeyState.ACTIVE:
+        if row_state(old, now) is not KeyState.ACTIVE:
             raise ApiKeyNotRotatableError
         created = self.create(
             uow,
@@ -420,7 +293,7 @@ class ApiKeyService:
         old.grace_until = now + timedelta(hours=self._settings.rotation_grace_hours)
         old.replaced_by = created.key.id
         uow.session.flush()
-        uow.after_commit(self.keys_changed)
+        uow.after_commit(self.verification.keys_changed)
         return created
 
     # --- platform use cases -----------------------------------------------------------------
@@ -526,7 +399,7 @@ class ApiKeyService:
         ).all()
         flagged = 0
         for row in rows:
-            if self._state(row, now) is not KeyState.ACTIVE:
+            if row_state(row, now) is not KeyState.ACTIVE:
                 continue
             taken = uow.session.execute(
                 update(ApiKeyRow)
@@ -557,167 +430,3 @@ class ApiKeyService:
             flagged += 1
         uow.session.flush()
         return flagged
-
-    # --- authentication ---------------------------------------------------------------------
-    def verification_key(self, session: Session, key_id: str) -> VerificationKey:
-        """The key a signature names, with its state now (lifecycle read fresh every time)."""
-        scope_to_system(session)
-        row = session.get(ApiKeyRow, key_id)
-        if row is None:
-            raise ApiKeyUnknownError
-        state = self._state(row, self._clock.now())
-        if row.algorithm == Algorithm.HMAC_SHA256:
-            if row.sealed_secret is None:
-                raise ApiKeyUnknownError
-            cache_key = (row.id, row.sealed_secret)
-            material = self._material.get(cache_key)
-            if material is None:
-                try:
-                    material = self._vault.open(
-                        session,
-                        Purpose.API_KEY_SECRET,
-                        row.sealed_secret,
-                        _context(row.id),
-                        user_id=row.user_id,
-                    )
-                except UnreadableError as exc:
-                    # A shredded owner or an altered row: a refused credential, not a fault.
-                    log.warning("apikey.secret.unreadable", key_id=row.id, error=type(exc).__name__)
-                    raise ApiKeyUnusableError from None
-                self._material.set(cache_key, material)
-        else:
-            material = Secret(base64.b64decode(row.public_key or ""))
-        return VerificationKey(
-            id=row.id,
-            user_id=row.user_id,
-            algorithm=row.algorithm,
-            scopes=frozenset(row.scopes),
-            allowed_cidrs=list(row.allowed_cidrs),
-            state=state,
-            material=material,
-            dates=self._dates(row),
-        )
-
-    # --- the verified-key cache -------------------------------------------------------------
-    def _token(self) -> object:
-        return (self._generation, self._changes.current())
-
-    @property
-    def changes_may_block(self) -> bool:
-        """Whether looking at the cross-process change marker is network I/O."""
-        return self._changes.blocking
-
-    @property
-    def caches_keys(self) -> bool:
-        """Whether verified keys are kept at all (`apikeys.auth_cache_seconds` > 0); without,
-        every signed request reads its key afresh."""
-        return self._settings.auth_cache_seconds > 0
-
-    def still_current(self, verified: VerifiedKey) -> bool:
-        """Whether nothing that could change `verified` happened since it was read."""
-        return verified.token == self._token()
-
-    def cached_key(self, key_id: str) -> VerifiedKey | None:
-        """The key as verified recently, while nothing has changed since; None: read it."""
-        if not self.caches_keys:
-            return None
-        entry = self._verified.get(key_id)
-        if entry is None:
-            return None
-        if not self.still_current(entry):
-            self._verified.delete(key_id)
-            return None
-        return entry
-
-    def load_key(self, session: Session, key_id: str) -> VerifiedKey:
-        """Read the key, its owner's status and permissions, and remember them for a while."""
-        # The token is taken before the reads: a change committed while they run leaves the
-        # entry under an older token, so it is never trusted.
-        token = self._token()
-        key = self.verification_key(session, key_id)
-        owner_active = self._owner_active is None or self._owner_active(session, key.user_id)
-        now = self._clock.now()
-        roles = self._access.roles_of(session, key.user_id, now)
-        owner_permissions = self._access.permissions_of(session, key.user_id, now)
-        entry = VerifiedKey(
-            key=key,
-            owner_active=owner_active,
-            principal=Principal(
-                actor=f"apikey:{key.id}",
-                user_id=key.user_id,
-                roles=roles,
-                permissions=scoped_permissions(owner_permissions, key.scopes),
-                method="apikey",
-                credential_id=key.id,
-                scopes=key.scopes,
-            ),
-            token=token,
-        )
-        if self.caches_keys:
-            self._verified.set(key_id, entry)
-        return entry
-
-    def keys_changed(self) -> None:
-        """Forget every verified key here, and tell the other processes to do the same.
-
-        Called right after a commit that revokes or rotates a key, or locks, unlocks or closes
-        an account (`owner_changed`). Changes are rare, so one counter for all keys is enough.
-        """
-        with self._write_lock:
-            self._generation += 1
-        self._verified.clear()
-        self._changes.bump()
-
-    def owner_changed(self, uow: UnitOfWork, user_id: str) -> None:
-        """The account `user_id` changed status in `uow`: its keys are re-read after the commit."""
-        uow.after_commit(self.keys_changed)
-
-    def usable(self, verified: VerifiedKey) -> bool:
-        """Whether the key may still act now: not revoked, expired or rotated out, and its owner
-        active (a stream opened with it asks this while it runs)."""
-        key = verified.key
-        state = key_state(key.dates, self._clock.now()) if key.dates is not None else key.state
-        return state not in STATE_ERRORS and verified.owner_active
-
-    def principal_for(self, verified: VerifiedKey, client_ip: str | None) -> Principal:
-        """After the signature verified: refuse a dead key, a wrong IP or an inactive owner.
-
-        The key's state is derived from its dates now, so expiry and the end of a rotation's
-        grace period hold to the moment even for a cached key.
-        """
-        key = verified.key
-        state = key_state(key.dates, self._clock.now()) if key.dates is not None else key.state
-        error = STATE_ERRORS.get(state)
-        if error is not None:
-            raise error
-        if not ip_allowed(client_ip, key.allowed_cidrs):
-            raise ApiKeyIpNotAllowedError
-        if not verified.owner_active:
-            raise ApiKeyOwnerInactiveError
-        return verified.principal
-
-    def needs_use_recorded(self, key_id: str, client_ip: str | None) -> bool:
-        """Last use is written at most every `last_use_write_seconds` per key, or when the IP
-        changes, but then at most once a second (a bot behind rotating addresses must not make
-        every request a write). Uses in between are not written: last use is a sample."""
-        now = self._clock.monotonic()
-        with self._write_lock:
-            last = self._last_write.get(key_id)
-            if (
-                last is not None
-                and now - last[0] < self._settings.last_use_write_seconds
-                and (last[1] == client_ip or now - last[0] < 1.0)
-            ):
-                return False
-            self._last_write.set(key_id, (now, client_ip))
-            return True
-
-    def record_use(self, uow: UnitOfWork, key_id: str, client_ip: str | None) -> None:
-        scope_to_system(uow.session)
-        row = uow.session.get(ApiKeyRow, key_id)
-        if row is not None:
-            row.last_used_at = self._clock.now()
-            row.last_used_ip = (client_ip or "")[:45] or None
-
-
-ALL_SCOPE_PERMISSIONS = {scope: sorted(perms) for scope, perms in SCOPE_PERMISSIONS.items()}

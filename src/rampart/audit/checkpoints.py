@@ -46,13 +46,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rampart.audit.db import AuditCheckpointRow, AuditEntryRow, AuditSigningKeyRow
-from rampart.audit.domain import TIMESTAMP_EXTENSION, Checkpoint, NoteSigner
 from rampart.audit.merkle import (
     CompactRange,
     extension_consistency_proof,
     root_hash,
     verify_consistency,
 )
+from rampart.audit.notes import TIMESTAMP_EXTENSION, Checkpoint, NoteSigner
 from rampart.audit.writer import load_state
 from rampart.config import Settings
 from rampart.kernel.clock import Clock

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rampart.audit.batch_check import VerifyReport
 from rampart.audit.checkpoints import (
     CheckpointSink,
     DirectorySink,
@@ -25,8 +26,9 @@ from rampart.audit.checkpoints import (
     SinkUnavailableError,
     build_sink,
 )
-from rampart.audit.domain import NoteError, parse_verifier_key
-from rampart.audit.verify import ExportFormatError, VerifyReport, read_export, verify_log
+from rampart.audit.export import ExportFormatError, read_export
+from rampart.audit.notes import NoteError, parse_verifier_key
+from rampart.audit.verify import verify_log
 
 app = typer.Typer(help="The audit log: verify, export, checkpoint.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)

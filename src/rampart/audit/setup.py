@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rampart.audit.checkpoints import Checkpointer, build_sink, default_origin
-from rampart.audit.domain import NoteSigner
 from rampart.audit.log import AuditLog
+from rampart.audit.notes import NoteSigner
 from rampart.audit.service import AuditReader
 from rampart.audit.writer import SqlAuditWriter
 from rampart.config import Settings

@@ -133,11 +133,6 @@ def normalise_email(raw: str) -> str:
     return email
 
 
-def email_key(email: str) -> str:
-    """A stable pseudonymous key for an address (throttle rows, logs): never the address."""
-    return hashlib.sha256(b"rampart-email:" + email.encode()).hexdigest()
-
-
 # --- passwords ------------------------------------------------------------------------------
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rampart.identity.db import UserRow
 from rampart.platform.logging import get_logger
 from rampart.vault import Purpose, SealContext, UnreadableError, VaultService
 
@@ -21,6 +23,8 @@ log = get_logger(__name__)
 
 #: The blind index's name: its HMAC key is derived for this name only.
 EMAIL_INDEX = "identity.email"
+
+USER_TABLE = UserRow.__tablename__
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +69,29 @@ class SealedEmails:
         except UnreadableError as exc:
             log.warning("identity.email.unreadable", table=table, error=type(exc).__name__)
             return None
+
+
+class AccountAddresses:
+    """An account's own address, sealed in its `user` row under the person's key."""
+
+    def __init__(self, emails: SealedEmails) -> None:
+        self._emails = emails
+
+    def email_of(self, session: Session, user: UserRow) -> str | None:
+        """The account's address in clear, or None (closed, erased, or no longer readable)."""
+        return self._emails.open(
+            session, user.email_sealed, table=USER_TABLE, row_id=user.id, user_id=user.id
+        )
+
+    def set_email(self, session: Session, user: UserRow, email: str) -> None:
+        """Seal `email` (normalised) into `user` with its blind index."""
+        address = self._emails.seal(
+            session, email, table=USER_TABLE, row_id=user.id, user_id=user.id
+        )
+        user.email_sealed, user.email_index = address.sealed, address.index
+
+    def by_email(self, session: Session, email: str) -> UserRow | None:
+        """The account with this (normalised) address, found by its blind index."""
+        return session.scalar(
+            select(UserRow).where(UserRow.email_index == self._emails.index(session, email))
+        )

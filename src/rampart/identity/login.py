@@ -115,9 +115,9 @@ class LoginService:
     throttle: LoginThrottle
     notifier: Notifier
     email_key: Callable[[str], str]
-    #: The account's address from its row (`AccountService.email_of`); None when unreadable.
+    #: The account's address from its row (`AccountAddresses.email_of`); None when unreadable.
     email_of: Callable[[Session, UserRow], str | None]
-    #: The account with a normalised address (`AccountService.by_email`, by blind index).
+    #: The account with a normalised address (`AccountAddresses.by_email`, by blind index).
     by_email: Callable[[Session, str], UserRow | None]
     #: The MFA seam; None (or no factors for a user) means the password completes the sign-in.
     second_factors: list[SecondFactors] = field(default_factory=list)

@@ -22,10 +22,13 @@ from rampart.access.ports import RoleDirectory
 from rampart.config import Settings
 from rampart.identity.accounts import AccountService
 from rampart.identity.domain import PasswordPolicy, load_blocklist
-from rampart.identity.emails import SealedEmails
+from rampart.identity.emails import AccountAddresses, SealedEmails
+from rampart.identity.links import EmailLinks
 from rampart.identity.login import LoginService
+from rampart.identity.password_changes import PasswordChanges
 from rampart.identity.passwords import HashingPool, PasswordHasher
 from rampart.identity.sessions import SessionStore
+from rampart.identity.staff_enrolment import StaffEnrolment
 from rampart.identity.throttle import LoginThrottle
 from rampart.identity.tokens import AccessTokens, KeyRotator, SigningKeys
 from rampart.kernel.clock import Clock
@@ -172,16 +175,42 @@ def build_identity(
     def email_key(email: str) -> str:
         return hmac.new(pseudonym.reveal(), email.encode(), hashlib.sha256).hexdigest()
 
-    accounts = AccountService(
+    emails = SealedEmails(vault)
+    addresses = AccountAddresses(emails)
+    links = EmailLinks(clock, emails)
+    public_url = settings.effective_public_url
+    passwords = PasswordChanges(
         clock,
         cfg,
-        public_url=settings.effective_public_url,
-        roles=roles,
+        public_url=public_url,
         notifier=notifier,
         sessions=sessions,
         throttle=throttle,
         email_key=email_key,
-        emails=SealedEmails(vault),
+        addresses=addresses,
+        links=links,
+    )
+    staff = StaffEnrolment(
+        clock,
+        cfg,
+        public_url=public_url,
+        sessions=sessions,
+        throttle=throttle,
+        email_key=email_key,
+        addresses=addresses,
+        links=links,
+    )
+    accounts = AccountService(
+        clock,
+        cfg,
+        public_url=public_url,
+        roles=roles,
+        notifier=notifier,
+        sessions=sessions,
+        addresses=addresses,
+        links=links,
+        passwords=passwords,
+        staff=staff,
     )
     login = LoginService(
         clock=clock,
@@ -191,8 +220,8 @@ def build_identity(
         throttle=throttle,
         notifier=notifier,
         email_key=email_key,
-        email_of=accounts.email_of,
-        by_email=accounts.by_email,
+        email_of=addresses.email_of,
+        by_email=addresses.by_email,
     )
     return IdentityService(
         settings=settings,

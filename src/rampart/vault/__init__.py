@@ -4,7 +4,7 @@ Other domains use `container.vault` (`rampart.vault.service.VaultService`) with 
 see the docstring of `rampart.vault.service` for the calling conventions.
 """
 
-from rampart.vault.columns import PlaintextRefusedError, Sealed
+from rampart.vault.columns import EncryptedColumn, PlaintextRefusedError, Sealed
 from rampart.vault.domain import (
     Purpose,
     SealContext,
@@ -12,7 +12,7 @@ from rampart.vault.domain import (
     UnreadableError,
     VaultError,
 )
-from rampart.vault.service import EncryptedColumn, VaultService
+from rampart.vault.service import VaultService
 
 __all__ = [
     "EncryptedColumn",

@@ -71,7 +71,7 @@ PurposeOption = Annotated[
 def keys_status() -> None:
     """Every key version: state, age, wrapping KEK and how many ciphertexts it protects."""
     with _container() as container, container.uow() as uow:
-        rows = container.vault.status(uow)
+        rows = container.vault.rotation.status(uow)
         kek_id = container.vault.provider.kek_id
     table = Table(title=f"vault keys (configured KEK {kek_id})")
     for name in ("key", "version", "state", "age (days)", "wrapped by", "ciphertexts"):
@@ -132,7 +132,7 @@ def keys_rotate(
     """Start a new data-key version (new writes use it at once), then re-encrypt."""
     with _container() as container:
         with container.uow() as uow:
-            created = container.vault.rotate(uow, purpose)
+            created = container.vault.rotation.rotate(uow, purpose)
             uow.commit()
         for family, version in created:
             console.print(f"{family}: now version {version}")
@@ -157,7 +157,7 @@ def keys_rotate_kek() -> None:
     with _container() as container:
         try:
             with container.uow() as uow:
-                moved = container.vault.rewrap_all(uow)
+                moved = container.vault.rotation.rewrap_all(uow)
                 uow.commit()
         except VaultError:
             raise _fail(
@@ -181,7 +181,7 @@ def keys_destroy(
     with _container() as container:
         try:
             with container.uow() as uow:
-                container.vault.destroy_version(uow, purpose, version)
+                container.vault.rotation.destroy_version(uow, purpose, version)
                 uow.commit()
         except KeyStateError as exc:
             raise _fail(f"refused: {exc.detail}") from None
@@ -203,7 +203,7 @@ def keys_shred_user(
         if not known:
             raise _fail(f"refused: no user has the id {user_id[:64]!r}")
         with container.uow() as uow:
-            count = container.vault.shred_user(uow, user_id)
+            count = container.vault.shredding.shred_user(uow, user_id)
             uow.commit()
         console.print(f"destroyed {count} keys; the user is in the shred register")
 
@@ -286,7 +286,7 @@ def backup_restore(
     shredded = ShredRegister(shred_register_path(settings)).user_ids()
     # A restored schema may be older than this code (`rampart db upgrade` comes next).
     with _container(database_url=url, check=False) as restored, restored.uow() as uow:
-        restored.vault.apply_shreds(uow, shredded)
+        restored.vault.shredding.apply_shreds(uow, shredded)
         uow.commit()
     console.print(
         f"restored the {info.backend} backup of {info.created_at.isoformat()}; "

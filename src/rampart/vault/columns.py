@@ -14,6 +14,7 @@ call. The column type's jobs are the two things a type can do reliably:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import LargeBinary, TypeDecorator
@@ -21,6 +22,16 @@ from sqlalchemy.engine import Dialect
 
 from rampart.platform.base import Base
 from rampart.vault.domain import Purpose, UnreadableError, parse_header
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedColumn:
+    """Where ciphertexts of one purpose live, so that rotation can find and re-encrypt them."""
+
+    table: str
+    column: str
+    purpose: Purpose
+    id_column: str = "id"
 
 
 class PlaintextRefusedError(TypeError):
@@ -54,10 +65,8 @@ class Sealed(TypeDecorator[bytes]):
         return None if value is None else bytes(value)
 
 
-def discover_sealed_columns() -> list[Any]:
-    """Every `Sealed` column of the mapped tables, as `EncryptedColumn`s."""
-    from rampart.vault.service import EncryptedColumn
-
+def discover_sealed_columns() -> list[EncryptedColumn]:
+    """Every `Sealed` column of the mapped tables."""
     found = []
     for table in Base.metadata.tables.values():
         primary = list(table.primary_key.columns)
@@ -69,3 +78,24 @@ def discover_sealed_columns() -> list[Any]:
                     EncryptedColumn(table.name, col.name, col.type.purpose, primary[0].name)
                 )
     return found
+
+
+class ColumnRegistry:
+    """The columns that hold ciphertexts: every `Sealed` column, and those declared by hand."""
+
+    def __init__(self) -> None:
+        self._declared: dict[tuple[str, str], EncryptedColumn] = {}
+
+    def register(self, column: EncryptedColumn) -> None:
+        """Declare a column holding ciphertexts (`Sealed` columns of mapped tables are found
+        automatically; use this for tables defined outside `Base.metadata`)."""
+        self._declared[(column.table, column.column)] = column
+
+    def columns(self, purpose: Purpose | None = None) -> list[EncryptedColumn]:
+        found = dict(self._declared)
+        for item in discover_sealed_columns():
+            found.setdefault((item.table, item.column), item)
+        return sorted(
+            (c for c in found.values() if purpose is None or c.purpose == purpose),
+            key=lambda c: (c.table, c.column),
+        )

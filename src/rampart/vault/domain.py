@@ -197,14 +197,6 @@ def parse_header(blob: bytes) -> Header:
     return Header(Purpose.from_code(code), version, user_key_id)
 
 
-def looks_sealed(value: bytes) -> bool:
-    try:
-        parse_header(value)
-    except UnreadableError:
-        return False
-    return True
-
-
 def version_bytes(version: int) -> bytes:
     """The key version as it appears in the header, for SQL `substr` comparisons."""
     return struct.pack(">I", version)

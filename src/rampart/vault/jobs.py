@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 from rampart.platform.logging import get_logger
 from rampart.platform.uow import UnitOfWork
+from rampart.vault.columns import EncryptedColumn
 from rampart.vault.domain import Purpose
-from rampart.vault.service import BatchResult, EncryptedColumn, VaultService
+from rampart.vault.rotation import BatchResult
+from rampart.vault.service import VaultService
 
 log = get_logger("rampart.vault.jobs")
 
@@ -41,8 +43,8 @@ def pending_count(
     total = 0
     with uow_factory() as uow:
         for item in [purpose] if purpose else list(Purpose):
-            current = vault.current_version(uow, item)
-            counts = vault.count_by_version(uow, item)
+            current = vault.rotation.current_version(uow, item)
+            counts = vault.rotation.count_by_version(uow, item)
             total += sum(n for version, n in counts.items() if version != current)
     return total
 
@@ -58,12 +60,13 @@ def reencrypt(
 ) -> ReencryptReport:
     """Move every ciphertext of `purpose` (or all) to the current key version, batch by batch."""
     report = ReencryptReport()
+    rotation = vault.rotation
     for target in vault.columns(purpose):
         report.columns.append(f"{target.table}.{target.column}")
         after: str | None = None
         while not should_stop():
             with uow_factory() as uow:
-                result = vault.reencrypt_batch(uow, target, after_id=after, limit=batch_size)
+                result = rotation.reencrypt_batch(uow, target, after_id=after, limit=batch_size)
                 uow.commit()
             report.batches += 1
             report.reencrypted += result.reencrypted
@@ -116,7 +119,7 @@ class VaultMaintenance:
 
     def run_once(self) -> ReencryptReport:
         with self._uow_factory() as uow:
-            rotated = self._vault.rotate_due(uow)
+            rotated = self._vault.rotation.rotate_due(uow)
             uow.commit()
         if rotated:
             log.info("vault.maintenance.rotated", versions=len(rotated))

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from rampart.kernel.secret import Secret
 from rampart.vault.domain import Purpose, SealContext
-from rampart.vault.service import SessionLike
+from rampart.vault.keys import SessionLike
 
 
 class Sealer(Protocol):

@@ -52,10 +52,6 @@ class LocalKeyProvider:
     def kek_id(self) -> str:
         return self._kek_id
 
-    @property
-    def known_kek_ids(self) -> list[str]:
-        return list(self._keks)
-
     def wrap(self, key: bytes, context: bytes) -> bytes:
         return aead_wrap(self._keks[self._kek_id], key, context)
 

@@ -29,7 +29,7 @@ def build_vault(settings: Settings, keys: RootKeys, clock: Clock) -> VaultServic
     ]
     provider = LocalKeyProvider(keys.get("vault_kek", settings.vault.kek), previous)
     vault = VaultService(provider, clock, settings.vault)
-    vault.on_shred(ShredRegister(shred_register_path(settings)).add)
+    vault.shredding.on_shred(ShredRegister(shred_register_path(settings)).add)
     return vault
 
 
