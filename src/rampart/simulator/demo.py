@@ -42,8 +42,8 @@ from rampart.access.domain import Principal
 from rampart.apikeys.service import ApiKeyService
 from rampart.identity.authn import principal_of
 from rampart.identity.domain import InvalidCredentialsError
-from rampart.identity.mfa.api import pending_purpose
 from rampart.identity.mfa.domain import TOTP_PERIOD, FactorKind
+from rampart.identity.mfa.login_api import pending_purpose
 from rampart.identity.mfa.service import FactorResponse, MfaService
 from rampart.identity.service import IdentityService
 from rampart.identity.sessions import KIND_BROWSER, ClientInfo

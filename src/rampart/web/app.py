@@ -82,7 +82,10 @@ def domain_routers(container: Container) -> list[APIRouter]:
     from rampart.identity.admin_api import router as identity_admin_router
     from rampart.identity.api import router as identity_router
     from rampart.identity.mfa.api import router as mfa_router
+    from rampart.identity.mfa.login_api import router as mfa_login_router
+    from rampart.identity.mfa.recovery_api import router as mfa_recovery_router
     from rampart.identity.mfa.staff import router as staff_router
+    from rampart.identity.mfa.webauthn_api import router as mfa_webauthn_router
     from rampart.risk.api import account_router as risk_account_router
     from rampart.risk.api import router as risk_router
     from rampart.trading.api import router as trading_router
@@ -91,6 +94,9 @@ def domain_routers(container: Container) -> list[APIRouter]:
         identity_router,
         identity_admin_router,
         mfa_router,
+        mfa_webauthn_router,
+        mfa_login_router,
+        mfa_recovery_router,
         staff_router,
         access_router,
         apikeys_router,

@@ -1,5 +1,8 @@
-"""HTTP API of second factors: enrolment and management, the login's second step, step-up, and
-the support-assisted reset. Also `require_step_up`, the dependency sensitive routes use.
+"""HTTP API of second factors: the status, authenticator apps, codes by email or SMS, and
+step-up; with what every MFA route shares (`require_step_up`, the dependency sensitive routes of
+every domain use; `guard_factor_change`; `factor_attempt`; the request bodies). Security keys are
+in `webauthn_api`, the login's second step in `login_api`, backup codes and the ways back
+(recovery hold, support reset) in `recovery_api`.
 
 Verification routes follow one rule: the attempt is committed *before* a failure is raised, so
 wrong codes are counted (and audited) even though the request fails. Each runs inside
@@ -16,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -24,26 +27,23 @@ from starlette.requests import HTTPConnection
 from rampart.access.api import authenticated
 from rampart.access.domain import PermissionDeniedError, Principal, StaffMfaRequiredError
 from rampart.config import MfaSettings
-from rampart.identity.authn import previous_session, set_session_cookie
+from rampart.identity.authn import set_session_cookie
 from rampart.identity.db import SessionRow
-from rampart.identity.deps import FlowsDep, IdentityDep, MfaDep, mfa_slot
-from rampart.identity.domain import PendingLoginError, token_hash
-from rampart.identity.flows import FlowServices
+from rampart.identity.deps import IdentityDep, MfaDep, mfa_slot
 from rampart.identity.mfa.domain import (
     FactorKind,
     SensitiveAction,
-    login_purpose,
     step_up_purpose,
 )
 from rampart.identity.mfa.service import FactorCheck, FactorResponse, MfaService
-from rampart.identity.mfa.webauthn_json import AssertionCredential, RegistrationCredential
+from rampart.identity.mfa.webauthn_json import AssertionCredential
 from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.context import current_context
 from rampart.kernel.errors import ValidationError
 from rampart.kernel.ids import is_id
 from rampart.platform.db import Database
-from rampart.platform.http.access import declare_access, public
+from rampart.platform.http.access import declare_access
 from rampart.platform.http.deps import (
     ClockDep,
     DatabaseDep,
@@ -51,7 +51,7 @@ from rampart.platform.http.deps import (
     SettingsDep,
     database_slot,
 )
-from rampart.platform.http.inputs import Id, Multiline, Text, register_choice
+from rampart.platform.http.inputs import Id, Text, register_choice
 from rampart.platform.http.problems import problem_responses
 from rampart.platform.uow import UnitOfWork
 from rampart.ratelimit.api import RateLimitsDep
@@ -63,7 +63,7 @@ router = APIRouter(tags=["mfa"])
 register_choice("channel", "sms", "email")
 
 
-# --- dependencies other domains use ------------------------------------------------------------
+# --- dependencies other domains and the other MFA routes use ----------------------------------
 def require_step_up(
     permission: str | None, action: SensitiveAction
 ) -> Callable[[HTTPConnection], Any]:
@@ -95,7 +95,7 @@ def require_step_up(
     return declare_access(dependency, f"{permission or 'authenticated'}+step-up")
 
 
-def _person(principal: Principal) -> str:
+def person(principal: Principal) -> str:
     # Factors belong to people; an API key can neither see nor change them.
     if principal.user_id is None or principal.method == "apikey":
         raise PermissionDeniedError("Sign in as yourself to manage second factors.")
@@ -124,9 +124,16 @@ def factor_attempt(
         yield
 
 
-def _commit_check(uow: UnitOfWork, check: FactorCheck) -> None:
+def commit_check(uow: UnitOfWork, check: FactorCheck) -> None:
     uow.commit()
     check.raise_for_failure()
+
+
+def first_backup_codes(mfa: MfaService, uow: UnitOfWork, user_id: str) -> list[str]:
+    """With the first factor comes the way back: ten backup codes, shown this once."""
+    if mfa.backup_codes_remaining(uow.session, user_id):
+        return []
+    return [c.reveal() for c in mfa.regenerate_backup_codes(uow, user_id)]
 
 
 def guard_factor_change(
@@ -137,7 +144,7 @@ def guard_factor_change(
     sign-in within the step-up window. A staff member enrols their first one only from their
     enrolment link, never from a password-only sign-in (whoever has the password alone would
     otherwise add their own key and act as staff)."""
-    user_id = _person(principal)
+    user_id = person(principal)
     if always_step_up or mfa.has_mfa(session, user_id):
         mfa.require_step_up(session, principal, SensitiveAction.FACTORS_CHANGE)
     elif principal.withheld:
@@ -160,10 +167,6 @@ def _signed_in_at(session: Session, principal: Principal) -> datetime | None:
     return utc(row.created_at)
 
 
-def _guard_factor_change(mfa: MfaService, uow: UnitOfWork, principal: Principal) -> str:
-    return guard_factor_change(mfa, uow.session, principal)
-
-
 # --- bodies --------------------------------------------------------------------------------
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -175,15 +178,6 @@ class CodeBody(Body):
 
 class PhoneBody(Body):
     phone: Text = Field(min_length=4, max_length=40)
-
-
-class NameBody(Body):
-    name: Text = Field(min_length=1, max_length=64)
-
-
-class RegistrationBody(Body):
-    credential: RegistrationCredential
-    name: Text = Field(default="Security key", min_length=1, max_length=64)
 
 
 class FactorBody(Body):
@@ -208,24 +202,6 @@ class FactorBody(Body):
 
 class ChallengeBody(Body):
     kind: Literal["webauthn", "email", "sms"]
-
-
-class PendingBody(Body):
-    pending_token: Text = Field(min_length=16, max_length=128)
-
-
-class PendingChallengeBody(PendingBody):
-    kind: Literal["webauthn", "email", "sms"]
-
-
-class PendingFactorBody(FactorBody):
-    pending_token: Text = Field(min_length=16, max_length=128)
-
-
-class ResetBody(Body):
-    verification_method: Text = Field(min_length=3, max_length=40)
-    verification_reference: Text = Field(min_length=3, max_length=200)
-    reason: Multiline = Field(min_length=5, max_length=1000)
 
 
 # --- status and management -----------------------------------------------------------------
@@ -276,7 +252,7 @@ def mfa_status(
     settings: SettingsDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    user_id = _person(principal)
+    user_id = person(principal)
     return _status(mfa, db, clock, settings.mfa, user_id, principal)
 
 
@@ -289,7 +265,7 @@ def totp_begin(
     new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
     with new_uow() as uow:
-        user_id = _guard_factor_change(mfa, uow, principal)
+        user_id = guard_factor_change(mfa, uow.session, principal)
         enrolment = mfa.begin_totp(uow, user_id, mfa.account_label(uow.session, user_id))
         uow.commit()
     return {"otpauth_uri": enrolment.uri, "secret": enrolment.secret, "qr_svg": enrolment.qr_svg}
@@ -307,19 +283,12 @@ def totp_confirm(
     mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    user_id = _person(principal)
+    user_id = person(principal)
     with factor_attempt(limits, user_id, enrolment=True), new_uow() as uow:
         check = mfa.confirm_totp(uow, user_id, body.code)
-        codes = _first_backup_codes(mfa, uow, user_id) if check.ok else []
-        _commit_check(uow, check)
+        codes = first_backup_codes(mfa, uow, user_id) if check.ok else []
+        commit_check(uow, check)
     return {"enrolled": True, "backup_codes": codes}
-
-
-def _first_backup_codes(mfa: MfaService, uow: UnitOfWork, user_id: str) -> list[str]:
-    """With the first factor comes the way back: ten backup codes, shown this once."""
-    if mfa.backup_codes_remaining(uow.session, user_id):
-        return []
-    return [c.reveal() for c in mfa.regenerate_backup_codes(uow, user_id)]
 
 
 @router.delete("/v1/mfa/totp", summary="Remove the authenticator app", status_code=204)
@@ -329,87 +298,7 @@ def totp_remove(
     principal: Principal = Depends(require_step_up(None, SensitiveAction.FACTORS_CHANGE)),
 ) -> None:
     with new_uow() as uow:
-        mfa.remove_totp(uow, _person(principal))
-        uow.commit()
-
-
-@router.post("/v1/mfa/backup-codes", summary="Create ten new backup codes (old ones stop working)")
-def backup_codes(
-    new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
-) -> dict[str, Any]:
-    with new_uow() as uow:
-        user_id = _guard_factor_change(mfa, uow, principal)
-        codes = [c.reveal() for c in mfa.regenerate_backup_codes(uow, user_id)]
-        uow.commit()
-    return {"backup_codes": codes, "remaining": len(codes)}
-
-
-@router.post("/v1/mfa/webauthn/registrations", summary="Start registering a key or passkey")
-def webauthn_register_begin(
-    new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
-) -> dict[str, Any]:
-    with new_uow() as uow:
-        user_id = _guard_factor_change(mfa, uow, principal)
-        ceremony = mfa.begin_webauthn_registration(
-            uow, user_id, mfa.account_label(uow.session, user_id)
-        )
-        uow.commit()
-    return {"challenge_id": ceremony.challenge_id, "options": ceremony.options}
-
-
-@router.post(
-    "/v1/mfa/webauthn/registrations/{challenge_id:id}",
-    summary="Finish registering a key or passkey",
-    status_code=201,
-    responses=problem_responses(409, 429),
-)
-def webauthn_register_finish(
-    challenge_id: Id,
-    body: RegistrationBody,
-    limits: RateLimitsDep,
-    new_uow: NewUnitOfWorkDep,
-    mfa: MfaDep,
-    principal: Principal = Depends(authenticated()),
-) -> dict[str, Any]:
-    credential = body.credential.as_json()
-    if len(orjson.dumps(credential)) > MAX_CREDENTIAL_JSON:
-        raise ValidationError("The authenticator response is too large.")
-    user_id = _person(principal)
-    with factor_attempt(limits, user_id, enrolment=True), new_uow() as uow:
-        user_id = _guard_factor_change(mfa, uow, principal)
-        check = mfa.finish_webauthn_registration(uow, user_id, challenge_id, credential, body.name)
-        codes = _first_backup_codes(mfa, uow, user_id) if check.ok else []
-        _commit_check(uow, check)
-    return {"id": check.details.get("authenticator"), "backup_codes": codes}
-
-
-@router.patch(
-    "/v1/mfa/webauthn/{authenticator_id:id}", summary="Rename a key or passkey", status_code=204
-)
-def webauthn_rename(
-    authenticator_id: Id,
-    body: NameBody,
-    new_uow: NewUnitOfWorkDep,
-    mfa: MfaDep,
-    principal: Principal = Depends(authenticated()),
-) -> None:
-    with new_uow() as uow:
-        user_id = _guard_factor_change(mfa, uow, principal)
-        mfa.rename_authenticator(uow, user_id, authenticator_id, body.name)
-        uow.commit()
-
-
-@router.delete(
-    "/v1/mfa/webauthn/{authenticator_id:id}", summary="Remove a key or passkey", status_code=204
-)
-def webauthn_remove(
-    authenticator_id: Id,
-    new_uow: NewUnitOfWorkDep,
-    mfa: MfaDep,
-    principal: Principal = Depends(require_step_up(None, SensitiveAction.FACTORS_CHANGE)),
-) -> None:
-    with new_uow() as uow:
-        mfa.remove_authenticator(uow, _person(principal), authenticator_id)
+        mfa.remove_totp(uow, person(principal))
         uow.commit()
 
 
@@ -421,7 +310,7 @@ def sms_begin(
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
     with new_uow() as uow:
-        user_id = _guard_factor_change(mfa, uow, principal)
+        user_id = guard_factor_change(mfa, uow.session, principal)
         hint = mfa.enrol_sms(uow, user_id, body.phone)
         uow.commit()
     return {"sent_to": hint}
@@ -436,7 +325,7 @@ def email_begin(
     new_uow: NewUnitOfWorkDep, mfa: MfaDep, principal: Principal = Depends(authenticated())
 ) -> dict[str, Any]:
     with new_uow() as uow:
-        user_id = _guard_factor_change(mfa, uow, principal)
+        user_id = guard_factor_change(mfa, uow.session, principal)
         hint = mfa.enrol_email(uow, user_id)
         uow.commit()
     return {"sent_to": hint}
@@ -455,11 +344,11 @@ def channel_confirm(
     mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    user_id = _person(principal)
+    user_id = person(principal)
     with factor_attempt(limits, user_id, enrolment=True), new_uow() as uow:
         check = mfa.confirm_channel(uow, user_id, FactorKind(channel), body.code)
-        codes = _first_backup_codes(mfa, uow, user_id) if check.ok else []
-        _commit_check(uow, check)
+        codes = first_backup_codes(mfa, uow, user_id) if check.ok else []
+        commit_check(uow, check)
     return {"enrolled": True, "backup_codes": codes}
 
 
@@ -471,40 +360,20 @@ def channel_remove(
     principal: Principal = Depends(require_step_up(None, SensitiveAction.FACTORS_CHANGE)),
 ) -> None:
     with new_uow() as uow:
-        mfa.remove_channel(uow, _person(principal), FactorKind(channel))
+        mfa.remove_channel(uow, person(principal), FactorKind(channel))
         uow.commit()
 
 
 # --- step-up ---------------------------------------------------------------------------------
-def _challenge(
+def factor_challenge(
     mfa: MfaService, uow: UnitOfWork, user_id: str, kind: str, purpose: str
 ) -> dict[str, Any]:
+    """Begin a challenge for `purpose`: WebAuthn options, or a code sent by email or SMS."""
     if kind == "webauthn":
         ceremony = mfa.begin_webauthn_authentication(uow, user_id, purpose)
         return {"kind": kind, "challenge_id": ceremony.challenge_id, "options": ceremony.options}
     hint = mfa.send_code(uow, user_id, FactorKind(kind), purpose)
     return {"kind": kind, "sent_to": hint}
-
-
-@router.post(
-    "/v1/mfa/recovery-hold/lift",
-    summary="End the hold after a password reset by email early, with a backup code",
-    responses=problem_responses(404, 429),
-)
-def recovery_hold_lift(
-    body: CodeBody,
-    limits: RateLimitsDep,
-    new_uow: NewUnitOfWorkDep,
-    mfa: MfaDep,
-    principal: Principal = Depends(authenticated()),
-) -> dict[str, Any]:
-    """Only the hold an email-only password reset started (404 `mfa-no-recovery-hold`
-    otherwise, including during a support reset's cooling period); a wrong code is 401."""
-    user_id = _person(principal)
-    with factor_attempt(limits, user_id), new_uow() as uow:
-        check = mfa.lift_recovery_hold(uow, user_id, body.code)
-        _commit_check(uow, check)
-    return {"lifted": True, "backup_codes_remaining": check.backup_codes_remaining}
 
 
 @router.post(
@@ -518,9 +387,11 @@ def step_up_challenge(
     mfa: MfaDep,
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
-    user_id = _person(principal)
+    user_id = person(principal)
     with new_uow() as uow:
-        result = _challenge(mfa, uow, user_id, body.kind, step_up_purpose(principal.credential_id))
+        result = factor_challenge(
+            mfa, uow, user_id, body.kind, step_up_purpose(principal.credential_id)
+        )
         uow.commit()
     return result
 
@@ -541,7 +412,7 @@ def step_up(
     principal: Principal = Depends(authenticated()),
 ) -> dict[str, Any]:
     """A browser session's cookie is replaced on success (the old one stops working)."""
-    user_id = _person(principal)
+    user_id = person(principal)
     if principal.credential_id is None:
         raise PermissionDeniedError("This sign-in cannot step up.")
     sessions = identity.sessions
@@ -554,7 +425,7 @@ def step_up(
             )
             if principal.method == "session":
                 secret = sessions.rotate_secret(uow, user_id, principal.credential_id)
-        _commit_check(uow, check)
+        commit_check(uow, check)
     assert mfa_at is not None
     if secret is not None:
         set_session_cookie(response, settings.identity, secret)
@@ -564,161 +435,3 @@ def step_up(
         "valid_until": (mfa_at + timedelta(minutes=minutes)).isoformat(),
         "backup_codes_remaining": check.backup_codes_remaining,
     }
-
-
-# --- the second step of signing in -----------------------------------------------------------
-def pending_purpose(pending_token: str) -> str:
-    """Codes and challenges of a pending sign-in are bound to that sign-in (by its token's
-    hash, never the token itself)."""
-    return login_purpose(token_hash(pending_token)[:40])
-
-
-@router.post(
-    "/v1/auth/login/mfa/challenge",
-    dependencies=[Depends(public)],
-    summary="Ask for a second-factor challenge for a pending sign-in",
-    responses=problem_responses(401, 404, 429),
-)
-def login_challenge(
-    body: PendingChallengeBody, identity: IdentityDep, new_uow: NewUnitOfWorkDep, mfa: MfaDep
-) -> dict[str, Any]:
-    login = identity.login
-    with new_uow() as uow:
-        user_id = login.pending_user(uow.session, body.pending_token)
-        result = _challenge(mfa, uow, user_id, body.kind, pending_purpose(body.pending_token))
-        uow.commit()
-    return result
-
-
-@router.post(
-    "/v1/auth/login/mfa",
-    dependencies=[Depends(public)],
-    summary="Finish a pending sign-in with a second factor; returns the tokens",
-    responses=problem_responses(401, 404, 429),
-)
-def login_second_factor(
-    body: PendingFactorBody,
-    request: Request,
-    mfa: MfaDep,
-    limits: RateLimitsDep,
-    services: FlowsDep,
-) -> dict[str, Any]:
-    issued = complete_login(
-        services,
-        mfa,
-        limits,
-        request,
-        body.pending_token,
-        body.response(),
-        kind="api",
-    )
-    return {
-        "token_type": "Bearer",
-        "access_token": issued.access_token,
-        "expires_at": issued.access_expires_at,
-        "refresh_token": issued.refresh_token,
-        "refresh_expires_at": issued.refresh_expires_at.isoformat()
-        if issued.refresh_expires_at
-        else None,
-        "session_id": issued.session_id,
-    }
-
-
-def complete_login(
-    services: FlowServices,
-    mfa: MfaService,
-    limits: RateLimits | None,
-    request: Request,
-    pending_token: str,
-    response: FactorResponse,
-    *,
-    kind: str,
-) -> Any:
-    """Check a factor for a pending sign-in and, when it passes, issue its session or tokens.
-
-    A wrong factor is committed (counted on the pending sign-in and by the rate limiter) before
-    it is refused; five failures void the pending sign-in.
-    """
-    login = services.identity.login
-    with services.db.read() as session:
-        user_id = login.pending_user(session, pending_token)
-    with factor_attempt(limits, user_id), services.uow() as uow:
-        pending_kind = _pending_kind(uow, pending_token)
-        if pending_kind != kind:
-            # A browser sign-in finishes only on the pages, an API one only here.
-            raise PendingLoginError
-        check = mfa.verify(uow, user_id, pending_purpose(pending_token), response)
-        if not check.ok:
-            login.record_factor_failure(uow, pending_token)
-            _commit_check(uow, check)
-        issued = login.complete_pending_login(
-            uow,
-            pending_token,
-            factor=check.kind.value,
-            previous_session=previous_session(request) if kind == "browser" else None,
-        )
-        uow.commit()
-    return issued
-
-
-def _pending_kind(uow: UnitOfWork, pending_token: str) -> str:
-    from sqlalchemy import select
-
-    from rampart.identity.db import PendingLoginRow
-
-    kind = uow.session.scalar(
-        select(PendingLoginRow.kind).where(PendingLoginRow.token_hash == token_hash(pending_token))
-    )
-    if kind is None:
-        raise PendingLoginError
-    return str(kind)
-
-
-# --- support ---------------------------------------------------------------------------------
-@router.post(
-    "/v1/admin/users/{user_id:id}/mfa/reset",
-    status_code=202,
-    summary="Support: ask to remove a user's factors after re-verifying their identity",
-)
-def support_reset(
-    user_id: Id,
-    body: ResetBody,
-    new_uow: NewUnitOfWorkDep,
-    mfa: MfaDep,
-    principal: Principal = Depends(authenticated()),
-) -> dict[str, Any]:
-    """First of four eyes: nothing is removed until a different staff member approves the
-    request (`POST /v1/admin/mfa/reset-requests/{request_id}/approve`)."""
-    with new_uow() as uow:
-        # The operator proves a fresh security key of their own: a stolen support session alone
-        # must not be enough to strip someone's account bare.
-        mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
-        pending = mfa.request_support_reset(
-            uow,
-            principal,
-            user_id,
-            verification_method=body.verification_method,
-            verification_reference=body.verification_reference,
-            reason=body.reason,
-        )
-        uow.commit()
-    return pending.as_dict()
-
-
-@router.post(
-    "/v1/admin/mfa/reset-requests/{request_id:id}/approve",
-    summary="Support: approve another staff member's factor-reset request (four eyes)",
-)
-def approve_support_reset(
-    request_id: Id,
-    new_uow: NewUnitOfWorkDep,
-    mfa: MfaDep,
-    principal: Principal = Depends(authenticated()),
-) -> dict[str, Any]:
-    """Second of four eyes: a different staff member, with a fresh security key of their own,
-    approves; every factor of the user goes and the 24-hour cooling period starts."""
-    with new_uow() as uow:
-        mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
-        record = mfa.approve_support_reset(uow, principal, request_id)
-        uow.commit()
-    return {"reset_id": record.id, "cooling_until": record.cooling_until.isoformat()}

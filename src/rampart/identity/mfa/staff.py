@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.access.domain import Permission, Principal
 from rampart.identity.deps import IdentityDep, MfaDep
-from rampart.identity.mfa.api import _commit_check, _first_backup_codes, require_step_up
+from rampart.identity.mfa.api import commit_check, first_backup_codes, require_step_up
 from rampart.identity.mfa.domain import SensitiveAction
 from rampart.identity.mfa.webauthn_json import RegistrationCredential
 from rampart.identity.mfa.webauthn_rp import MAX_CREDENTIAL_JSON
@@ -108,8 +108,8 @@ def enrol(
         if check.ok:
             # The link is used up only by a key that registered: a failed ceremony may retry.
             identity.accounts.complete_staff_enrolment(uow, body.token, password_hash)
-            codes = _first_backup_codes(mfa, uow, user_id)
-        _commit_check(uow, check)
+            codes = first_backup_codes(mfa, uow, user_id)
+        commit_check(uow, check)
     authenticator = check.details.get("authenticator")
     return {"enrolled": True, "authenticator": authenticator, "backup_codes": codes}
 

@@ -21,14 +21,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from rampart.access.domain import MfaEnrolmentRequiredError, Principal, StepUpRequiredError
 from rampart.identity.deps import flow_services_slot
 from rampart.identity.domain import PendingLoginError
-from rampart.identity.mfa.api import (
-    _challenge,
-    complete_login,
-    factor_attempt,
-    guard_factor_change,
-    pending_purpose,
-)
+from rampart.identity.mfa.api import factor_attempt, factor_challenge, guard_factor_change
 from rampart.identity.mfa.domain import FactorKind, step_up_purpose
+from rampart.identity.mfa.login_api import complete_login, pending_purpose
 from rampart.identity.mfa.service import FactorResponse
 from rampart.kernel.errors import RampartError
 from rampart.platform.http.access import public
@@ -469,7 +464,7 @@ async def login_send(request: Request) -> Response:
                 raise PendingLoginError
             with container.uow() as uow:
                 user_id = container.identity.login.pending_user(uow.session, token)
-                result = _challenge(container.mfa, uow, user_id, kind, pending_purpose(token))
+                result = factor_challenge(container.mfa, uow, user_id, kind, pending_purpose(token))
                 uow.commit()
         except PendingLoginError:
             return _expired()
@@ -492,7 +487,9 @@ async def login_options(request: Request) -> Response:
     def run() -> dict[str, Any]:
         with container.uow() as uow:
             user_id = container.identity.login.pending_user(uow.session, token)
-            result = _challenge(container.mfa, uow, user_id, "webauthn", pending_purpose(token))
+            result = factor_challenge(
+                container.mfa, uow, user_id, "webauthn", pending_purpose(token)
+            )
             uow.commit()
         return result
 
