@@ -34,7 +34,7 @@ from rampart.identity.links import (
     send_notice,
 )
 from rampart.identity.password_changes import PasswordChanges
-from rampart.identity.sessions import SessionStore
+from rampart.identity.sessions.ending import SessionEnding
 from rampart.identity.staff_enrolment import StaffEnrolment
 from rampart.kernel.clock import Clock, utc
 from rampart.kernel.errors import NotFoundError
@@ -56,7 +56,7 @@ class AccountService:
         public_url: str,
         roles: RoleDirectory,
         notifier: Notifier,
-        sessions: SessionStore,
+        sessions: SessionEnding,
         addresses: AccountAddresses,
         links: EmailLinks,
         passwords: PasswordChanges,

@@ -34,7 +34,8 @@ from rampart.identity.domain import (
     InvalidTokenError,
     TokenRevokedError,
 )
-from rampart.identity.sessions import TOUCH_SECONDS, SessionState, SessionStore, csrf_token_for
+from rampart.identity.sessions import TOUCH_SECONDS, SessionState, csrf_token_for
+from rampart.identity.sessions.checks import SessionChecks
 from rampart.kernel.clock import Clock
 from rampart.platform.uow import UnitOfWork
 
@@ -92,7 +93,7 @@ def principal_of(state: SessionState, method: str, issued_at: int | None = None)
 
 
 async def _session_revoked(
-    sessions: SessionStore, principal: Principal, method: str
+    sessions: SessionChecks, principal: Principal, method: str
 ) -> bool | None:
     """The revocation half of the per-request check, for a principal accepted earlier (a
     stream's): its session ended, its user locked or closed, or its token before "not before".
@@ -113,7 +114,7 @@ async def _session_revoked(
 class BearerAuthenticator:
     def __init__(self, identity: IdentityService, clock: Clock) -> None:
         self._tokens = identity.tokens
-        self._sessions = identity.sessions
+        self._sessions = identity.sessions.checks
         self._clock = clock
 
     async def authenticate(self, conn: HTTPConnection) -> Principal | None:
@@ -162,7 +163,8 @@ class SessionAuthenticator:
         new_uow: Callable[[], UnitOfWork],
     ) -> None:
         self._identity = identity
-        self._sessions = identity.sessions
+        self._sessions = identity.sessions.checks
+        self._ending = identity.sessions.ending
         self._clock = clock
         self._new_uow = new_uow
         self._idle = settings.identity.session_idle_minutes * 60
@@ -206,7 +208,7 @@ class SessionAuthenticator:
 
     def _revoke_idle(self, state: SessionState) -> None:
         with self._new_uow() as uow:
-            self._sessions.revoke(uow, state.user_id, state.session_id, reason="idle")
+            self._ending.revoke(uow, state.user_id, state.session_id, reason="idle")
             uow.commit()
 
     async def _check_csrf(self, conn: HTTPConnection, secret: str) -> None:

@@ -20,7 +20,7 @@ from rampart.identity.db import EmailTokenRow, UserRow
 from rampart.identity.domain import AccountStatus, InvalidLinkError
 from rampart.identity.emails import AccountAddresses
 from rampart.identity.links import PURPOSE_RESET, EmailLinks, send_notice
-from rampart.identity.sessions import SessionStore
+from rampart.identity.sessions.ending import SessionEnding
 from rampart.identity.throttle import LoginThrottle
 from rampart.kernel.clock import Clock
 from rampart.kernel.errors import ConflictError, NotFoundError
@@ -44,7 +44,7 @@ class PasswordChanges:
         *,
         public_url: str,
         notifier: Notifier,
-        sessions: SessionStore,
+        sessions: SessionEnding,
         throttle: LoginThrottle,
         email_key: Callable[[str], str],
         addresses: AccountAddresses,

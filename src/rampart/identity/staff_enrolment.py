@@ -14,7 +14,7 @@ from rampart.identity.db import UserRow
 from rampart.identity.domain import AccountStatus, InvalidLinkError
 from rampart.identity.emails import AccountAddresses
 from rampart.identity.links import PURPOSE_STAFF_ENROL, EmailLinks
-from rampart.identity.sessions import SessionStore
+from rampart.identity.sessions.ending import SessionEnding
 from rampart.identity.throttle import LoginThrottle
 from rampart.kernel.clock import Clock
 from rampart.kernel.errors import NotFoundError
@@ -31,7 +31,7 @@ class StaffEnrolment:
         settings: IdentitySettings,
         *,
         public_url: str,
-        sessions: SessionStore,
+        sessions: SessionEnding,
         throttle: LoginThrottle,
         email_key: Callable[[str], str],
         addresses: AccountAddresses,
