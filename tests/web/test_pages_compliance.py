@@ -45,7 +45,10 @@ def _trader_order(container: Container) -> str:
 def _rows(page: str) -> list[dict[str, Any]]:
     rows = []
     for seq, body in re.findall(r'<tr data-seq="(\d+)">(.*?)</tr>', page, re.S):
-        cells = [unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", body)]
+        cells = [
+            unescape(re.sub(r"<[^>]+>", "", c))
+            for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", body)
+        ]
         rows.append({"seq": int(seq), "cells": cells})
     return rows
 
@@ -89,7 +92,9 @@ def test_an_officer_finds_an_order_entry_and_its_proof_verifies(
     page = entry.text
     assert _field(page, "data-field", "action") == "order.accepted"
     assert _field(page, "data-field", "subject") == f"order:{order_id}"
-    details = json.loads(unescape(re.search(r'<pre id="details"[^>]*>(.*?)</pre>', page, re.S).group(1)))  # type: ignore[union-attr]
+    details = json.loads(
+        unescape(re.search(r'<pre id="details"[^>]*>(.*?)</pre>', page, re.S).group(1))
+    )  # type: ignore[union-attr]
     assert details["limit_price"] == "95.50"
     assert details["quantity"] == "10"
 
@@ -97,7 +102,9 @@ def test_an_officer_finds_an_order_entry_and_its_proof_verifies(
     assert page.count("✔") == 3
     # The numbers shown check again outside the page, with the verifier alone.
     b = base64.b64decode
-    path = [b(h) for h in re.findall(r"<li><code>([^<]+)</code></li>", page.split('id="audit-path"')[1])]
+    path = [
+        b(h) for h in re.findall(r"<li><code>([^<]+)</code></li>", page.split('id="audit-path"')[1])
+    ]
     tree_size = int(_field(page, "data-proof", "tree_size"))
     assert verify_inclusion(
         b(_field(page, "data-proof", "leaf_hash")),
@@ -118,7 +125,9 @@ def test_an_entry_after_the_newest_checkpoint_has_no_proof_yet(
     order_id = str(place(container, TRADER, "buy", "1", "94.00")["id"])
     headers = _officer(client, container)
     rows = _rows(
-        client.get("/compliance/audit", params={"subject": f"order:{order_id}"}, headers=headers).text
+        client.get(
+            "/compliance/audit", params={"subject": f"order:{order_id}"}, headers=headers
+        ).text
     )
     last = max(r["seq"] for r in rows)
     page = client.get(f"/compliance/audit/{last}", headers=headers).text
@@ -126,9 +135,7 @@ def test_an_entry_after_the_newest_checkpoint_has_no_proof_yet(
     assert 'data-verified="yes"' not in page
 
 
-def test_export_returns_only_the_filtered_entries(
-    client: TestClient, container: Container
-) -> None:
+def test_export_returns_only_the_filtered_entries(client: TestClient, container: Container) -> None:
     order_id = _trader_order(container)
     other = place(container, TRADER, "buy", "1", "94.00")
     headers = _officer(client, container)
@@ -162,8 +169,14 @@ def test_page_sizes_are_bounded_and_pages_follow_the_cursor(
     assert len(seqs) == 25
     following = re.search(r'href="/compliance/audit\?([^"]+)" rel="next"', small)
     assert following
-    after = [r["seq"] for r in _rows(client.get(f"/compliance/audit?{unescape(following.group(1))}", headers=headers).text)]
-    assert after and min(after) > max(seqs)
+    after = [
+        r["seq"]
+        for r in _rows(
+            client.get(f"/compliance/audit?{unescape(following.group(1))}", headers=headers).text
+        )
+    ]
+    assert after
+    assert min(after) > max(seqs)
 
 
 def test_a_trader_gets_a_403_page_and_no_link(client: TestClient, container: Container) -> None:
