@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import timedelta
 from html import unescape
 from typing import Any
 
@@ -212,3 +213,27 @@ def test_signed_out_is_sent_to_sign_in(client: TestClient) -> None:
     response = client.get("/compliance/audit", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login"
+
+
+def test_the_time_range_filter(client: TestClient, container: Container) -> None:
+    order_id = _trader_order(container)
+    headers = _officer(client, container)
+    now = container.clock.now()
+    minute = now.strftime("%Y-%m-%dT%H:%M")
+    later = (now + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")
+    subject = f"order:{order_id}"
+
+    def found(**times: str) -> list[dict[str, Any]]:
+        page = client.get(
+            "/compliance/audit", params={"subject": subject, **times}, headers=headers
+        )
+        assert page.status_code == 200, page.text
+        assert all(f'value="{v}"' in page.text for v in times.values())  # the form keeps them
+        return _rows(page.text)
+
+    assert found(since=minute, until=later)
+    assert found(since=later) == []
+    assert found(until=minute) == []
+    wrong = client.get("/compliance/audit", params={"since": "yesterday"}, headers=headers)
+    assert wrong.status_code == 422
+    assert "YYYY-MM-DDTHH:MM" in wrong.text
