@@ -46,7 +46,8 @@ def _create_officer(container: Container) -> str:
 def _fits(page: object) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     wide = page.evaluate(  # type: ignore[attr-defined]
-        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 390)"
+        "[...document.querySelectorAll('body *')]"
+        ".filter(e => e.getBoundingClientRect().right > 390)"
         ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8)"
     )
     assert width <= PHONE["width"], f"the page is {width} px wide on a 390 px phone: {wide}"
