@@ -59,6 +59,8 @@ class SearchQuery:
     #: Keyset cursor: only entries with a larger sequence number.
     after_seq: int | None = None
     limit: int = 100
+    #: allowed, denied, ... (unindexed: narrow by another filter on a large log).
+    outcome: str | None = None
 
 
 def entry_view(row: Any) -> dict[str, Any]:
@@ -115,6 +117,8 @@ class AuditReader:
             stmt = stmt.where(_ENTRY.c.subject == query.subject)
         if query.action is not None:
             stmt = stmt.where(_ENTRY.c.action == query.action)
+        if query.outcome is not None:
+            stmt = stmt.where(_ENTRY.c.outcome == query.outcome)
         if query.after_seq is not None:
             stmt = stmt.where(_ENTRY.c.seq > query.after_seq)
         with self._db.read() as session:

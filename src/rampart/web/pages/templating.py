@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from rampart.access.domain import Permission
 from rampart.identity.authn import SESSION_COOKIE
 from rampart.identity.domain import CsrfError
 from rampart.identity.sessions import csrf_token_for
@@ -159,6 +160,8 @@ def render(
         "csp_nonce": request.scope["state"]["csp_nonce"],
         "csrf_token": csrf,
         "signed_in": principal is not None or SESSION_COOKIE in request.cookies,
+        # The console's link, for those whose sign-in holds the permission (staff: with a key).
+        "audit_console": principal is not None and principal.can(Permission.COMPLIANCE_AUDIT),
         "dev_mailbox": container.settings.profile == "dev",
         "api_docs": container.settings.api_docs_enabled,
         "errors": [],
