@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def mount_pages(app: FastAPI, container: Container) -> None:
     """The home and market pages, the account pages, the dev mailbox (dev profile only),
     `/static`, and the error page people's browsers get instead of problem+json."""
-    from rampart.web.pages import account, errors, mailbox, market, mfa, portfolio
+    from rampart.web.pages import account, errors, keys, mailbox, market, mfa, portfolio
 
     app.include_router(account.router)
     app.include_router(mfa.router)
@@ -27,6 +27,8 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     app.include_router(market.router)
     # The trader's portfolio `/portfolio`.
     app.include_router(portfolio.router)
+    # The API keys page `/keys`.
+    app.include_router(keys.router)
     if container.settings.profile == "dev":
         app.include_router(mailbox.router)
 
