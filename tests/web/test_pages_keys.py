@@ -48,8 +48,9 @@ def _enrol_totp(container: Container, user_id: str) -> pyotp.TOTP:
     return totp
 
 
-def _step_up(client: TestClient, container: Container, totp: pyotp.TOTP, clock: FrozenClock,
-             next_path: str) -> httpx.Response:
+def _step_up(
+    client: TestClient, container: Container, totp: pyotp.TOTP, clock: FrozenClock, next_path: str
+) -> httpx.Response:
     clock.advance(31)  # a new code: the one that confirmed the enrolment is spent
     page = client.get(f"/security/step-up?next={next_path}")
     assert page.status_code == 200, page.text
@@ -84,7 +85,8 @@ def _create(client: TestClient, **values: Any) -> httpx.Response:
 
 def _secret_and_id(page: str) -> tuple[str, str]:
     secret, key_id = SECRET.search(page), KEY_ID.search(page)
-    assert secret and key_id, "the page shows no new key"
+    assert secret, "the page shows no new secret"
+    assert key_id, "the page shows no new key"
     return html.unescape(secret.group(1)), key_id.group(1)
 
 
@@ -93,8 +95,13 @@ def _bot(client: TestClient, key_id: str, secret: str) -> Iterator[RampartClient
     # A client of its own: no session cookie, only the key's signature authenticates it.
     own = TestClient(client.app, base_url=str(client.base_url))
     clock = client.app.state.container.clock  # type: ignore[attr-defined]
-    with RampartClient(str(client.base_url), key_id=key_id, secret=secret,
-                       http_client=own, now=lambda: clock.now().timestamp()) as bot:
+    with RampartClient(
+        str(client.base_url),
+        key_id=key_id,
+        secret=secret,
+        http_client=own,
+        now=lambda: clock.now().timestamp(),
+    ) as bot:
         yield bot
 
 
@@ -121,9 +128,11 @@ def test_create_shows_the_secret_once_and_it_signs_requests(
     assert secret.startswith("rmp_")
     # The examples are for this key, and read the secret from the environment, not the page.
     assert created.text.count(key_id) >= 4
-    assert "RampartClient(" in created.text and "crypto.createHmac" in created.text
+    assert "RampartClient(" in created.text
+    assert "crypto.createHmac" in created.text
     assert created.text.count(secret) == 1
-    assert 'src="/static/keys.js"' in created.text and 'data-copy="new-key-secret"' in created.text
+    assert 'src="/static/keys.js"' in created.text
+    assert 'data-copy="new-key-secret"' in created.text
 
     listing = client.get("/keys")
     assert listing.headers["cache-control"] == "no-store"
@@ -132,8 +141,14 @@ def test_create_shows_the_secret_once_and_it_signs_requests(
     row = re.search(rf'<tr data-key="{key_id}" data-state="active">(.*?)</tr>', listing.text, re.S)
     assert row, listing.text
     cells = row.group(1)
-    for shown in ("market maker", "read, trade", "hmac-sha256", "10.0.0.0/8, 192.0.2.7",
-                  "2099-01-31 00:00 UTC", "never"):
+    for shown in (
+        "market maker",
+        "read, trade",
+        "hmac-sha256",
+        "10.0.0.0/8, 192.0.2.7",
+        "2099-01-31 00:00 UTC",
+        "never",
+    ):
         assert shown in cells, shown
 
     # The shown secret works from rampart.client (from an allowed address: the test client's
@@ -149,7 +164,8 @@ def test_create_shows_the_secret_once_and_it_signs_requests(
     bot_row = re.search(rf'<tr data-key="{bot_key}"[^>]*>(.*?)</tr>', used, re.S)
     assert bot_row
     last_used = re.search(r'<td data-field="last-used">(.*?)</td>', bot_row.group(1), re.S)
-    assert last_used and "UTC" in last_used.group(1), bot_row.group(1)
+    assert last_used, bot_row.group(1)
+    assert "UTC" in last_used.group(1), bot_row.group(1)
 
 
 def test_the_plain_python_example_signs_as_the_server_verifies(
@@ -160,8 +176,9 @@ def test_the_plain_python_example_signs_as_the_server_verifies(
 
     created = _create(client, label="plain", scopes=["read"])
     secret, key_id = _secret_and_id(created.text)
-    code = re.search(r'<code id="example-python" class="language-python">(.*?)</code>',
-                     created.text, re.S)
+    code = re.search(
+        r'<code id="example-python" class="language-python">(.*?)</code>', created.text, re.S
+    )
     assert code
     answers: list[dict[str, Any]] = []
 
@@ -181,8 +198,10 @@ def test_the_plain_python_example_signs_as_the_server_verifies(
     def urlopen(request: urllib.request.Request) -> Answer:
         # The example's own request, sent through the test client as it was built.
         response = TestClient(client.app, base_url=str(client.base_url)).request(
-            request.get_method(), request.full_url,
-            headers=dict(request.header_items()), content=request.data
+            request.get_method(),
+            request.full_url,
+            headers=dict(request.header_items()),
+            content=request.data,
         )
         assert response.status_code == 200, response.text
         answers.append(response.json())
@@ -193,7 +212,8 @@ def test_the_plain_python_example_signs_as_the_server_verifies(
     # The server reads the tests' frozen clock: the example's `created` must agree with it.
     monkeypatch.setattr("time.time", lambda: container.clock.now().timestamp())
     exec(compile(html.unescape(code.group(1)), "example.py", "exec"), {"json": json})  # noqa: S102
-    assert answers and answers[0]["user_id"] == stepped_up
+    assert answers
+    assert answers[0]["user_id"] == stepped_up
     assert key_id in answers[0]["actor"]
 
 
@@ -202,11 +222,17 @@ def test_creating_a_key_needs_a_step_up_and_keeps_what_was_typed(
 ) -> None:
     user_id = _sign_in(client, container)
     totp = _enrol_totp(container, user_id)
-    refused = _create(client, label="due", scopes=["read", "data"], allowed_cidrs="10.1.0.0/16",
-                      expires_on="2099-02-01")
+    refused = _create(
+        client,
+        label="due",
+        scopes=["read", "data"],
+        allowed_cidrs="10.1.0.0/16",
+        expires_on="2099-02-01",
+    )
     assert refused.status_code == 401
     assert SECRET.search(refused.text) is None
-    assert 'value="due"' in refused.text and "10.1.0.0/16</textarea>" in refused.text
+    assert 'value="due"' in refused.text
+    assert "10.1.0.0/16</textarea>" in refused.text
     with container.db.read() as session:
         assert container.apikeys.list_for_user(session, user_id) == []
     link = re.search(r'<a href="(/security/step-up\?next=[^"]+)">', refused.text)
@@ -220,7 +246,8 @@ def test_creating_a_key_needs_a_step_up_and_keeps_what_was_typed(
     assert 'id="scope-read" name="scopes" value="read" checked' in form.text
     assert 'id="scope-data" name="scopes" value="data" checked' in form.text
     assert 'id="scope-trade" name="scopes" value="trade">' in form.text
-    assert "10.1.0.0/16</textarea>" in form.text and 'value="2099-02-01"' in form.text
+    assert "10.1.0.0/16</textarea>" in form.text
+    assert 'value="2099-02-01"' in form.text
     created = _create(client, label="due", scopes=["read"])
     assert created.status_code == 201, created.text
 
@@ -228,13 +255,15 @@ def test_creating_a_key_needs_a_step_up_and_keeps_what_was_typed(
     _, key_id = _secret_and_id(created.text)
     clock.advance(container.settings.mfa.step_up_minutes * 60 + 1)
     confirm = client.get(f"/keys/{key_id}/rotate")
-    rotate = client.post(f"/keys/{key_id}/rotate", data={"csrf_token": _csrf(confirm.text)},
-                         follow_redirects=False)
+    rotate = client.post(
+        f"/keys/{key_id}/rotate", data={"csrf_token": _csrf(confirm.text)}, follow_redirects=False
+    )
     assert rotate.status_code == 401
     assert f"/security/step-up?next=%2Fkeys%2F{key_id}%2Frotate" in rotate.text
     confirm = client.get(f"/keys/{key_id}/revoke")
-    revoked = client.post(f"/keys/{key_id}/revoke", data={"csrf_token": _csrf(confirm.text)},
-                          follow_redirects=False)
+    revoked = client.post(
+        f"/keys/{key_id}/revoke", data={"csrf_token": _csrf(confirm.text)}, follow_redirects=False
+    )
     assert revoked.status_code == 303
 
 
@@ -256,13 +285,16 @@ def test_rotate_and_revoke_after_a_confirmation(
 
     confirm = client.get(f"/keys/{old_id}/rotate")
     assert confirm.status_code == 200
-    assert "Rotate the key" in confirm.text and "24 hours" in confirm.text
-    rotated = client.post(f"/keys/{old_id}/rotate", data={"csrf_token": _csrf(confirm.text)},
-                          follow_redirects=False)
+    assert "Rotate the key" in confirm.text
+    assert "24 hours" in confirm.text
+    rotated = client.post(
+        f"/keys/{old_id}/rotate", data={"csrf_token": _csrf(confirm.text)}, follow_redirects=False
+    )
     assert rotated.status_code == 200, rotated.text
     assert "The key was rotated." in rotated.text
     new_secret, new_id = _secret_and_id(rotated.text)
-    assert new_id != old_id and new_secret != old_secret
+    assert new_id != old_id
+    assert new_secret != old_secret
     listing = client.get("/keys").text
     assert f'data-key="{old_id}" data-state="rotating"' in listing
     assert f'data-key="{new_id}" data-state="active"' in listing
@@ -272,9 +304,11 @@ def test_rotate_and_revoke_after_a_confirmation(
             assert bot.get("/api/v1/apikeys/whoami").status_code == 200
 
     confirm = client.get(f"/keys/{new_id}/revoke")
-    assert confirm.status_code == 200 and "Revoke the key" in confirm.text
-    revoked = client.post(f"/keys/{new_id}/revoke", data={"csrf_token": _csrf(confirm.text)},
-                          follow_redirects=False)
+    assert confirm.status_code == 200
+    assert "Revoke the key" in confirm.text
+    revoked = client.post(
+        f"/keys/{new_id}/revoke", data={"csrf_token": _csrf(confirm.text)}, follow_redirects=False
+    )
     assert revoked.status_code == 303
     shown = client.get(revoked.headers["location"])
     assert "The key was revoked" in shown.text
@@ -296,8 +330,9 @@ def test_another_persons_key_is_not_found(
     eve = client.get("/keys")
     assert key_id not in eve.text
     assert client.get(f"/keys/{key_id}/revoke").status_code == 404
-    refused = client.post(f"/keys/{key_id}/revoke", data={"csrf_token": _csrf(eve.text)},
-                          follow_redirects=False)
+    refused = client.post(
+        f"/keys/{key_id}/revoke", data={"csrf_token": _csrf(eve.text)}, follow_redirects=False
+    )
     assert refused.status_code == 404
     with container.db.read() as session:
         views = container.apikeys.list_for_user(session, stepped_up)

@@ -171,7 +171,7 @@ async def keys_page(
     request: Request,
     principal: Principal = Depends(manage),
     label: str = Query("", max_length=100),
-    scopes: list[str] = Query([], max_length=3),  # noqa: B008 - FastAPI's way
+    scopes: list[str] = Query([], max_length=3),
     allowed_cidrs: str = Query("", max_length=4096),
     expires_on: str = Query("", max_length=10),
     algorithm: str = Query("", max_length=16),

@@ -153,12 +153,21 @@ def signing_examples(base_url: str, key_id: str, algorithm: str) -> list[Example
     """The examples for one key, each complete and runnable as it stands."""
     base = base_url.rstrip("/")
     return [
-        Example("example-client", "Python with rampart.client", "python",
-                _client(base, key_id, algorithm)),
-        Example("example-python", "Python, standard library only", "python",
-                _plain_python(base, key_id, algorithm)),
-        Example("example-node", "JavaScript (Node.js)", "javascript",
-                _node(base, key_id, algorithm)),
+        Example(
+            "example-client",
+            "Python with rampart.client",
+            "python",
+            _client(base, key_id, algorithm),
+        ),
+        Example(
+            "example-python",
+            "Python, standard library only",
+            "python",
+            _plain_python(base, key_id, algorithm),
+        ),
+        Example(
+            "example-node", "JavaScript (Node.js)", "javascript", _node(base, key_id, algorithm)
+        ),
     ]
 
 
