@@ -146,7 +146,8 @@ def _created_page(
         {
             "key": key,
             "secret": created.secret.reveal() if created.secret is not None else None,
-            "examples": signing_examples(str(request.base_url), key.id, key.algorithm),
+            "examples": signing_examples(),
+            "base_url": str(request.base_url).rstrip("/"),
             "rotated_from": rotated_from,
             "notice": "The key was rotated." if rotated_from else "The key was created.",
         },
