@@ -358,3 +358,19 @@ def test_forms_are_refused_without_the_csrf_token(
         assert refused.status_code == 403
     with container.db.read() as session:
         assert [v.state for v in container.apikeys.list_for_user(session, stepped_up)] == ["active"]
+
+
+def test_an_invalid_form_comes_back_as_typed_with_the_reason(
+    client: TestClient, container: Container, stepped_up: str
+) -> None:
+    refused = _create(client, label="typo", scopes=["read"], allowed_cidrs="10.0.0.300/8")
+    assert refused.status_code == 422
+    assert SECRET.search(refused.text) is None
+    assert 'value="typo"' in refused.text
+    assert "10.0.0.300/8</textarea>" in refused.text
+    assert 'class="errors"' in refused.text
+    past = _create(client, label="late", scopes=["read"], expires_on="2001-01-01")
+    assert past.status_code == 422
+    assert 'value="2001-01-01"' in past.text
+    with container.db.read() as session:
+        assert container.apikeys.list_for_user(session, stepped_up) == []
