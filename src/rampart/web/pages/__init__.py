@@ -19,7 +19,16 @@ if TYPE_CHECKING:
 def mount_pages(app: FastAPI, container: Container) -> None:
     """The home and market pages, the account pages, the dev mailbox (dev profile only),
     `/static`, and the error page people's browsers get instead of problem+json."""
-    from rampart.web.pages import account, compliance, errors, mailbox, market, mfa, portfolio
+    from rampart.web.pages import (
+        account,
+        compliance,
+        errors,
+        keys,
+        mailbox,
+        market,
+        mfa,
+        portfolio,
+    )
 
     app.include_router(account.router)
     app.include_router(mfa.router)
@@ -29,6 +38,8 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     app.include_router(portfolio.router)
     # The compliance console's audit search, entry and proof pages `/compliance/audit`.
     app.include_router(compliance.router)
+    # The API keys page `/keys`.
+    app.include_router(keys.router)
     if container.settings.profile == "dev":
         app.include_router(mailbox.router)
 
