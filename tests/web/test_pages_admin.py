@@ -11,6 +11,7 @@ from html import unescape
 
 from fastapi.testclient import TestClient
 from tests.access.support import ACCOUNT_PASSWORD, email_of, new_account
+from tests.mfa.authenticator import SoftAuthenticator
 from tests.support.staff import enrol_security_key, sign_in_with_key, step_up_with_key
 from tests.web.test_pages_market import _signed_in_trader
 
@@ -22,7 +23,7 @@ from rampart.kernel.clock import FrozenClock
 HTML = {"Accept": "text/html"}
 
 
-def _admin(client: TestClient, container: Container) -> tuple[dict[str, str], object]:
+def _admin(client: TestClient, container: Container) -> tuple[dict[str, str], SoftAuthenticator]:
     admin = new_account(container, Role.ADMIN)
     key = enrol_security_key(container, admin)
     tokens = sign_in_with_key(client, email_of(container, admin), ACCOUNT_PASSWORD, key)
@@ -114,13 +115,15 @@ def test_an_admin_finds_locks_unlocks_and_grants_a_timed_role(
     assert until.replace("T", " ") in row.group(1)
     with container.db.read() as session:
         grants = [g for g in container.access.grants_of(session, trader) if g.role == "SUPPORT"]
-    assert grants and grants[0].expires_at is not None
+    assert grants
+    assert grants[0].expires_at is not None
     assert grants[0].reason == "covering the desk this week"
 
     entries, _ = container.audit.search(
         SearchQuery(subject=f"user:{trader}", action="access.role.granted", limit=10)
     )
-    assert entries and entries[-1]["details"]["role"] == "SUPPORT"
+    assert entries
+    assert entries[-1]["details"]["role"] == "SUPPORT"
 
     revoked = client.post(
         f"/admin/users/{trader}",
@@ -160,7 +163,7 @@ def test_giving_access_back_needs_a_fresh_step_up_and_keeps_what_was_typed(
     )
     assert locked.status_code == 303
 
-    step_up_with_key(client, headers, key)  # type: ignore[arg-type]
+    step_up_with_key(client, headers, key)
     granted = client.post(
         f"/admin/users/{trader}", data=form, headers=headers, follow_redirects=False
     )
