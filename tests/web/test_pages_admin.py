@@ -198,3 +198,72 @@ def test_an_admin_without_a_security_key_sign_in_is_refused(
     assert refused.status_code == 403
     with container.db.read() as session:
         assert container.identity.accounts.get(session, trader).status == "active"
+
+
+def test_the_list_shows_the_newest_accounts(client: TestClient, container: Container) -> None:
+    trader = new_account(container, Role.TRADER)
+    headers, _key = _admin(client, container)
+    page = client.get("/admin/users", headers=headers).text
+    assert f'<tr data-user="{trader}">' in page
+    assert email_of(container, trader) in page
+
+
+def test_a_factor_reset_is_asked_by_one_admin_and_approved_by_another(
+    client: TestClient, container: Container
+) -> None:
+    trader = new_account(container, Role.TRADER)
+    enrol_security_key(container, trader)
+    asker, _ = _admin(client, container)
+    page = client.get(f"/admin/users/{trader}", headers=asker).text
+    assert _field(page, "factors").startswith("webauthn")
+
+    asked = client.post(
+        f"/admin/users/{trader}",
+        data={
+            "action": "mfa-reset",
+            "method": "video-call",
+            "reference": "TICKET-4411",
+            "reason": "lost phone and key",
+            "confirm": "yes",
+        },
+        headers=asker,
+        follow_redirects=False,
+    )
+    assert asked.status_code == 303, asked.text
+    page = client.get(f"/admin/users/{trader}", headers=asker).text
+    request_id = re.search(r'class="reset-approval" data-request="([^"]+)"', page)
+    assert request_id
+    approval = {"action": "mfa-approve", "request_id": request_id.group(1), "confirm": "yes"}
+    # Four eyes: the one who asked cannot approve.
+    refused = client.post(f"/admin/users/{trader}", data=approval, headers=asker)
+    assert refused.status_code == 403
+    assert _field(client.get(f"/admin/users/{trader}", headers=asker).text, "factors") != ""
+    with container.db.read() as session:
+        assert container.mfa.summary(session, trader).enrolled
+
+    approver, _ = _admin(client, container)
+    approved = client.post(
+        f"/admin/users/{trader}", data=approval, headers=approver, follow_redirects=False
+    )
+    assert approved.status_code == 303, approved.text
+    page = client.get(f"/admin/users/{trader}", headers=approver).text
+    assert _field(page, "factors").startswith("none")
+    assert "reset-approval" not in page
+
+
+def test_a_password_reset_link_is_sent_and_audited(
+    client: TestClient, container: Container
+) -> None:
+    trader = new_account(container, Role.TRADER)
+    headers, _key = _admin(client, container)
+    sent = client.post(
+        f"/admin/users/{trader}",
+        data={"action": "password-reset", "reason": "user called in", "confirm": "yes"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+    page = client.get(sent.headers["location"], headers=headers).text
+    assert "A password reset link is on its way" in page
+    entries, _ = container.audit.search(SearchQuery(subject=f"user:{trader}", limit=50))
+    assert "identity.password.reset_sent_by_operator" in [e["action"] for e in entries]

@@ -6,7 +6,9 @@ looked up by their blind index, so there is no partial search. `/admin/users/{id
 account's status, its role grants (past and present, with reason and end), the kinds of its
 second factors (never a secret) and how many sessions it has open, beside the actions: lock,
 unlock, grant a role (with a reason, until a time when given), revoke one, email a password reset
-link, and ask for a support-assisted factor reset (a second staff member approves it).
+link, ask for a support-assisted factor reset, and approve someone else's request for one (four
+eyes: the service refuses the person who asked). Without an address typed, the list shows the
+newest accounts, bounded.
 
 Each action follows the rules of its API: every one but locking (which only takes access away)
 needs a security-key step-up within `mfa.staff_step_up_minutes`. When it is due the page comes
@@ -29,6 +31,7 @@ from rampart.access.domain import Permission, Principal, check_staff_step_up
 from rampart.access.domain import StepUpRequiredError as StepUpDue
 from rampart.identity.domain import InvalidEmailError, normalise_email
 from rampart.identity.mfa.domain import SensitiveAction
+from rampart.identity.mfa.recovery import RESET_VERIFICATION_METHODS, pending_reset_requests
 from rampart.kernel.errors import RampartError, ValidationError
 from rampart.platform.http.inputs import Multiline, Text
 from rampart.platform.http.problems import status_for
@@ -42,7 +45,9 @@ admin_users = requires(Permission.ADMIN_USERS)
 UserId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Field = Annotated[Text, Form(max_length=200)]
 Reason = Annotated[Multiline, Form(max_length=500)]
-ACTIONS = ("lock", "unlock", "grant", "revoke", "password-reset", "mfa-reset")
+ACTIONS = ("lock", "unlock", "grant", "revoke", "password-reset", "mfa-reset", "mfa-approve")
+#: How many of the newest accounts the user list shows (no address typed).
+RECENT_LIMIT = 50
 NOTICES = {
     "lock": "The account is locked: its sessions and tokens have ended.",
     "unlock": "The account is unlocked.",
@@ -50,8 +55,9 @@ NOTICES = {
     "revoke": "The role was revoked.",
     "password-reset": "A password reset link is on its way to the user's address.",
     "mfa-reset": "The factor reset is requested: a second staff member must approve it.",
+    "mfa-approve": "The factor reset is approved: every second factor of the user is gone.",
 }
-VERIFICATION_METHODS = ("id_document", "video_call", "known_facts")
+VERIFICATION_METHODS = tuple(sorted(RESET_VERIFICATION_METHODS))
 
 
 def _step_up_href(back_to: str) -> str:
@@ -70,6 +76,12 @@ def _expiry(text: str) -> datetime | None:
     raise ValidationError("Until: give a UTC time as YYYY-MM-DDTHH:MM.")
 
 
+def _recent(request: Request) -> list[Any]:
+    container = container_of(request)
+    with container.db.read() as session:
+        return container.identity.accounts.recent(session, RECENT_LIMIT)
+
+
 def _find(request: Request, email: str) -> str | None:
     container = container_of(request)
     with container.db.read() as session:
@@ -83,7 +95,8 @@ async def users_page(
     _: Principal = Depends(admin_users),
     email: str = Query("", max_length=320),
 ) -> Response:
-    """Find an account by its exact address (the address is sealed: no partial search)."""
+    """Find an account by its exact address (the address is sealed: no partial search); the
+    newest accounts otherwise."""
     errors: list[str] = []
     if email.strip():
         try:
@@ -95,10 +108,11 @@ async def users_page(
             if user_id is not None:
                 return RedirectResponse(f"/admin/users/{user_id}", status_code=303)
             errors.append("No account has that address.")
+    recent = [] if email.strip() else await run_in_threadpool(_recent, request)
     return render(
         request,
         "admin_users.html",
-        {"email": email, "errors": errors},
+        {"email": email, "errors": errors, "recent": recent, "recent_limit": RECENT_LIMIT},
         status=404 if errors else 200,
     )
 
@@ -112,6 +126,7 @@ def _account(request: Request, user_id: str) -> dict[str, Any]:
         roles = sorted(container.access.list_roles(session))
         factors = container.mfa.summary(session, user_id)
         sessions = container.identity.sessions.list_sessions(session, user_id)
+        resets = pending_reset_requests(session, user_id, now)
     return {
         "user": user,
         "grants": [
@@ -123,6 +138,7 @@ def _account(request: Request, user_id: str) -> dict[str, Any]:
         "factor_kinds": factors.kinds(),
         "backup_codes": factors.backup_codes_remaining,
         "sessions": len(sessions),
+        "resets": resets,
     }
 
 
@@ -150,7 +166,7 @@ async def _detail(
 
 
 def _typed(**values: str) -> dict[str, str]:
-    keys = ("action", "role", "reason", "until", "method", "reference")
+    keys = ("action", "role", "reason", "until", "method", "reference", "request_id")
     return {k: str(values.get(k, ""))[:500] for k in keys}
 
 
@@ -187,6 +203,13 @@ def _act(request: Request, principal: Principal, user_id: str, form: dict[str, s
             step_up_minutes=container.settings.mfa.staff_step_up_minutes,
         )
     reason = form["reason"].strip()
+    if action == "mfa-approve":
+        # The request carries its reason; the approver's own is not asked for.
+        with container.uow() as uow:
+            container.mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
+            container.mfa.approve_support_reset(uow, principal, form["request_id"][:36])
+            uow.commit()
+        return
     if len(reason) < 5:
         raise ValidationError("Say why, in at least 5 characters: it is kept in the audit log.")
     with container.uow() as uow:
@@ -210,8 +233,6 @@ def _act(request: Request, principal: Principal, user_id: str, form: dict[str, s
                 uow, user_id, reason=reason, actor=principal.actor
             )
         elif action == "mfa-reset":
-            if form["method"] not in VERIFICATION_METHODS or len(form["reference"].strip()) < 3:
-                raise ValidationError("Say how the identity was re-verified, with a reference.")
             container.mfa.require_step_up(uow.session, principal, SensitiveAction.MFA_RESET)
             container.mfa.request_support_reset(
                 uow,
@@ -237,12 +258,19 @@ async def user_action(
     until: Field = "",
     method: Field = "",
     reference: Field = "",
+    request_id: Annotated[Text, Form(max_length=36)] = "",
     confirm: Field = "",
 ) -> Response:
     """Take one action on the account, once confirmed; the page comes back as typed when the
     action is refused or a step-up is due."""
     typed = _typed(
-        action=action, role=role, reason=reason, until=until, method=method, reference=reference
+        action=action,
+        role=role,
+        reason=reason,
+        until=until,
+        method=method,
+        reference=reference,
+        request_id=request_id,
     )
     if action not in ACTIONS:
         return await _detail(request, user_id, typed, status=422, errors=["Unknown action."])
