@@ -132,6 +132,17 @@ class AccountService:
             raise NotFoundError("No such user.")
         return self._user(session, row)
 
+    def recent(self, session: Session, limit: int) -> list[User]:
+        """The newest open accounts, newest first, at most `limit` (the admin console's list:
+        addresses are sealed, so there is no search but the exact address)."""
+        rows = session.scalars(
+            select(UserRow)
+            .where(UserRow.status != AccountStatus.CLOSED, UserRow.email_sealed.is_not(None))
+            .order_by(UserRow.created_at.desc(), UserRow.id.desc())
+            .limit(max(1, min(limit, 200)))
+        )
+        return [self._user(session, row) for row in rows]
+
     def is_active(self, session: Session, user_id: str) -> bool:
         """Whether the account may act at all: it exists and is neither locked nor closed.
 

@@ -219,6 +219,23 @@ def open_reset_request(
     return ResetRequest(row.id, user_id, row.requested_by, now, row.expires_at)
 
 
+def pending_reset_requests(session: Session, user_id: str, now: datetime) -> list[ResetRequest]:
+    """The user's factor-reset requests waiting for a second staff member, oldest first."""
+    rows = session.scalars(
+        select(FactorResetRequestRow)
+        .where(
+            FactorResetRequestRow.user_id == user_id,
+            FactorResetRequestRow.outcome.is_(None),
+            FactorResetRequestRow.expires_at > now,
+        )
+        .order_by(FactorResetRequestRow.created_at)
+    )
+    return [
+        ResetRequest(r.id, r.user_id, r.requested_by, utc(r.created_at), utc(r.expires_at))
+        for r in rows
+    ]
+
+
 def take_reset_request(
     uow: UnitOfWork, operator: Principal, request_id: str, now: datetime
 ) -> FactorResetRequestRow:

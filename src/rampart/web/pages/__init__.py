@@ -21,6 +21,7 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     `/static`, and the error page people's browsers get instead of problem+json."""
     from rampart.web.pages import (
         account,
+        admin,
         compliance,
         errors,
         keys,
@@ -38,6 +39,8 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     app.include_router(portfolio.router)
     # The compliance console's audit search, entry and proof pages `/compliance/audit`.
     app.include_router(compliance.router)
+    # The admin console's user pages `/admin/users`.
+    app.include_router(admin.router)
     # The API keys page `/keys`.
     app.include_router(keys.router)
     if container.settings.profile == "dev":
