@@ -93,8 +93,8 @@ def trader_id(container: Container) -> str:
 
 def sign_in_trader(page: Any, origin: str, container: Container) -> None:
     """Sign in with the password, then give the trader a history to show: an authenticator app
-    (trading needs a second factor), cash, 10 ACME bought, a resting buy, a rejected one and a cancelled one,
-    and a checkpointed audit log."""
+    (trading needs a second factor), cash, 10 ACME bought, a resting buy, a rejected one and a
+    cancelled one, and a checkpointed audit log."""
     page.goto(f"{origin}/login")
     page.fill('input[name="email"]', TRADER_EMAIL)
     page.fill('input[name="password"]', TRADER_PASSWORD)
