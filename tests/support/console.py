@@ -1,10 +1,10 @@
 """The web console as a whole, for the accessibility test and the screenshots: the list of its
 pages by who may see them, a served app seeded so that every page has something to show, and
 browser sign-ins for a trader (password, then an authenticator app enrolled through the service)
-and a compliance officer (enrolled from the `rampart users create` link with a CDP virtual
+and staff (each created with `rampart users create`, enrolled from its link with a CDP virtual
 security key, then signed in with it).
 
-A new page is one line in `PUBLIC_PAGES`, `TRADER_PAGES` or `STAFF_PAGES`.
+A new page is one line in `PUBLIC_PAGES`, `TRADER_PAGES` or `STAFF_PAGES` (by role).
 """
 
 from __future__ import annotations
@@ -55,10 +55,13 @@ TRADER_PAGES = (
     ConsolePage("step-up", "/security/step-up"),
     ConsolePage("mailbox", "/dev/mailbox"),
 )
-STAFF_PAGES = (
-    ConsolePage("compliance-audit", "/compliance/audit"),
-    ConsolePage("compliance-audit-entry", "/compliance/audit/1"),
-)
+#: Staff pages by the role that sees them; each role signs in as its own person.
+STAFF_PAGES: dict[str, tuple[ConsolePage, ...]] = {
+    "COMPLIANCE": (
+        ConsolePage("compliance-audit", "/compliance/audit"),
+        ConsolePage("compliance-audit-entry", "/compliance/audit/1"),
+    ),
+}
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -66,8 +69,7 @@ VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 
 TRADER_EMAIL = "tess.trader@example.com"
 TRADER_PASSWORD = "a long and unguessable passphrase 9"
-OFFICER_EMAIL = "olive.officer@example.com"
-OFFICER_PASSWORD = "another long and unguessable passphrase 9"
+STAFF_PASSWORD = "another long and unguessable passphrase 9"
 SELLER = "console-seller"
 
 
@@ -114,7 +116,11 @@ def sign_in_trader(page: Any, origin: str, container: Container) -> None:
     container.audit_checkpointer.checkpoint()
 
 
-def _officer_enrol_link(container: Container) -> str:
+def staff_email(role: str) -> str:
+    return f"{role.lower()}.staff@example.com"
+
+
+def _staff_enrol_link(container: Container, role: str) -> str:
     settings = container.settings
     env = {
         "RAMPART_PROFILE": "dev",
@@ -125,7 +131,7 @@ def _officer_enrol_link(container: Container) -> str:
     }
     result = CliRunner().invoke(
         app,
-        ["users", "create", "--email", OFFICER_EMAIL, "--role", "COMPLIANCE", "--verified"],
+        ["users", "create", "--email", staff_email(role), "--role", role, "--verified"],
         env=env,
     )
     assert result.exit_code == 0, result.output
@@ -134,16 +140,17 @@ def _officer_enrol_link(container: Container) -> str:
     return links[0]
 
 
-def sign_in_officer(context: Any, page: Any, origin: str, container: Container) -> None:
-    """Enrol a compliance officer from the CLI's link with a virtual security key, sign in."""
+def sign_in_staff(context: Any, page: Any, origin: str, container: Container, role: str) -> None:
+    """Create a staff member of `role` with the CLI, enrol them from its link with a virtual
+    security key, and sign in with it."""
     add_security_key(context, page)
-    page.goto(_officer_enrol_link(container))
-    page.fill("#staff-password", OFFICER_PASSWORD)
+    page.goto(_staff_enrol_link(container, role))
+    page.fill("#staff-password", STAFF_PASSWORD)
     page.click("button[data-staff-enrol]")
     page.locator("#staff-enrol-done").wait_for(timeout=15_000)
     page.goto(f"{origin}/login")
-    page.fill('input[name="email"]', OFFICER_EMAIL)
-    page.fill('input[name="password"]', OFFICER_PASSWORD)
+    page.fill('input[name="email"]', staff_email(role))
+    page.fill('input[name="password"]', STAFF_PASSWORD)
     page.click('main button[type="submit"]')
     page.wait_for_url(f"{origin}/login/second-factor")
     page.click("#use-security-key")

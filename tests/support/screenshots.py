@@ -25,7 +25,7 @@ from tests.support.console import (
     VIEWPORTS,
     ConsolePage,
     served_console,
-    sign_in_officer,
+    sign_in_staff,
     sign_in_trader,
 )
 
@@ -70,10 +70,11 @@ def take(out: Path) -> list[Path]:
                 trader = browser.new_context().new_page()
                 sign_in_trader(trader, origin, container)
                 written += _shoot(trader, origin, out, TRADER_PAGES)
-                staff_context = browser.new_context()
-                staff = staff_context.new_page()
-                sign_in_officer(staff_context, staff, origin, container)
-                written += _shoot(staff, origin, out, STAFF_PAGES)
+                for role, pages in STAFF_PAGES.items():
+                    staff_context = browser.new_context()
+                    staff = staff_context.new_page()
+                    sign_in_staff(staff_context, staff, origin, container, role)
+                    written += _shoot(staff, origin, out, pages)
             finally:
                 browser.close()
     return written

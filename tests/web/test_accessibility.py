@@ -1,4 +1,4 @@
-"""Every page of the console, public, a trader's and a compliance officer's, in a real headless
+"""Every page of the console, public, a trader's and staff's (each role), in a real headless
 Chromium at desktop (1280 px) and phone (390 px) widths: axe-core finds no serious or critical
 accessibility violation, and nothing scrolls sideways.
 
@@ -23,7 +23,7 @@ from tests.support.console import (
     VIEWPORTS,
     ConsolePage,
     served_console,
-    sign_in_officer,
+    sign_in_staff,
     sign_in_trader,
 )
 
@@ -122,10 +122,11 @@ def test_every_console_page_is_accessible_and_fits_a_phone(
             sign_in_trader(trader, origin, container)
             problems += _check(trader, origin, TRADER_PAGES)
 
-            staff_context = browser.new_context()
-            staff = staff_context.new_page()
-            sign_in_officer(staff_context, staff, origin, container)
-            problems += _check(staff, origin, STAFF_PAGES)
+            for role, pages in STAFF_PAGES.items():
+                staff_context = browser.new_context()
+                staff = staff_context.new_page()
+                sign_in_staff(staff_context, staff, origin, container, role)
+                problems += _check(staff, origin, pages)
         finally:
             browser.close()
     assert not problems, "\n".join(problems)
