@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.lock
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint bench audit-deps lock clean help serve
+.PHONY: demo test test-quick lint bench audit-deps lock clean help serve screenshots
 
 help:
 	@echo "make demo        run the platform on the embedded default (SQLite, in-process caches)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-quick  domain logic and in-memory adapters only (no database, Redis, browser)"
 	@echo "make lint        ruff, mypy and the import rules of docs/architecture.md"
 	@echo "make bench       run the benchmarks in bench/ and print the figures"
+	@echo "make screenshots the console's main pages at desktop and phone widths, in docs/console/"
 	@echo "make audit-deps  pip-audit the locked dependencies"
 	@echo "make lock        re-lock requirements/*.lock from pyproject.toml (needs network)"
 
@@ -52,6 +53,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python -m bench
+
+screenshots: $(STAMP)
+	@$(BIN)/python -m tests.support.screenshots
 
 audit-deps: $(STAMP)
 	@$(BIN)/pip-audit --strict --disable-pip --no-deps -r requirements/runtime.lock -r $(LOCK)
