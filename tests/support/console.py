@@ -61,6 +61,7 @@ STAFF_PAGES: dict[str, tuple[ConsolePage, ...]] = {
         ConsolePage("compliance-audit", "/compliance/audit"),
         ConsolePage("compliance-audit-entry", "/compliance/audit/1"),
     ),
+    "ADMIN": (ConsolePage("admin-users", "/admin/users"),),
 }
 
 DESKTOP = {"width": 1280, "height": 800}
