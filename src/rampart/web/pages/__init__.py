@@ -22,6 +22,7 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     from rampart.web.pages import (
         account,
         compliance,
+        compliance_risk,
         errors,
         keys,
         mailbox,
@@ -38,6 +39,8 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     app.include_router(portfolio.router)
     # The compliance console's audit search, entry and proof pages `/compliance/audit`.
     app.include_router(compliance.router)
+    # Halts, the kill switch and the four-eyes resume queue `/compliance/halts`.
+    app.include_router(compliance_risk.router)
     # The API keys page `/keys`.
     app.include_router(keys.router)
     if container.settings.profile == "dev":

@@ -162,6 +162,7 @@ def render(
         "signed_in": principal is not None or SESSION_COOKIE in request.cookies,
         # The console's link, for those whose sign-in holds the permission (staff: with a key).
         "audit_console": principal is not None and principal.can(Permission.COMPLIANCE_AUDIT),
+        "halts_console": principal is not None and principal.can(Permission.COMPLIANCE_HALT),
         "dev_mailbox": container.settings.profile == "dev",
         "api_docs": container.settings.api_docs_enabled,
         "errors": [],
