@@ -6,16 +6,19 @@ A trader, and an officer signed in without the security key, are refused the pag
 from __future__ import annotations
 
 import re
-from html import unescape
+from datetime import timedelta
+from html import escape, unescape
+from urllib.parse import quote, unquote
 
 from fastapi.testclient import TestClient
 from tests.access.support import ACCOUNT_PASSWORD, email_of, new_account
-from tests.support.staff import enrol_security_key, sign_in_with_key
+from tests.support.staff import enrol_security_key, sign_in_with_key, step_up_with_key
 from tests.trading.support import fund, locate, place
 from tests.web.test_pages_market import _signed_in_trader
 
 from rampart.access.domain import Role
 from rampart.bootstrap import Container
+from rampart.kernel.clock import FrozenClock
 from rampart.simulator.service import ensure_demo_market
 
 HTML = {"Accept": "text/html"}
@@ -217,3 +220,38 @@ def test_signed_out_is_sent_to_sign_in(client: TestClient) -> None:
     response = client.get(PAGE, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login"
+
+
+def test_a_stale_step_up_links_to_the_step_up_and_keeps_what_was_typed(
+    client: TestClient, container: Container, clock: FrozenClock
+) -> None:
+    officer = new_account(container, Role.COMPLIANCE)
+    key = enrol_security_key(container, officer)
+    tokens = sign_in_with_key(client, email_of(container, officer), ACCOUNT_PASSWORD, key)
+    headers = {**HTML, "Authorization": f"Bearer {tokens['access_token']}"}
+    clock.advance(timedelta(minutes=5, seconds=1))
+    page = client.get(PAGE, headers=headers).text  # reading needs no fresh key
+    form = {"scope": "symbol", "target": "ACME", "reason": "bad print", "confirmed": "yes"}
+    stale = client.post(PAGE, data={**form, "csrf_token": _csrf(page)}, headers=headers)
+    assert stale.status_code == 401
+    assert not container.risk.book.controls.halted_symbols
+    assert 'id="step-up-needed"' in stale.text
+    assert 'value="ACME"' in stale.text
+    assert ">bad print</textarea>" in stale.text
+    link = re.search(r'href="/security/step-up\?next=([^"]+)"', stale.text)
+    assert link
+    back_to = unquote(unescape(link.group(1)))
+    assert back_to.startswith("/compliance/halts?")
+    # The step-up page sends the officer back there, and the form is filled in again.
+    step_up_page = client.get(f"/security/step-up?next={quote(back_to)}", headers=headers)
+    assert step_up_page.status_code == 200
+    assert f'data-next="{escape(back_to)}"' in step_up_page.text
+    step_up_with_key(client, headers, key)
+    again = client.get(back_to, headers=headers).text
+    assert 'value="ACME"' in again
+    assert ">bad print</textarea>" in again
+    done = client.post(
+        PAGE, data={**form, "csrf_token": _csrf(again)}, headers=headers, follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    assert "ACME" in container.risk.book.controls.halted_symbols
