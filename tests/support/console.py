@@ -60,6 +60,7 @@ STAFF_PAGES: dict[str, tuple[ConsolePage, ...]] = {
     "COMPLIANCE": (
         ConsolePage("compliance-audit", "/compliance/audit"),
         ConsolePage("compliance-audit-entry", "/compliance/audit/1"),
+        ConsolePage("compliance-halts", "/compliance/halts"),
     ),
     "ADMIN": (ConsolePage("admin-users", "/admin/users"),),
 }

@@ -23,6 +23,7 @@ def mount_pages(app: FastAPI, container: Container) -> None:
         account,
         admin,
         compliance,
+        compliance_risk,
         errors,
         keys,
         mailbox,
@@ -41,6 +42,8 @@ def mount_pages(app: FastAPI, container: Container) -> None:
     app.include_router(compliance.router)
     # The admin console's user pages `/admin/users`.
     app.include_router(admin.router)
+    # Halts, the kill switch and the four-eyes resume queue `/compliance/halts`.
+    app.include_router(compliance_risk.router)
     # The API keys page `/keys`.
     app.include_router(keys.router)
     if container.settings.profile == "dev":

@@ -40,7 +40,15 @@ from rampart.web.wiring import container_of
 router = APIRouter(include_in_schema=False)
 
 #: Where a step-up may send the user back to: our own pages only, never another site.
-_SAFE_NEXT = ("/security", "/account", "/api-keys", "/keys", "/trade", "/withdraw")
+_SAFE_NEXT = (
+    "/security",
+    "/account",
+    "/api-keys",
+    "/keys",
+    "/trade",
+    "/withdraw",
+    "/compliance/halts",
+)
 
 
 def _safe_next(raw: str | None) -> str:

@@ -163,6 +163,7 @@ def render(
         # The console's link, for those whose sign-in holds the permission (staff: with a key).
         "audit_console": principal is not None and principal.can(Permission.COMPLIANCE_AUDIT),
         "admin_console": principal is not None and principal.can(Permission.ADMIN_USERS),
+        "halts_console": principal is not None and principal.can(Permission.COMPLIANCE_HALT),
         "dev_mailbox": container.settings.profile == "dev",
         "api_docs": container.settings.api_docs_enabled,
         "errors": [],
