@@ -122,7 +122,9 @@ def staff_email(role: str) -> str:
     return f"{role.lower()}.staff@example.com"
 
 
-def _staff_enrol_link(container: Container, role: str) -> str:
+def staff_enrol_link(container: Container, role: str, email: str | None = None) -> str:
+    """Create a staff member of `role` with `rampart users create` and return the enrolment
+    link it prints."""
     settings = container.settings
     env = {
         "RAMPART_PROFILE": "dev",
@@ -133,7 +135,7 @@ def _staff_enrol_link(container: Container, role: str) -> str:
     }
     result = CliRunner().invoke(
         app,
-        ["users", "create", "--email", staff_email(role), "--role", role, "--verified"],
+        ["users", "create", "--email", email or staff_email(role), "--role", role, "--verified"],
         env=env,
     )
     assert result.exit_code == 0, result.output
@@ -142,16 +144,18 @@ def _staff_enrol_link(container: Container, role: str) -> str:
     return links[0]
 
 
-def sign_in_staff(context: Any, page: Any, origin: str, container: Container, role: str) -> None:
+def sign_in_staff(
+    context: Any, page: Any, origin: str, container: Container, role: str, email: str | None = None
+) -> None:
     """Create a staff member of `role` with the CLI, enrol them from its link with a virtual
     security key, and sign in with it."""
     add_security_key(context, page)
-    page.goto(_staff_enrol_link(container, role))
+    page.goto(staff_enrol_link(container, role, email))
     page.fill("#staff-password", STAFF_PASSWORD)
     page.click("button[data-staff-enrol]")
     page.locator("#staff-enrol-done").wait_for(timeout=15_000)
     page.goto(f"{origin}/login")
-    page.fill('input[name="email"]', staff_email(role))
+    page.fill('input[name="email"]', email or staff_email(role))
     page.fill('input[name="password"]', STAFF_PASSWORD)
     page.click('main button[type="submit"]')
     page.wait_for_url(f"{origin}/login/second-factor")

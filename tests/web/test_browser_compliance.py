@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import pytest
 from tests.mfa.test_browser import served  # noqa: F401 - the fixture
-from tests.mfa.test_browser_staff_enrol import ADMIN_PASSWORD
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, add_security_key
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.console import sign_in_staff
 from tests.trading.support import fund, place
-from typer.testing import CliRunner
 
 from rampart.bootstrap import Container
-from rampart.cli import app
 from rampart.simulator.service import ensure_demo_market
 
 pytestmark = pytest.mark.browser
@@ -21,26 +19,6 @@ pytestmark = pytest.mark.browser
 OFFICER_EMAIL = "olive.officer@example.com"
 PHONE = {"width": 390, "height": 844}
 TRADER = "browser-audit-trader"
-
-
-def _create_officer(container: Container) -> str:
-    settings = container.settings
-    env = {
-        "RAMPART_PROFILE": "dev",
-        "RAMPART_DATA_DIR": str(settings.data_dir),
-        "RAMPART_DATABASE_URL": settings.effective_database_url,
-        "RAMPART_PUBLIC_URL": settings.effective_public_url,
-        "COLUMNS": "400",
-    }
-    result = CliRunner().invoke(
-        app,
-        ["users", "create", "--email", OFFICER_EMAIL, "--role", "COMPLIANCE", "--verified"],
-        env=env,
-    )
-    assert result.exit_code == 0, result.output
-    links = [w for w in result.stdout.split() if "/staff/enrol?token=" in w]
-    assert len(links) == 1, result.stdout
-    return links[0]
 
 
 def _fits(page: object) -> None:
@@ -64,25 +42,12 @@ def test_an_officer_finds_an_order_and_checks_its_proof_on_a_phone(
     order = place(container, TRADER, "buy", "10", "95.50")
     assert order["status"] == "accepted", order
     container.audit_checkpointer.checkpoint()
-    link = _create_officer(container)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport=PHONE)
             page = context.new_page()
-            add_security_key(context, page)
-            page.goto(link)
-            page.fill("#staff-password", ADMIN_PASSWORD)
-            page.click("button[data-staff-enrol]")
-            expect(page.locator("#staff-enrol-done")).to_be_visible(timeout=15_000)
-
-            page.goto(f"{origin}/login")
-            page.fill('input[name="email"]', OFFICER_EMAIL)
-            page.fill('input[name="password"]', ADMIN_PASSWORD)
-            page.click('main button[type="submit"]')
-            page.wait_for_url(f"{origin}/login/second-factor")
-            page.click("#use-security-key")
-            page.wait_for_url(f"{origin}/security", timeout=15_000)
+            sign_in_staff(context, page, origin, container, "COMPLIANCE", OFFICER_EMAIL)
 
             page.get_by_role("link", name="Audit log").click()
             page.wait_for_url(f"{origin}/compliance/audit")

@@ -10,53 +10,20 @@ from typing import Any
 
 import pytest
 from tests.mfa.test_browser import served  # noqa: F401 - the fixture
-from tests.mfa.test_browser_staff_enrol import ADMIN_PASSWORD
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, add_security_key
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.console import sign_in_staff
 from tests.web.test_browser_compliance import PHONE, _fits
-from typer.testing import CliRunner
 
 from rampart.bootstrap import Container
-from rampart.cli import app
 from rampart.simulator.service import ensure_demo_market
 
 pytestmark = pytest.mark.browser
 
 
-def _create_officer(container: Container, email: str) -> str:
-    settings = container.settings
-    env = {
-        "RAMPART_PROFILE": "dev",
-        "RAMPART_DATA_DIR": str(settings.data_dir),
-        "RAMPART_DATABASE_URL": settings.effective_database_url,
-        "RAMPART_PUBLIC_URL": settings.effective_public_url,
-        "COLUMNS": "400",
-    }
-    result = CliRunner().invoke(
-        app, ["users", "create", "--email", email, "--role", "COMPLIANCE", "--verified"], env=env
-    )
-    assert result.exit_code == 0, result.output
-    links = [w for w in result.stdout.split() if "/staff/enrol?token=" in w]
-    assert len(links) == 1, result.stdout
-    return links[0]
-
-
-def _signed_in_officer(browser: Any, origin: str, link: str, email: str) -> Any:
-    from playwright.sync_api import expect
-
+def _signed_in_officer(browser: Any, origin: str, container: Container, email: str) -> Any:
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
-    add_security_key(context, page)
-    page.goto(link)
-    page.fill("#staff-password", ADMIN_PASSWORD)
-    page.click("button[data-staff-enrol]")
-    expect(page.locator("#staff-enrol-done")).to_be_visible(timeout=15_000)
-    page.goto(f"{origin}/login")
-    page.fill('input[name="email"]', email)
-    page.fill('input[name="password"]', ADMIN_PASSWORD)
-    page.click('main button[type="submit"]')
-    page.wait_for_url(f"{origin}/login/second-factor")
-    page.click("#use-security-key")
-    page.wait_for_url(f"{origin}/security", timeout=15_000)
+    sign_in_staff(context, page, origin, container, "COMPLIANCE", email)
     return page
 
 
@@ -68,11 +35,10 @@ def test_two_officers_halt_and_resume_a_symbol_on_a_phone(
     origin, container = served
     ensure_demo_market(container.orders, container.uow)
     emails = ("ada.officer@example.com", "ben.officer@example.com")
-    links = [_create_officer(container, email) for email in emails]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            a = _signed_in_officer(browser, origin, links[0], emails[0])
+            a = _signed_in_officer(browser, origin, container, emails[0])
             a.get_by_role("link", name="Halts").click()
             a.wait_for_url(f"{origin}/compliance/halts")
             expect(a.locator("#no-halts")).to_be_visible()
@@ -96,7 +62,7 @@ def test_two_officers_halt_and_resume_a_symbol_on_a_phone(
             expect(queue).to_contain_text("You asked")
             expect(queue.get_by_role("button")).to_have_count(0)
 
-            b = _signed_in_officer(browser, origin, links[1], emails[1])
+            b = _signed_in_officer(browser, origin, container, emails[1])
             b.goto(f"{origin}/compliance/halts")
             b.get_by_role("button", name="Approve and resume trading").click()
             b.wait_for_url(f"{origin}/compliance/halts?done=resumed")
