@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from fastapi.testclient import TestClient
 from tests.identity.support import PASSWORD, verified_user
-from tests.trading.support import enrol_totp, fund
+from tests.trading.support import enrol_totp, fund, set_limits
 
 from rampart.bootstrap import Container
 from rampart.simulator.service import ensure_demo_market
@@ -239,3 +239,18 @@ def test_the_market_page_shows_the_traders_own_risk_controls(
     assert 'id="risk-state"' in page.text
     assert "Trading state: <strong>ACTIVE</strong>" in page.text
     assert "Gross exposure" in page.text
+
+
+def test_the_market_page_shows_the_traders_own_limits_and_their_use(
+    client: TestClient, container: Container
+) -> None:
+    user_id = _signed_in_trader(client, container)
+    set_limits(container, user_id, max_gross_exposure="5000")
+    page = client.get("/market").text
+    usage = page[page.index('id="risk-usage"') :]
+    usage = usage[: usage.index("</table>")]
+    headers = re.findall(r"<th[^>]*>([^<]+)</th>", usage)
+    assert headers == ["Control", "Used", "Limit", "Left"]
+    assert re.search(
+        r"<td>Gross exposure</td><td>0\.00</td><td>5000\.00</td><td>5000\.00</td>", usage
+    )
