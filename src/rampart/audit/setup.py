@@ -1,4 +1,5 @@
-"""Building the audit log's parts from the settings (called by `rampart.bootstrap`)."""
+"""Building the audit log's parts from the settings (called by the composition root,
+`bootstrap.py`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The identity domain, assembled: accounts, sign-in, sessions, tokens and password hashing.
 
 `IdentityService` holds the parts; `build_identity` makes them from settings (called by
-`rampart.bootstrap`). The parts are use cases that take a unit of work and never commit; the
-callers that commit are the routes, the pages, the CLI and `rampart.identity.flows`.
+the composition root, `bootstrap.py`). The parts are use cases that take a unit of work and
+never commit; the callers that commit are the routes, the pages, the CLI and
+`rampart.identity.flows`.
 """
 
 from __future__ import annotations

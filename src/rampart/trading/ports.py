@@ -2,7 +2,7 @@
 
 - `PreTradeCheck` and its `PreTradeContext`: the risk gate's seam. They are declared in
   `rampart.risk.ports`, the layer below trading, so that both sides import one typed object;
-  re-exported here for the code that wires trading (`rampart.bootstrap`).
+  re-exported here for the code that wires trading (the composition root, `bootstrap.py`).
 - `BatchLoader`: what the core reads during a batch that the batch did not load beforehand (a
   maker's account met in matching, an instrument a modification needs, the status of an order
   that is not open). The store (`rampart.trading.store`) implements it inside the batch's

@@ -1,4 +1,4 @@
-"""Builds the vault from settings (called by `rampart.bootstrap`)."""
+"""Builds the vault from settings (called by the composition root, `bootstrap.py`)."""
 
 from __future__ import annotations
 
